@@ -1,0 +1,24 @@
+using System.CommandLine;
+
+namespace KextTrust.Cli;
+
+/// <summary>The <c>kextrust</c> root command: the subcommands register themselves here.</summary>
+public static class KextTrustCommand
+{
+    public static RootCommand Build(TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand(
+            "KextTrust: the macOS kernel-extension trust pipeline, off the Mac. Inspect kexts, verify their " +
+            "signatures, audit their KPIs, and run User-Approved Kernel Extension Loading, kmd and secure boot " +
+            "on a simulated Mac.");
+        return root;
+    }
+
+    /// <summary>Parses and runs one command line; returns the process exit code.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = Build(stdout, stderr);
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
+        return root.Parse(args).Invoke(config);
+    }
+}

@@ -1,0 +1,3 @@
+using KextTrust.Cli;
+
+return KextTrustCommand.Run(args, Console.Out, Console.Error);

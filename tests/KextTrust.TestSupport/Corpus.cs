@@ -1,0 +1,63 @@
+using System.Reflection;
+
+namespace KextTrust.TestSupport;
+
+/// <summary>
+/// Files we did not write: Microsoft's Developer-ID-signed Mach-O binaries from the macOS runtime
+/// packs (fetched by PackageDownload in this project), and the repository's shared data.
+/// </summary>
+public static class Corpus
+{
+    private static string Metadata(string key) =>
+        typeof(Corpus).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .FirstOrDefault(a => a.Key == key)?.Value
+        ?? throw new InvalidOperationException($"assembly metadata '{key}' missing");
+
+    /// <summary>The repository root (the folder holding KextTrust.slnx).</summary>
+    public static string RepositoryRoot => Metadata("RepositoryRoot");
+
+    /// <summary>The shared folder beside the repository (seeds, spec, data).</summary>
+    public static string SharedRoot
+    {
+        get
+        {
+            var env = Environment.GetEnvironmentVariable("KEXTRUST_SHARED");
+            if (!string.IsNullOrEmpty(env))
+            {
+                return env;
+            }
+            return Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared"));
+        }
+    }
+
+    /// <summary>Folder of the runtime pack for "osx-arm64" or "osx-x64".</summary>
+    public static string RuntimePack(string rid)
+    {
+        var root = Metadata("NuGetPackageRoot");
+        var version = Metadata("OsxRuntimePackVersion");
+        var dir = Path.Combine(root, $"microsoft.netcore.app.runtime.{rid}", version, "runtimes", rid);
+        if (!Directory.Exists(dir))
+        {
+            throw new DirectoryNotFoundException($"runtime pack {rid} {version} not restored at {dir}: run dotnet restore");
+        }
+        return dir;
+    }
+
+    /// <summary>Every Mach-O file of both runtime packs: each *.dylib and createdump.</summary>
+    public static IReadOnlyList<string> RuntimePackMachOFiles()
+    {
+        var list = new List<string>();
+        foreach (var rid in new[] { "osx-arm64", "osx-x64" })
+        {
+            var native = Path.Combine(RuntimePack(rid), "native");
+            list.AddRange(Directory.EnumerateFiles(native, "*.dylib"));
+            var createdump = Path.Combine(native, "createdump");
+            if (File.Exists(createdump))
+            {
+                list.Add(createdump);
+            }
+        }
+        list.Sort(StringComparer.Ordinal);
+        return list;
+    }
+}
