@@ -133,7 +133,7 @@ public sealed partial class MachOCorpusTests
         _ => t.ToString(),
     };
 
-    [GeneratedRegex(@"MH_MAGIC(?:_64)?\s+(?<cpu>\S+)\s+(?<sub>\S+)\s+0x[0-9a-f]+\s+(?<type>\S+)\s+(?<ncmds>\d+)\s+(?<size>\d+)")]
+    [GeneratedRegex(@"MH_MAGIC(?:_64)?\s+(?<cpu>\S+)\s+(?<sub>\S+)\s+\S+\s+(?<type>\S+)\s+(?<ncmds>\d+)\s+(?<size>\d+)")]
     internal static partial Regex HeaderLine();
 
     [GeneratedRegex(@"\n\s+uuid ([0-9A-F-]{36})")]
