@@ -1,0 +1,175 @@
+using System.Buffers.Binary;
+
+namespace KextTrust.Formats.MachO;
+
+/// <summary>
+/// A Mach-O file: thin (one slice) or fat/universal (several). Every offset, size and count is checked
+/// before use; malformed input raises <see cref="MachOFormatException"/> and nothing else.
+/// </summary>
+public sealed class MachOFile : IDisposable
+{
+    /// <summary>FAT_MAGIC (big-endian on disk).</summary>
+    public const uint FatMagic = 0xCAFEBABE;
+    /// <summary>FAT_MAGIC_64 (big-endian on disk).</summary>
+    public const uint FatMagic64 = 0xCAFEBABF;
+    /// <summary>MH_MAGIC.</summary>
+    public const uint MachMagic = 0xFEEDFACE;
+    /// <summary>MH_MAGIC_64.</summary>
+    public const uint MachMagic64 = 0xFEEDFACF;
+
+    /// <summary>
+    /// Largest nfat_arch accepted. Real universal binaries carry a handful of slices; Java class files share
+    /// 0xcafebabe and put their major version (≥ 45) where nfat_arch is, so anything above this is not Mach-O.
+    /// </summary>
+    public const int MaxFatArchitectures = 30;
+
+    private readonly IDisposable? _owner;
+
+    private MachOFile(ReadOnlyMemory<byte> data, string? sourceName, IDisposable? owner)
+    {
+        Data = data;
+        SourceName = sourceName;
+        _owner = owner;
+        var span = data.Span;
+        if (span.Length < 4)
+        {
+            throw new MachOFormatException(sourceName, 0, $"file is {span.Length} bytes: too short for a Mach-O magic");
+        }
+        var be = BinaryPrimitives.ReadUInt32BigEndian(span);
+        if (be is FatMagic or FatMagic64)
+        {
+            IsFat = true;
+            Slices = ReadFat(span, be == FatMagic64);
+        }
+        else
+        {
+            Slices = [new MachOSlice(sourceName, data, 0, 0, isFilesetEntry: false)];
+        }
+    }
+
+    /// <summary>The file path or caller-given label used in errors.</summary>
+    public string? SourceName { get; }
+
+    /// <summary>All bytes of the file.</summary>
+    public ReadOnlyMemory<byte> Data { get; }
+
+    /// <summary>True for a fat (universal) file.</summary>
+    public bool IsFat { get; }
+
+    /// <summary>The thin Mach-O images: one for a thin file, one per fat_arch otherwise.</summary>
+    public IReadOnlyList<MachOSlice> Slices { get; }
+
+    /// <summary>Opens and parses a file through a read-only memory map. Dispose to unmap.</summary>
+    public static MachOFile Open(string path)
+    {
+        var length = new FileInfo(path).Length;
+        if (length > int.MaxValue)
+        {
+            throw new MachOFormatException(path, -1, $"file is {length} bytes: larger than 2 GiB is not supported");
+        }
+        if (length == 0)
+        {
+            return new MachOFile(ReadOnlyMemory<byte>.Empty, path, null);
+        }
+        var manager = new MappedMemoryManager(path, (int)length);
+        try
+        {
+            return new MachOFile(manager.Memory, path, manager);
+        }
+        catch
+        {
+            ((IDisposable)manager).Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Parses bytes the caller owns (they are not copied).</summary>
+    public static MachOFile FromBytes(ReadOnlyMemory<byte> bytes, string? sourceName = null) => new(bytes, sourceName, null);
+
+    /// <summary>True when the header starts with a thin little-endian Mach-O magic or a plausible fat header.</summary>
+    public static bool IsMachO(ReadOnlySpan<byte> header)
+    {
+        if (header.Length < 4)
+        {
+            return false;
+        }
+        var le = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        if (le is MachMagic or MachMagic64)
+        {
+            return true;
+        }
+        var be = BinaryPrimitives.ReadUInt32BigEndian(header);
+        if (be is FatMagic or FatMagic64)
+        {
+            return header.Length >= 8 && BinaryPrimitives.ReadUInt32BigEndian(header[4..]) is > 0 and <= MaxFatArchitectures;
+        }
+        return false;
+    }
+
+    /// <summary>Releases the memory map (for <see cref="Open"/>); slices must not be used afterwards.</summary>
+    public void Dispose() => _owner?.Dispose();
+
+    private MachOSlice[] ReadFat(ReadOnlySpan<byte> span, bool is64)
+    {
+        if (span.Length < 8)
+        {
+            throw new MachOFormatException(SourceName, 4, "fat_header truncated: nfat_arch missing");
+        }
+        var count = BinaryPrimitives.ReadUInt32BigEndian(span[4..]);
+        if (count == 0 || count > MaxFatArchitectures)
+        {
+            throw new MachOFormatException(SourceName, 4,
+                $"fat_header.nfat_arch is {count}: must be 1..{MaxFatArchitectures} (0xcafebabe with a large count is a Java class file, not Mach-O)");
+        }
+        var entrySize = is64 ? 32 : 20;
+        long tableEnd = 8 + (long)count * entrySize;
+        if (tableEnd > span.Length)
+        {
+            throw new MachOFormatException(SourceName, 8, $"fat_arch table of {count} entries ends at {tableEnd}, past the end of the file ({span.Length} bytes)");
+        }
+        var ranges = new (long Start, long End, long EntryOffset)[count];
+        for (var i = 0; i < count; i++)
+        {
+            var e = 8 + i * entrySize;
+            ulong offset, size;
+            if (is64)
+            {
+                offset = BinaryPrimitives.ReadUInt64BigEndian(span[(e + 8)..]);
+                size = BinaryPrimitives.ReadUInt64BigEndian(span[(e + 16)..]);
+            }
+            else
+            {
+                offset = BinaryPrimitives.ReadUInt32BigEndian(span[(e + 8)..]);
+                size = BinaryPrimitives.ReadUInt32BigEndian(span[(e + 12)..]);
+            }
+            if (offset < (ulong)tableEnd || offset > (ulong)span.Length || size > (ulong)span.Length - offset)
+            {
+                throw new MachOFormatException(SourceName, e + 8,
+                    $"fat_arch[{i}] offset {offset} size {size} does not lie inside the file after the fat header (file is {span.Length} bytes)");
+            }
+            ranges[i] = ((long)offset, (long)(offset + size), e + 8);
+        }
+        var sorted = (((long Start, long End, long EntryOffset)[])ranges.Clone());
+        Array.Sort(sorted, (a, b) => a.Start.CompareTo(b.Start));
+        for (var i = 1; i < sorted.Length; i++)
+        {
+            if (sorted[i].Start < sorted[i - 1].End)
+            {
+                throw new MachOFormatException(SourceName, sorted[i].EntryOffset,
+                    $"fat slice at {sorted[i].Start} overlaps the slice at {sorted[i - 1].Start}..{sorted[i - 1].End}");
+            }
+        }
+        var slices = new MachOSlice[count];
+        for (var i = 0; i < count; i++)
+        {
+            var (start, end, _) = ranges[i];
+            var data = Data.Slice((int)start, (int)(end - start));
+            if (data.Length >= 4 && BinaryPrimitives.ReadUInt32BigEndian(data.Span) is FatMagic or FatMagic64)
+            {
+                throw new MachOFormatException(SourceName, start, "fat slice is itself a fat file: nesting is not allowed");
+            }
+            slices[i] = new MachOSlice(SourceName, data, start, 0, isFilesetEntry: false);
+        }
+        return slices;
+    }
+}
