@@ -1,0 +1,68 @@
+using System.Collections.Immutable;
+
+namespace KextTrust.Kexts.Kpi;
+
+/// <summary>Support status of a KPI group on a macOS version.</summary>
+public enum KpiSupportStatus
+{
+    /// <summary>Not deprecated there.</summary>
+    Supported = 0,
+
+    /// <summary>Deprecated: the kext loads (from 10.15.4 with the "legacy system extension" alert).</summary>
+    Deprecated = 1,
+
+    /// <summary>Unsupported: a kext using it does not load (unless enforcement is exempt).</summary>
+    Unsupported = 2,
+}
+
+/// <summary>
+/// One group of Apple's "Deprecated Kernel Extensions and System Extension Alternatives" (the seed), as data.
+/// </summary>
+/// <param name="Id">Stable reason code, e.g. <c>KPI-KAUTH</c>.</param>
+/// <param name="Title">The group's heading in the seed.</param>
+/// <param name="DeprecatedSince">First macOS version where the group is deprecated.</param>
+/// <param name="UnsupportedSince">First version where it is unsupported (kext refused); null when only deprecated.</param>
+/// <param name="Replacement">The replacement the seed names.</param>
+/// <param name="ReplacementEntitlements">Entitlements the replacement needs from Apple.</param>
+/// <param name="Trigger">What in a kext's imports makes the rule apply.</param>
+/// <param name="Note">How the rule reads the seed, where it needed reading.</param>
+public sealed record KpiRule(
+    string Id,
+    string Title,
+    MacOSVersion DeprecatedSince,
+    MacOSVersion? UnsupportedSince,
+    string Replacement,
+    ImmutableArray<string> ReplacementEntitlements,
+    KpiTrigger Trigger,
+    string Note)
+{
+    /// <summary>Status of the group on a macOS version.</summary>
+    public KpiSupportStatus StatusAt(MacOSVersion version) =>
+        UnsupportedSince is { } u && version >= u ? KpiSupportStatus.Unsupported
+        : version >= DeprecatedSince ? KpiSupportStatus.Deprecated
+        : KpiSupportStatus.Supported;
+
+    /// <summary>Status on a catalog release (at its first version).</summary>
+    public KpiSupportStatus StatusOn(MacOSRelease release)
+    {
+        ArgumentNullException.ThrowIfNull(release);
+        return StatusAt(release.FirstVersion);
+    }
+}
+
+/// <summary>A case in which the deprecation policy is not enforced (the seed's footnote).</summary>
+/// <param name="Id">Stable code.</param>
+/// <param name="Description">The condition.</param>
+public sealed record KpiEnforcementExemption(string Id, string Description);
+
+/// <summary>The conditions of the seed's footnote for one Mac and kext.</summary>
+/// <param name="SipDisabled">System Integrity Protection is disabled.</param>
+/// <param name="ApprovedByMdm">The kext is approved through an MDM profile.</param>
+public sealed record KpiEnforcementContext(bool SipDisabled, bool ApprovedByMdm)
+{
+    /// <summary>SIP on, no MDM approval: the policy is enforced.</summary>
+    public static KpiEnforcementContext Enforced { get; } = new(false, false);
+
+    /// <summary>True when the footnote exempts the kext: unsupported KPIs then do not block loading.</summary>
+    public bool IsExempt => SipDisabled || ApprovedByMdm;
+}

@@ -1,0 +1,358 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.Pkcs;
+using System.Security.Cryptography.X509Certificates;
+using KextTrust.Formats.CodeSigning;
+
+namespace KextTrust.Kexts.Signing;
+
+/// <summary>Why a code signature's CMS did not verify.</summary>
+public enum SignatureProblemCode
+{
+    /// <summary>No CMS blob (slot 0x10000) or an empty one (ad-hoc).</summary>
+    NoCmsSignature,
+    /// <summary>The CMS bytes do not decode.</summary>
+    CmsMalformed,
+    /// <summary>The CMS has no signer or more than one.</summary>
+    SignerCountNotOne,
+    /// <summary>The signer certificate is not in the CMS.</summary>
+    SignerCertificateMissing,
+    /// <summary>The messageDigest attribute does not match the slot-0 CodeDirectory.</summary>
+    ContentDigestMismatch,
+    /// <summary>The signature over the signed attributes does not verify.</summary>
+    CmsSignatureInvalid,
+    /// <summary>The <c>.9.1</c> cdhashes plist is missing while alternate CodeDirectories exist.</summary>
+    CdHashesAttributeMissing,
+    /// <summary>The <c>.9.1</c> attribute does not decode.</summary>
+    CdHashesAttributeMalformed,
+    /// <summary>The <c>.9.1</c> cdhashes differ from the CodeDirectories present.</summary>
+    CdHashesMismatch,
+    /// <summary>The <c>.9.2</c> attribute does not decode.</summary>
+    CdHashesV2Malformed,
+    /// <summary>The <c>.9.2</c> digests differ from the CodeDirectories present.</summary>
+    CdHashesV2Mismatch,
+    /// <summary>The chain does not end at a trusted root (the pinned Apple Root CA or the caller's test root).</summary>
+    UntrustedRoot,
+    /// <summary>A certificate of the chain is not valid at the verification time.</summary>
+    CertificateNotTimeValid,
+    /// <summary>The chain failed for another reason (see detail).</summary>
+    ChainInvalid,
+}
+
+/// <summary>One reason a verification failed: a typed code plus a human detail.</summary>
+public sealed record SignatureProblem(SignatureProblemCode Code, string Detail);
+
+/// <summary>Which trust anchor the chain ended at.</summary>
+public enum TrustAnchorKind
+{
+    /// <summary>No trusted anchor.</summary>
+    None,
+    /// <summary>The pinned Apple Root CA.</summary>
+    AppleRoot,
+    /// <summary>The caller-given test root.</summary>
+    TestRoot,
+}
+
+/// <summary>Where the verification time came from.</summary>
+public enum VerificationTimeSource
+{
+    /// <summary>The CMS signing-time signed attribute.</summary>
+    CmsSigningTime,
+    /// <summary>The current time (no signing time in the CMS).</summary>
+    Now,
+}
+
+/// <summary>Whether a cdhash attribute agrees with every CodeDirectory present.</summary>
+public enum CdHashAttributeStatus
+{
+    /// <summary>The attribute is absent.</summary>
+    Absent,
+    /// <summary>Present and equal to the CodeDirectories present.</summary>
+    Agrees,
+    /// <summary>Present but listing other hashes (e.g. a stripped or swapped CodeDirectory).</summary>
+    Mismatch,
+    /// <summary>Present but undecodable.</summary>
+    Malformed,
+}
+
+/// <summary>A certificate of the built chain, as immutable facts.</summary>
+public sealed record ChainCertificate(string Subject, string Issuer, string Sha256, DateTimeOffset NotBefore, DateTimeOffset NotAfter);
+
+/// <summary>Facts about the signer read from the leaf and intermediate certificates.</summary>
+public sealed record SignerFacts(
+    string? TeamId,
+    string? CommonName,
+    string LeafSha256,
+    bool IsDeveloperIdApplication,
+    bool IntermediateIsDeveloperIdCa,
+    bool HasKextSigningAuthority);
+
+/// <summary>The immutable outcome of verifying a code signature's CMS.</summary>
+public sealed record CodeSignatureVerification(
+    IReadOnlyList<SignatureProblem> Problems,
+    SignerFacts? Signer,
+    TrustAnchorKind Anchor,
+    IReadOnlyList<ChainCertificate> Chain,
+    DateTimeOffset VerificationTime,
+    VerificationTimeSource TimeSource,
+    CdHashAttributeStatus CdHashesPlist,
+    CdHashAttributeStatus CdHashesV2)
+{
+    /// <summary>True when there is no problem.</summary>
+    public bool IsValid => Problems.Count == 0;
+
+    /// <summary>True when a problem with <paramref name="code"/> was reported.</summary>
+    public bool Has(SignatureProblemCode code) => Problems.Any(p => p.Code == code);
+
+    /// <summary>True when the chain ends at the pinned Apple Root CA and nothing else failed.</summary>
+    public bool IsAppleAnchored => IsValid && Anchor == TrustAnchorKind.AppleRoot;
+}
+
+/// <summary>Options of <see cref="CodeSignatureVerifier.Verify"/>.</summary>
+public sealed record CodeSignatureVerifierOptions
+{
+    /// <summary>An additional trusted root (our test PKI); never the system store.</summary>
+    public X509Certificate2? TestRoot { get; init; }
+
+    /// <summary>The time used when the CMS has no signing time; null = the current time.</summary>
+    public DateTimeOffset? Now { get; init; }
+}
+
+/// <summary>
+/// Verifies the CMS of an embedded signature: detached SignedData over the slot-0 CodeDirectory bytes,
+/// cdhash attributes against every CodeDirectory, and the chain against ONLY the pinned Apple Root CA
+/// (plus an explicitly passed test root), with revocation off.
+/// </summary>
+public static class CodeSignatureVerifier
+{
+    private static readonly string[] AppleCriticalExtensions =
+    [
+        AppleOids.DeveloperIdApplication, AppleOids.DeveloperIdInstaller, AppleOids.DeveloperIdKernel,
+        "1.2.840.113635.100.6.1.12", "1.2.840.113635.100.6.1.9", "1.2.840.113635.100.6.1.3",
+    ];
+
+    /// <summary>Verifies <paramref name="signature"/>'s CMS blob.</summary>
+    public static CodeSignatureVerification Verify(EmbeddedSignature signature, CodeSignatureVerifierOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        options ??= new CodeSignatureVerifierOptions();
+        var problems = new List<SignatureProblem>();
+        var now = options.Now ?? DateTimeOffset.UtcNow;
+        CodeSignatureVerification Done(SignerFacts? signer, TrustAnchorKind anchor, IReadOnlyList<ChainCertificate> chain, DateTimeOffset time, VerificationTimeSource source, CdHashAttributeStatus v1, CdHashAttributeStatus v2) =>
+            new(problems.ToArray(), signer, anchor, chain, time, source, v1, v2);
+
+        var cmsBytes = signature.Signature?.CmsBytes ?? ReadOnlyMemory<byte>.Empty;
+        if (cmsBytes.IsEmpty)
+        {
+            problems.Add(new(SignatureProblemCode.NoCmsSignature, "the signature has no CMS blob (ad-hoc or unsigned)"));
+            return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
+        }
+
+        var content = signature.CodeDirectory.Bytes.ToArray();
+        var cms = new SignedCms(new ContentInfo(content), detached: true);
+        try
+        {
+            cms.Decode(cmsBytes.Span);
+        }
+        catch (CryptographicException e)
+        {
+            problems.Add(new(SignatureProblemCode.CmsMalformed, e.Message));
+            return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
+        }
+        if (cms.SignerInfos.Count != 1)
+        {
+            problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{cms.SignerInfos.Count} signers"));
+            return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
+        }
+        var signer = cms.SignerInfos[0];
+
+        // Content digest (messageDigest attribute vs. the slot-0 CodeDirectory), then the signature itself.
+        var messageDigest = signer.SignedAttributes.Cast<CryptographicAttributeObject>()
+            .Where(a => a.Oid.Value == "1.2.840.113549.1.9.4")
+            .SelectMany(a => a.Values.Cast<AsnEncodedData>())
+            .Select(v => { var d = new Pkcs9MessageDigest(); d.CopyFrom(v); return d.MessageDigest; })
+            .FirstOrDefault();
+        var digestAlgorithm = signer.DigestAlgorithm.Value switch
+        {
+            "2.16.840.1.101.3.4.2.1" => HashAlgorithmName.SHA256,
+            "2.16.840.1.101.3.4.2.2" => HashAlgorithmName.SHA384,
+            "2.16.840.1.101.3.4.2.3" => HashAlgorithmName.SHA512,
+            "1.3.14.3.2.26" => HashAlgorithmName.SHA1,
+            _ => default,
+        };
+        if (messageDigest is not null && digestAlgorithm.Name is not null
+            && !CryptographicOperations.FixedTimeEquals(messageDigest, CryptographicOperations.HashData(digestAlgorithm, content)))
+        {
+            problems.Add(new(SignatureProblemCode.ContentDigestMismatch, "the CMS messageDigest does not match the slot-0 CodeDirectory"));
+        }
+        else
+        {
+            try
+            {
+                signer.CheckSignature(verifySignatureOnly: true);
+            }
+            catch (CryptographicException e)
+            {
+                problems.Add(new(SignatureProblemCode.CmsSignatureInvalid, e.Message));
+            }
+        }
+
+        var v1 = CheckPlistAttribute(signer, signature, problems);
+        var v2 = CheckV2Attribute(signer, signature, problems);
+
+        // Verification time.
+        var signingTime = signer.SignedAttributes.Cast<CryptographicAttributeObject>()
+            .Where(a => a.Oid.Value == AppleOids.SigningTime)
+            .SelectMany(a => a.Values.Cast<AsnEncodedData>())
+            .Select(v => (DateTime?)new Pkcs9SigningTime(v.RawData).SigningTime)
+            .FirstOrDefault();
+        var time = signingTime is { } st ? new DateTimeOffset(DateTime.SpecifyKind(st, DateTimeKind.Utc)) : now;
+        var source = signingTime is null ? VerificationTimeSource.Now : VerificationTimeSource.CmsSigningTime;
+
+        var leaf = signer.Certificate;
+        if (leaf is null)
+        {
+            problems.Add(new(SignatureProblemCode.SignerCertificateMissing, "the CMS does not carry the signer certificate"));
+            return Done(null, TrustAnchorKind.None, [], time, source, v1, v2);
+        }
+
+        using var appleRoot = AppleRootCertificate.Load();
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(appleRoot);
+        if (options.TestRoot is not null)
+        {
+            chain.ChainPolicy.CustomTrustStore.Add(options.TestRoot);
+        }
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        chain.ChainPolicy.ExtraStore.AddRange(cms.Certificates);
+        chain.ChainPolicy.VerificationTime = time.UtcDateTime;
+        chain.ChainPolicy.VerificationTimeIgnored = false;
+        chain.ChainPolicy.ApplicationPolicy.Add(new Oid(AppleOids.CodeSigningEku));
+        chain.Build(leaf);
+
+        var elements = chain.ChainElements.Select(e => e.Certificate).ToArray();
+        var chainFacts = elements.Select(c => new ChainCertificate(c.Subject, c.Issuer, AppleRootCertificate.Sha256Of(c),
+            new DateTimeOffset(c.NotBefore.ToUniversalTime()), new DateTimeOffset(c.NotAfter.ToUniversalTime()))).ToArray();
+        var status = chain.ChainStatus.Select(s => s.Status).Aggregate(X509ChainStatusFlags.NoError, (a, b) => a | b);
+        if ((status & X509ChainStatusFlags.HasNotSupportedCriticalExtension) != 0 && OnlyAppleCriticalExtensions(elements))
+        {
+            status &= ~X509ChainStatusFlags.HasNotSupportedCriticalExtension;
+        }
+        var rootSha = elements.Length > 0 ? AppleRootCertificate.Sha256Of(elements[^1]) : "";
+        var anchor = TrustAnchorKind.None;
+        if ((status & (X509ChainStatusFlags.UntrustedRoot | X509ChainStatusFlags.PartialChain)) != 0)
+        {
+            problems.Add(new(SignatureProblemCode.UntrustedRoot, $"chain ends at '{elements.LastOrDefault()?.Subject}', which is not a trusted root ({status})"));
+        }
+        else if (rootSha == AppleRootCertificate.Sha256Fingerprint)
+        {
+            anchor = TrustAnchorKind.AppleRoot;
+        }
+        else if (options.TestRoot is not null && rootSha == AppleRootCertificate.Sha256Of(options.TestRoot))
+        {
+            anchor = TrustAnchorKind.TestRoot;
+        }
+        else
+        {
+            problems.Add(new(SignatureProblemCode.UntrustedRoot, $"chain ends at '{elements.LastOrDefault()?.Subject}', which is neither pinned root"));
+        }
+        if ((status & X509ChainStatusFlags.NotTimeValid) != 0)
+        {
+            problems.Add(new(SignatureProblemCode.CertificateNotTimeValid, $"a chain certificate is not valid at {time:u} ({source})"));
+        }
+        var other = status & ~(X509ChainStatusFlags.UntrustedRoot | X509ChainStatusFlags.PartialChain | X509ChainStatusFlags.NotTimeValid);
+        if (other != X509ChainStatusFlags.NoError)
+        {
+            problems.Add(new(SignatureProblemCode.ChainInvalid, other.ToString()));
+        }
+
+        var facts = new SignerFacts(
+            TeamId: SubjectAttribute(leaf, "2.5.4.11"),
+            CommonName: SubjectAttribute(leaf, "2.5.4.3"),
+            LeafSha256: AppleRootCertificate.Sha256Of(leaf),
+            IsDeveloperIdApplication: leaf.Extensions[AppleOids.DeveloperIdApplication] is not null,
+            IntermediateIsDeveloperIdCa: elements.Length > 2 && elements[1].Extensions[AppleOids.DeveloperIdCa] is not null,
+            HasKextSigningAuthority: leaf.Extensions[AppleOids.DeveloperIdKernel] is not null);
+        foreach (var e in elements)
+        {
+            e.Dispose();
+        }
+        return Done(facts, anchor, chainFacts, time, source, v1, v2);
+    }
+
+    private static bool OnlyAppleCriticalExtensions(IEnumerable<X509Certificate2> certificates)
+    {
+        string[] handled = ["2.5.29.19", "2.5.29.15", "2.5.29.37", "2.5.29.32", "2.5.29.14", "2.5.29.35", "2.5.29.17", "2.5.29.30"];
+        return certificates.All(c => c.Extensions.Cast<X509Extension>()
+            .Where(x => x.Critical)
+            .All(x => handled.Contains(x.Oid?.Value) || AppleCriticalExtensions.Contains(x.Oid?.Value)));
+    }
+
+    private static string? SubjectAttribute(X509Certificate2 cert, string oid)
+    {
+        foreach (var rdn in cert.SubjectName.EnumerateRelativeDistinguishedNames())
+        {
+            if (rdn.GetSingleElementType().Value == oid)
+            {
+                return rdn.GetSingleElementValue();
+            }
+        }
+        return null;
+    }
+
+    private static IEnumerable<AsnEncodedData> AttributeValues(SignerInfo signer, string oid) =>
+        signer.SignedAttributes.Cast<CryptographicAttributeObject>()
+            .Where(a => a.Oid.Value == oid)
+            .SelectMany(a => a.Values.Cast<AsnEncodedData>());
+
+    private static CdHashAttributeStatus CheckPlistAttribute(SignerInfo signer, EmbeddedSignature signature, List<SignatureProblem> problems)
+    {
+        var values = AttributeValues(signer, AppleOids.CdHashesPlistAttribute).ToArray();
+        if (values.Length == 0)
+        {
+            if (signature.AlternateCodeDirectories.Count > 0)
+            {
+                problems.Add(new(SignatureProblemCode.CdHashesAttributeMissing, "alternate CodeDirectories exist but the CMS does not list cdhashes"));
+            }
+            return CdHashAttributeStatus.Absent;
+        }
+        var listed = values.Length == 1 ? CdHashAttributes.TryDecodePlistAttribute(values[0].RawData) : null;
+        if (listed is null)
+        {
+            problems.Add(new(SignatureProblemCode.CdHashesAttributeMalformed, "the cdhashes plist attribute does not decode"));
+            return CdHashAttributeStatus.Malformed;
+        }
+        var expected = signature.AllCodeDirectories.Select(cd => Convert.ToHexString(cd.ComputeCdHash())).ToArray();
+        var actual = listed.Select(Convert.ToHexString).ToArray();
+        if (!expected.SequenceEqual(actual))
+        {
+            problems.Add(new(SignatureProblemCode.CdHashesMismatch, $"CMS lists [{string.Join(", ", actual)}], CodeDirectories hash to [{string.Join(", ", expected)}]"));
+            return CdHashAttributeStatus.Mismatch;
+        }
+        return CdHashAttributeStatus.Agrees;
+    }
+
+    private static CdHashAttributeStatus CheckV2Attribute(SignerInfo signer, EmbeddedSignature signature, List<SignatureProblem> problems)
+    {
+        var values = AttributeValues(signer, AppleOids.CdHashesV2Attribute).ToArray();
+        if (values.Length == 0)
+        {
+            return CdHashAttributeStatus.Absent;
+        }
+        var entries = values.Select(v => CdHashAttributes.TryDecodeV2Value(v.RawData)).ToArray();
+        if (entries.Any(e => e is null))
+        {
+            problems.Add(new(SignatureProblemCode.CdHashesV2Malformed, "a hash-agility v2 value does not decode"));
+            return CdHashAttributeStatus.Malformed;
+        }
+        var expected = CdHashAttributes.ExpectedV2(signature.AllCodeDirectories).Select(e => e.ToString()).Order(StringComparer.Ordinal);
+        var actual = entries.Select(e => e!.ToString()).Order(StringComparer.Ordinal);
+        if (!expected.SequenceEqual(actual))
+        {
+            problems.Add(new(SignatureProblemCode.CdHashesV2Mismatch, "the hash-agility v2 digests differ from the CodeDirectories present"));
+            return CdHashAttributeStatus.Mismatch;
+        }
+        return CdHashAttributeStatus.Agrees;
+    }
+}
