@@ -1,4 +1,15 @@
 using BenchmarkDotNet.Running;
+using KextTrust.Benchmarks;
 
-// Function benchmarks (BenchmarkDotNet). Run: dotnet run -c Release --project bench/KextTrust.Benchmarks -- --filter '*'
+// Two jobs:
+//   corpus DIR [COUNT]  writes COUNT kexts (default 1000) for the whole-process CLI benchmark (bench/cli-bench.sh)
+//   anything else       BenchmarkDotNet function benchmarks, e.g. -- --filter '*MachO*'
+if (args.Length >= 2 && args[0] == "corpus")
+{
+    var count = args.Length >= 3 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1000;
+    var (kexts, bytes) = CorpusWriter.Write(args[1], count);
+    Console.WriteLine($"wrote {kexts} kexts, {bytes / 1024.0 / 1024.0:F1} MiB of executables, to {args[1]}");
+    return 0;
+}
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

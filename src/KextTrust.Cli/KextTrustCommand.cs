@@ -11,6 +11,8 @@ public static class KextTrustCommand
             "KextTrust: the macOS kernel-extension trust pipeline, off the Mac. Inspect kexts, verify their " +
             "signatures, audit their KPIs, and run User-Approved Kernel Extension Loading, kmd and secure boot " +
             "on a simulated Mac.");
+        var output = new CliOutput(stdout, stderr);
+        root.Subcommands.Add(InspectCommand.Create(output));
         return root;
     }
 

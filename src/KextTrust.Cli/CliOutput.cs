@@ -1,0 +1,69 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Spectre.Console;
+
+namespace KextTrust.Cli;
+
+/// <summary>Process exit codes shared by every command.</summary>
+public static class ExitCodes
+{
+    /// <summary>Success: everything checked passed.</summary>
+    public const int Ok = 0;
+    /// <summary>The command ran, and something it checked did not pass (invalid signature, refused kext…).</summary>
+    public const int Failed = 1;
+    /// <summary>The input could not be read (missing file, malformed format) or the command was misused.</summary>
+    public const int InputError = 2;
+}
+
+/// <summary>Where a command writes: plain text, Spectre tables, or JSON, to the given writers.</summary>
+public sealed class CliOutput
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public CliOutput(TextWriter stdout, TextWriter stderr)
+    {
+        Out = stdout;
+        Error = stderr;
+        var interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected;
+        Console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!interactive)
+        {
+            Console.Profile.Width = 160;
+        }
+        IsInteractive = interactive;
+    }
+
+    public TextWriter Out { get; }
+    public TextWriter Error { get; }
+
+    /// <summary>Spectre console over <see cref="Out"/>: ANSI only on a real terminal.</summary>
+    public IAnsiConsole Console { get; }
+
+    /// <summary>True when writing to a terminal (progress bars and colour allowed).</summary>
+    public bool IsInteractive { get; }
+
+    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value, JsonOptions);
+
+    public void WriteJson<T>(T value) => Out.WriteLine(ToJson(value));
+
+    /// <summary>Writes "kextrust: message" to standard error and returns <see cref="ExitCodes.InputError"/>.</summary>
+    public int InputError(string message)
+    {
+        Error.WriteLine($"kextrust: {message}");
+        return ExitCodes.InputError;
+    }
+}
