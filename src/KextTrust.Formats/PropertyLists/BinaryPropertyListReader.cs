@@ -271,7 +271,12 @@ internal ref struct BinaryPropertyListReader
                     throw Fail(offset, $"UID of {size} bytes (1, 2, 4 or 8 expected)");
                 }
                 Need(offset, offset + 1, size, "UID");
-                return new PlistUid(ReadUnsigned(offset + 1, size));
+                var uid = ReadUnsigned(offset + 1, size);
+                if (uid > uint.MaxValue)
+                {
+                    throw Fail(offset, $"UID {uid} is wider than 32 bits");
+                }
+                return new PlistUid((uint)uid);
             }
             case 0xA:
             case 0xC:
