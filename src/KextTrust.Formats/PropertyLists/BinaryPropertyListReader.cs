@@ -355,7 +355,9 @@ internal ref struct BinaryPropertyListReader
         {
             throw Fail(offset, $"date {seconds} seconds from 2001-01-01 is outside years 1 to 9999");
         }
-        var whole = Math.Clamp((long)Math.Round(ticks), minTicks, maxTicks);
-        return new PlistDate(PlistDate.Epoch.AddTicks(whole));
+        var wholeSeconds = Math.Floor(seconds);
+        var fraction = (long)Math.Round((seconds - wholeSeconds) * TimeSpan.TicksPerSecond);
+        var total = Math.Clamp(((long)wholeSeconds * TimeSpan.TicksPerSecond) + fraction, minTicks, maxTicks);
+        return new PlistDate(PlistDate.Epoch.AddTicks(total));
     }
 }

@@ -205,7 +205,15 @@ public sealed class PlistDate : PlistNode
     public DateTime Value { get; }
 
     /// <summary>Seconds since <see cref="Epoch"/>, as stored in binary property lists.</summary>
-    public double SecondsSinceEpoch => (Value - Epoch).Ticks / (double)TimeSpan.TicksPerSecond;
+    public double SecondsSinceEpoch
+    {
+        get
+        {
+            // Whole seconds and the fraction separately, so whole-second dates convert exactly.
+            var ticks = (Value - Epoch).Ticks;
+            return (ticks / TimeSpan.TicksPerSecond) + ((ticks % TimeSpan.TicksPerSecond) / (double)TimeSpan.TicksPerSecond);
+        }
+    }
 
     /// <inheritdoc/>
     public override PlistKind Kind => PlistKind.Date;
