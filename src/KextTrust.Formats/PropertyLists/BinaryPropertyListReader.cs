@@ -271,7 +271,12 @@ internal ref struct BinaryPropertyListReader
                     throw Fail(offset, $"UID of {size} bytes (1, 2, 4 or 8 expected)");
                 }
                 Need(offset, offset + 1, size, "UID");
-                return new PlistUid(ReadUnsigned(offset + 1, size));
+                var uid = ReadUnsigned(offset + 1, size);
+                if (uid > uint.MaxValue)
+                {
+                    throw Fail(offset, $"UID {uid} is wider than 32 bits");
+                }
+                return new PlistUid((uint)uid);
             }
             case 0xA:
             case 0xC:
@@ -350,7 +355,9 @@ internal ref struct BinaryPropertyListReader
         {
             throw Fail(offset, $"date {seconds} seconds from 2001-01-01 is outside years 1 to 9999");
         }
-        var whole = Math.Clamp((long)Math.Round(ticks), minTicks, maxTicks);
-        return new PlistDate(PlistDate.Epoch.AddTicks(whole));
+        var wholeSeconds = Math.Floor(seconds);
+        var fraction = (long)Math.Round((seconds - wholeSeconds) * TimeSpan.TicksPerSecond);
+        var total = Math.Clamp(((long)wholeSeconds * TimeSpan.TicksPerSecond) + fraction, minTicks, maxTicks);
+        return new PlistDate(PlistDate.Epoch.AddTicks(total));
     }
 }

@@ -205,7 +205,15 @@ public sealed class PlistDate : PlistNode
     public DateTime Value { get; }
 
     /// <summary>Seconds since <see cref="Epoch"/>, as stored in binary property lists.</summary>
-    public double SecondsSinceEpoch => (Value - Epoch).Ticks / (double)TimeSpan.TicksPerSecond;
+    public double SecondsSinceEpoch
+    {
+        get
+        {
+            // Whole seconds and the fraction separately, so whole-second dates convert exactly.
+            var ticks = (Value - Epoch).Ticks;
+            return (ticks / TimeSpan.TicksPerSecond) + ((ticks % TimeSpan.TicksPerSecond) / (double)TimeSpan.TicksPerSecond);
+        }
+    }
 
     /// <inheritdoc/>
     public override PlistKind Kind => PlistKind.Date;
@@ -260,17 +268,18 @@ public sealed class PlistData : PlistNode
 }
 
 /// <summary>
-/// A keyed-archiver object reference (binary marker 0x8). XML has no UID element: it is written,
+/// A keyed-archiver object reference (binary marker 0x8), 32 bits wide as in CoreFoundation.
+/// XML has no UID element: it is written,
 /// as Apple does, as <c>&lt;dict&gt;&lt;key&gt;CF$UID&lt;/key&gt;&lt;integer&gt;N&lt;/integer&gt;&lt;/dict&gt;</c>,
 /// and such a one-key dictionary is read back as a UID.
 /// </summary>
-public sealed class PlistUid(ulong value) : PlistNode
+public sealed class PlistUid(uint value) : PlistNode
 {
     /// <summary>The key of the one-key dictionary that stands for a UID in XML.</summary>
     public const string XmlKey = "CF$UID";
 
     /// <summary>The reference.</summary>
-    public ulong Value { get; } = value;
+    public uint Value { get; } = value;
 
     /// <inheritdoc/>
     public override PlistKind Kind => PlistKind.Uid;

@@ -452,9 +452,9 @@ internal ref struct XmlPropertyListReader
             }
             entries.Add(KeyValuePair.Create(key, value));
         }
-        if (entries.Count == 1 && entries[0].Key == PlistUid.XmlKey && entries[0].Value is PlistInteger uid && uid.Value >= 0)
+        if (entries.Count == 1 && entries[0].Key == PlistUid.XmlKey && entries[0].Value is PlistInteger uid && uid.Value >= 0 && uid.Value <= uint.MaxValue)
         {
-            return new PlistUid((ulong)uid.Value);
+            return new PlistUid((uint)uid.Value);
         }
         return PlistDictionary.Wrap(entries.DrainToImmutable(), index);
     }

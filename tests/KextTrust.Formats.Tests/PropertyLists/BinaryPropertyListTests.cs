@@ -157,6 +157,7 @@ public class BinaryPropertyListTests
             { "null object", Build([[0x00]]), 8 },
             { "fill byte", Build([[0x0F]]), 8 },
             { "UID of 3 bytes", Build([[0x82, 1, 2, 3]]), 8 },
+            { "UID wider than 32 bits", Build([[0x87, 0, 0, 0, 1, 0, 0, 0, 0]]), 8 },
             { "dictionary key is an integer", Build([[0xD1, 0x01, 0x01], [0x10, 0x05]]), 9 },
             { "duplicate dictionary key", Build([[0xD2, 0x01, 0x01, 0x02, 0x02], [0x51, (byte)'a'], [0x09]]), 10 },
             { "non-ASCII byte in ASCII string", Build([[0x52, (byte)'a', 0xC3]]), 10 },

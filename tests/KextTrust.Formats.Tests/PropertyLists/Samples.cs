@@ -50,7 +50,7 @@ internal static class Samples
         if (withUid)
         {
             entries.Add(("uid", new PlistUid(0)));
-            entries.Add(("big uid", new PlistUid(0x1_0000_0000UL)));
+            entries.Add(("big uid", new PlistUid(uint.MaxValue)));
         }
         return new PlistDictionary([.. entries]);
     }
@@ -66,8 +66,44 @@ internal static class Samples
     /// <summary>Asserts equality and also that dictionary key order is the same everywhere.</summary>
     public static void AssertIdentical(PlistNode expected, PlistNode actual)
     {
-        Assert.True(expected.Equals(actual), $"trees differ:\n{System.Text.Encoding.UTF8.GetString(PropertyList.ToXml(expected))}\n---\n{System.Text.Encoding.UTF8.GetString(PropertyList.ToXml(actual))}");
+        Assert.True(expected.Equals(actual), $"trees differ at {Diff(expected, actual, "/")}");
         AssertSameOrder(expected, actual);
+    }
+
+    private static string Diff(PlistNode expected, PlistNode actual, string path)
+    {
+        if (expected is PlistDictionary d && actual is PlistDictionary o)
+        {
+            foreach (var (key, value) in d.Entries)
+            {
+                if (o[key] is not { } theirs)
+                {
+                    return $"{path}{key} (missing)";
+                }
+                if (!value.Equals(theirs))
+                {
+                    return Diff(value, theirs, $"{path}{key}/");
+                }
+            }
+            return $"{path} (extra keys: {string.Join(", ", o.Keys.Except(d.Keys))})";
+        }
+        if (expected is PlistArray a && actual is PlistArray b && a.Count == b.Count)
+        {
+            for (var i = 0; i < a.Count; i++)
+            {
+                if (!a[i].Equals(b[i]))
+                {
+                    return Diff(a[i], b[i], $"{path}{i}/");
+                }
+            }
+        }
+        return $"{path}: expected {expected.Kind} {Short(expected)}, actual {actual.Kind} {Short(actual)}";
+    }
+
+    private static string Short(PlistNode n)
+    {
+        var s = n.ToString() ?? "";
+        return s.Length > 80 ? s[..80] + "…" : s;
     }
 
     private static void AssertSameOrder(PlistNode expected, PlistNode actual)
