@@ -52,7 +52,7 @@ public sealed record Im4Payload
     public ReadOnlyMemory<byte> Data => _data;
 
     /// <summary>The raw keybags OCTET STRING content, or null when absent.</summary>
-    public ReadOnlyMemory<byte>? Keybags => _keybags is null ? null : new ReadOnlyMemory<byte>(_keybags);
+    public ReadOnlyMemory<byte>? Keybags => _keybags is null ? (ReadOnlyMemory<byte>?)null : _keybags.AsMemory();
 
     /// <summary>The compression info, or null when absent.</summary>
     public Im4Compression? Compression { get; }
