@@ -1,0 +1,46 @@
+namespace KextTrust.Boot.Policy;
+
+/// <summary>SIP (CSR) configuration bits, as in xnu <c>bsd/sys/csr.h</c>; stored in the LocalPolicy as <c>sip0</c>.</summary>
+[Flags]
+public enum CsrConfig : ushort
+{
+    /// <summary>SIP fully enabled.</summary>
+    None = 0,
+    /// <summary>CSR_ALLOW_UNTRUSTED_KEXTS: load kexts whose signature does not validate.</summary>
+    AllowUntrustedKexts = 1 << 0,
+    /// <summary>CSR_ALLOW_UNRESTRICTED_FS.</summary>
+    AllowUnrestrictedFs = 1 << 1,
+    /// <summary>CSR_ALLOW_TASK_FOR_PID.</summary>
+    AllowTaskForPid = 1 << 2,
+    /// <summary>CSR_ALLOW_KERNEL_DEBUGGER.</summary>
+    AllowKernelDebugger = 1 << 3,
+    /// <summary>CSR_ALLOW_APPLE_INTERNAL.</summary>
+    AllowAppleInternal = 1 << 4,
+    /// <summary>CSR_ALLOW_UNRESTRICTED_DTRACE.</summary>
+    AllowUnrestrictedDtrace = 1 << 5,
+    /// <summary>CSR_ALLOW_UNRESTRICTED_NVRAM.</summary>
+    AllowUnrestrictedNvram = 1 << 6,
+    /// <summary>CSR_ALLOW_DEVICE_CONFIGURATION (always enforced).</summary>
+    AllowDeviceConfiguration = 1 << 7,
+    /// <summary>CSR_ALLOW_ANY_RECOVERY_OS (always enforced).</summary>
+    AllowAnyRecoveryOs = 1 << 8,
+    /// <summary>CSR_ALLOW_UNAPPROVED_KEXTS: skip user approval of kexts.</summary>
+    AllowUnapprovedKexts = 1 << 9,
+    /// <summary>CSR_ALLOW_EXECUTABLE_POLICY_OVERRIDE.</summary>
+    AllowExecutablePolicyOverride = 1 << 10,
+    /// <summary>CSR_ALLOW_UNAUTHENTICATED_ROOT.</summary>
+    AllowUnauthenticatedRoot = 1 << 11,
+    /// <summary>CSR_ALLOW_RESEARCH_GUESTS.</summary>
+    AllowResearchGuests = 1 << 12,
+}
+
+/// <summary>The boot security mode a LocalPolicy selects.</summary>
+public enum SecurityMode
+{
+    /// <summary>Only personalized, current Apple-signed macOS; no AuxKC.</summary>
+    Full,
+    /// <summary><c>smb0</c>: globally signed macOS; optionally third-party kexts (<c>smb2</c>) and MDM (<c>smb3</c>).</summary>
+    Reduced,
+    /// <summary><c>smb1</c>: Reduced plus SIP relaxation and custom kernel collections.</summary>
+    Permissive,
+}

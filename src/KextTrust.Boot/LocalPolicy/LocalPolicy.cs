@@ -1,0 +1,249 @@
+using KextTrust.Formats.Image4;
+using Sep = KextTrust.Boot.SecureEnclave.SecureEnclave;
+
+namespace KextTrust.Boot.Policy;
+
+/// <summary>
+/// The LocalPolicy of one bootable macOS on an Apple-silicon Mac: an IM4M whose MANP holds the
+/// properties below, signed by the Mac's Secure Enclave. Immutable, value equality.
+/// </summary>
+/// <remarks>
+/// Encoding (MANP): <c>ECID</c> INTEGER, <c>lpnh</c> OCTET STRING(48), <c>vuid</c> OCTET STRING(16,
+/// RFC 4122 byte order), <c>smb0</c>–<c>smb3</c> BOOLEAN (always written), <c>sip0</c> INTEGER (always
+/// written, ≤ 0xFFFF), <c>auxp</c>/<c>auxi</c>/<c>auxr</c> OCTET STRING(48) when present. On reading,
+/// absent booleans are false and an absent <c>sip0</c> is 0; any other property, or any object
+/// property set, is refused (fail closed).
+/// </remarks>
+public sealed record LocalPolicy
+{
+    /// <summary>MANP 4CCs.</summary>
+    public const string EcidTag = "ECID", NonceHashTag = "lpnh", VolumeGroupTag = "vuid", ReducedTag = "smb0",
+        PermissiveTag = "smb1", ThirdPartyKextsTag = "smb2", MdmTag = "smb3", SipTag = "sip0",
+        AuxKextPolicyTag = "auxp", AuxKcImage4Tag = "auxi", AuxKcReceiptTag = "auxr";
+
+    private static readonly HashSet<string> KnownTags =
+    [
+        EcidTag, NonceHashTag, VolumeGroupTag, ReducedTag, PermissiveTag, ThirdPartyKextsTag, MdmTag, SipTag,
+        AuxKextPolicyTag, AuxKcImage4Tag, AuxKcReceiptTag,
+    ];
+
+    /// <summary><c>ECID</c>: the Mac this policy is personalized for.</summary>
+    public required ulong Ecid { get; init; }
+
+    /// <summary><c>lpnh</c>: SHA-384 of the SEP's Local Policy Nonce at signing time (anti-replay).</summary>
+    public required Sha384Digest LocalPolicyNonceHash { get; init; }
+
+    /// <summary><c>vuid</c>: the APFS volume group this policy is for.</summary>
+    public required Guid VolumeGroupUuid { get; init; }
+
+    /// <summary><c>smb0</c>: Reduced Security.</summary>
+    public bool ReducedSecurity { get; init; }
+
+    /// <summary><c>smb1</c>: Permissive Security (implies <c>smb0</c>).</summary>
+    public bool PermissiveSecurity { get; init; }
+
+    /// <summary><c>smb2</c>: third-party kernel extensions enabled (iBoot loads the AuxKC); requires <c>smb0</c>.</summary>
+    public bool ThirdPartyKextsEnabled { get; init; }
+
+    /// <summary><c>smb3</c>: MDM may manage kexts and software updates; requires <c>smb0</c>.</summary>
+    public bool MdmManagesKexts { get; init; }
+
+    /// <summary><c>sip0</c>: the SIP (CSR) bits relaxed; non-zero requires <c>smb1</c>.</summary>
+    public CsrConfig SipConfig { get; init; }
+
+    /// <summary><c>auxp</c>: SHA-384 of the user-authorized kext list (UAKL), or null.</summary>
+    public Sha384Digest? AuxKextPolicyHash { get; init; }
+
+    /// <summary><c>auxi</c>: SHA-384 of the AuxKC Image4 manifest (IM4M DER), or null.</summary>
+    public Sha384Digest? AuxKcImage4Hash { get; init; }
+
+    /// <summary><c>auxr</c>: SHA-384 of the AuxKC receipt, or null.</summary>
+    public Sha384Digest? AuxKcReceiptHash { get; init; }
+
+    /// <summary>Permissive if <c>smb1</c>, else Reduced if <c>smb0</c>, else Full.</summary>
+    public SecurityMode SecurityMode =>
+        PermissiveSecurity ? SecurityMode.Permissive : ReducedSecurity ? SecurityMode.Reduced : SecurityMode.Full;
+
+    /// <summary>A Full Security policy for this SEP's Mac, carrying its current <c>lpnh</c>.</summary>
+    public static LocalPolicy CreateFullSecurity(Sep secureEnclave, Guid volumeGroupUuid)
+    {
+        ArgumentNullException.ThrowIfNull(secureEnclave);
+        return new LocalPolicy
+        {
+            Ecid = secureEnclave.Ecid,
+            LocalPolicyNonceHash = secureEnclave.CurrentLocalPolicyNonceHash,
+            VolumeGroupUuid = volumeGroupUuid,
+        };
+    }
+
+    /// <summary>
+    /// Every way in which the settings contradict each other (empty when consistent):
+    /// <c>smb1</c>, <c>smb2</c> and <c>smb3</c> each require <c>smb0</c>; a non-zero <c>sip0</c> requires
+    /// <c>smb1</c>; any AuxKC hash requires <c>smb2</c>; <c>auxi</c> and <c>auxr</c> come together (one
+    /// AuxKC build) and require <c>auxp</c> (the UAKL it was built from).
+    /// </summary>
+    public IReadOnlyList<LocalPolicyFailure> CheckConsistency()
+    {
+        var failures = new List<LocalPolicyFailure>();
+        void Fail(string detail) => failures.Add(new LocalPolicyFailure(LocalPolicyFailureCode.Inconsistent, detail));
+        if (PermissiveSecurity && !ReducedSecurity)
+        {
+            Fail("Permissive Security (smb1) implies Reduced Security (smb0)");
+        }
+        if (ThirdPartyKextsEnabled && !ReducedSecurity)
+        {
+            Fail("third-party kexts (smb2) require Reduced or Permissive Security (smb0)");
+        }
+        if (MdmManagesKexts && !ReducedSecurity)
+        {
+            Fail("MDM kext management (smb3) requires Reduced or Permissive Security (smb0)");
+        }
+        if (SipConfig != CsrConfig.None && !PermissiveSecurity)
+        {
+            Fail($"relaxing SIP (sip0 = 0x{(ushort)SipConfig:x}) requires Permissive Security (smb1)");
+        }
+        if ((AuxKextPolicyHash ?? AuxKcImage4Hash ?? AuxKcReceiptHash) is not null && !ThirdPartyKextsEnabled)
+        {
+            Fail("AuxKC hashes (auxp/auxi/auxr) require third-party kexts enabled (smb2)");
+        }
+        if ((AuxKcImage4Hash is null) != (AuxKcReceiptHash is null))
+        {
+            Fail("auxi and auxr describe one AuxKC build and must be present together");
+        }
+        if (AuxKcImage4Hash is not null && AuxKextPolicyHash is null)
+        {
+            Fail("an AuxKC (auxi) is built from a user-authorized kext list, so auxp must be present");
+        }
+        return failures;
+    }
+
+    /// <summary>The MANP properties of this policy.</summary>
+    public Im4PropertySet ToManifestProperties()
+    {
+        var properties = new List<Im4Property>
+        {
+            new(EcidTag, new Im4Integer(Ecid)),
+            new(NonceHashTag, new Im4OctetString(Require(LocalPolicyNonceHash, nameof(LocalPolicyNonceHash)).Span)),
+            new(VolumeGroupTag, new Im4OctetString(VolumeGroupUuid.ToByteArray(bigEndian: true))),
+            new(ReducedTag, new Im4Boolean(ReducedSecurity)),
+            new(PermissiveTag, new Im4Boolean(PermissiveSecurity)),
+            new(ThirdPartyKextsTag, new Im4Boolean(ThirdPartyKextsEnabled)),
+            new(MdmTag, new Im4Boolean(MdmManagesKexts)),
+            new(SipTag, new Im4Integer((ushort)SipConfig)),
+        };
+        AddHash(properties, AuxKextPolicyTag, AuxKextPolicyHash);
+        AddHash(properties, AuxKcImage4Tag, AuxKcImage4Hash);
+        AddHash(properties, AuxKcReceiptTag, AuxKcReceiptHash);
+        return new Im4PropertySet(properties);
+    }
+
+    /// <summary>The manifest body (MANP only, no objects) that the SEP signs.</summary>
+    public Im4ManifestBody ToManifestBody() => new(ToManifestProperties());
+
+    /// <summary>
+    /// Has <paramref name="secureEnclave"/> sign this policy. Refused (<see cref="LocalPolicyException"/>)
+    /// if the policy is inconsistent, for another ECID, or not carrying the SEP's current <c>lpnh</c>.
+    /// </summary>
+    public Im4Manifest Sign(Sep secureEnclave)
+    {
+        ArgumentNullException.ThrowIfNull(secureEnclave);
+        var failures = CheckConsistency().ToList();
+        if (Ecid != secureEnclave.Ecid)
+        {
+            failures.Add(new(LocalPolicyFailureCode.EcidMismatch, $"policy ECID 0x{Ecid:x16} is not this Mac's 0x{secureEnclave.Ecid:x16}"));
+        }
+        if (LocalPolicyNonceHash != secureEnclave.CurrentLocalPolicyNonceHash)
+        {
+            failures.Add(new(LocalPolicyFailureCode.NonceMismatch, "lpnh is not the Secure Enclave's current Local Policy Nonce hash"));
+        }
+        if (failures.Count > 0)
+        {
+            throw new LocalPolicyException(failures);
+        }
+        return secureEnclave.SignManifest(ToManifestBody());
+    }
+
+    /// <summary>
+    /// Reads the policy from a manifest's MANP, validating types and lengths. Does not check the
+    /// signature, ECID, nonce or consistency: use <see cref="LocalPolicyVerifier"/> for that.
+    /// </summary>
+    /// <exception cref="LocalPolicyException">Code <see cref="LocalPolicyFailureCode.Malformed"/>.</exception>
+    public static LocalPolicy FromManifest(Im4Manifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (manifest.Body.Objects.Count > 0)
+        {
+            throw Malformed($"a LocalPolicy holds no object property sets, found '{manifest.Body.Objects[0].ObjectFourCC}'");
+        }
+        var manp = manifest.ManifestProperties;
+        foreach (var p in manp)
+        {
+            if (!KnownTags.Contains(p.FourCC))
+            {
+                throw Malformed($"unknown LocalPolicy property '{p.FourCC}'");
+            }
+        }
+        var sip = ReadInteger(manp, SipTag) ?? 0;
+        if (sip > ushort.MaxValue)
+        {
+            throw Malformed($"sip0 is a 16-bit mask, found 0x{sip:x}");
+        }
+        var vuid = ReadBytes(manp, VolumeGroupTag, 16) ?? throw Malformed("vuid is missing");
+        return new LocalPolicy
+        {
+            Ecid = ReadInteger(manp, EcidTag) ?? throw Malformed("ECID is missing"),
+            LocalPolicyNonceHash = ReadHash(manp, NonceHashTag) ?? throw Malformed("lpnh is missing"),
+            VolumeGroupUuid = new Guid(vuid, bigEndian: true),
+            ReducedSecurity = ReadBoolean(manp, ReducedTag),
+            PermissiveSecurity = ReadBoolean(manp, PermissiveTag),
+            ThirdPartyKextsEnabled = ReadBoolean(manp, ThirdPartyKextsTag),
+            MdmManagesKexts = ReadBoolean(manp, MdmTag),
+            SipConfig = (CsrConfig)(ushort)sip,
+            AuxKextPolicyHash = ReadHash(manp, AuxKextPolicyTag),
+            AuxKcImage4Hash = ReadHash(manp, AuxKcImage4Tag),
+            AuxKcReceiptHash = ReadHash(manp, AuxKcReceiptTag),
+        };
+    }
+
+    /// <summary>Decodes an IM4M (strict DER; <see cref="Image4FormatException"/>) and reads the policy from it.</summary>
+    public static LocalPolicy FromBytes(ReadOnlyMemory<byte> im4m, string? sourceName = null) =>
+        FromManifest(Im4Manifest.FromBytes(im4m, sourceName));
+
+    private static Sha384Digest Require(Sha384Digest? digest, string name) =>
+        digest ?? throw new InvalidOperationException($"{name} is required");
+
+    private static void AddHash(List<Im4Property> properties, string tag, Sha384Digest? digest)
+    {
+        if (digest is not null)
+        {
+            properties.Add(new Im4Property(tag, new Im4OctetString(digest.Span)));
+        }
+    }
+
+    private static LocalPolicyException Malformed(string detail) => new(LocalPolicyFailureCode.Malformed, detail);
+
+    private static ulong? ReadInteger(Im4PropertySet manp, string tag) => manp.Find(tag) switch
+    {
+        null => null,
+        Im4Integer i => i.Value,
+        var other => throw Malformed($"{tag} must be an INTEGER, found {other.GetType().Name}"),
+    };
+
+    private static bool ReadBoolean(Im4PropertySet manp, string tag) => manp.Find(tag) switch
+    {
+        null => false,
+        Im4Boolean b => b.Value,
+        var other => throw Malformed($"{tag} must be a BOOLEAN, found {other.GetType().Name}"),
+    };
+
+    private static byte[]? ReadBytes(Im4PropertySet manp, string tag, int length) => manp.Find(tag) switch
+    {
+        null => null,
+        Im4OctetString o when o.Value.Length == length => o.Value.ToArray(),
+        Im4OctetString o => throw Malformed($"{tag} must be {length} bytes, found {o.Value.Length}"),
+        var other => throw Malformed($"{tag} must be an OCTET STRING, found {other.GetType().Name}"),
+    };
+
+    private static Sha384Digest? ReadHash(Im4PropertySet manp, string tag) =>
+        ReadBytes(manp, tag, Sha384Digest.Length) is { } bytes ? Sha384Digest.FromBytes(bytes) : null;
+}

@@ -1,0 +1,126 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace KextTrust.Boot.SecureEnclave;
+
+/// <summary>
+/// Seals small secrets to a (simulated) hardware UID. File layout, version 1:
+/// <code>
+///   0  8  header  "KTSEAL" 0x01 0x00
+///   8 12  AES-GCM nonce (random per write)
+///  20 16  AES-GCM tag
+///  36  n  ciphertext
+/// </code>
+/// Key = HKDF-SHA384(IKM = hardware UID, salt = "KextTrust SEP seal v1", info = purpose ‖ ECID (u64 BE), 32 bytes);
+/// AAD = header ‖ purpose ‖ ECID (u64 BE). So each file is bound to one UID, one ECID and one purpose:
+/// swapping files between purposes or Macs fails authentication like a modified byte does.
+/// Writes are atomic: temporary file in the same directory, flushed to disk, renamed over.
+/// </summary>
+internal sealed class SealedStore
+{
+    private static readonly byte[] Header = [(byte)'K', (byte)'T', (byte)'S', (byte)'E', (byte)'A', (byte)'L', 0x01, 0x00];
+    private static readonly byte[] Salt = "KextTrust SEP seal v1"u8.ToArray();
+    private const int NonceSize = 12;
+    private const int TagSize = 16;
+    private const int CiphertextOffset = 8 + NonceSize + TagSize;
+
+    private readonly byte[] _uid;
+    private readonly ulong _ecid;
+
+    public SealedStore(ReadOnlySpan<byte> hardwareUid, ulong ecid)
+    {
+        _uid = hardwareUid.ToArray();
+        _ecid = ecid;
+    }
+
+    public void Write(string path, string purpose, ReadOnlySpan<byte> plaintext)
+    {
+        var blob = new byte[CiphertextOffset + plaintext.Length];
+        Header.CopyTo(blob, 0);
+        var nonce = blob.AsSpan(8, NonceSize);
+        RandomNumberGenerator.Fill(nonce);
+        var key = DeriveKey(purpose);
+        try
+        {
+            using var gcm = new AesGcm(key, TagSize);
+            gcm.Encrypt(nonce, plaintext, blob.AsSpan(CiphertextOffset), blob.AsSpan(8 + NonceSize, TagSize), Aad(purpose));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+        WriteAtomically(path, blob);
+    }
+
+    public byte[] Read(string path, string purpose)
+    {
+        byte[] blob;
+        try
+        {
+            blob = File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new SecureEnclaveException(SecureEnclaveError.NotProvisioned, $"sealed file '{path}' does not exist", e);
+        }
+        if (blob.Length < CiphertextOffset || !blob.AsSpan(0, Header.Length).SequenceEqual(Header))
+        {
+            throw new SecureEnclaveException(SecureEnclaveError.MalformedSealedState,
+                $"sealed file '{path}' is not a version-1 KextTrust sealed blob");
+        }
+        var plaintext = new byte[blob.Length - CiphertextOffset];
+        var key = DeriveKey(purpose);
+        try
+        {
+            using var gcm = new AesGcm(key, TagSize);
+            gcm.Decrypt(blob.AsSpan(8, NonceSize), blob.AsSpan(CiphertextOffset), blob.AsSpan(8 + NonceSize, TagSize),
+                plaintext, Aad(purpose));
+        }
+        catch (AuthenticationTagMismatchException e)
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+            throw new SecureEnclaveException(SecureEnclaveError.UnsealFailed,
+                $"sealed file '{path}' failed authentication (wrong hardware UID or ECID, or the file was modified)", e);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+        return plaintext;
+    }
+
+    private byte[] DeriveKey(string purpose) =>
+        HKDF.DeriveKey(HashAlgorithmName.SHA384, _uid, 32, Salt, Info(purpose));
+
+    private byte[] Info(string purpose)
+    {
+        var label = Encoding.ASCII.GetBytes(purpose);
+        var info = new byte[label.Length + 8];
+        label.CopyTo(info, 0);
+        BinaryPrimitives.WriteUInt64BigEndian(info.AsSpan(label.Length), _ecid);
+        return info;
+    }
+
+    private byte[] Aad(string purpose) => [.. Header, .. Info(purpose)];
+
+    private static void WriteAtomically(string path, byte[] contents)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            {
+                stream.Write(contents);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+using System.Security.Cryptography;
+using KextTrust.Boot.Policy;
+using KextTrust.Boot.Tests.Enclave;
+using KextTrust.Formats.Image4;
+
+namespace KextTrust.Boot.Tests.Policies;
+
+public sealed class LocalPolicyTests
+{
+    private static readonly Guid Vuid = Guid.Parse("0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9");
+
+    private static Sha384Digest Hash(string s) => Sha384Digest.Compute(System.Text.Encoding.UTF8.GetBytes(s));
+
+    private static LocalPolicy EveryField(Mac mac) => LocalPolicy.CreateFullSecurity(mac.Sep, Vuid) with
+    {
+        ReducedSecurity = true,
+        PermissiveSecurity = true,
+        ThirdPartyKextsEnabled = true,
+        MdmManagesKexts = true,
+        SipConfig = CsrConfig.AllowUntrustedKexts | CsrConfig.AllowUnapprovedKexts | CsrConfig.AllowResearchGuests,
+        AuxKextPolicyHash = Hash("uakl"),
+        AuxKcImage4Hash = Hash("auxkc im4m"),
+        AuxKcReceiptHash = Hash("receipt"),
+    };
+
+    private static LocalPolicy ReducedWithKexts(Mac mac) =>
+        LocalPolicy.CreateFullSecurity(mac.Sep, Vuid) with { ReducedSecurity = true, ThirdPartyKextsEnabled = true };
+
+    [Fact]
+    public void Every_field_round_trips_through_a_signed_DER_manifest()
+    {
+        using var mac = new Mac();
+        var policy = EveryField(mac);
+        Assert.Empty(policy.CheckConsistency());
+        var der = policy.Sign(mac.Sep).Encode();
+
+        var back = LocalPolicy.FromBytes(der, "LocalPolicy.img4");
+        Assert.Equal(policy, back);
+        Assert.Equal(Mac.DefaultEcid, back.Ecid);
+        Assert.Equal(mac.Sep.CurrentLocalPolicyNonceHash, back.LocalPolicyNonceHash);
+        Assert.Equal(Vuid, back.VolumeGroupUuid);
+        Assert.True(back.ReducedSecurity && back.PermissiveSecurity && back.ThirdPartyKextsEnabled && back.MdmManagesKexts);
+        Assert.Equal((CsrConfig)0x1201, back.SipConfig);
+        Assert.Equal(Hash("uakl"), back.AuxKextPolicyHash);
+        Assert.Equal(Hash("auxkc im4m"), back.AuxKcImage4Hash);
+        Assert.Equal(Hash("receipt"), back.AuxKcReceiptHash);
+        Assert.Equal(SecurityMode.Permissive, back.SecurityMode);
+
+        var verification = LocalPolicyVerifier.Verify(Im4Manifest.FromBytes(der), mac.Sep);
+        Assert.True(verification.Valid, string.Join("; ", verification.Failures));
+        Assert.Equal(policy, verification.Policy);
+    }
+
+    [Fact]
+    public void Properties_use_the_spec_types_and_lengths()
+    {
+        using var mac = new Mac();
+        var manp = EveryField(mac).ToManifestProperties();
+        Assert.Equal(new Im4Integer(Mac.DefaultEcid), manp.Find("ECID"));
+        Assert.Equal(new Im4Boolean(true), manp.Find("smb2"));
+        Assert.Equal(new Im4Integer(0x1201), manp.Find("sip0"));
+        foreach (var tag in new[] { "lpnh", "auxp", "auxi", "auxr" })
+        {
+            Assert.Equal(48, Assert.IsType<Im4OctetString>(manp.Find(tag)).Value.Length);
+        }
+        Assert.Equal(Vuid.ToByteArray(bigEndian: true), Assert.IsType<Im4OctetString>(manp.Find("vuid")).Value.ToArray());
+        Assert.Equal("0a1b2c3d4e5f60718293a4b5c6d7e8f9", Convert.ToHexStringLower(Vuid.ToByteArray(bigEndian: true)));
+        // Absent AuxKC hashes are not written.
+        Assert.False(LocalPolicy.CreateFullSecurity(mac.Sep, Vuid).ToManifestProperties().Contains("auxp"));
+        var der = EveryField(mac).Sign(mac.Sep).Encode();
+        Assert.True(der.AsSpan().IndexOf(Convert.FromHexString("ff879bb5c432")) > 0);
+        Assert.True(der.AsSpan().IndexOf(Convert.FromHexString("ff868bd5f070")) > 0);
+    }
+
+    [Theory]
+    [InlineData(false, false, SecurityMode.Full)]
+    [InlineData(true, false, SecurityMode.Reduced)]
+    [InlineData(true, true, SecurityMode.Permissive)]
+    [InlineData(false, true, SecurityMode.Permissive)]
+    public void Security_mode_is_derived_from_smb0_and_smb1(bool smb0, bool smb1, SecurityMode expected)
+    {
+        using var mac = new Mac();
+        var policy = LocalPolicy.CreateFullSecurity(mac.Sep, Vuid) with { ReducedSecurity = smb0, PermissiveSecurity = smb1 };
+        Assert.Equal(expected, policy.SecurityMode);
+    }
+
+    [Fact]
+    public void Reduced_security_with_kexts_signs_and_verifies()
+    {
+        using var mac = new Mac();
+        var manifest = ReducedWithKexts(mac).Sign(mac.Sep);
+        var result = LocalPolicyVerifier.Verify(manifest, mac.Sep);
+        Assert.True(result.Valid);
+        Assert.Equal(SecurityMode.Reduced, result.Policy!.SecurityMode);
+    }
+
+    public static TheoryData<string> InconsistentCases() =>
+        ["smb2 without smb0", "smb1 without smb0", "smb3 without smb0", "sip0 without smb1", "auxp without smb2", "auxi without auxr", "auxi without auxp"];
+
+    private static LocalPolicy Inconsistent(Mac mac, string which)
+    {
+        var reduced = ReducedWithKexts(mac);
+        return which switch
+        {
+            "smb2 without smb0" => reduced with { ReducedSecurity = false },
+            "smb1 without smb0" => reduced with { ReducedSecurity = false, ThirdPartyKextsEnabled = false, PermissiveSecurity = true },
+            "smb3 without smb0" => reduced with { ReducedSecurity = false, ThirdPartyKextsEnabled = false, MdmManagesKexts = true },
+            "sip0 without smb1" => reduced with { SipConfig = CsrConfig.AllowUntrustedKexts },
+            "auxp without smb2" => reduced with { ThirdPartyKextsEnabled = false, AuxKextPolicyHash = Hash("uakl") },
+            "auxi without auxr" => reduced with { AuxKextPolicyHash = Hash("uakl"), AuxKcImage4Hash = Hash("i") },
+            "auxi without auxp" => reduced with { AuxKcImage4Hash = Hash("i"), AuxKcReceiptHash = Hash("r") },
+            _ => throw new ArgumentOutOfRangeException(nameof(which)),
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(InconsistentCases))]
+    public void Inconsistent_policy_is_not_signed_and_not_accepted(string which)
+    {
+        using var mac = new Mac();
+        var policy = Inconsistent(mac, which);
+        Assert.NotEmpty(policy.CheckConsistency());
+        var e = Assert.Throws<LocalPolicyException>(() => policy.Sign(mac.Sep));
+        Assert.All(e.Failures, f => Assert.Equal(LocalPolicyFailureCode.Inconsistent, f.Code));
+
+        // Even if a (buggy) caller has the SEP sign the raw body, iBoot-side verification refuses it.
+        var manifest = mac.Sep.SignManifest(policy.ToManifestBody());
+        var result = LocalPolicyVerifier.Verify(manifest, mac.Sep);
+        Assert.False(result.Valid);
+        Assert.Null(result.Policy);
+        Assert.Equal([LocalPolicyFailureCode.Inconsistent], result.Failures.Select(f => f.Code).Distinct());
+    }
+
+    [Fact]
+    public void Smb2_without_smb0_names_the_rule()
+    {
+        using var mac = new Mac();
+        var failure = Assert.Single(Inconsistent(mac, "smb2 without smb0").CheckConsistency());
+        Assert.Contains("smb2", failure.Detail);
+        Assert.Contains("smb0", failure.Detail);
+    }
+
+    [Fact]
+    public void A_new_nonce_invalidates_an_older_policy_replay()
+    {
+        using var mac = new Mac();
+        var old = ReducedWithKexts(mac).Sign(mac.Sep);
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.Sep).Valid);
+
+        mac.Sep.NewLocalPolicyNonce();
+        var replay = LocalPolicyVerifier.Verify(old, mac.Sep);
+        Assert.False(replay.Valid);
+        Assert.Equal(LocalPolicyFailureCode.NonceMismatch, Assert.Single(replay.Failures).Code);
+
+        // Still refused after a restart (the nonce change was persisted), and the SEP will not re-sign the stale policy.
+        mac.Reopen();
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.Sep).Has(LocalPolicyFailureCode.NonceMismatch));
+        Assert.Equal(LocalPolicyFailureCode.NonceMismatch,
+            Assert.Single(Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(old).Sign(mac.Sep)).Failures).Code);
+
+        var fresh = (LocalPolicy.FromManifest(old) with { LocalPolicyNonceHash = mac.Sep.CurrentLocalPolicyNonceHash }).Sign(mac.Sep);
+        Assert.True(LocalPolicyVerifier.Verify(fresh, mac.Sep).Valid);
+    }
+
+    [Fact]
+    public void Policy_from_another_Mac_is_refused_for_signature_and_ECID()
+    {
+        using var mac = new Mac();
+        using var other = new Mac(ecid: 0x0A0B_0C0D_0E0F_1011);
+        var foreign = ReducedWithKexts(other).Sign(other.Sep);
+        var result = LocalPolicyVerifier.Verify(foreign, mac.Sep);
+        Assert.False(result.Valid);
+        Assert.True(result.Has(LocalPolicyFailureCode.BadSignature));
+        Assert.True(result.Has(LocalPolicyFailureCode.EcidMismatch));
+
+        // Same ECID but a different SEP key (e.g. a re-provisioned or cloned Mac): still a bad signature.
+        using var twin = new Mac();
+        var twinPolicy = ReducedWithKexts(twin).Sign(twin.Sep);
+        using var key = mac.Sep.CreatePublicKey();
+        var twinResult = LocalPolicyVerifier.Verify(twinPolicy, key, mac.Ecid, twin.Sep.CurrentLocalPolicyNonceHash);
+        Assert.Equal(LocalPolicyFailureCode.BadSignature, Assert.Single(twinResult.Failures).Code);
+
+        Assert.Equal(LocalPolicyFailureCode.EcidMismatch, Assert.Single(Assert.Throws<LocalPolicyException>(
+            () => ReducedWithKexts(other).Sign(mac.Sep)).Failures, f => f.Code == LocalPolicyFailureCode.EcidMismatch).Code);
+    }
+
+    [Fact]
+    public void Flipping_smb2_in_a_signed_policy_breaks_the_signature()
+    {
+        using var mac = new Mac();
+        var der = ReducedWithKexts(mac).Sign(mac.Sep).Encode();
+        var at = der.AsSpan().IndexOf(Convert.FromHexString("ff879bb5c432"));
+        var boolean = der.AsSpan(at).IndexOf(new byte[] { 0x01, 0x01, 0xff });
+        der[at + boolean + 2] = 0x00;
+        using var key = mac.Sep.CreatePublicKey();
+        var result = LocalPolicyVerifier.Verify(der, "flipped", key, mac.Ecid, mac.Sep.CurrentLocalPolicyNonceHash);
+        Assert.Equal(LocalPolicyFailureCode.BadSignature, Assert.Single(result.Failures).Code);
+    }
+
+    public static TheoryData<string> MalformedCases() =>
+        ["lpnh 47 bytes", "ECID boolean", "smb2 integer", "unknown property", "sip0 too wide", "vuid missing", "lpnh missing", "ECID missing", "object set"];
+
+    [Theory]
+    [MemberData(nameof(MalformedCases))]
+    public void Wrong_types_lengths_and_unknown_properties_are_malformed(string which)
+    {
+        using var mac = new Mac();
+        var manp = LocalPolicy.CreateFullSecurity(mac.Sep, Vuid).ToManifestProperties().ToDictionary(p => p.FourCC, p => p.Value);
+        IEnumerable<Im4ObjectProperties> objects = [];
+        switch (which)
+        {
+            case "lpnh 47 bytes": manp["lpnh"] = new Im4OctetString(new byte[47]); break;
+            case "ECID boolean": manp["ECID"] = new Im4Boolean(true); break;
+            case "smb2 integer": manp["smb2"] = new Im4Integer(1); break;
+            case "unknown property": manp["nsih"] = new Im4OctetString(new byte[48]); break;
+            case "sip0 too wide": manp["sip0"] = new Im4Integer(0x1_0000); break;
+            case "vuid missing": manp.Remove("vuid"); break;
+            case "lpnh missing": manp.Remove("lpnh"); break;
+            case "ECID missing": manp.Remove("ECID"); break;
+            case "object set": objects = [new Im4ObjectProperties("auxk", Im4PropertySet.Empty)]; break;
+        }
+        var body = new Im4ManifestBody(new Im4PropertySet(manp.Select(kv => new Im4Property(kv.Key, kv.Value))), objects);
+        var manifest = Im4Manifest.Create(body, [], []);
+        var e = Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(manifest));
+        Assert.Equal(LocalPolicyFailureCode.Malformed, Assert.Single(e.Failures).Code);
+        var result = LocalPolicyVerifier.Verify(manifest, mac.Sep);
+        Assert.True(result.Has(LocalPolicyFailureCode.Malformed));
+        Assert.Null(result.Policy);
+    }
+
+    [Fact]
+    public void Non_DER_bytes_are_a_malformed_result_or_Image4FormatException()
+    {
+        using var mac = new Mac();
+        using var key = mac.Sep.CreatePublicKey();
+        var result = LocalPolicyVerifier.Verify(new byte[] { 0x30, 0x80, 0x00, 0x00 }, "bad", key, mac.Ecid, mac.Sep.CurrentLocalPolicyNonceHash);
+        Assert.Equal(LocalPolicyFailureCode.Malformed, Assert.Single(result.Failures).Code);
+        Assert.Throws<Image4FormatException>(() => LocalPolicy.FromBytes(new byte[] { 0x30, 0x01 }));
+    }
+
+    [Fact]
+    public void Absent_booleans_and_sip0_read_as_off()
+    {
+        using var mac = new Mac();
+        var body = new Im4ManifestBody(new Im4PropertySet(
+            new Im4Property("ECID", new Im4Integer(mac.Ecid)),
+            new Im4Property("lpnh", new Im4OctetString(mac.Sep.CurrentLocalPolicyNonceHash.Span)),
+            new Im4Property("vuid", new Im4OctetString(Vuid.ToByteArray(bigEndian: true)))));
+        var result = LocalPolicyVerifier.Verify(mac.Sep.SignManifest(body), mac.Sep);
+        Assert.True(result.Valid);
+        Assert.Equal(SecurityMode.Full, result.Policy!.SecurityMode);
+        Assert.False(result.Policy.ThirdPartyKextsEnabled);
+        Assert.Equal(CsrConfig.None, result.Policy.SipConfig);
+    }
+
+    [Fact]
+    public void Csr_bits_match_xnu()
+    {
+        Assert.Equal(1 << 0, (int)CsrConfig.AllowUntrustedKexts);
+        Assert.Equal(1 << 4, (int)CsrConfig.AllowAppleInternal);
+        Assert.Equal(1 << 7, (int)CsrConfig.AllowDeviceConfiguration);
+        Assert.Equal(1 << 8, (int)CsrConfig.AllowAnyRecoveryOs);
+        Assert.Equal(1 << 9, (int)CsrConfig.AllowUnapprovedKexts);
+        Assert.Equal(1 << 11, (int)CsrConfig.AllowUnauthenticatedRoot);
+        Assert.Equal(1 << 12, (int)CsrConfig.AllowResearchGuests);
+    }
+}
+
+public sealed class AuxKcImage4Tests
+{
+    private static readonly byte[] AuxKc = RandomNumberGenerator.GetBytes(4096);
+
+    private static LocalPolicy PolicyFor(Mac mac, Img4 auxKc) => new()
+    {
+        Ecid = mac.Ecid,
+        LocalPolicyNonceHash = mac.Sep.CurrentLocalPolicyNonceHash,
+        VolumeGroupUuid = Guid.NewGuid(),
+        ReducedSecurity = true,
+        ThirdPartyKextsEnabled = true,
+        AuxKextPolicyHash = Sha384Digest.Compute("uakl"u8),
+        AuxKcImage4Hash = AuxKcImage4.ManifestHash(auxKc),
+        AuxKcReceiptHash = Sha384Digest.Compute("receipt"u8),
+    };
+
+    [Fact]
+    public void SEP_signed_AuxKC_verifies_against_the_LocalPolicy_after_a_DER_round_trip()
+    {
+        using var mac = new Mac();
+        var img4 = Img4.FromBytes(AuxKcImage4.Create(mac.Sep, AuxKc).Encode(), "AuxiliaryKernelExtensions.img4");
+        Assert.Equal("auxk", img4.Payload.Type);
+        Assert.Equal(AuxKc, img4.Payload.Data.ToArray());
+        var dgst = Assert.IsType<Im4OctetString>(img4.Manifest.Body.FindObject("auxk")!.Find("DGST"));
+        Assert.Equal(SHA384.HashData(img4.Payload.Encode()), dgst.Value.ToArray());
+        Assert.Equal(SHA384.HashData(img4.Manifest.Encode()), AuxKcImage4.ManifestHash(img4).ToArray());
+
+        var policyManifest = PolicyFor(mac, img4).Sign(mac.Sep);
+        var policy = LocalPolicyVerifier.Verify(policyManifest, mac.Sep);
+        Assert.True(policy.Valid, string.Join("; ", policy.Failures));
+        using var key = mac.Sep.CreatePublicKey();
+        var result = AuxKcImage4.Verify(img4, key, policy.Policy!);
+        Assert.True(result.Valid, string.Join("; ", result.Failures));
+    }
+
+    [Fact]
+    public void A_different_AuxKC_payload_under_the_same_manifest_is_a_digest_mismatch()
+    {
+        using var mac = new Mac();
+        var img4 = AuxKcImage4.Create(mac.Sep, AuxKc);
+        var swapped = AuxKc.ToArray();
+        swapped[100] ^= 1;
+        var forged = new Img4(new Im4Payload("auxk", img4.Payload.Description, swapped), img4.Manifest);
+        using var key = mac.Sep.CreatePublicKey();
+        var result = AuxKcImage4.Verify(forged, key, PolicyFor(mac, img4));
+        Assert.Equal(LocalPolicyFailureCode.DigestMismatch, Assert.Single(result.Failures).Code);
+    }
+
+    [Fact]
+    public void An_older_AuxKC_does_not_match_a_newer_policy_auxi()
+    {
+        using var mac = new Mac();
+        var older = AuxKcImage4.Create(mac.Sep, AuxKc);
+        var newer = AuxKcImage4.Create(mac.Sep, [.. AuxKc, 0x00]);
+        using var key = mac.Sep.CreatePublicKey();
+        Assert.True(AuxKcImage4.VerifyImage(older, key, mac.Ecid).Valid);
+        var result = AuxKcImage4.Verify(older, key, PolicyFor(mac, newer));
+        Assert.Equal(LocalPolicyFailureCode.DigestMismatch, Assert.Single(result.Failures).Code);
+    }
+
+    [Fact]
+    public void AuxKC_signed_by_another_SEP_or_not_enabled_by_policy_is_refused()
+    {
+        using var mac = new Mac();
+        using var other = new Mac();
+        var foreign = AuxKcImage4.Create(other.Sep, AuxKc);
+        using var key = mac.Sep.CreatePublicKey();
+        Assert.True(AuxKcImage4.Verify(foreign, key, PolicyFor(mac, foreign)).Has(LocalPolicyFailureCode.BadSignature));
+
+        var own = AuxKcImage4.Create(mac.Sep, AuxKc);
+        var disabled = LocalPolicy.CreateFullSecurity(mac.Sep, Guid.NewGuid());
+        var result = AuxKcImage4.Verify(own, key, disabled);
+        Assert.True(result.Has(LocalPolicyFailureCode.AuxKcNotAllowed));
+        Assert.True(result.Has(LocalPolicyFailureCode.DigestMismatch));
+    }
+
+    [Fact]
+    public void Wrong_payload_type_and_missing_digest_are_malformed()
+    {
+        using var mac = new Mac();
+        var body = new Im4ManifestBody(new Im4PropertySet(new Im4Property("ECID", new Im4Integer(mac.Ecid))));
+        var img4 = new Img4(new Im4Payload("krnl", "kernel", AuxKc), mac.Sep.SignManifest(body));
+        using var key = mac.Sep.CreatePublicKey();
+        var result = AuxKcImage4.VerifyImage(img4, key, mac.Ecid);
+        Assert.Equal(2, result.Failures.Count(f => f.Code == LocalPolicyFailureCode.Malformed));
+        Assert.True(AuxKcImage4.VerifyImage(AuxKcImage4.Create(mac.Sep, AuxKc), key, mac.Ecid + 1).Has(LocalPolicyFailureCode.EcidMismatch));
+    }
+}
