@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
-using KextTrust.Boot.SecureEnclave;
+using KextTrust.Boot.Enclave;
 using KextTrust.Formats.Image4;
-using Sep = KextTrust.Boot.SecureEnclave.SecureEnclave;
 
 namespace KextTrust.Boot.Policy;
 
@@ -31,7 +30,7 @@ public static class AuxKcImage4
     public const string DigestTag = "DGST";
 
     /// <summary>Wraps the AuxKC bytes in an IM4P and has the SEP sign its digest into a full IMG4.</summary>
-    public static Img4 Create(Sep secureEnclave, ReadOnlySpan<byte> auxKc, string description = "AuxiliaryKernelExtensions")
+    public static Img4 Create(SecureEnclave secureEnclave, ReadOnlySpan<byte> auxKc, string description = "AuxiliaryKernelExtensions")
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         var payload = new Im4Payload(PayloadType, description, auxKc);

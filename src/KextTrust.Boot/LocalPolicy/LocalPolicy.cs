@@ -1,5 +1,5 @@
 using KextTrust.Formats.Image4;
-using Sep = KextTrust.Boot.SecureEnclave.SecureEnclave;
+using KextTrust.Boot.Enclave;
 
 namespace KextTrust.Boot.Policy;
 
@@ -65,7 +65,7 @@ public sealed record LocalPolicy
         PermissiveSecurity ? SecurityMode.Permissive : ReducedSecurity ? SecurityMode.Reduced : SecurityMode.Full;
 
     /// <summary>A Full Security policy for this SEP's Mac, carrying its current <c>lpnh</c>.</summary>
-    public static LocalPolicy CreateFullSecurity(Sep secureEnclave, Guid volumeGroupUuid)
+    public static LocalPolicy CreateFullSecurity(SecureEnclave secureEnclave, Guid volumeGroupUuid)
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         return new LocalPolicy
@@ -144,7 +144,7 @@ public sealed record LocalPolicy
     /// Has <paramref name="secureEnclave"/> sign this policy. Refused (<see cref="LocalPolicyException"/>)
     /// if the policy is inconsistent, for another ECID, or not carrying the SEP's current <c>lpnh</c>.
     /// </summary>
-    public Im4Manifest Sign(Sep secureEnclave)
+    public Im4Manifest Sign(SecureEnclave secureEnclave)
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         var failures = CheckConsistency().ToList();

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
-using KextTrust.Boot.SecureEnclave;
+using KextTrust.Boot.Enclave;
 using KextTrust.Formats.Image4;
-using Sep = KextTrust.Boot.SecureEnclave.SecureEnclave;
 
 namespace KextTrust.Boot.Policy;
 
@@ -88,7 +87,7 @@ public static class LocalPolicyVerifier
     }
 
     /// <summary>Verifies against the given Secure Enclave's public key, ECID and current nonce hash.</summary>
-    public static LocalPolicyVerification Verify(Im4Manifest manifest, Sep secureEnclave)
+    public static LocalPolicyVerification Verify(Im4Manifest manifest, SecureEnclave secureEnclave)
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         using var key = secureEnclave.CreatePublicKey();

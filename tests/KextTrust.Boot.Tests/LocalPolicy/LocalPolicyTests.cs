@@ -11,7 +11,7 @@ public sealed class LocalPolicyTests
 
     private static Sha384Digest Hash(string s) => Sha384Digest.Compute(System.Text.Encoding.UTF8.GetBytes(s));
 
-    private static LocalPolicy EveryField(Mac mac) => LocalPolicy.CreateFullSecurity(mac.Sep, Vuid) with
+    private static LocalPolicy EveryField(Mac mac) => LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid) with
     {
         ReducedSecurity = true,
         PermissiveSecurity = true,
@@ -24,7 +24,7 @@ public sealed class LocalPolicyTests
     };
 
     private static LocalPolicy ReducedWithKexts(Mac mac) =>
-        LocalPolicy.CreateFullSecurity(mac.Sep, Vuid) with { ReducedSecurity = true, ThirdPartyKextsEnabled = true };
+        LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid) with { ReducedSecurity = true, ThirdPartyKextsEnabled = true };
 
     [Fact]
     public void Every_field_round_trips_through_a_signed_DER_manifest()
@@ -32,12 +32,12 @@ public sealed class LocalPolicyTests
         using var mac = new Mac();
         var policy = EveryField(mac);
         Assert.Empty(policy.CheckConsistency());
-        var der = policy.Sign(mac.Sep).Encode();
+        var der = policy.Sign(mac.SecureEnclave).Encode();
 
         var back = LocalPolicy.FromBytes(der, "LocalPolicy.img4");
         Assert.Equal(policy, back);
         Assert.Equal(Mac.DefaultEcid, back.Ecid);
-        Assert.Equal(mac.Sep.CurrentLocalPolicyNonceHash, back.LocalPolicyNonceHash);
+        Assert.Equal(mac.SecureEnclave.CurrentLocalPolicyNonceHash, back.LocalPolicyNonceHash);
         Assert.Equal(Vuid, back.VolumeGroupUuid);
         Assert.True(back.ReducedSecurity && back.PermissiveSecurity && back.ThirdPartyKextsEnabled && back.MdmManagesKexts);
         Assert.Equal((CsrConfig)0x1201, back.SipConfig);
@@ -46,7 +46,7 @@ public sealed class LocalPolicyTests
         Assert.Equal(Hash("receipt"), back.AuxKcReceiptHash);
         Assert.Equal(SecurityMode.Permissive, back.SecurityMode);
 
-        var verification = LocalPolicyVerifier.Verify(Im4Manifest.FromBytes(der), mac.Sep);
+        var verification = LocalPolicyVerifier.Verify(Im4Manifest.FromBytes(der), mac.SecureEnclave);
         Assert.True(verification.Valid, string.Join("; ", verification.Failures));
         Assert.Equal(policy, verification.Policy);
     }
@@ -66,8 +66,8 @@ public sealed class LocalPolicyTests
         Assert.Equal(Vuid.ToByteArray(bigEndian: true), Assert.IsType<Im4OctetString>(manp.Find("vuid")).Value.ToArray());
         Assert.Equal("0a1b2c3d4e5f60718293a4b5c6d7e8f9", Convert.ToHexStringLower(Vuid.ToByteArray(bigEndian: true)));
         // Absent AuxKC hashes are not written.
-        Assert.False(LocalPolicy.CreateFullSecurity(mac.Sep, Vuid).ToManifestProperties().Contains("auxp"));
-        var der = EveryField(mac).Sign(mac.Sep).Encode();
+        Assert.False(LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid).ToManifestProperties().Contains("auxp"));
+        var der = EveryField(mac).Sign(mac.SecureEnclave).Encode();
         Assert.True(der.AsSpan().IndexOf(Convert.FromHexString("ff879bb5c432")) > 0);
         Assert.True(der.AsSpan().IndexOf(Convert.FromHexString("ff868bd5f070")) > 0);
     }
@@ -80,7 +80,7 @@ public sealed class LocalPolicyTests
     public void Security_mode_is_derived_from_smb0_and_smb1(bool smb0, bool smb1, SecurityMode expected)
     {
         using var mac = new Mac();
-        var policy = LocalPolicy.CreateFullSecurity(mac.Sep, Vuid) with { ReducedSecurity = smb0, PermissiveSecurity = smb1 };
+        var policy = LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid) with { ReducedSecurity = smb0, PermissiveSecurity = smb1 };
         Assert.Equal(expected, policy.SecurityMode);
     }
 
@@ -88,8 +88,8 @@ public sealed class LocalPolicyTests
     public void Reduced_security_with_kexts_signs_and_verifies()
     {
         using var mac = new Mac();
-        var manifest = ReducedWithKexts(mac).Sign(mac.Sep);
-        var result = LocalPolicyVerifier.Verify(manifest, mac.Sep);
+        var manifest = ReducedWithKexts(mac).Sign(mac.SecureEnclave);
+        var result = LocalPolicyVerifier.Verify(manifest, mac.SecureEnclave);
         Assert.True(result.Valid);
         Assert.Equal(SecurityMode.Reduced, result.Policy!.SecurityMode);
     }
@@ -120,12 +120,12 @@ public sealed class LocalPolicyTests
         using var mac = new Mac();
         var policy = Inconsistent(mac, which);
         Assert.NotEmpty(policy.CheckConsistency());
-        var e = Assert.Throws<LocalPolicyException>(() => policy.Sign(mac.Sep));
+        var e = Assert.Throws<LocalPolicyException>(() => policy.Sign(mac.SecureEnclave));
         Assert.All(e.Failures, f => Assert.Equal(LocalPolicyFailureCode.Inconsistent, f.Code));
 
         // Even if a (buggy) caller has the SEP sign the raw body, iBoot-side verification refuses it.
-        var manifest = mac.Sep.SignManifest(policy.ToManifestBody());
-        var result = LocalPolicyVerifier.Verify(manifest, mac.Sep);
+        var manifest = mac.SecureEnclave.SignManifest(policy.ToManifestBody());
+        var result = LocalPolicyVerifier.Verify(manifest, mac.SecureEnclave);
         Assert.False(result.Valid);
         Assert.Null(result.Policy);
         Assert.Equal([LocalPolicyFailureCode.Inconsistent], result.Failures.Select(f => f.Code).Distinct());
@@ -144,22 +144,22 @@ public sealed class LocalPolicyTests
     public void A_new_nonce_invalidates_an_older_policy_replay()
     {
         using var mac = new Mac();
-        var old = ReducedWithKexts(mac).Sign(mac.Sep);
-        Assert.True(LocalPolicyVerifier.Verify(old, mac.Sep).Valid);
+        var old = ReducedWithKexts(mac).Sign(mac.SecureEnclave);
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Valid);
 
-        mac.Sep.NewLocalPolicyNonce();
-        var replay = LocalPolicyVerifier.Verify(old, mac.Sep);
+        mac.SecureEnclave.NewLocalPolicyNonce();
+        var replay = LocalPolicyVerifier.Verify(old, mac.SecureEnclave);
         Assert.False(replay.Valid);
         Assert.Equal(LocalPolicyFailureCode.NonceMismatch, Assert.Single(replay.Failures).Code);
 
         // Still refused after a restart (the nonce change was persisted), and the SEP will not re-sign the stale policy.
         mac.Reopen();
-        Assert.True(LocalPolicyVerifier.Verify(old, mac.Sep).Has(LocalPolicyFailureCode.NonceMismatch));
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Has(LocalPolicyFailureCode.NonceMismatch));
         Assert.Equal(LocalPolicyFailureCode.NonceMismatch,
-            Assert.Single(Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(old).Sign(mac.Sep)).Failures).Code);
+            Assert.Single(Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(old).Sign(mac.SecureEnclave)).Failures).Code);
 
-        var fresh = (LocalPolicy.FromManifest(old) with { LocalPolicyNonceHash = mac.Sep.CurrentLocalPolicyNonceHash }).Sign(mac.Sep);
-        Assert.True(LocalPolicyVerifier.Verify(fresh, mac.Sep).Valid);
+        var fresh = (LocalPolicy.FromManifest(old) with { LocalPolicyNonceHash = mac.SecureEnclave.CurrentLocalPolicyNonceHash }).Sign(mac.SecureEnclave);
+        Assert.True(LocalPolicyVerifier.Verify(fresh, mac.SecureEnclave).Valid);
     }
 
     [Fact]
@@ -167,33 +167,33 @@ public sealed class LocalPolicyTests
     {
         using var mac = new Mac();
         using var other = new Mac(ecid: 0x0A0B_0C0D_0E0F_1011);
-        var foreign = ReducedWithKexts(other).Sign(other.Sep);
-        var result = LocalPolicyVerifier.Verify(foreign, mac.Sep);
+        var foreign = ReducedWithKexts(other).Sign(other.SecureEnclave);
+        var result = LocalPolicyVerifier.Verify(foreign, mac.SecureEnclave);
         Assert.False(result.Valid);
         Assert.True(result.Has(LocalPolicyFailureCode.BadSignature));
         Assert.True(result.Has(LocalPolicyFailureCode.EcidMismatch));
 
         // Same ECID but a different SEP key (e.g. a re-provisioned or cloned Mac): still a bad signature.
         using var twin = new Mac();
-        var twinPolicy = ReducedWithKexts(twin).Sign(twin.Sep);
-        using var key = mac.Sep.CreatePublicKey();
-        var twinResult = LocalPolicyVerifier.Verify(twinPolicy, key, mac.Ecid, twin.Sep.CurrentLocalPolicyNonceHash);
+        var twinPolicy = ReducedWithKexts(twin).Sign(twin.SecureEnclave);
+        using var key = mac.SecureEnclave.CreatePublicKey();
+        var twinResult = LocalPolicyVerifier.Verify(twinPolicy, key, mac.Ecid, twin.SecureEnclave.CurrentLocalPolicyNonceHash);
         Assert.Equal(LocalPolicyFailureCode.BadSignature, Assert.Single(twinResult.Failures).Code);
 
         Assert.Equal(LocalPolicyFailureCode.EcidMismatch, Assert.Single(Assert.Throws<LocalPolicyException>(
-            () => ReducedWithKexts(other).Sign(mac.Sep)).Failures, f => f.Code == LocalPolicyFailureCode.EcidMismatch).Code);
+            () => ReducedWithKexts(other).Sign(mac.SecureEnclave)).Failures, f => f.Code == LocalPolicyFailureCode.EcidMismatch).Code);
     }
 
     [Fact]
     public void Flipping_smb2_in_a_signed_policy_breaks_the_signature()
     {
         using var mac = new Mac();
-        var der = ReducedWithKexts(mac).Sign(mac.Sep).Encode();
+        var der = ReducedWithKexts(mac).Sign(mac.SecureEnclave).Encode();
         var at = der.AsSpan().IndexOf(Convert.FromHexString("ff879bb5c432"));
         var boolean = der.AsSpan(at).IndexOf(new byte[] { 0x01, 0x01, 0xff });
         der[at + boolean + 2] = 0x00;
-        using var key = mac.Sep.CreatePublicKey();
-        var result = LocalPolicyVerifier.Verify(der, "flipped", key, mac.Ecid, mac.Sep.CurrentLocalPolicyNonceHash);
+        using var key = mac.SecureEnclave.CreatePublicKey();
+        var result = LocalPolicyVerifier.Verify(der, "flipped", key, mac.Ecid, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
         Assert.Equal(LocalPolicyFailureCode.BadSignature, Assert.Single(result.Failures).Code);
     }
 
@@ -205,7 +205,7 @@ public sealed class LocalPolicyTests
     public void Wrong_types_lengths_and_unknown_properties_are_malformed(string which)
     {
         using var mac = new Mac();
-        var manp = LocalPolicy.CreateFullSecurity(mac.Sep, Vuid).ToManifestProperties().ToDictionary(p => p.FourCC, p => p.Value);
+        var manp = LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid).ToManifestProperties().ToDictionary(p => p.FourCC, p => p.Value);
         IEnumerable<Im4ObjectProperties> objects = [];
         switch (which)
         {
@@ -223,7 +223,7 @@ public sealed class LocalPolicyTests
         var manifest = Im4Manifest.Create(body, [], []);
         var e = Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(manifest));
         Assert.Equal(LocalPolicyFailureCode.Malformed, Assert.Single(e.Failures).Code);
-        var result = LocalPolicyVerifier.Verify(manifest, mac.Sep);
+        var result = LocalPolicyVerifier.Verify(manifest, mac.SecureEnclave);
         Assert.True(result.Has(LocalPolicyFailureCode.Malformed));
         Assert.Null(result.Policy);
     }
@@ -232,8 +232,8 @@ public sealed class LocalPolicyTests
     public void Non_DER_bytes_are_a_malformed_result_or_Image4FormatException()
     {
         using var mac = new Mac();
-        using var key = mac.Sep.CreatePublicKey();
-        var result = LocalPolicyVerifier.Verify(new byte[] { 0x30, 0x80, 0x00, 0x00 }, "bad", key, mac.Ecid, mac.Sep.CurrentLocalPolicyNonceHash);
+        using var key = mac.SecureEnclave.CreatePublicKey();
+        var result = LocalPolicyVerifier.Verify(new byte[] { 0x30, 0x80, 0x00, 0x00 }, "bad", key, mac.Ecid, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
         Assert.Equal(LocalPolicyFailureCode.Malformed, Assert.Single(result.Failures).Code);
         Assert.Throws<Image4FormatException>(() => LocalPolicy.FromBytes(new byte[] { 0x30, 0x01 }));
     }
@@ -244,9 +244,9 @@ public sealed class LocalPolicyTests
         using var mac = new Mac();
         var body = new Im4ManifestBody(new Im4PropertySet(
             new Im4Property("ECID", new Im4Integer(mac.Ecid)),
-            new Im4Property("lpnh", new Im4OctetString(mac.Sep.CurrentLocalPolicyNonceHash.Span)),
+            new Im4Property("lpnh", new Im4OctetString(mac.SecureEnclave.CurrentLocalPolicyNonceHash.Span)),
             new Im4Property("vuid", new Im4OctetString(Vuid.ToByteArray(bigEndian: true)))));
-        var result = LocalPolicyVerifier.Verify(mac.Sep.SignManifest(body), mac.Sep);
+        var result = LocalPolicyVerifier.Verify(mac.SecureEnclave.SignManifest(body), mac.SecureEnclave);
         Assert.True(result.Valid);
         Assert.Equal(SecurityMode.Full, result.Policy!.SecurityMode);
         Assert.False(result.Policy.ThirdPartyKextsEnabled);
@@ -273,7 +273,7 @@ public sealed class AuxKcImage4Tests
     private static LocalPolicy PolicyFor(Mac mac, Img4 auxKc) => new()
     {
         Ecid = mac.Ecid,
-        LocalPolicyNonceHash = mac.Sep.CurrentLocalPolicyNonceHash,
+        LocalPolicyNonceHash = mac.SecureEnclave.CurrentLocalPolicyNonceHash,
         VolumeGroupUuid = Guid.NewGuid(),
         ReducedSecurity = true,
         ThirdPartyKextsEnabled = true,
@@ -286,17 +286,17 @@ public sealed class AuxKcImage4Tests
     public void SEP_signed_AuxKC_verifies_against_the_LocalPolicy_after_a_DER_round_trip()
     {
         using var mac = new Mac();
-        var img4 = Img4.FromBytes(AuxKcImage4.Create(mac.Sep, AuxKc).Encode(), "AuxiliaryKernelExtensions.img4");
+        var img4 = Img4.FromBytes(AuxKcImage4.Create(mac.SecureEnclave, AuxKc).Encode(), "AuxiliaryKernelExtensions.img4");
         Assert.Equal("auxk", img4.Payload.Type);
         Assert.Equal(AuxKc, img4.Payload.Data.ToArray());
         var dgst = Assert.IsType<Im4OctetString>(img4.Manifest.Body.FindObject("auxk")!.Find("DGST"));
         Assert.Equal(SHA384.HashData(img4.Payload.Encode()), dgst.Value.ToArray());
         Assert.Equal(SHA384.HashData(img4.Manifest.Encode()), AuxKcImage4.ManifestHash(img4).ToArray());
 
-        var policyManifest = PolicyFor(mac, img4).Sign(mac.Sep);
-        var policy = LocalPolicyVerifier.Verify(policyManifest, mac.Sep);
+        var policyManifest = PolicyFor(mac, img4).Sign(mac.SecureEnclave);
+        var policy = LocalPolicyVerifier.Verify(policyManifest, mac.SecureEnclave);
         Assert.True(policy.Valid, string.Join("; ", policy.Failures));
-        using var key = mac.Sep.CreatePublicKey();
+        using var key = mac.SecureEnclave.CreatePublicKey();
         var result = AuxKcImage4.Verify(img4, key, policy.Policy!);
         Assert.True(result.Valid, string.Join("; ", result.Failures));
     }
@@ -305,11 +305,11 @@ public sealed class AuxKcImage4Tests
     public void A_different_AuxKC_payload_under_the_same_manifest_is_a_digest_mismatch()
     {
         using var mac = new Mac();
-        var img4 = AuxKcImage4.Create(mac.Sep, AuxKc);
+        var img4 = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
         var swapped = AuxKc.ToArray();
         swapped[100] ^= 1;
         var forged = new Img4(new Im4Payload("auxk", img4.Payload.Description, swapped), img4.Manifest);
-        using var key = mac.Sep.CreatePublicKey();
+        using var key = mac.SecureEnclave.CreatePublicKey();
         var result = AuxKcImage4.Verify(forged, key, PolicyFor(mac, img4));
         Assert.Equal(LocalPolicyFailureCode.DigestMismatch, Assert.Single(result.Failures).Code);
     }
@@ -318,9 +318,9 @@ public sealed class AuxKcImage4Tests
     public void An_older_AuxKC_does_not_match_a_newer_policy_auxi()
     {
         using var mac = new Mac();
-        var older = AuxKcImage4.Create(mac.Sep, AuxKc);
-        var newer = AuxKcImage4.Create(mac.Sep, [.. AuxKc, 0x00]);
-        using var key = mac.Sep.CreatePublicKey();
+        var older = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
+        var newer = AuxKcImage4.Create(mac.SecureEnclave, [.. AuxKc, 0x00]);
+        using var key = mac.SecureEnclave.CreatePublicKey();
         Assert.True(AuxKcImage4.VerifyImage(older, key, mac.Ecid).Valid);
         var result = AuxKcImage4.Verify(older, key, PolicyFor(mac, newer));
         Assert.Equal(LocalPolicyFailureCode.DigestMismatch, Assert.Single(result.Failures).Code);
@@ -331,12 +331,12 @@ public sealed class AuxKcImage4Tests
     {
         using var mac = new Mac();
         using var other = new Mac();
-        var foreign = AuxKcImage4.Create(other.Sep, AuxKc);
-        using var key = mac.Sep.CreatePublicKey();
+        var foreign = AuxKcImage4.Create(other.SecureEnclave, AuxKc);
+        using var key = mac.SecureEnclave.CreatePublicKey();
         Assert.True(AuxKcImage4.Verify(foreign, key, PolicyFor(mac, foreign)).Has(LocalPolicyFailureCode.BadSignature));
 
-        var own = AuxKcImage4.Create(mac.Sep, AuxKc);
-        var disabled = LocalPolicy.CreateFullSecurity(mac.Sep, Guid.NewGuid());
+        var own = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
+        var disabled = LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Guid.NewGuid());
         var result = AuxKcImage4.Verify(own, key, disabled);
         Assert.True(result.Has(LocalPolicyFailureCode.AuxKcNotAllowed));
         Assert.True(result.Has(LocalPolicyFailureCode.DigestMismatch));
@@ -347,10 +347,10 @@ public sealed class AuxKcImage4Tests
     {
         using var mac = new Mac();
         var body = new Im4ManifestBody(new Im4PropertySet(new Im4Property("ECID", new Im4Integer(mac.Ecid))));
-        var img4 = new Img4(new Im4Payload("krnl", "kernel", AuxKc), mac.Sep.SignManifest(body));
-        using var key = mac.Sep.CreatePublicKey();
+        var img4 = new Img4(new Im4Payload("krnl", "kernel", AuxKc), mac.SecureEnclave.SignManifest(body));
+        using var key = mac.SecureEnclave.CreatePublicKey();
         var result = AuxKcImage4.VerifyImage(img4, key, mac.Ecid);
         Assert.Equal(2, result.Failures.Count(f => f.Code == LocalPolicyFailureCode.Malformed));
-        Assert.True(AuxKcImage4.VerifyImage(AuxKcImage4.Create(mac.Sep, AuxKc), key, mac.Ecid + 1).Has(LocalPolicyFailureCode.EcidMismatch));
+        Assert.True(AuxKcImage4.VerifyImage(AuxKcImage4.Create(mac.SecureEnclave, AuxKc), key, mac.Ecid + 1).Has(LocalPolicyFailureCode.EcidMismatch));
     }
 }

@@ -1,10 +1,9 @@
 using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using KextTrust.Boot.SecureEnclave;
+using KextTrust.Boot.Enclave;
 using KextTrust.Formats.Image4;
 using KextTrust.TestSupport;
-using Sep = KextTrust.Boot.SecureEnclave.SecureEnclave;
 
 namespace KextTrust.Boot.Tests.Enclave;
 
@@ -17,21 +16,21 @@ internal sealed class Mac : IDisposable
         Dir = new TempDir("kextrust-sep");
         Uid = RandomNumberGenerator.GetBytes(32);
         Ecid = ecid;
-        Sep = Sep.Create(Dir.Path, Uid, ecid);
+        SecureEnclave = SecureEnclave.Create(Dir.Path, Uid, ecid);
     }
 
     public TempDir Dir { get; }
     public byte[] Uid { get; }
     public ulong Ecid { get; }
-    public Sep Sep { get; private set; }
+    public SecureEnclave SecureEnclave { get; private set; }
 
-    public string KeyFile => Dir.Combine(Sep.KeyFileName);
-    public string NonceFile => Dir.Combine(Sep.NonceFileName);
+    public string KeyFile => Dir.Combine(SecureEnclave.KeyFileName);
+    public string NonceFile => Dir.Combine(SecureEnclave.NonceFileName);
 
     public void Reopen()
     {
-        Sep.Dispose();
-        Sep = Sep.Open(Dir.Path, Uid, Ecid);
+        SecureEnclave.Dispose();
+        SecureEnclave = SecureEnclave.Open(Dir.Path, Uid, Ecid);
     }
 
     public static Im4ManifestBody Body(ulong ecid, params Im4Property[] extra) =>
@@ -40,7 +39,7 @@ internal sealed class Mac : IDisposable
 
     public void Dispose()
     {
-        Sep.Dispose();
+        SecureEnclave.Dispose();
         Dir.Dispose();
     }
 }
@@ -51,15 +50,15 @@ public sealed class SecureEnclaveTests
     public void Open_restores_the_same_key_certificate_and_nonce_hash()
     {
         using var mac = new Mac();
-        var publicKey = mac.Sep.PublicKey.ToArray();
-        var certificate = mac.Sep.Certificate.ToArray();
-        var lpnh = mac.Sep.CurrentLocalPolicyNonceHash;
+        var publicKey = mac.SecureEnclave.PublicKey.ToArray();
+        var certificate = mac.SecureEnclave.Certificate.ToArray();
+        var lpnh = mac.SecureEnclave.CurrentLocalPolicyNonceHash;
         mac.Reopen();
-        Assert.Equal(publicKey, mac.Sep.PublicKey.ToArray());
-        Assert.Equal(certificate, mac.Sep.Certificate.ToArray());
-        Assert.Equal(lpnh, mac.Sep.CurrentLocalPolicyNonceHash);
-        Assert.Equal(Mac.DefaultEcid, mac.Sep.Ecid);
-        using var key = mac.Sep.CreatePublicKey();
+        Assert.Equal(publicKey, mac.SecureEnclave.PublicKey.ToArray());
+        Assert.Equal(certificate, mac.SecureEnclave.Certificate.ToArray());
+        Assert.Equal(lpnh, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
+        Assert.Equal(Mac.DefaultEcid, mac.SecureEnclave.Ecid);
+        using var key = mac.SecureEnclave.CreatePublicKey();
         Assert.Equal(384, key.KeySize);
         Assert.Throws<CryptographicException>(() => key.ExportParameters(includePrivateParameters: true));
     }
@@ -68,10 +67,10 @@ public sealed class SecureEnclaveTests
     public void Certificate_is_self_issued_for_the_SEP_key_and_names_the_ECID()
     {
         using var mac = new Mac();
-        using var cert = X509CertificateLoader.LoadCertificate(mac.Sep.Certificate.Span);
+        using var cert = X509CertificateLoader.LoadCertificate(mac.SecureEnclave.Certificate.Span);
         Assert.Equal($"CN=Secure Enclave {Mac.DefaultEcid:X16}", cert.Subject);
         Assert.Equal(cert.Subject, cert.Issuer);
-        Assert.Equal(mac.Sep.PublicKey.ToArray(), cert.PublicKey.ExportSubjectPublicKeyInfo());
+        Assert.Equal(mac.SecureEnclave.PublicKey.ToArray(), cert.PublicKey.ExportSubjectPublicKeyInfo());
     }
 
     [Fact]
@@ -79,11 +78,11 @@ public sealed class SecureEnclaveTests
     {
         using var mac = new Mac();
         Assert.Equal(SecureEnclaveError.AlreadyProvisioned,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Create(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Create(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
         using var empty = new TempDir();
         Assert.Equal(SecureEnclaveError.NotProvisioned,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(empty.Path, mac.Uid, mac.Ecid)).Error);
-        Assert.Throws<ArgumentException>(() => Sep.Create(empty.Path, new byte[8], 1));
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(empty.Path, mac.Uid, mac.Ecid)).Error);
+        Assert.Throws<ArgumentException>(() => SecureEnclave.Create(empty.Path, new byte[8], 1));
     }
 
     [Fact]
@@ -93,63 +92,63 @@ public sealed class SecureEnclaveTests
         var otherUid = (byte[])mac.Uid.Clone();
         otherUid[^1] ^= 1;
         Assert.Equal(SecureEnclaveError.UnsealFailed,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, otherUid, mac.Ecid)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, otherUid, mac.Ecid)).Error);
         Assert.Equal(SecureEnclaveError.UnsealFailed,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid + 1)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid + 1)).Error);
     }
 
     [Fact]
     public void Any_modified_byte_of_the_sealed_key_file_fails_to_unseal()
     {
         using var mac = new Mac();
-        mac.Sep.Dispose();
+        mac.SecureEnclave.Dispose();
         var original = File.ReadAllBytes(mac.KeyFile);
         for (var i = 0; i < original.Length; i++)
         {
             var tampered = (byte[])original.Clone();
             tampered[i] ^= 0x01;
             File.WriteAllBytes(mac.KeyFile, tampered);
-            var e = Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid));
+            var e = Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid));
             Assert.Equal(i < 8 ? SecureEnclaveError.MalformedSealedState : SecureEnclaveError.UnsealFailed, e.Error);
         }
         File.WriteAllBytes(mac.KeyFile, original[..30]);
         Assert.Equal(SecureEnclaveError.MalformedSealedState,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
         File.WriteAllBytes(mac.KeyFile, original[..^1]);
         Assert.Equal(SecureEnclaveError.UnsealFailed,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
         File.WriteAllBytes(mac.KeyFile, original);
-        using var reopened = Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid);
+        using var reopened = SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid);
     }
 
     [Fact]
     public void Tampered_or_swapped_nonce_file_fails_to_unseal()
     {
         using var mac = new Mac();
-        mac.Sep.Dispose();
+        mac.SecureEnclave.Dispose();
         var nonce = File.ReadAllBytes(mac.NonceFile);
         var tampered = (byte[])nonce.Clone();
         tampered[^1] ^= 0x80;
         File.WriteAllBytes(mac.NonceFile, tampered);
         Assert.Equal(SecureEnclaveError.UnsealFailed,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
         // The files are bound to their purpose: the key blob is not accepted as the nonce blob.
         File.Copy(mac.KeyFile, mac.NonceFile, overwrite: true);
         Assert.Equal(SecureEnclaveError.UnsealFailed,
-            Assert.Throws<SecureEnclaveException>(() => Sep.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
+            Assert.Throws<SecureEnclaveException>(() => SecureEnclave.Open(mac.Dir.Path, mac.Uid, mac.Ecid)).Error);
     }
 
     [Fact]
     public void Sealed_files_hold_no_plaintext_and_writes_leave_no_temporary_files()
     {
         using var mac = new Mac();
-        mac.Sep.NewLocalPolicyNonce();
+        mac.SecureEnclave.NewLocalPolicyNonce();
         var blob = File.ReadAllBytes(mac.KeyFile);
         Assert.Equal("KTSEAL"u8.ToArray(), blob[..6]);
-        Assert.Equal(-1, blob.AsSpan().IndexOf(mac.Sep.PublicKey.Span[^48..]));
+        Assert.Equal(-1, blob.AsSpan().IndexOf(mac.SecureEnclave.PublicKey.Span[^48..]));
         Assert.Equal(-1, blob.AsSpan().IndexOf("Secure Enclave"u8));
         Assert.Equal(
-            new[] { Sep.KeyFileName, Sep.NonceFileName }.Order(),
+            new[] { SecureEnclave.KeyFileName, SecureEnclave.NonceFileName }.Order(),
             Directory.EnumerateFiles(mac.Dir.Path).Select(Path.GetFileName).Order());
     }
 
@@ -157,12 +156,12 @@ public sealed class SecureEnclaveTests
     public void New_nonce_changes_the_hash_persists_and_forgets_the_old_one()
     {
         using var mac = new Mac();
-        var first = mac.Sep.CurrentLocalPolicyNonceHash;
-        var second = mac.Sep.NewLocalPolicyNonce();
+        var first = mac.SecureEnclave.CurrentLocalPolicyNonceHash;
+        var second = mac.SecureEnclave.NewLocalPolicyNonce();
         Assert.NotEqual(first, second);
-        Assert.Equal(second, mac.Sep.CurrentLocalPolicyNonceHash);
+        Assert.Equal(second, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
         mac.Reopen();
-        Assert.Equal(second, mac.Sep.CurrentLocalPolicyNonceHash);
+        Assert.Equal(second, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
         Assert.Equal(32, File.ReadAllBytes(mac.NonceFile).Length - 36);
     }
 
@@ -170,12 +169,12 @@ public sealed class SecureEnclaveTests
     public void Signed_manifest_verifies_with_this_Macs_SEP_key()
     {
         using var mac = new Mac();
-        var manifest = mac.Sep.SignManifest(Mac.Body(mac.Ecid));
-        using var key = mac.Sep.CreatePublicKey();
+        var manifest = mac.SecureEnclave.SignManifest(Mac.Body(mac.Ecid));
+        using var key = mac.SecureEnclave.CreatePublicKey();
         Assert.Equal(SepSignatureResult.Ok, SecureEnclaveSignature.Verify(manifest, key));
         var decoded = Im4Manifest.FromBytes(manifest.Encode());
         Assert.True(SecureEnclaveSignature.Verify(decoded, key).Valid);
-        Assert.Equal(mac.Sep.Certificate.ToArray(), Assert.Single(decoded.CertificateChain).ToArray());
+        Assert.Equal(mac.SecureEnclave.Certificate.ToArray(), Assert.Single(decoded.CertificateChain).ToArray());
 
         // DER-encoded ECDSA signature: SEQUENCE { INTEGER r, INTEGER s }.
         var reader = new AsnReader(decoded.Signature, AsnEncodingRules.DER);
@@ -190,11 +189,11 @@ public sealed class SecureEnclaveTests
     public void OpenSsl_verifies_the_signature_over_the_body_SET()
     {
         using var mac = new Mac();
-        var manifest = mac.Sep.SignManifest(Mac.Body(mac.Ecid));
+        var manifest = mac.SecureEnclave.SignManifest(Mac.Body(mac.Ecid));
         using var dir = new TempDir();
         File.WriteAllBytes(dir.Combine("body.der"), manifest.BodyBytes.ToArray());
         File.WriteAllBytes(dir.Combine("sig.der"), manifest.Signature.ToArray());
-        File.WriteAllText(dir.Combine("pub.pem"), PemEncoding.WriteString("PUBLIC KEY", mac.Sep.PublicKey.Span));
+        File.WriteAllText(dir.Combine("pub.pem"), PemEncoding.WriteString("PUBLIC KEY", mac.SecureEnclave.PublicKey.Span));
         var ok = ExternalTool.Run(ExternalTool.OpenSsl, "dgst", "-sha384", "-verify", dir.Combine("pub.pem"),
             "-signature", dir.Combine("sig.der"), dir.Combine("body.der"));
         Assert.True(ok.ExitCode == 0, ok.StdOut + ok.StdErr);
@@ -205,10 +204,10 @@ public sealed class SecureEnclaveTests
     public void One_changed_byte_anywhere_in_the_body_invalidates_the_signature()
     {
         using var mac = new Mac();
-        var der = mac.Sep.SignManifest(Mac.Body(mac.Ecid, new Im4Property("smb2", new Im4Boolean(true)))).Encode();
+        var der = mac.SecureEnclave.SignManifest(Mac.Body(mac.Ecid, new Im4Property("smb2", new Im4Boolean(true)))).Encode();
         var bodyStart = der.AsSpan().IndexOf(Im4Manifest.FromBytes(der).BodyBytes.Span);
         var bodyLength = Im4Manifest.FromBytes(der).BodyBytes.Length;
-        using var key = mac.Sep.CreatePublicKey();
+        using var key = mac.SecureEnclave.CreatePublicKey();
         var decodedAndRejected = 0;
         for (var i = bodyStart; i < bodyStart + bodyLength; i++)
         {
@@ -235,14 +234,14 @@ public sealed class SecureEnclaveTests
     {
         using var mac = new Mac();
         using var other = new Mac();
-        var foreign = other.Sep.SignManifest(Mac.Body(other.Ecid));
-        using var key = mac.Sep.CreatePublicKey();
+        var foreign = other.SecureEnclave.SignManifest(Mac.Body(other.Ecid));
+        using var key = mac.SecureEnclave.CreatePublicKey();
         var result = SecureEnclaveSignature.Verify(foreign, key);
         Assert.False(result.Valid);
         Assert.Contains("certificate", result.Failure);
 
         // Even with this Mac's certificate swapped in, the other key's signature does not verify.
-        var swapped = Im4Manifest.Create(foreign.Body, foreign.Signature.Span, [mac.Sep.Certificate]);
+        var swapped = Im4Manifest.Create(foreign.Body, foreign.Signature.Span, [mac.SecureEnclave.Certificate]);
         Assert.Equal("the signature does not verify with this Mac's SEP key", SecureEnclaveSignature.Verify(swapped, key).Failure);
     }
 
@@ -251,8 +250,8 @@ public sealed class SecureEnclaveTests
     {
         using var mac = new Mac();
         var body = Mac.Body(mac.Ecid);
-        using var key = mac.Sep.CreatePublicKey();
-        Assert.False(SecureEnclaveSignature.Verify(Im4Manifest.Create(body, [1, 2, 3], [mac.Sep.Certificate]), key).Valid);
+        using var key = mac.SecureEnclave.CreatePublicKey();
+        Assert.False(SecureEnclaveSignature.Verify(Im4Manifest.Create(body, [1, 2, 3], [mac.SecureEnclave.Certificate]), key).Valid);
         Assert.False(SecureEnclaveSignature.Verify(Im4Manifest.Create(body, [], [new byte[] { 0x30, 0x00 }]), key).Valid);
         Assert.False(SecureEnclaveSignature.Verify(Im4Manifest.Create(body, [], []), key).Valid);
     }
@@ -262,10 +261,10 @@ public sealed class SecureEnclaveTests
     {
         using var mac = new Mac();
         Assert.Equal(SecureEnclaveError.SigningRefused,
-            Assert.Throws<SecureEnclaveException>(() => mac.Sep.SignManifest(Mac.Body(mac.Ecid + 1))).Error);
+            Assert.Throws<SecureEnclaveException>(() => mac.SecureEnclave.SignManifest(Mac.Body(mac.Ecid + 1))).Error);
         Assert.Equal(SecureEnclaveError.SigningRefused,
-            Assert.Throws<SecureEnclaveException>(() => mac.Sep.SignManifest(new Im4ManifestBody(Im4PropertySet.Empty))).Error);
-        Assert.Equal(SecureEnclaveError.SigningRefused, Assert.Throws<SecureEnclaveException>(() => mac.Sep.SignManifest(
+            Assert.Throws<SecureEnclaveException>(() => mac.SecureEnclave.SignManifest(new Im4ManifestBody(Im4PropertySet.Empty))).Error);
+        Assert.Equal(SecureEnclaveError.SigningRefused, Assert.Throws<SecureEnclaveException>(() => mac.SecureEnclave.SignManifest(
             new Im4ManifestBody(new Im4PropertySet(new Im4Property("ECID", new Im4OctetString([1])))))).Error);
     }
 
@@ -273,8 +272,8 @@ public sealed class SecureEnclaveTests
     public void Disposed_SEP_no_longer_signs()
     {
         using var mac = new Mac();
-        mac.Sep.Dispose();
-        Assert.Throws<ObjectDisposedException>(() => mac.Sep.SignManifest(Mac.Body(mac.Ecid)));
-        Assert.Throws<ObjectDisposedException>(() => mac.Sep.NewLocalPolicyNonce());
+        mac.SecureEnclave.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => mac.SecureEnclave.SignManifest(Mac.Body(mac.Ecid)));
+        Assert.Throws<ObjectDisposedException>(() => mac.SecureEnclave.NewLocalPolicyNonce());
     }
 }

@@ -1,4 +1,4 @@
-namespace KextTrust.Boot.SecureEnclave;
+namespace KextTrust.Boot.Enclave;
 
 /// <summary>Why a Secure Enclave operation failed.</summary>
 public enum SecureEnclaveError

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using KextTrust.Formats.Image4;
 
-namespace KextTrust.Boot.SecureEnclave;
+namespace KextTrust.Boot.Enclave;
 
 /// <summary>The outcome of checking a SEP signature: valid, or the reason it is not.</summary>
 public sealed record SepSignatureResult(bool Valid, string? Failure)

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace KextTrust.Boot.SecureEnclave;
+namespace KextTrust.Boot.Enclave;
 
 /// <summary>
 /// Seals small secrets to a (simulated) hardware UID. File layout, version 1:

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using KextTrust.Formats.Image4;
 
-namespace KextTrust.Boot.SecureEnclave;
+namespace KextTrust.Boot.Enclave;
 
 /// <summary>
 /// The simulated Secure Enclave of one Mac. It owns an ECDSA P-384 signing key that never leaves
