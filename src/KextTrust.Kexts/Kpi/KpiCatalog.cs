@@ -233,6 +233,10 @@ public sealed class KpiCatalog
     public bool IsKernelOnlyExport(MacOSRelease release, KextArchitecture architecture, string symbol)
     {
         var bit = Bit(release, architecture);
+        if (ExportingBundles(release, architecture, symbol).Count > 0)
+        {
+            return false;
+        }
         if (_exact.TryGetValue(symbol, out var entries) && entries.Any(e => e.Bundle == KernelOnly && (e.Mask & bit) != 0))
         {
             return true;
