@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.IO.Compression;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace KextTrust.Kexts.Kpi;
@@ -23,7 +24,7 @@ public sealed class KpiCatalog
     private const string FormatHeader = "# KextTrust KPI catalog, format 1";
     private const int KernelOnly = -1;
 
-    private readonly struct Entry(int bundle, string? target, int mask)
+    private sealed class Entry(int bundle, string? target, int mask)
     {
         public int Bundle { get; } = bundle;
         public string? Target { get; } = target;
@@ -79,8 +80,8 @@ public sealed class KpiCatalog
             throw new InvalidDataException("not a KPI catalog (format 1 header missing)");
         }
         var bundles = new List<string>();
-        var exact = new Dictionary<string, List<Entry>>(8192, StringComparer.Ordinal);
-        var prefixes = new Dictionary<string, List<Entry>>(StringComparer.Ordinal);
+        var exact = new Dictionary<string, Entry[]>(8192, StringComparer.Ordinal);
+        var prefixes = new Dictionary<string, Entry[]>(StringComparer.Ordinal);
         var kexts = MacOSRelease.All.Select(_ => new List<PseudoKext>()).ToArray();
         var releases = new List<KpiCatalogRelease>();
         var lineNo = 0;
@@ -137,12 +138,8 @@ public sealed class KpiCatalog
                         throw Bad(lineNo, "mask");
                     }
                     var entry = new Entry(bundle, line[0] == 'A' ? line[f[4]].ToString() : null, mask);
-                    var dict = line[0] == 'P' ? prefixes : exact;
-                    if (!dict.TryGetValue(name, out var list))
-                    {
-                        dict[name] = list = new List<Entry>(1);
-                    }
-                    list.Add(entry);
+                    ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(line[0] == 'P' ? prefixes : exact, name, out _);
+                    slot = slot is null ? [entry] : [.. slot, entry];
                     break;
                 default:
                     throw Bad(lineNo, "record");
@@ -152,12 +149,7 @@ public sealed class KpiCatalog
         {
             throw new InvalidDataException($"KPI catalog has {releases.Count} releases, expected {MacOSRelease.All.Count}");
         }
-        return new KpiCatalog(
-            bundles.ToArray(),
-            exact.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal),
-            prefixes.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal),
-            kexts.Select(k => k.ToArray()).ToArray(),
-            releases);
+        return new KpiCatalog(bundles.ToArray(), exact, prefixes, kexts.Select(k => k.ToArray()).ToArray(), releases);
 
         static string? Dash(string s) => s == "-" ? null : s;
         static InvalidDataException Bad(int line, string what) => new($"KPI catalog line {line}: bad {what}");
@@ -230,7 +222,7 @@ public sealed class KpiCatalog
     {
         var bit = Bit(release, architecture);
         return _exact.TryGetValue(symbol, out var entries)
-            ? entries.FirstOrDefault(e => (e.Mask & bit) != 0 && e.Target is not null).Target
+            ? entries.FirstOrDefault(e => (e.Mask & bit) != 0 && e.Target is not null)?.Target
             : null;
     }
 
@@ -241,6 +233,10 @@ public sealed class KpiCatalog
     public bool IsKernelOnlyExport(MacOSRelease release, KextArchitecture architecture, string symbol)
     {
         var bit = Bit(release, architecture);
+        if (ExportingBundles(release, architecture, symbol).Count > 0)
+        {
+            return false;
+        }
         if (_exact.TryGetValue(symbol, out var entries) && entries.Any(e => e.Bundle == KernelOnly && (e.Mask & bit) != 0))
         {
             return true;
