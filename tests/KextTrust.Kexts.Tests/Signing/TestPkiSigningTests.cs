@@ -221,6 +221,22 @@ public class TestPkiSigningTests
     }
 
     [Fact]
+    public void Signing_time_outside_the_certificates_validity_is_reported()
+    {
+        using var pki = TestPki.Create(new TestPki.Options("Example Corp", Team)
+        {
+            NotBefore = new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero),
+            Validity = TimeSpan.FromDays(365),
+        });
+        var cd = new CodeDirectoryBuilder { Identifier = "com.example.driver", TeamId = Team }.Build(Code());
+        var cms = CodeSignatureCmsSigner.Sign([cd], pki.Leaf, [pki.Intermediate], new DateTimeOffset(2025, 6, 1, 0, 0, 0, TimeSpan.Zero));
+        var sig = EmbeddedSignature.Parse(new EmbeddedSignatureBuilder { CodeDirectory = cd, Cms = cms }.Build(), "late");
+        var result = CodeSignatureVerifier.Verify(sig, new CodeSignatureVerifierOptions { TestRoot = pki.Root });
+        Assert.Equal(VerificationTimeSource.CmsSigningTime, result.TimeSource);
+        Assert.Equal(SignatureProblemCode.CertificateNotTimeValid, Assert.Single(result.Problems).Code);
+    }
+
+    [Fact]
     public void Ad_hoc_signature_reports_no_cms()
     {
         var cd = new CodeDirectoryBuilder { Identifier = "adhoc", Flags = CodeDirectoryFlags.Adhoc }.Build(Code());
