@@ -41,7 +41,6 @@ public static class CodeSignatureCmsSigner
         {
             cmsSigner.Certificates.Add(c);
         }
-        cmsSigner.SignedAttributes.Add(new Pkcs9ContentType());
         cmsSigner.SignedAttributes.Add(new Pkcs9SigningTime(signingTime.UtcDateTime));
         cmsSigner.SignedAttributes.Add(new AsnEncodedData(AppleOids.CdHashesPlistAttribute,
             CdHashAttributes.EncodePlistAttribute(parsed.Select(cd => cd.ComputeCdHash()))));

@@ -135,6 +135,24 @@ public static class CodeSignatureVerifier
     {
         ArgumentNullException.ThrowIfNull(signature);
         options ??= new CodeSignatureVerifierOptions();
+        // The pinned root is loaded (and its fingerprint re-checked) outside the CMS error handling:
+        // a bad embedded root is a build defect, never a property of the signature.
+        using var appleRoot = AppleRootCertificate.Load();
+        try
+        {
+            return VerifyCore(signature, options, appleRoot);
+        }
+        catch (CryptographicException e)
+        {
+            // Decode is lazy in places (certificates, attributes): a corrupt part surfaces here.
+            var now = options.Now ?? DateTimeOffset.UtcNow;
+            return new CodeSignatureVerification([new(SignatureProblemCode.CmsMalformed, e.Message)], null, TrustAnchorKind.None, [], now,
+                VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
+        }
+    }
+
+    private static CodeSignatureVerification VerifyCore(EmbeddedSignature signature, CodeSignatureVerifierOptions options, X509Certificate2 appleRoot)
+    {
         var problems = new List<SignatureProblem>();
         var now = options.Now ?? DateTimeOffset.UtcNow;
         CodeSignatureVerification Done(SignerFacts? signer, TrustAnchorKind anchor, IReadOnlyList<ChainCertificate> chain, DateTimeOffset time, VerificationTimeSource source, CdHashAttributeStatus v1, CdHashAttributeStatus v2) =>
@@ -215,7 +233,6 @@ public static class CodeSignatureVerifier
             return Done(null, TrustAnchorKind.None, [], time, source, v1, v2);
         }
 
-        using var appleRoot = AppleRootCertificate.Load();
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(appleRoot);

@@ -1,0 +1,31 @@
+using System.Globalization;
+using KextTrust.TestSupport;
+
+namespace KextTrust.Kexts.Tests.Signing;
+
+/// <summary>Locates LC_CODE_SIGNATURE with the independent llvm-otool and returns the signature bytes.</summary>
+internal static class SignatureLocator
+{
+    public sealed record Located(string Path, long DataOffset, long DataSize, byte[] File)
+    {
+        public ReadOnlyMemory<byte> Signature => File.AsMemory((int)DataOffset, (int)DataSize);
+    }
+
+    public static Located Locate(string path)
+    {
+        var text = ExternalTool.RunChecked(ExternalTool.LlvmOtool, "-l", path);
+        var lines = text.Split('\n').Select(l => l.Trim()).ToArray();
+        var at = Array.FindIndex(lines, l => l == "cmd LC_CODE_SIGNATURE");
+        Assert.True(at >= 0, $"llvm-otool shows no LC_CODE_SIGNATURE in {path}");
+        long Field(string name) => long.Parse(
+            lines.Skip(at).First(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
+            CultureInfo.InvariantCulture);
+        var file = File.ReadAllBytes(path);
+        var off = Field("dataoff");
+        var size = Field("datasize");
+        Assert.InRange(off + size, 1, file.Length);
+        return new Located(path, off, size, file);
+    }
+
+    public static IEnumerable<object[]> Files() => Corpus.RuntimePackMachOFiles().Select(f => new object[] { f });
+}
