@@ -17,7 +17,7 @@ echo "corpus: $count kexts, $(wc -l < "$work/exes.txt") executables, $bytes byte
 
 cmds=("$work/cli/kextrust inspect --json $work/corpus > /dev/null"
       "xargs -a $work/exes.txt llvm-nm-14 -u > /dev/null")
-if [ -x "$work/cli/kextrust" ] && "$work/cli/kextrust" audit --help >/dev/null 2>&1; then
+if "$work/cli/kextrust" --help 2>/dev/null | grep -qE "^\s+audit\b"; then
   cmds+=("$work/cli/kextrust audit --json $work/corpus > /dev/null || true")
 fi
 hyperfine --warmup 2 --runs 10 --export-markdown "$work/result.md" "${cmds[@]}"

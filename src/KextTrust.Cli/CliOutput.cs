@@ -58,7 +58,20 @@ public sealed class CliOutput
 
     public static string ToJson<T>(T value) => JsonSerializer.Serialize(value, JsonOptions);
 
-    public void WriteJson<T>(T value) => Out.WriteLine(ToJson(value));
+    public void WriteJson<T>(T value)
+    {
+        if (ReferenceEquals(Out, System.Console.Out))
+        {
+            // Stream straight to stdout: a large report never exists as one string.
+            Out.Flush();
+            using var stdout = System.Console.OpenStandardOutput();
+            using var buffered = new BufferedStream(stdout, 1 << 16);
+            JsonSerializer.Serialize(buffered, value, JsonOptions);
+            buffered.WriteByte((byte)'\n');
+            return;
+        }
+        Out.WriteLine(ToJson(value));
+    }
 
     /// <summary>Writes "kextrust: message" to standard error and returns <see cref="ExitCodes.InputError"/>.</summary>
     public int InputError(string message)

@@ -68,7 +68,9 @@ public static class KextInspector
         {
             return [InspectBundle(KextBundle.Open(path))];
         }
-        return KextDiscovery.FindKexts(path).Select(p => InspectBundle(KextBundle.Open(p))).ToArray();
+        // Bundles are independent: read them on all cores, keep the discovery order.
+        return KextDiscovery.FindKexts(path).AsParallel().AsOrdered()
+            .Select(p => InspectBundle(KextBundle.Open(p))).ToArray();
     }
 
     private static bool LooksLikeBundle(string path) =>
