@@ -1,0 +1,70 @@
+namespace KextTrust.Consent;
+
+/// <summary>
+/// Stable codes of every error and decision reason in KextTrust.Consent. Where macOS has a number for the
+/// same condition (<c>KMErrorDomain</c>), the same number is used; ours start at 1000.
+/// </summary>
+public enum ConsentCode
+{
+    /// <summary>Allowed / no error.</summary>
+    Ok = 0,
+    /// <summary>KMErrorDomain 29: the code signature is invalid or missing while SIP enforces it.</summary>
+    BadSignature = 29,
+    /// <summary>KMErrorDomain 30: filesystem validation failed (ownership, permissions, staging).</summary>
+    ValidationFailed = 30,
+    /// <summary>KMErrorDomain 71: the kext has no slice for this Mac's architecture.</summary>
+    ArchitectureMismatch = 71,
+    /// <summary>The kext is on the exclude list (AppleKextExcludeList).</summary>
+    ExcludeListed = 1001,
+    /// <summary>The kext needs user consent and has none.</summary>
+    NotApproved = 1002,
+    /// <summary>The kext uses a KPI unsupported on this macOS (audit rules, enforced).</summary>
+    UnsupportedKpi = 1003,
+    /// <summary>The kext is not installed on this Mac.</summary>
+    NotInstalled = 1004,
+    /// <summary>The kext bundle cannot be read.</summary>
+    UnreadableKext = 1005,
+    /// <summary>The machine folder is missing or its description is malformed.</summary>
+    MachineInvalid = 1100,
+    /// <summary>Another command holds the machine lock.</summary>
+    MachineBusy = 1101,
+    /// <summary>Unknown user or wrong password.</summary>
+    AuthenticationFailed = 1200,
+    /// <summary>The user is not an administrator and the rule requires one.</summary>
+    AdminRequired = 1201,
+    /// <summary>No "blocked" alert was shown for this team / bundle.</summary>
+    NoPendingAlert = 1202,
+    /// <summary>The 30-minute approval window after the alert has passed.</summary>
+    ApprovalWindowExpired = 1203,
+    /// <summary>User approvals are disabled (MDM without AllowUserOverrides, or consent not in force).</summary>
+    UserApprovalDisabled = 1204,
+    /// <summary>The command is only available in recoveryOS.</summary>
+    RecoveryOnly = 1300,
+    /// <summary>The Mac is not enrolled in MDM (or the enrollment cannot deliver this payload).</summary>
+    NotEnrolled = 1400,
+    /// <summary>The profile is malformed or hostile.</summary>
+    ProfileInvalid = 1401,
+    /// <summary>This payload cannot be installed manually.</summary>
+    ManualInstallNotAllowed = 1402,
+    /// <summary>The payload needs a newer macOS.</summary>
+    UnsupportedOSVersion = 1403,
+    /// <summary>The KextPolicy database has the wrong schema or a row of the wrong type.</summary>
+    DatabaseInvalid = 1500,
+    /// <summary>An exclude list is malformed or not newer than the installed one.</summary>
+    ExcludeListInvalid = 1600,
+    /// <summary>The exclude list offered is not newer than the installed one.</summary>
+    ExcludeListNotNewer = 1601,
+    /// <summary>A command argument is invalid.</summary>
+    InvalidArgument = 1700,
+}
+
+/// <summary>A typed error of the consent pipeline, naming the file (when any) and what was wrong.</summary>
+public sealed class ConsentException(ConsentCode code, string? path, string message, Exception? inner = null)
+    : Exception(path is null ? message : $"{path}: {message}", inner)
+{
+    /// <summary>The stable code.</summary>
+    public ConsentCode Code { get; } = code;
+
+    /// <summary>The file or folder concerned, when any.</summary>
+    public string? Path { get; } = path;
+}

@@ -1,0 +1,288 @@
+using System.Text.Json;
+using KextTrust.Consent.Policy;
+using Microsoft.Data.Sqlite;
+
+namespace KextTrust.Consent.Machine;
+
+/// <summary>
+/// The simulated Mac's folder, opened under its lock file, with atomic multi-file changes.
+/// <para>
+/// Protocol of <see cref="MachineTransaction.Commit"/>: every new file or folder is first written beside its
+/// target as <c>NAME.kt-new</c> and flushed (SQLite changes are made, inside a SQLite transaction, on such a
+/// copy of the database). Then a journal <c>.kextrust-journal</c> listing the targets is written (temp name,
+/// flush, rename). Each target is then switched: the current one renamed to <c>NAME.kt-old</c>, the new one
+/// renamed into place. Deleting the journal is the commit point; the <c>.kt-old</c> copies are removed after.
+/// Opening a machine whose journal still exists (a command failed or was interrupted before its commit point)
+/// puts every <c>.kt-old</c> back, so the machine reads exactly as before; stray <c>.kt-new</c>/<c>.kt-old</c>
+/// without a journal are leftovers and are removed.
+/// </para>
+/// Concurrent commands are serialised by <c>.kextrust.lock</c>, held open with <see cref="FileShare.None"/>.
+/// </summary>
+public sealed class MachineStore : IDisposable
+{
+    /// <summary>Name of the lock file in the machine folder.</summary>
+    public const string LockFileName = ".kextrust.lock";
+    /// <summary>Name of the journal file in the machine folder.</summary>
+    public const string JournalFileName = ".kextrust-journal";
+    internal const string NewSuffix = ".kt-new";
+    internal const string OldSuffix = ".kt-old";
+
+    private readonly FileStream _lock;
+
+    private MachineStore(string root, IMachineFileSystem fs, FileStream lockStream)
+    {
+        Root = root;
+        FileSystem = fs;
+        _lock = lockStream;
+    }
+
+    /// <summary>The machine folder (absolute).</summary>
+    public string Root { get; }
+
+    /// <summary>The file-system seam writes go through.</summary>
+    public IMachineFileSystem FileSystem { get; }
+
+    /// <summary>Absolute path of a machine-relative path (forward slashes).</summary>
+    public string PathOf(string relative) => Path.Combine(Root, relative.Replace('/', Path.DirectorySeparatorChar));
+
+    /// <summary>
+    /// Takes the lock of <paramref name="root"/> (waiting up to <paramref name="timeout"/>), then rolls back any
+    /// change a failed or interrupted command left behind.
+    /// </summary>
+    public static MachineStore Open(string root, IMachineFileSystem? fs = null, TimeSpan? timeout = null, bool create = false)
+    {
+        root = Path.GetFullPath(root);
+        if (!Directory.Exists(root))
+        {
+            if (!create)
+            {
+                throw new ConsentException(ConsentCode.MachineInvalid, root, "no simulated Mac here (run `kextrust machine init`)");
+            }
+            Directory.CreateDirectory(root);
+        }
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        FileStream? stream = null;
+        while (stream is null)
+        {
+            try
+            {
+                stream = new FileStream(Path.Combine(root, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(15);
+            }
+            catch (IOException e)
+            {
+                throw new ConsentException(ConsentCode.MachineBusy, root, "another kextrust command holds the machine lock", e);
+            }
+        }
+        var store = new MachineStore(root, fs ?? PhysicalFileSystem.Instance, stream);
+        try
+        {
+            store.Recover();
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+        return store;
+    }
+
+    /// <summary>Starts a transaction: stage changes, then <see cref="MachineTransaction.Commit"/>.</summary>
+    public MachineTransaction Begin() => new(this);
+
+    /// <summary>Opens the KextPolicy database read-only (no pooling, so no handle outlives the call).</summary>
+    public SqliteConnection OpenDatabaseReadOnly() => KextPolicyDatabase.OpenReadOnly(PathOf(MachineLayout.KextPolicy));
+
+    private void Recover()
+    {
+        // Recovery always uses the real file system: it runs when a machine is opened after a failure.
+        var fs = PhysicalFileSystem.Instance;
+        var journal = Path.Combine(Root, JournalFileName);
+        fs.Delete(journal + ".tmp");
+        if (File.Exists(journal))
+        {
+            JournalEntry[] entries;
+            try
+            {
+                entries = JsonSerializer.Deserialize<JournalEntry[]>(File.ReadAllBytes(journal)) ?? [];
+            }
+            catch (JsonException e)
+            {
+                throw new ConsentException(ConsentCode.MachineInvalid, journal, "the change journal is unreadable: " + e.Message, e);
+            }
+            foreach (var e in entries.Reverse())
+            {
+                var target = PathOf(e.Target);
+                var old = target + OldSuffix;
+                if (Exists(old))
+                {
+                    fs.Delete(target);
+                    fs.Move(old, target);
+                }
+                else if (!e.HadOld)
+                {
+                    fs.Delete(target);
+                }
+                fs.Delete(target + NewSuffix);
+            }
+            fs.Delete(journal);
+        }
+        foreach (var leftover in Directory.EnumerateFileSystemEntries(Root, "*", SearchOption.AllDirectories)
+                     .Where(p => p.EndsWith(NewSuffix, StringComparison.Ordinal) || p.EndsWith(OldSuffix, StringComparison.Ordinal))
+                     .OrderByDescending(p => p.Length).ToArray())
+        {
+            fs.Delete(leftover);
+        }
+    }
+
+    internal static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
+
+    internal sealed record JournalEntry(string Target, bool HadOld);
+
+    /// <summary>Releases the lock.</summary>
+    public void Dispose() => _lock.Dispose();
+}
+
+/// <summary>A set of staged changes to a machine, switched in together by <see cref="Commit"/>.</summary>
+public sealed class MachineTransaction
+{
+    private readonly MachineStore _store;
+    private readonly List<string> _targets = [];
+    private readonly HashSet<string> _deletes = new(StringComparer.Ordinal);
+    private bool _committed;
+
+    internal MachineTransaction(MachineStore store) => _store = store;
+
+    private IMachineFileSystem Fs => _store.FileSystem;
+
+    /// <summary>True when nothing is staged.</summary>
+    public bool IsEmpty => _targets.Count == 0;
+
+    private string Claim(string relative)
+    {
+        if (_committed)
+        {
+            throw new InvalidOperationException("the transaction is already committed");
+        }
+        if (_targets.Contains(relative))
+        {
+            throw new InvalidOperationException($"{relative} is staged twice");
+        }
+        _targets.Add(relative);
+        var target = _store.PathOf(relative);
+        var parent = Path.GetDirectoryName(target)!;
+        if (!Directory.Exists(parent))
+        {
+            Fs.CreateDirectory(parent);
+        }
+        var staged = target + MachineStore.NewSuffix;
+        Fs.Delete(staged);
+        return staged;
+    }
+
+    /// <summary>Stages the new content of a file.</summary>
+    public void StageFile(string relative, ReadOnlySpan<byte> bytes) => Fs.WriteFileFlushed(Claim(relative), bytes);
+
+    /// <summary>Stages a copy of the folder <paramref name="sourceDirectory"/> (modes kept; symlinks refused) at <paramref name="relative"/>.</summary>
+    public void StageDirectoryCopy(string relative, string sourceDirectory)
+    {
+        var staged = Claim(relative);
+        CopyTree(sourceDirectory, staged);
+    }
+
+    private void CopyTree(string source, string destination)
+    {
+        Fs.CreateDirectory(destination);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(destination, File.GetUnixFileMode(source));
+        }
+        foreach (var entry in Directory.EnumerateFileSystemEntries(source).Order(StringComparer.Ordinal))
+        {
+            var info = new FileInfo(entry);
+            var dest = Path.Combine(destination, Path.GetFileName(entry));
+            if (info.LinkTarget is not null)
+            {
+                throw new ConsentException(ConsentCode.ValidationFailed, entry, "symbolic links are not copied into the machine");
+            }
+            if (Directory.Exists(entry))
+            {
+                CopyTree(entry, dest);
+            }
+            else
+            {
+                Fs.CopyFileFlushed(entry, dest);
+            }
+        }
+    }
+
+    /// <summary>Stages the removal of a file or folder.</summary>
+    public void StageDelete(string relative)
+    {
+        Claim(relative);
+        _deletes.Add(relative);
+    }
+
+    /// <summary>
+    /// Stages a change of the KextPolicy database: copies it, runs <paramref name="change"/> inside one SQLite
+    /// transaction on the copy, and switches the copy in at commit.
+    /// </summary>
+    public void StageDatabase(Action<SqliteConnection, SqliteTransaction> change)
+    {
+        var staged = Claim(MachineLayout.KextPolicy);
+        var current = _store.PathOf(MachineLayout.KextPolicy);
+        if (File.Exists(current))
+        {
+            Fs.CopyFileFlushed(current, staged);
+        }
+        using var db = KextPolicyDatabase.OpenReadWrite(staged);
+        using var tx = db.BeginTransaction();
+        change(db, tx);
+        tx.Commit();
+    }
+
+    /// <summary>Switches every staged change in (see <see cref="MachineStore"/> for the protocol).</summary>
+    public void Commit()
+    {
+        if (_committed)
+        {
+            throw new InvalidOperationException("the transaction is already committed");
+        }
+        _committed = true;
+        if (_targets.Count == 0)
+        {
+            return;
+        }
+        var entries = _targets.Select(t => new MachineStore.JournalEntry(t, MachineStore.Exists(_store.PathOf(t)))).ToArray();
+        var journal = Path.Combine(_store.Root, MachineStore.JournalFileName);
+        Fs.WriteFileFlushed(journal + ".tmp", JsonSerializer.SerializeToUtf8Bytes(entries));
+        Fs.Move(journal + ".tmp", journal);
+        foreach (var e in entries)
+        {
+            var target = _store.PathOf(e.Target);
+            if (e.HadOld)
+            {
+                Fs.Move(target, target + MachineStore.OldSuffix);
+            }
+            if (!_deletes.Contains(e.Target))
+            {
+                Fs.Move(target + MachineStore.NewSuffix, target);
+            }
+        }
+        Fs.Delete(journal);
+        foreach (var e in entries.Where(e => e.HadOld))
+        {
+            try
+            {
+                Fs.Delete(_store.PathOf(e.Target) + MachineStore.OldSuffix);
+            }
+            catch (IOException)
+            {
+                // Committed already; the next open removes the leftover.
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using KextTrust.Consent.Machine;
+using KextTrust.Consent.Signing;
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Bundles;
+using KextTrust.TestSupport;
+
+namespace KextTrust.Consent.Tests;
+
+/// <summary>
+/// Signature facts by bundle id. KextBundleWriter does not sign kexts yet (no bundle signer in main), so
+/// signed / ad-hoc kexts are modelled through the <see cref="IKextSignatureVerifier"/> seam.
+/// </summary>
+public sealed class FixtureVerifier : IKextSignatureVerifier
+{
+    public Dictionary<string, KextSignatureFacts> Facts { get; } = new(StringComparer.Ordinal);
+
+    public static KextSignatureFacts Signed(string team, string name = "Example Developer") => new(KextSignatureKind.DeveloperId, team, $"Developer ID Application: {name} ({team})", "00112233445566778899aabbccddeeff00112233", "Developer ID signed");
+    public static KextSignatureFacts AdHoc { get; } = new(KextSignatureKind.AdHoc, null, null, "ffeeddccbbaa99887766554433221100ffeeddcc", "ad-hoc");
+
+    public KextSignatureFacts Verify(string bundlePath)
+    {
+        var id = KextBundle.Open(bundlePath).BundleId ?? "";
+        return Facts.TryGetValue(id, out var f) ? f : new KextSignatureFacts(KextSignatureKind.Unsigned, null, null, null, "unsigned");
+    }
+}
+
+public sealed class MacFixture : IDisposable
+{
+    public TempDir Temp { get; } = new("kextrust-consent");
+    public FixtureVerifier Verifier { get; } = new();
+    public string MacDir => Temp.Combine("mac");
+    public static readonly DateTimeOffset T0 = new(2025, 1, 6, 9, 0, 0, TimeSpan.Zero);
+
+    public void Init(string macos = "14.5", MachinePlatform platform = MachinePlatform.Intel, MdmEnrollment mdm = MdmEnrollment.None, uint csr = 0)
+    {
+        using var mac = Mac.Init(MacDir, new MachineInitOptions(platform, macos, "admin", "admin-pw")
+        {
+            StandardUser = ("alice", "alice-pw"), Mdm = mdm, CsrActiveConfig = csr, PasswordIterations = 1000, Clock = T0,
+        }, verifier: Verifier);
+    }
+
+    public Mac Open(IMachineFileSystem? fs = null) => Mac.Open(MacDir, fs, Verifier);
+
+    public string Kext(string bundleId, string version = "1.0.0", string[]? imports = null, MachOTargetArchitecture arch = MachOTargetArchitecture.X86_64)
+    {
+        var parent = Temp.Combine("src", bundleId + "-" + version);
+        Directory.CreateDirectory(parent);
+        var path = KextBundleWriter.Write(parent, new KextBundleSpec(bundleId, version)
+        {
+            Libraries = new Dictionary<string, string> { ["com.apple.kpi.libkern"] = "8.0" },
+            Slices = [new KextSliceSpec(arch, imports ?? ["_IOLog"])],
+        });
+        foreach (var p in Directory.EnumerateFileSystemEntries(path, "*", SearchOption.AllDirectories).Prepend(path).Where(_ => !OperatingSystem.IsWindows()))
+        {
+            if (OperatingSystem.IsWindows()) { continue; }
+            File.SetUnixFileMode(p, Directory.Exists(p) ? (UnixFileMode)0b111_101_101 : (UnixFileMode)0b110_100_100);
+        }
+        return path;
+    }
+
+    public string Snapshot() => Snapshot(MacDir);
+
+    /// <summary>SHA-256 over every file's path and content (the lock file excluded).</summary>
+    public static string Snapshot(string dir)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var f in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(dir, f))
+                     .Where(f => f != MachineStore.LockFileName).Order(StringComparer.Ordinal))
+        {
+            h.AppendData(System.Text.Encoding.UTF8.GetBytes(f + "\0"));
+            h.AppendData(SHA256.HashData(File.ReadAllBytes(Path.Combine(dir, f))));
+        }
+        return Convert.ToHexString(h.GetHashAndReset());
+    }
+
+    public void Dispose() => Temp.Dispose();
+}
