@@ -165,7 +165,8 @@ public sealed class MachOSlice
         {
             ChainedFixups = ReadChainedFixups(s, fixupsAt, U32(s, fixupsAt + 4));
         }
-        (UndefinedSymbols, DefinedExternalSymbols) = Summarize(s);
+        UndefinedSymbols = ReadUndefinedSymbols();
+        _definedExternals = new Lazy<IReadOnlyList<MachOSymbol>>(ReadDefinedExternalSymbols, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>cputype (CPU_TYPE_*).</summary>
@@ -225,8 +226,13 @@ public sealed class MachOSlice
     /// when the symbol table has none, the distinct chained-fixup import names.
     /// </summary>
     public IReadOnlyList<string> UndefinedSymbols { get; }
-    /// <summary>External (N_EXT) defined symbols (N_SECT, N_ABS, N_INDR, …), sorted by name in byte order.</summary>
-    public IReadOnlyList<MachOSymbol> DefinedExternalSymbols { get; }
+    /// <summary>
+    /// External (N_EXT) defined symbols (N_SECT, N_ABS, N_INDR, …), sorted by name in byte order; decoded on
+    /// first use (the file must still be open).
+    /// </summary>
+    public IReadOnlyList<MachOSymbol> DefinedExternalSymbols => _definedExternals.Value;
+
+    private readonly Lazy<IReadOnlyList<MachOSymbol>> _definedExternals;
 
     /// <summary>Opens one entry of this MH_FILESET as a nested slice sharing <see cref="Data"/>.</summary>
     public MachOSlice OpenFilesetEntry(MachOFilesetEntry entry)
@@ -430,9 +436,38 @@ public sealed class MachOSlice
         var entrySize = Is64Bit ? Nlist64Size : Nlist32Size;
         CheckRange(symoff, (ulong)nsyms * (ulong)entrySize, pos + 8, "LC_SYMTAB symbol table");
         CheckRange(stroff, strsize, pos + 16, "LC_SYMTAB string table");
+        // Validate every entry now, allocating nothing: a name is well formed when its index is inside the
+        // string table and a NUL follows it, i.e. it is at or before the table's last NUL.
         var strtab = s.Slice((int)stroff, (int)strsize);
-        var symbols = new MachOSymbol[nsyms];
-        var names = new Dictionary<uint, string>();
+        var lastNul = strtab.LastIndexOf((byte)0);
+        for (var i = 0; i < nsyms; i++)
+        {
+            long at = symoff + (long)i * entrySize;
+            var strx = U32(s, at);
+            if (strx == 0 && strtab.Length == 0)
+            {
+                continue;
+            }
+            if (strx >= strtab.Length)
+            {
+                throw Fail(at, $"nlist n_strx {strx} is outside the string table ({strtab.Length} bytes)");
+            }
+            if (strx > lastNul)
+            {
+                throw Fail(stroff + strx, $"symbol name at n_strx {strx} is not NUL-terminated within the string table");
+            }
+        }
+        return new MachOSymbolTable(symoff, nsyms, stroff, strsize, () => DecodeSymbols(symoff, nsyms, stroff, strsize, static _ => true));
+    }
+
+    /// <summary>Decodes the entries <paramref name="keep"/> accepts (by raw n_type/n_value), names included.</summary>
+    private List<MachOSymbol> DecodeSymbols(uint symoff, uint nsyms, uint stroff, uint strsize, Func<MachOSymbol, bool> keep)
+    {
+        var s = Data.Span;
+        var entrySize = Is64Bit ? Nlist64Size : Nlist32Size;
+        var strtab = s.Slice((int)stroff, (int)strsize);
+        var symbols = new List<MachOSymbol>();
+        Dictionary<uint, string>? names = null;
         for (var i = 0; i < nsyms; i++)
         {
             long at = symoff + (long)i * entrySize;
@@ -441,13 +476,19 @@ public sealed class MachOSlice
             var sect = s[(int)at + 5];
             var desc = BinaryPrimitives.ReadUInt16LittleEndian(s.Slice((int)at + 6, 2));
             var value = Is64Bit ? U64(s, at + 8) : U32(s, at + 8);
+            var nameless = new MachOSymbol("", type, sect, desc, value);
+            if (!keep(nameless))
+            {
+                continue;
+            }
+            names ??= new Dictionary<uint, string>();
             if (!names.TryGetValue(strx, out var name))
             {
                 name = names[strx] = SymbolName(strtab, strx, at, stroff);
             }
-            symbols[i] = new MachOSymbol(name, type, sect, desc, value);
+            symbols.Add(nameless with { Name = name });
         }
-        return new MachOSymbolTable(symoff, nsyms, stroff, strsize, symbols);
+        return symbols;
     }
 
     private string SymbolName(ReadOnlySpan<byte> strtab, uint strx, long entryAt, uint stroff)
@@ -590,22 +631,14 @@ public sealed class MachOSlice
         return new MachOChainedFixups(version, startsOffset, importsOffset, symbolsOffset, importsCount, importsFormat, symbolsFormat, imports);
     }
 
-    private (IReadOnlyList<string>, IReadOnlyList<MachOSymbol>) Summarize(ReadOnlySpan<byte> s)
+    private IReadOnlyList<string> ReadUndefinedSymbols()
     {
         var undefined = new List<string>();
-        var defined = new List<MachOSymbol>();
         if (SymbolTable is { } st)
         {
-            foreach (var sym in st.Symbols)
+            foreach (var sym in DecodeSymbols(st.SymbolOffset, st.SymbolCount, st.StringOffset, st.StringSize, static x => x.IsUndefined))
             {
-                if (sym.IsUndefined)
-                {
-                    undefined.Add(sym.Name);
-                }
-                else if (!sym.IsDebug && sym.IsExternal && sym.Kind != MachOSymbolKind.Undefined)
-                {
-                    defined.Add(sym);
-                }
+                undefined.Add(sym.Name);
             }
         }
         if (undefined.Count == 0 && ChainedFixups is { } fx)
@@ -620,8 +653,19 @@ public sealed class MachOSlice
             }
         }
         undefined.Sort(Utf8Order);
+        return undefined;
+    }
+
+    private IReadOnlyList<MachOSymbol> ReadDefinedExternalSymbols()
+    {
+        if (SymbolTable is not { } st)
+        {
+            return [];
+        }
+        var defined = DecodeSymbols(st.SymbolOffset, st.SymbolCount, st.StringOffset, st.StringSize,
+            static x => !x.IsDebug && x.IsExternal && x.Kind != MachOSymbolKind.Undefined && !x.IsUndefined);
         defined.Sort((a, b) => Utf8Order(a.Name, b.Name));
-        return (undefined, defined);
+        return defined;
     }
 
     /// <summary>Orders strings by their UTF-8 bytes (llvm-nm's order); ordinal UTF-16 order differs only above U+D7FF.</summary>

@@ -260,8 +260,32 @@ public readonly record struct MachOSymbol(string Name, byte Type, byte Section, 
     public int LibraryOrdinal => (Description >> 8) & 0xFF;
 }
 
-/// <summary>symtab_command with its parsed entries.</summary>
-public sealed record MachOSymbolTable(uint SymbolOffset, uint SymbolCount, uint StringOffset, uint StringSize, IReadOnlyList<MachOSymbol> Symbols);
+/// <summary>
+/// symtab_command. Every entry's string index is validated when the slice is parsed; the entries
+/// themselves (with their names) are decoded only when <see cref="Symbols"/> is first read, so parsing a
+/// large file allocates nothing for symbols the caller never asks for.
+/// </summary>
+public sealed class MachOSymbolTable
+{
+    private readonly Lazy<IReadOnlyList<MachOSymbol>> _symbols;
+
+    internal MachOSymbolTable(uint symbolOffset, uint symbolCount, uint stringOffset, uint stringSize, Func<IReadOnlyList<MachOSymbol>> decode)
+    {
+        SymbolOffset = symbolOffset;
+        SymbolCount = symbolCount;
+        StringOffset = stringOffset;
+        StringSize = stringSize;
+        _symbols = new Lazy<IReadOnlyList<MachOSymbol>>(decode, LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    public uint SymbolOffset { get; }
+    public uint SymbolCount { get; }
+    public uint StringOffset { get; }
+    public uint StringSize { get; }
+
+    /// <summary>All entries in file order (decoded on first use; the file must still be open).</summary>
+    public IReadOnlyList<MachOSymbol> Symbols => _symbols.Value;
+}
 
 /// <summary>dysymtab_command.</summary>
 public sealed record MachODynamicSymbolTable(
