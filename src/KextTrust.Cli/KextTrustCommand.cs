@@ -13,6 +13,9 @@ public static class KextTrustCommand
             "on a simulated Mac.");
         var output = new CliOutput(stdout, stderr);
         root.Subcommands.Add(InspectCommand.Create(output));
+        root.Subcommands.Add(VerifyCommand.Create(output));
+        root.Subcommands.Add(CodesignCommand.Create(output));
+        root.Subcommands.Add(PkiCommand.Create(output));
         return root;
     }
 

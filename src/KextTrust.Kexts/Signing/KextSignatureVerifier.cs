@@ -1,0 +1,685 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.Pkcs;
+using System.Security.Cryptography.X509Certificates;
+using KextTrust.Formats;
+using KextTrust.Formats.CodeSigning;
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Bundles;
+
+namespace KextTrust.Kexts.Signing;
+
+/// <summary>One input of <see cref="KextSignatureVerifier.VerifyMany"/>: its verdict, or why it could not be read.</summary>
+public sealed record KextVerifyItem(string Path, KextSignatureVerification? Result, KextSignatureInputException? Error);
+
+/// <summary>
+/// Verifies kext bundles and bare Mach-O files as kext_tools' <c>checkKextSignature</c> does with
+/// <c>kSecCSCheckAllArchitectures | kSecCSStrictValidate</c>: for every slice every code page of every
+/// CodeDirectory (hashed in parallel across files, slices and page ranges, straight from the memory map), the
+/// special slots (Info.plist, requirements, CodeResources, entitlements), the resource seal (<c>files2</c> under
+/// <c>rules2</c>, nested plug-ins recursively), the CMS and its chain to the pinned Apple Root CA, the kext-load
+/// requirement and the code's designated requirement.
+/// </summary>
+public static class KextSignatureVerifier
+{
+    /// <summary>Verifies one kext bundle or Mach-O file.</summary>
+    /// <exception cref="KextSignatureInputException">The path is missing or its Mach-O / SuperBlob is malformed.</exception>
+    public static KextSignatureVerification Verify(string path, KextSignatureVerifierOptions? options = null)
+    {
+        var item = VerifyMany([path], options)[0];
+        return item.Result ?? throw item.Error!;
+    }
+
+    /// <summary>Verifies several inputs, hashing all their pages in one parallel pass.</summary>
+    public static IReadOnlyList<KextVerifyItem> VerifyMany(IReadOnlyList<string> paths, KextSignatureVerifierOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        options ??= new KextSignatureVerifierOptions();
+        var targets = new Target?[paths.Count];
+        var errors = new KextSignatureInputException?[paths.Count];
+        try
+        {
+            for (var i = 0; i < paths.Count; i++)
+            {
+                try
+                {
+                    targets[i] = Target.Prepare(paths[i], depth: 0);
+                }
+                catch (KextSignatureInputException e)
+                {
+                    errors[i] = e;
+                }
+            }
+            var chunks = targets.Where(t => t is not null).SelectMany(t => t!.SelfAndNested()).SelectMany(t => t.Chunks(options)).ToArray();
+            var dop = options.MaxDegreeOfParallelism is > 0 ? options.MaxDegreeOfParallelism.Value : Environment.ProcessorCount;
+            if (dop == 1)
+            {
+                foreach (var c in chunks)
+                {
+                    c.Run();
+                }
+            }
+            else
+            {
+                Parallel.ForEach(chunks, new ParallelOptions { MaxDegreeOfParallelism = dop }, c => c.Run());
+            }
+            var results = new KextVerifyItem[paths.Count];
+            for (var i = 0; i < paths.Count; i++)
+            {
+                results[i] = targets[i] is { } t
+                    ? new KextVerifyItem(paths[i], t.Finish(options), null)
+                    : new KextVerifyItem(paths[i], null, errors[i]);
+            }
+            return results;
+        }
+        finally
+        {
+            foreach (var t in targets)
+            {
+                t?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Hashes <paramref name="data"/> with the CodeDirectory's algorithm into <paramref name="destination"/> (≥ 48 bytes); returns the slot size.</summary>
+    internal static int HashInto(CodeSigningHashType type, ReadOnlySpan<byte> data, Span<byte> destination)
+    {
+        switch (type)
+        {
+            case CodeSigningHashType.Sha1: return SHA1.HashData(data, destination);
+            case CodeSigningHashType.Sha256: return SHA256.HashData(data, destination);
+            case CodeSigningHashType.Sha256Truncated: SHA256.HashData(data, destination); return 20;
+            case CodeSigningHashType.Sha384: return SHA384.HashData(data, destination);
+            default: throw new ArgumentOutOfRangeException(nameof(type), type, "unknown code-signing hash type");
+        }
+    }
+
+    private sealed class PageChunk(SliceState slice, CodeDirectory cd, int first, int end)
+    {
+        public SliceState Slice { get; } = slice;
+        public CodeDirectory Cd { get; } = cd;
+        public List<(int Page, long Offset)>? Mismatches { get; private set; }
+        public int Count => end - first;
+
+        public void Run()
+        {
+            Span<byte> digest = stackalloc byte[64];
+            var data = Slice.Slice.Data.Span;
+            var stored = Cd.Bytes.Span;
+            var limit = (long)Cd.EffectiveCodeLimit;
+            var pageSize = Cd.PageSize == 0 ? limit : Cd.PageSize;
+            var hashSize = Cd.HashSize;
+            for (var i = first; i < end; i++)
+            {
+                var start = i * pageSize;
+                var length = (int)Math.Min(pageSize, limit - start);
+                HashInto(Cd.HashType, data.Slice((int)start, length), digest);
+                var expected = stored.Slice((int)Cd.HashOffset + i * hashSize, hashSize);
+                if (!digest[..hashSize].SequenceEqual(expected))
+                {
+                    (Mismatches ??= []).Add((i, Slice.Slice.FileOffset + start));
+                }
+            }
+        }
+    }
+
+    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature)
+    {
+        public MachOSlice Slice { get; } = slice;
+        public EmbeddedSignature? Signature { get; } = signature;
+        public List<PageChunk> Chunks { get; } = [];
+        public List<KextSignatureProblem> LayoutProblems { get; } = [];
+    }
+
+    private sealed class Target : IDisposable
+    {
+        private Target(string path, string kind, KextBundle? bundle, MachOFile? file, List<SliceState> slices, List<Target> nested, List<KextSignatureProblem> problems)
+        {
+            Path = path;
+            Kind = kind;
+            Bundle = bundle;
+            File = file;
+            Slices = slices;
+            Nested = nested;
+            Problems = problems;
+        }
+
+        public string Path { get; }
+        public string Kind { get; }
+        public KextBundle? Bundle { get; }
+        public MachOFile? File { get; }
+        public List<SliceState> Slices { get; }
+        public List<Target> Nested { get; }
+        public List<KextSignatureProblem> Problems { get; }
+
+        public IEnumerable<Target> SelfAndNested() => Nested.SelectMany(n => n.SelfAndNested()).Prepend(this);
+
+        public static Target Prepare(string path, int depth)
+        {
+            var problems = new List<KextSignatureProblem>();
+            if (System.IO.File.Exists(path))
+            {
+                var file = OpenMachO(path);
+                try
+                {
+                    return new Target(System.IO.Path.GetFullPath(path), "macho", null, file, ReadSlices(file, path), [], problems);
+                }
+                catch
+                {
+                    file.Dispose();
+                    throw;
+                }
+            }
+            if (!Directory.Exists(path))
+            {
+                throw new KextSignatureInputException(path, -1, "no such file or folder");
+            }
+            KextBundle bundle;
+            try
+            {
+                bundle = KextBundle.Open(path);
+            }
+            catch (KextBundleException e)
+            {
+                throw new KextSignatureInputException(path, -1, e.Reason, e);
+            }
+            foreach (var p in bundle.Problems.Where(p => p.Code is KextProblemCode.ExecutableMissing or KextProblemCode.InfoPlistMissing
+                         or KextProblemCode.InfoPlistUnreadable or KextProblemCode.RequiredFileIsEscapingLink))
+            {
+                problems.Add(new(KextSignatureProblemCode.Unreadable, p.Message, Path: p.Path));
+            }
+            MachOFile? exe = null;
+            var slices = new List<SliceState>();
+            var nested = new List<Target>();
+            try
+            {
+                if (bundle.HasExecutable)
+                {
+                    exe = OpenMachO(bundle.ExecutablePath!);
+                    slices = ReadSlices(exe, bundle.ExecutablePath!);
+                }
+                foreach (var plugIn in bundle.PlugIns)
+                {
+                    nested.Add(Prepare(plugIn.Path, depth + 1));
+                }
+                return new Target(bundle.Path, "kext", bundle, exe, slices, nested, problems);
+            }
+            catch
+            {
+                exe?.Dispose();
+                foreach (var n in nested)
+                {
+                    n.Dispose();
+                }
+                throw;
+            }
+        }
+
+        private static MachOFile OpenMachO(string path)
+        {
+            try
+            {
+                return MachOFile.Open(path);
+            }
+            catch (KextTrustFormatException e)
+            {
+                throw new KextSignatureInputException(path, e.Offset, e.Rule, e);
+            }
+            catch (IOException e)
+            {
+                throw new KextSignatureInputException(path, -1, e.Message, e);
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                throw new KextSignatureInputException(path, -1, e.Message, e);
+            }
+        }
+
+        private static List<SliceState> ReadSlices(MachOFile file, string path)
+        {
+            var list = new List<SliceState>();
+            foreach (var slice in file.Slices)
+            {
+                EmbeddedSignature? sig = null;
+                if (slice.CodeSignature is { } cs)
+                {
+                    try
+                    {
+                        sig = EmbeddedSignature.Parse(slice.CodeSignatureData, $"{path} [{slice.Architecture}]");
+                    }
+                    catch (KextTrustFormatException e)
+                    {
+                        throw new KextSignatureInputException(path, slice.FileOffset + cs.DataOffset + Math.Max(0, e.Offset),
+                            $"embedded signature of the {slice.Architecture} slice: {e.Rule}", e);
+                    }
+                }
+                list.Add(new SliceState(slice, sig));
+            }
+            return list;
+        }
+
+        public IEnumerable<PageChunk> Chunks(KextSignatureVerifierOptions options)
+        {
+            var per = Math.Max(1, options.PagesPerWorkItem);
+            foreach (var s in Slices)
+            {
+                if (s.Signature is null)
+                {
+                    continue;
+                }
+                foreach (var cd in s.Signature.AllCodeDirectories)
+                {
+                    var limit = cd.EffectiveCodeLimit;
+                    var expectedSlots = limit == 0 ? 0 : cd.PageSize == 0 ? 1 : (long)((limit + (ulong)cd.PageSize - 1) / (ulong)cd.PageSize);
+                    if (limit > (ulong)s.Slice.Size || expectedSlots != cd.CodeSlotCount)
+                    {
+                        s.LayoutProblems.Add(new(KextSignatureProblemCode.CodeLimitInvalid,
+                            $"{cd.HashType} CodeDirectory covers {limit} bytes in {cd.CodeSlotCount} pages, but the slice is {s.Slice.Size} bytes and that limit needs {expectedSlots} pages",
+                            s.Slice.Architecture, s.Slice.FileOffset, Path));
+                        continue;
+                    }
+                    for (var first = 0; first < cd.CodeSlotCount; first += per)
+                    {
+                        var chunk = new PageChunk(s, cd, first, (int)Math.Min(cd.CodeSlotCount, (long)first + per));
+                        s.Chunks.Add(chunk);
+                        yield return chunk;
+                    }
+                }
+            }
+        }
+
+        public KextSignatureVerification Finish(KextSignatureVerifierOptions options)
+        {
+            var nestedResults = Nested.Select(n => n.Finish(options)).ToArray();
+            var problems = new List<KextSignatureProblem>(Problems);
+            var sliceFacts = new List<SliceVerification>();
+            var signed = Slices.Where(s => s.Signature is not null).ToArray();
+            var identifier = Bundle?.BundleId ?? signed.FirstOrDefault()?.Signature!.CodeDirectory.Identifier;
+            var isKext = Slices.Count > 0 && Slices.All(s => s.Slice.FileType == MachOFileType.KextBundle);
+            var codeResourcesPath = Bundle is null ? null : System.IO.Path.Combine(Bundle.CodeSignaturePath, "CodeResources");
+
+            foreach (var s in Slices)
+            {
+                sliceFacts.Add(new SliceVerification(s.Slice.Architecture, s.Slice.FileType.ToString(), s.Signature is not null,
+                    s.Signature?.AllCodeDirectories.Select(cd => new SliceCdHash(s.Slice.Architecture, cd.Slot, cd.HashType.ToString(), Convert.ToHexStringLower(cd.ComputeCdHash()))).ToArray() ?? [],
+                    s.Chunks.Sum(c => (long)c.Count),
+                    s.Chunks.Select(c => c.Cd).Distinct().Sum(cd => (long)cd.EffectiveCodeLimit)));
+            }
+
+            if (signed.Length == 0 && problems.Count == 0)
+            {
+                if (codeResourcesPath is not null && System.IO.File.Exists(codeResourcesPath))
+                {
+                    problems.Add(new(Slices.Count == 0 ? KextSignatureProblemCode.Unreadable : KextSignatureProblemCode.SliceUnsigned,
+                        Slices.Count == 0
+                            ? "codeless kext with a resource seal: its detached _CodeSignature/CodeSignature is not supported"
+                            : "the bundle has a resource seal but its executable is not signed", Path: codeResourcesPath));
+                }
+                else if (nestedResults.All(n => n.Status == KextSignatureStatus.Unsigned))
+                {
+                    return Result(KextSignatureStatus.Unsigned, problems, null, TrustAnchorKind.None, null, sliceFacts, isKext, null, null, [], nestedResults, identifier, options);
+                }
+            }
+            foreach (var s in Slices.Where(s => s.Signature is null))
+            {
+                if (signed.Length > 0)
+                {
+                    problems.Add(new(KextSignatureProblemCode.SliceUnsigned, "this slice has no LC_CODE_SIGNATURE while others are signed", s.Slice.Architecture, s.Slice.FileOffset, File?.SourceName));
+                }
+            }
+
+            var infoBytes = Bundle is not null && System.IO.File.Exists(Bundle.InfoPlistPath) ? System.IO.File.ReadAllBytes(Bundle.InfoPlistPath) : null;
+            var resourcesBytes = codeResourcesPath is not null && System.IO.File.Exists(codeResourcesPath) ? System.IO.File.ReadAllBytes(codeResourcesPath) : null;
+            var adhocSlices = 0;
+            CodeSignatureVerification? cmsFacts = null;
+            RequirementEvaluation? kextReq = null, designated = null;
+            var chainCerts = new List<ChainCertificate>();
+            var exePath = File?.SourceName;
+            var allCdHashes = signed.SelectMany(s => s.Signature!.AllCodeDirectories).Select(cd => cd.ComputeCdHash()).ToArray();
+
+            foreach (var s in signed)
+            {
+                var sig = s.Signature!;
+                var arch = s.Slice.Architecture;
+                problems.AddRange(s.LayoutProblems);
+                foreach (var chunk in s.Chunks)
+                {
+                    foreach (var (page, offset) in (chunk.Mismatches ?? []).Take(options.MaxPageProblemsPerCodeDirectory))
+                    {
+                        problems.Add(new(KextSignatureProblemCode.CodePageHashMismatch,
+                            $"code page {page} does not match its {chunk.Cd.HashType} hash in the CodeDirectory (slot 0x{chunk.Cd.Slot:x})", arch, offset, exePath));
+                    }
+                }
+                var cs = s.Slice.CodeSignature!.Value;
+                foreach (var cd in sig.AllCodeDirectories)
+                {
+                    if (cd.EffectiveCodeLimit != cs.DataOffset)
+                    {
+                        problems.Add(new(KextSignatureProblemCode.SignatureLayoutInvalid,
+                            $"the {cd.HashType} CodeDirectory's code limit {cd.EffectiveCodeLimit} is not the signature offset {cs.DataOffset}", arch, s.Slice.FileOffset + cs.DataOffset, exePath));
+                    }
+                    if (cd.Identifier != sig.CodeDirectory.Identifier)
+                    {
+                        problems.Add(new(KextSignatureProblemCode.CodeDirectoriesDisagree,
+                            $"CodeDirectory slot 0x{cd.Slot:x} names '{cd.Identifier}' but the primary names '{sig.CodeDirectory.Identifier}'", arch, null, exePath));
+                    }
+                    CheckSpecialSlots(cd, sig, arch, infoBytes, resourcesBytes, codeResourcesPath, problems);
+                }
+                if (Bundle?.BundleId is { } bid && sig.CodeDirectory.Identifier != bid)
+                {
+                    problems.Add(new(KextSignatureProblemCode.CodeDirectoriesDisagree,
+                        $"the signing identifier '{sig.CodeDirectory.Identifier}' is not the bundle identifier '{bid}'", arch, null, exePath));
+                }
+
+                var adhoc = sig.AllCodeDirectories.All(cd => (cd.Flags & CodeDirectoryFlags.Adhoc) != 0);
+                var cms = CodeSignatureVerifier.Verify(sig, new CodeSignatureVerifierOptions { TestRoot = options.TrustedTestRoot, Now = options.Now });
+                if (cms.Has(SignatureProblemCode.NoCmsSignature))
+                {
+                    if (adhoc)
+                    {
+                        adhocSlices++;
+                    }
+                    else
+                    {
+                        problems.Add(new(KextSignatureProblemCode.CmsMissing, "no CMS signature, and the CodeDirectory is not flagged ad-hoc", arch, null, exePath));
+                    }
+                }
+                else
+                {
+                    foreach (var p in cms.Problems)
+                    {
+                        problems.Add(new(MapCms(p.Code), $"{p.Code}: {p.Detail}", arch, null, exePath));
+                    }
+                    cmsFacts ??= cms;
+                    if (cms.Chain.Count > chainCerts.Count)
+                    {
+                        chainCerts = [.. cms.Chain];
+                    }
+                }
+
+                using var chain = new CertificateList(ChainObjects(sig, cms, options.TrustedTestRoot));
+                var anchor = cms.Has(SignatureProblemCode.UntrustedRoot) ? TrustAnchorKind.None : cms.Anchor;
+                var ctx = new RequirementContext(sig.CodeDirectory.Identifier, chain.Items, anchor, Bundle?.InfoPlist, allCdHashes, sig.CodeDirectory.Platform);
+                var kr = RequirementEvaluator.Evaluate(RequirementEvaluator.KextRequirementFor(identifier), ctx);
+                kextReq = Worse(kextReq, kr);
+                if (sig.Requirements?.Designated is { } dr)
+                {
+                    var dre = RequirementEvaluator.Evaluate(dr, ctx);
+                    designated = Worse(designated, dre);
+                    if (dre.Outcome == RequirementOutcome.NotSatisfied && !adhoc && !cms.Has(SignatureProblemCode.UntrustedRoot))
+                    {
+                        problems.Add(new(KextSignatureProblemCode.DesignatedRequirementNotSatisfied, $"designated requirement not satisfied: {dr.Text}", arch, null, exePath));
+                    }
+                }
+            }
+
+            if (Bundle is not null && (resourcesBytes is not null || signed.Length > 0))
+            {
+                CheckResources(resourcesBytes, codeResourcesPath!, nestedResults, options, problems, adhocSlices > 0);
+            }
+
+            var deduped = problems.DistinctBy(p => (p.Code, p.Arch, p.Offset, p.Path, p.Code == KextSignatureProblemCode.CodePageHashMismatch || p.Code == KextSignatureProblemCode.CmsInvalid ? p.Message : "")).ToArray();
+            var status = deduped.Length > 0 ? KextSignatureStatus.Invalid
+                : adhocSlices > 0 ? KextSignatureStatus.AdHoc
+                : signed.Length == 0 ? KextSignatureStatus.Unsigned
+                : KextSignatureStatus.Valid;
+            return Result(status, deduped, cmsFacts, cmsFacts?.Anchor ?? TrustAnchorKind.None, cmsFacts?.Signer, sliceFacts, isKext,
+                kextReq, designated, chainCerts, nestedResults, identifier, options,
+                teamFallback: signed.FirstOrDefault()?.Signature!.CodeDirectory.TeamId);
+        }
+
+        private KextSignatureVerification Result(KextSignatureStatus status, IReadOnlyList<KextSignatureProblem> problems, CodeSignatureVerification? cms,
+            TrustAnchorKind anchor, SignerFacts? signer, IReadOnlyList<SliceVerification> slices, bool isKext, RequirementEvaluation? kextReq,
+            RequirementEvaluation? designated, IReadOnlyList<ChainCertificate> chain, IReadOnlyList<KextSignatureVerification> nested, string? identifier,
+            KextSignatureVerifierOptions options, string? teamFallback = null)
+        {
+            string? trustedRoot = anchor switch
+            {
+                TrustAnchorKind.AppleRoot => "Apple Root CA",
+                TrustAnchorKind.TestRoot => options.TrustedTestRoot?.Subject,
+                _ => null,
+            };
+            return new KextSignatureVerification(Path, Kind, identifier, status, problems, signer?.TeamId ?? teamFallback, signer?.CommonName,
+                signer?.HasKextSigningAuthority ?? false, anchor, trustedRoot, anchor == TrustAnchorKind.TestRoot, slices, isKext,
+                kextReq, designated, chain, nested);
+        }
+
+        private static RequirementEvaluation? Worse(RequirementEvaluation? a, RequirementEvaluation b) =>
+            a is null || b.Outcome == RequirementOutcome.NotSatisfied || (b.Outcome == RequirementOutcome.Unknown && a.Outcome == RequirementOutcome.Satisfied) ? b : a;
+
+        private static KextSignatureProblemCode MapCms(SignatureProblemCode code) => code switch
+        {
+            SignatureProblemCode.ContentDigestMismatch or SignatureProblemCode.CdHashesAttributeMissing or SignatureProblemCode.CdHashesMismatch
+                or SignatureProblemCode.CdHashesV2Mismatch => KextSignatureProblemCode.CdHashMismatch,
+            SignatureProblemCode.UntrustedRoot => KextSignatureProblemCode.UntrustedRoot,
+            SignatureProblemCode.CertificateNotTimeValid => KextSignatureProblemCode.CertificateExpired,
+            SignatureProblemCode.ChainInvalid => KextSignatureProblemCode.ChainInvalid,
+            _ => KextSignatureProblemCode.CmsInvalid,
+        };
+
+        private static List<X509Certificate2> ChainObjects(EmbeddedSignature sig, CodeSignatureVerification cms, X509Certificate2? testRoot)
+        {
+            var list = new List<X509Certificate2>();
+            if (cms.Chain.Count == 0 || sig.Signature is null)
+            {
+                return list;
+            }
+            var pool = new List<X509Certificate2>();
+            try
+            {
+                var signed = new SignedCms(new ContentInfo(sig.CodeDirectory.Bytes.ToArray()), detached: true);
+                signed.Decode(sig.Signature.CmsBytes.Span);
+                pool.AddRange(signed.Certificates);
+            }
+            catch (CryptographicException)
+            {
+                return list;
+            }
+            pool.Add(AppleRootCertificate.Load());
+            if (testRoot is not null)
+            {
+                pool.Add(X509CertificateLoader.LoadCertificate(testRoot.RawData));
+            }
+            foreach (var element in cms.Chain)
+            {
+                var match = pool.FirstOrDefault(c => AppleRootCertificate.Sha256Of(c) == element.Sha256);
+                if (match is null)
+                {
+                    break;
+                }
+                list.Add(match);
+                pool.Remove(match);
+            }
+            foreach (var c in pool)
+            {
+                c.Dispose();
+            }
+            return list;
+        }
+
+        private void CheckSpecialSlots(CodeDirectory cd, EmbeddedSignature sig, string arch, byte[]? info, byte[]? resources, string? resourcesPath, List<KextSignatureProblem> problems)
+        {
+            var exe = File?.SourceName;
+            void Slot(int slot, ReadOnlySpan<byte> actual, bool present, KextSignatureProblemCode mismatch, KextSignatureProblemCode missing, string what, string? path)
+            {
+                if (!cd.HasSpecialSlotHash(slot))
+                {
+                    if (present && slot is 2 or 5 or 7)
+                    {
+                        problems.Add(new(mismatch, $"{what} is present but not bound (special slot {slot} is empty)", arch, null, path));
+                    }
+                    return;
+                }
+                if (!present)
+                {
+                    problems.Add(new(missing, $"special slot {slot} is filled but {what} is missing", arch, null, path));
+                    return;
+                }
+                Span<byte> digest = stackalloc byte[64];
+                var n = HashInto(cd.HashType, actual, digest);
+                if (!digest[..cd.HashSize].SequenceEqual(cd.GetSpecialSlotHash(slot).Span))
+                {
+                    problems.Add(new(mismatch, $"{what} does not match special slot {slot} of the {cd.HashType} CodeDirectory", arch, null, path));
+                }
+                _ = n;
+            }
+
+            Slot(1, info, info is not null, KextSignatureProblemCode.InfoPlistHashMismatch, KextSignatureProblemCode.InfoPlistMissing, "Info.plist", Bundle?.InfoPlistPath ?? exe);
+            if (Bundle is not null && info is not null && !cd.HasSpecialSlotHash(1))
+            {
+                problems.Add(new(KextSignatureProblemCode.InfoPlistHashMismatch, "Info.plist is not bound to the signature (special slot 1 is empty)", arch, null, Bundle.InfoPlistPath));
+            }
+            Slot(2, sig.Requirements is { } r ? r.Bytes.Span : default, sig.Requirements is not null,
+                KextSignatureProblemCode.RequirementsHashMismatch, KextSignatureProblemCode.RequirementsHashMismatch, "the requirement set", exe);
+            Slot(3, resources, resources is not null, KextSignatureProblemCode.ResourceDirectoryHashMismatch, KextSignatureProblemCode.ResourceDirectoryMissing,
+                "_CodeSignature/CodeResources", resourcesPath ?? exe);
+            if (Bundle is not null && !cd.HasSpecialSlotHash(3))
+            {
+                problems.Add(new(KextSignatureProblemCode.ResourceDirectoryMissing, "the bundle's resources are not sealed (special slot 3 is empty)", arch, null, resourcesPath));
+            }
+            Slot(5, sig.Entitlements is { } e ? e.Bytes.Span : default, sig.Entitlements is not null,
+                KextSignatureProblemCode.EntitlementsHashMismatch, KextSignatureProblemCode.EntitlementsHashMismatch, "the XML entitlements blob", exe);
+            Slot(7, sig.DerEntitlements is { } d ? d.Bytes.Span : default, sig.DerEntitlements is not null,
+                KextSignatureProblemCode.DerEntitlementsHashMismatch, KextSignatureProblemCode.DerEntitlementsHashMismatch, "the DER entitlements blob", exe);
+        }
+
+        private void CheckResources(byte[]? bytes, string resourcesPath, IReadOnlyList<KextSignatureVerification> nestedResults,
+            KextSignatureVerifierOptions options, List<KextSignatureProblem> problems, bool adhoc)
+        {
+            if (bytes is null)
+            {
+                problems.Add(new(KextSignatureProblemCode.ResourceDirectoryMissing, "_CodeSignature/CodeResources is missing", null, null, resourcesPath));
+                return;
+            }
+            CodeResources seal;
+            try
+            {
+                seal = CodeResources.Parse(bytes, resourcesPath);
+            }
+            catch (CodeResourcesFormatException e)
+            {
+                problems.Add(new(KextSignatureProblemCode.ResourceDirectoryMalformed, e.Rule, null, null, resourcesPath));
+                return;
+            }
+            var v2 = seal.Rules2.Count > 0;
+            var rules = v2 ? seal.Rules2 : seal.Rules;
+            var files = v2 ? seal.Files2 : seal.Files;
+            if (rules.Count == 0)
+            {
+                problems.Add(new(KextSignatureProblemCode.ResourceDirectoryMalformed, "neither rules2 nor rules is present", null, null, resourcesPath));
+                return;
+            }
+            var contents = Bundle!.ContentsPath;
+            if (Bundle.Layout == KextBundleLayout.Contents)
+            {
+                foreach (var extra in new DirectoryInfo(Bundle.Path).EnumerateFileSystemInfos().Where(i => i.Name != "Contents"))
+                {
+                    problems.Add(new(KextSignatureProblemCode.ResourceAdded, $"'{extra.Name}' sits beside Contents/ and cannot be sealed", null, null, extra.FullName));
+                }
+            }
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var item in BundleResourceScanner.Scan(contents, Bundle.ExecutablePath, rules))
+            {
+                seen.Add(item.RelativePath);
+                if (!files.TryGetValue(item.RelativePath, out var entry))
+                {
+                    problems.Add(new(KextSignatureProblemCode.ResourceAdded, $"'{item.RelativePath}' is not in the resource seal", null, null, item.FullPath));
+                    continue;
+                }
+                switch (item.Kind)
+                {
+                    case BundleItemKind.Symlink:
+                    {
+                        var target = new FileInfo(item.FullPath).LinkTarget ?? new DirectoryInfo(item.FullPath).LinkTarget;
+                        if (entry.Symlink != target)
+                        {
+                            problems.Add(new(KextSignatureProblemCode.SymlinkChanged,
+                                $"'{item.RelativePath}' links to '{target}' but the seal records {(entry.Symlink is null ? "a file" : $"'{entry.Symlink}'")}", null, null, item.FullPath));
+                        }
+                        break;
+                    }
+                    case BundleItemKind.NestedBundle:
+                    {
+                        var full = System.IO.Path.GetFullPath(item.FullPath);
+                        var nested = nestedResults.FirstOrDefault(n => n.Path == full);
+                        if (nested is null)
+                        {
+                            try
+                            {
+                                nested = Verify(full, options);
+                            }
+                            catch (KextSignatureInputException e)
+                            {
+                                problems.Add(new(KextSignatureProblemCode.NestedCodeInvalid, $"nested code '{item.RelativePath}' is unreadable: {e.Rule}", null, e.Offset, full));
+                                break;
+                            }
+                        }
+                        var ok = nested.Status == KextSignatureStatus.Valid || (adhoc && nested.Status == KextSignatureStatus.AdHoc);
+                        if (!ok)
+                        {
+                            problems.Add(new(KextSignatureProblemCode.NestedCodeInvalid,
+                                $"nested code '{item.RelativePath}' is {nested.Status}: {string.Join("; ", nested.Problems.Take(3).Select(p => p.Code))}", null, null, full));
+                        }
+                        else if (entry.CdHash is { } sealedHash && !nested.CdHashes.Contains(Convert.ToHexStringLower(sealedHash)))
+                        {
+                            problems.Add(new(KextSignatureProblemCode.NestedCodeInvalid,
+                                $"nested code '{item.RelativePath}' has cdhashes [{string.Join(", ", nested.CdHashes)}], the seal records {Convert.ToHexStringLower(sealedHash)}", null, null, full));
+                        }
+                        break;
+                    }
+                    default:
+                    {
+                        if (entry.Symlink is not null)
+                        {
+                            problems.Add(new(KextSignatureProblemCode.SymlinkChanged, $"'{item.RelativePath}' is a file but the seal records a link to '{entry.Symlink}'", null, null, item.FullPath));
+                            break;
+                        }
+                        var (sha1, sha256) = BundleResourceScanner.HashFile(item.FullPath);
+                        var match = entry.Hash2 is { } h2 ? h2.AsSpan().SequenceEqual(sha256)
+                            : entry.Hash is { } h1 && h1.AsSpan().SequenceEqual(sha1);
+                        if (!match)
+                        {
+                            problems.Add(new(KextSignatureProblemCode.ResourceChanged,
+                                $"'{item.RelativePath}' does not match its {(entry.Hash2 is not null ? "SHA-256 hash2" : "SHA-1 hash")} in the seal", null, null, item.FullPath));
+                        }
+                        break;
+                    }
+                }
+            }
+            foreach (var (rel, entry) in files)
+            {
+                if (!seen.Contains(rel) && !entry.Optional)
+                {
+                    var full = System.IO.Path.Combine(contents, rel.Replace('/', System.IO.Path.DirectorySeparatorChar));
+                    var exists = System.IO.File.Exists(full) || Directory.Exists(full);
+                    if (!exists)
+                    {
+                        problems.Add(new(KextSignatureProblemCode.ResourceMissing, $"'{rel}' is sealed but missing", null, null, full));
+                    }
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            File?.Dispose();
+            foreach (var n in Nested)
+            {
+                n.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Owns certificates handed to the requirement evaluator.</summary>
+    private sealed class CertificateList(List<X509Certificate2> items) : IDisposable
+    {
+        public IReadOnlyList<X509Certificate2> Items { get; } = items;
+
+        public void Dispose()
+        {
+            foreach (var c in Items)
+            {
+                c.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using KextTrust.Formats.CodeSigning;
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Signing;
+using KextTrust.TestSupport;
+
+namespace KextTrust.Kexts.Tests.Signing;
+
+/// <summary>The whole-file verifier on Microsoft's Developer-ID-signed runtime-pack binaries (files we did not write).</summary>
+public class KextSignatureVerifierCorpusTests
+{
+    private const string MicrosoftTeam = "UBF8T346G9";
+
+    public static IEnumerable<object[]> Files() => Corpus.RuntimePackMachOFiles().Select(f => new object[] { f });
+
+    private static string CoreClr(string rid = "osx-x64") => Path.Combine(Corpus.RuntimePack(rid), "native", "libcoreclr.dylib");
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void Microsoft_file_is_valid_with_every_page_verified(string path)
+    {
+        var r = KextSignatureVerifier.Verify(path);
+
+        Assert.True(r.Status == KextSignatureStatus.Valid, string.Join("\n", r.Problems));
+        Assert.Empty(r.Problems);
+        Assert.Equal(MicrosoftTeam, r.TeamId);
+        Assert.Equal("Developer ID Application: Microsoft Corporation (UBF8T346G9)", r.Signer);
+        Assert.Equal(TrustAnchorKind.AppleRoot, r.Anchor);
+        Assert.Equal("Apple Root CA", r.TrustedRoot);
+        Assert.False(r.TrustedByRequest);
+        Assert.Equal(AppleRootCertificate.Sha256Fingerprint, r.Chain[^1].Sha256);
+        // The leaf carries …6.1.18 (openssl shows it; see CorpusVerificationTests), so it may sign kexts,
+        // and the third-party kext requirement holds — but these are not kexts at all.
+        Assert.True(r.KextSigningAuthorized);
+        Assert.True(r.RequirementSatisfied);
+        Assert.Equal(RequirementEvaluator.ThirdPartyKextRequirement.Replace("]", "] /* exists */"), r.KextRequirement!.Requirement);
+        Assert.False(r.IsKextBinary);
+        Assert.All(r.Slices, s => Assert.NotEqual(nameof(MachOFileType.KextBundle), s.FileType));
+
+        // Every page of every CodeDirectory: the sum of their slot counts, each covering the bytes up to the signature.
+        using var file = MachOFile.Open(path);
+        var expectedPages = 0L;
+        foreach (var slice in file.Slices)
+        {
+            var sig = EmbeddedSignature.Parse(slice.CodeSignatureData, path);
+            expectedPages += sig.AllCodeDirectories.Sum(cd => (long)cd.CodeSlotCount);
+            Assert.All(sig.AllCodeDirectories, cd => Assert.Equal((ulong)slice.CodeSignature!.Value.DataOffset, cd.EffectiveCodeLimit));
+            var cdhash = Convert.ToHexStringLower(sig.CodeDirectory.ComputeCdHash());
+            Assert.Contains(cdhash, r.CdHashes);
+        }
+        Assert.Equal(expectedPages, r.PagesVerified);
+        Assert.True(r.PagesVerified > 0);
+        // The designated requirement Microsoft wrote (identifier + anchor apple generic + Developer ID fields + OU) holds.
+        Assert.Equal(RequirementOutcome.Satisfied, r.DesignatedRequirement!.Outcome);
+        Assert.Contains("UBF8T346G9", r.DesignatedRequirement.Requirement);
+    }
+
+    [Fact]
+    public void Single_threaded_and_parallel_verification_agree()
+    {
+        var files = Corpus.RuntimePackMachOFiles();
+        var one = KextSignatureVerifier.VerifyMany(files, new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+        var all = KextSignatureVerifier.VerifyMany(files, new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 4, PagesPerWorkItem = 7 });
+        Assert.Equal(one.Select(i => (i.Result!.Status, string.Join(",", i.Result.CdHashes), i.Result.PagesVerified)),
+            all.Select(i => (i.Result!.Status, string.Join(",", i.Result.CdHashes), i.Result.PagesVerified)));
+    }
+
+    private static (string Path, MachOSlice Slice, EmbeddedSignature Sig, byte[] Bytes) Copy(TempDir tmp, string source)
+    {
+        var bytes = File.ReadAllBytes(source);
+        var path = tmp.Combine(Path.GetFileName(source));
+        File.WriteAllBytes(path, bytes);
+        var file = MachOFile.FromBytes(bytes, path);
+        var slice = file.Slices[0];
+        return (path, slice, EmbeddedSignature.Parse(slice.CodeSignatureData, path), bytes);
+    }
+
+    [Fact]
+    public void Byte_flipped_in_TEXT_reports_the_page_number_and_offset()
+    {
+        using var tmp = new TempDir();
+        var (path, slice, sig, bytes) = Copy(tmp, CoreClr());
+        var text = slice.Segments.Single(s => s.Name == "__TEXT");
+        var offset = (long)text.FileOffset + 5 * 4096 + 123; // page 5 of the 4 KiB code pages
+        bytes[slice.FileOffset + offset] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+
+        var r = KextSignatureVerifier.Verify(path);
+
+        Assert.Equal(KextSignatureStatus.Invalid, r.Status);
+        var pages = r.Problems.Where(p => p.Code == KextSignatureProblemCode.CodePageHashMismatch).ToArray();
+        Assert.Equal(sig.AllCodeDirectories.Count, pages.Length); // once per CodeDirectory (SHA-1 and SHA-256)
+        Assert.All(pages, p =>
+        {
+            Assert.Contains("code page 5 ", p.Message);
+            Assert.Equal(slice.FileOffset + 5 * 4096, p.Offset);
+            Assert.Equal("x86_64", p.Arch);
+        });
+        // Nothing else broke: the CMS is over the (intact) CodeDirectory.
+        Assert.All(r.Problems, p => Assert.Equal(KextSignatureProblemCode.CodePageHashMismatch, p.Code));
+    }
+
+    [Fact]
+    public void Byte_flipped_in_the_CMS_signature_is_a_CMS_failure()
+    {
+        using var tmp = new TempDir();
+        var (path, slice, sig, bytes) = Copy(tmp, CoreClr());
+        var cms = new System.Security.Cryptography.Pkcs.SignedCms();
+        cms.Decode(sig.Signature!.CmsBytes.Span);
+        var signatureValue = cms.SignerInfos[0].GetSignature(); // the RSA signature over the signed attributes
+        var at = slice.FileOffset + slice.CodeSignature!.Value.DataOffset + IndexOf(sig.Bytes.Span, signatureValue) + 17;
+        bytes[at] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+
+        var r = KextSignatureVerifier.Verify(path);
+
+        Assert.Equal(KextSignatureStatus.Invalid, r.Status);
+        Assert.Contains(r.Problems, p => p.Code == KextSignatureProblemCode.CmsInvalid && p.Message.Contains(nameof(SignatureProblemCode.CmsSignatureInvalid)));
+        Assert.DoesNotContain(r.Problems, p => p.Code == KextSignatureProblemCode.CodePageHashMismatch);
+    }
+
+    [Fact]
+    public void Byte_flipped_in_the_CodeDirectory_is_a_cdhash_failure()
+    {
+        using var tmp = new TempDir();
+        var (path, slice, sig, bytes) = Copy(tmp, CoreClr());
+        var cdStart = slice.FileOffset + slice.CodeSignature!.Value.DataOffset + IndexOf(sig.Bytes.Span, sig.CodeDirectory.Bytes.Span);
+        // Flip a byte of the identifier string: the CodeDirectory still parses and its page hashes still match.
+        bytes[cdStart + sig.CodeDirectory.IdentOffset] ^= 0x20;
+        File.WriteAllBytes(path, bytes);
+
+        var r = KextSignatureVerifier.Verify(path);
+
+        Assert.Equal(KextSignatureStatus.Invalid, r.Status);
+        Assert.Contains(r.Problems, p => p.Code == KextSignatureProblemCode.CdHashMismatch);
+        Assert.DoesNotContain(r.Problems, p => p.Code == KextSignatureProblemCode.CodePageHashMismatch);
+    }
+
+    [Fact]
+    public void Truncated_signature_is_a_typed_input_error_naming_the_file()
+    {
+        using var tmp = new TempDir();
+        var (path, slice, _, bytes) = Copy(tmp, CoreClr());
+        var cut = slice.FileOffset + slice.CodeSignature!.Value.DataOffset + 200;
+        File.WriteAllBytes(path, bytes.AsSpan(0, (int)cut).ToArray());
+
+        var e = Assert.Throws<KextSignatureInputException>(() => KextSignatureVerifier.Verify(path));
+        Assert.Equal(path, e.PathName);
+        Assert.Contains(path, e.Message);
+    }
+
+    private static long IndexOf(ReadOnlySpan<byte> haystack, ReadOnlySpan<byte> needle)
+    {
+        var i = haystack.IndexOf(needle);
+        Assert.True(i >= 0);
+        return i;
+    }
+}
