@@ -13,6 +13,7 @@ public static class KextTrustCommand
             "on a simulated Mac.");
         var output = new CliOutput(stdout, stderr);
         root.Subcommands.Add(InspectCommand.Create(output));
+        root.Subcommands.Add(AuditCommand.Create(output));
         return root;
     }
 

@@ -87,20 +87,36 @@ public sealed class KextAuditor
         {
             throw new KextBundleException(path, "no such file or folder");
         }
-        if (LooksLikeBundle(path))
+        return OpenBundles(path).Select(Audit).ToArray();
+    }
+
+    /// <summary>
+    /// Opens the kexts a folder stands for — the bundle itself, or every kext under a tree — and indexes them (and
+    /// their plug-ins) as libraries for one another. Audit them with <see cref="Audit"/>.
+    /// </summary>
+    /// <exception cref="KextBundleException">The folder does not exist.</exception>
+    public IReadOnlyList<KextBundle> OpenBundles(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        if (!Directory.Exists(folder))
         {
-            return [Audit(KextBundle.Open(path))];
+            throw new KextBundleException(folder, File.Exists(folder) ? "not a folder" : "no such file or folder");
         }
-        var bundles = KextDiscovery.FindKexts(path).Select(KextBundle.Open).ToArray();
+        var bundles = LooksLikeBundle(folder)
+            ? [KextBundle.Open(folder)]
+            : KextDiscovery.FindKexts(folder).Select(KextBundle.Open).ToArray();
         foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
         {
             Register(b);
         }
-        foreach (var folder in bundles.Select(b => System.IO.Path.GetDirectoryName(b.Path)!).Distinct(StringComparer.Ordinal))
+        if (bundles.Length > 1)
         {
-            _scannedFolders.Add(folder); // every kext of these folders is registered already
+            foreach (var f in bundles.Select(b => System.IO.Path.GetDirectoryName(b.Path)!).Distinct(StringComparer.Ordinal))
+            {
+                _scannedFolders.Add(f); // every kext of these folders is registered already
+            }
         }
-        return bundles.Select(Audit).ToArray();
+        return bundles;
     }
 
     /// <summary>True for a folder that is a bundle rather than a tree to search.</summary>
