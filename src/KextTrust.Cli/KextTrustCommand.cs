@@ -16,6 +16,7 @@ public static class KextTrustCommand
         root.Subcommands.Add(VerifyCommand.Create(output));
         root.Subcommands.Add(CodesignCommand.Create(output));
         root.Subcommands.Add(PkiCommand.Create(output));
+        root.Subcommands.Add(AuditCommand.Create(output));
         return root;
     }
 

@@ -1,0 +1,390 @@
+using System.CommandLine;
+using System.Reflection;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using KextTrust.Kexts.Audit;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
+using Spectre.Console;
+
+namespace KextTrust.Cli;
+
+/// <summary>
+/// <c>kextrust audit PATH… [--json | --sarif] [--macos V] [--platform apple-silicon|intel] [--sip-disabled]
+/// [--mdm-approved] [--signatures]</c>: will each kext load on macOS 10.15–15.4, on Intel and Apple silicon.
+/// </summary>
+public static class AuditCommand
+{
+    /// <summary>Creates the command.</summary>
+    public static Command Create(CliOutput output)
+    {
+        var paths = new Argument<string[]>("PATH")
+        {
+            Description = "Kext bundles, bare Mach-O files, or folders to search for kexts (whole trees; plug-ins are audited too).",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var json = new Option<bool>("--json") { Description = "Write JSON instead of the matrix." };
+        var sarif = new Option<bool>("--sarif") { Description = "Write SARIF 2.1.0 for GitHub code scanning (locations relative to the current folder)." };
+        var macos = new Option<string?>("--macos") { Description = "Audit one macOS release only: 10.15, 11, 12, 13, 14, 15 (15.0–15.3) or 15.4." };
+        var platform = new Option<string?>("--platform") { Description = "Audit one platform only: intel or apple-silicon." };
+        var sipDisabled = new Option<bool>("--sip-disabled") { Description = "SIP is disabled: KPI deprecation policy and kext signatures are not enforced." };
+        var mdm = new Option<bool>("--mdm-approved") { Description = "The kexts are approved through an MDM profile: the KPI deprecation policy is not enforced." };
+        var signatures = new Option<bool>("--signatures")
+        {
+            Description = "Read each executable's code signature (unsigned, ad hoc, or CMS present but not verified): unsigned and ad-hoc kexts are refused where SIP requires a signature.",
+        };
+        var cmd = new Command("audit", "Will these kexts load on macOS 10.15–15.4, on Intel and on Apple silicon? KPI rules, link check, architectures; migration advice.")
+        {
+            paths, json, sarif, macos, platform, sipDisabled, mdm, signatures,
+        };
+        cmd.SetAction(r => Run(output, new Request(
+            r.GetValue(paths) ?? [], r.GetValue(json), r.GetValue(sarif), r.GetValue(macos), r.GetValue(platform),
+            r.GetValue(sipDisabled), r.GetValue(mdm), r.GetValue(signatures))));
+        return cmd;
+    }
+
+    private sealed record Request(string[] Paths, bool Json, bool Sarif, string? MacOS, string? Platform, bool SipDisabled, bool MdmApproved, bool Signatures);
+
+    private static int Run(CliOutput output, Request request)
+    {
+        if (request.Json && request.Sarif)
+        {
+            return output.InputError("--json and --sarif are exclusive");
+        }
+        var options = new KextAuditOptions
+        {
+            Enforcement = new KpiEnforcementContext(request.SipDisabled, request.MdmApproved),
+            ReadSignaturePresence = request.Signatures,
+        };
+        if (request.MacOS is not null)
+        {
+            if (!MacOSRelease.TryParse(request.MacOS, out var release))
+            {
+                return output.InputError($"--macos '{request.MacOS}': not a release the audit covers (10.15, 11, 12, 13, 14, 15, 15.4)");
+            }
+            options = options with { Releases = [release!] };
+        }
+        if (request.Platform is not null)
+        {
+            MacPlatform? p = request.Platform.ToLowerInvariant() switch
+            {
+                "intel" or "x86_64" => MacPlatform.Intel,
+                "apple-silicon" or "arm64e" or "arm64" => MacPlatform.AppleSilicon,
+                _ => null,
+            };
+            if (p is null)
+            {
+                return output.InputError($"--platform '{request.Platform}': use intel or apple-silicon");
+            }
+            options = options with { Platforms = [p.Value] };
+        }
+
+        var auditor = new KextAuditor(KpiCatalog.Load(), options);
+        var inputErrors = new List<string>();
+        var files = new List<string>();
+        var bundles = new List<KextBundle>();
+        foreach (var path in request.Paths)
+        {
+            try
+            {
+                if (File.Exists(path))
+                {
+                    files.Add(path);
+                }
+                else
+                {
+                    bundles.AddRange(auditor.OpenBundles(path));
+                }
+            }
+            catch (KextBundleException ex)
+            {
+                inputErrors.Add(ex.Message);
+            }
+        }
+
+        var reports = new List<KextAuditReport>(files.Count + bundles.Count);
+        reports.AddRange(files.Select(auditor.AuditFile));
+        if (output.IsInteractive && bundles.Count > 1)
+        {
+            output.Console.Progress().AutoClear(true).Start(ctx =>
+            {
+                var task = ctx.AddTask("auditing kexts", maxValue: bundles.Count);
+                foreach (var b in bundles)
+                {
+                    reports.Add(auditor.Audit(b));
+                    task.Increment(1);
+                }
+            });
+        }
+        else
+        {
+            reports.AddRange(bundles.Select(auditor.Audit));
+        }
+
+        if (request.Json)
+        {
+            output.Out.WriteLine(JsonSerializer.Serialize(reports.Select(ToJson).ToArray(), JsonOptions));
+        }
+        else if (request.Sarif)
+        {
+            var log = KextAuditSarif.Build(reports, Environment.CurrentDirectory, ToolVersion);
+            output.Out.WriteLine(log.ToJsonString(JsonOptions));
+        }
+        else
+        {
+            WriteHuman(output, reports, options);
+        }
+
+        var all = reports.SelectMany(r => r.SelfAndPlugIns()).ToArray();
+        foreach (var r in all.Where(r => r.Kind == KextAuditSubjectKind.Unreadable))
+        {
+            output.Error.WriteLine($"kextrust: {r.Path}: {r.Error}");
+        }
+        foreach (var e in inputErrors)
+        {
+            output.Error.WriteLine($"kextrust: {e}");
+        }
+        if (inputErrors.Count > 0 || all.Any(r => r.Kind == KextAuditSubjectKind.Unreadable))
+        {
+            return ExitCodes.InputError;
+        }
+        return all.Any(r => r.IsRefusedSomewhere) ? ExitCodes.Failed : ExitCodes.Ok;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    private static string ToolVersion =>
+        typeof(AuditCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    // ---- JSON ----
+
+    private static Dictionary<string, object?> ToJson(KextAuditReport r)
+    {
+        var releases = r.Verdicts.Select(v => v.Release).Distinct().ToArray();
+        var newest = releases.Length > 0 ? releases.Max()! : MacOSRelease.All[^1];
+        return new Dictionary<string, object?>
+        {
+            ["path"] = r.Path,
+            ["kind"] = r.Kind switch { KextAuditSubjectKind.Kext => "kext", KextAuditSubjectKind.NotAKext => "not-a-kext", _ => "unreadable" },
+            ["bundleId"] = r.BundleId,
+            ["version"] = r.Version,
+            ["error"] = r.Error,
+            ["architectures"] = r.Architectures,
+            ["signature"] = r.Signature is { } s
+                ? new Dictionary<string, object?>
+                {
+                    ["state"] = SignatureState(s.State),
+                    ["kextSigningAuthorized"] = s.KextSigningAuthorized,
+                    ["teamId"] = s.TeamId,
+                    ["detail"] = s.Detail,
+                }
+                : new Dictionary<string, object?> { ["state"] = "not-checked" },
+            ["findings"] = r.Findings.Select(f =>
+            {
+                var status = f.StatusOn(newest);
+                var since = status == KpiSupportStatus.Unsupported ? f.Rule.UnsupportedSince : f.Rule.DeprecatedSince;
+                return new Dictionary<string, object?>
+                {
+                    ["rule"] = f.Rule.Id,
+                    ["title"] = f.Rule.Title,
+                    ["status"] = status switch
+                    {
+                        KpiSupportStatus.Unsupported => "unsupported",
+                        KpiSupportStatus.Deprecated => "deprecated",
+                        _ => "supported",
+                    },
+                    ["since"] = status == KpiSupportStatus.Supported ? null : since?.ToString(),
+                    ["symbols"] = f.TriggeringSymbols,
+                    ["libraries"] = f.TriggeringLibraries,
+                    ["replacement"] = f.Rule.Replacement,
+                    ["entitlement"] = f.Rule.ReplacementEntitlements.FirstOrDefault(),
+                    ["entitlements"] = f.Rule.ReplacementEntitlements,
+                };
+            }).ToArray(),
+            ["unresolvedSymbols"] = r.Link?.UnresolvedSymbols ?? [],
+            ["assumedSymbols"] = r.Link is { } link
+                ? link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol)
+                    .Select(a => new Dictionary<string, object?> { ["symbol"] = a.Symbol, ["libraries"] = a.Libraries }).ToArray()
+                : [],
+            ["libraries"] = r.Link?.Libraries.Select(l => new Dictionary<string, object?>
+            {
+                ["bundleId"] = l.BundleId,
+                ["requested"] = l.RequestedVersion,
+                ["kind"] = LibraryKind(l.Kind),
+                ["used"] = l.Used,
+            }).ToArray() ?? [],
+            ["unusedLibraries"] = r.Link?.UnusedLibraries ?? [],
+            ["unknownLibraries"] = r.Link?.UnknownLibraries ?? [],
+            ["verdicts"] = r.Verdicts.ToDictionary(v => v.Key, v => (object?)new Dictionary<string, object?>
+            {
+                ["verdict"] = v.VerdictCode,
+                ["reasons"] = v.Reasons.Select(x => new Dictionary<string, object?>
+                {
+                    ["code"] = x.Code,
+                    ["severity"] = x.Severity switch
+                    {
+                        KextReasonSeverity.Refuses => "refuses",
+                        KextReasonSeverity.Warns => "warns",
+                        _ => "informs",
+                    },
+                    ["message"] = x.Message,
+                    ["symbols"] = x.Symbols,
+                    ["libraries"] = x.Libraries,
+                    ["exemptions"] = x.Exemptions,
+                }).ToArray(),
+            }),
+            ["plugIns"] = r.PlugIns.Select(ToJson).ToArray(),
+            ["problems"] = r.Problems,
+        };
+    }
+
+    private static string SignatureState(KextSignatureState s) => s switch
+    {
+        KextSignatureState.Unsigned => "unsigned",
+        KextSignatureState.AdHoc => "ad-hoc",
+        KextSignatureState.CmsNotVerified => "cms-not-verified",
+        KextSignatureState.Valid => "valid",
+        _ => "invalid",
+    };
+
+    private static string LibraryKind(KextLibraryKind k) => k switch
+    {
+        KextLibraryKind.KpiBundle => "kpi",
+        KextLibraryKind.Kernel => "kernel",
+        KextLibraryKind.KernelResource => "kernel-resource",
+        KextLibraryKind.AppleFamily => "apple-family",
+        KextLibraryKind.Bundled => "bundled",
+        _ => "unknown",
+    };
+
+    // ---- human output ----
+
+    private static void WriteHuman(CliOutput output, IReadOnlyList<KextAuditReport> reports, KextAuditOptions options)
+    {
+        var all = reports.SelectMany(r => r.SelfAndPlugIns()).ToArray();
+        if (all.Length == 0)
+        {
+            output.Out.WriteLine("no kexts found");
+            return;
+        }
+        var both = options.Platforms.Length == 2;
+        var table = new Table().Border(TableBorder.Rounded);
+        table.AddColumn("kext");
+        table.AddColumn("version");
+        foreach (var release in options.Releases)
+        {
+            table.AddColumn(new TableColumn(release.Key).Centered());
+        }
+        table.AddColumn("signature");
+        foreach (var r in reports)
+        {
+            AddRows(table, r, options, depth: 0);
+        }
+        output.Console.Write(table);
+        output.Out.WriteLine(both
+            ? "each cell: Intel, Apple silicon · ✓ loads  ⚠ loads with warning  ✗ refused  – no such Mac  ? unreadable"
+            : $"{(options.Platforms[0] == MacPlatform.Intel ? "Intel" : "Apple silicon")} only · ✓ loads  ⚠ loads with warning  ✗ refused  – no such Mac  ? unreadable");
+        if (options.Enforcement.IsExempt)
+        {
+            output.Out.WriteLine($"KPI deprecation policy not enforced: {string.Join(", ", KextAuditor.ExemptionCodes(options.Enforcement))}");
+        }
+
+        foreach (var r in all)
+        {
+            WriteDetails(output, r);
+        }
+    }
+
+    private static void AddRows(Table table, KextAuditReport r, KextAuditOptions options, int depth)
+    {
+        var name = new string(' ', depth * 2) + (depth > 0 ? "└ " : "") + r.DisplayName;
+        var cells = new List<string> { Markup.Escape(name), Markup.Escape(r.Version ?? "") };
+        foreach (var release in options.Releases)
+        {
+            if (r.Kind == KextAuditSubjectKind.Unreadable)
+            {
+                cells.Add("[grey]?[/]");
+                continue;
+            }
+            cells.Add(string.Join(" ", options.Platforms.Select(p => Symbol(r.VerdictFor(release, p)?.Verdict))));
+        }
+        cells.Add(r.Signature is { } s ? Markup.Escape(s.State == KextSignatureState.CmsNotVerified ? "CMS not verified" : SignatureState(s.State)) : "not checked");
+        table.AddRow(cells.ToArray());
+        foreach (var p in r.PlugIns)
+        {
+            AddRows(table, p, options, depth + 1);
+        }
+    }
+
+    private static string Symbol(KextLoadVerdict? v) => v switch
+    {
+        KextLoadVerdict.Loads => "[green]✓[/]",
+        KextLoadVerdict.LoadsWithWarning => "[yellow]⚠[/]",
+        KextLoadVerdict.Refused => "[red]✗[/]",
+        KextLoadVerdict.NotApplicable => "[grey]–[/]",
+        _ => "?",
+    };
+
+    private static void WriteDetails(CliOutput output, KextAuditReport r)
+    {
+        var lines = new List<string>();
+        if (r.Kind == KextAuditSubjectKind.Unreadable)
+        {
+            lines.Add($"  ? unreadable: {r.Error}");
+        }
+        var reasons = r.Verdicts.SelectMany(v => v.Reasons.Select(x => (v, x))).ToArray();
+        foreach (var f in r.Findings)
+        {
+            var rule = f.Rule;
+            var refusedOn = reasons.Where(t => t.x.Code == KextAuditCodes.UnsupportedKpi(rule.Id)).Select(t => t.v.Key).ToArray();
+            var exempt = reasons.Any(t => t.x.Code == KextAuditCodes.KpiNotEnforced(rule.Id));
+            var mark = refusedOn.Length > 0 ? "✗" : "⚠";
+            var status = rule.UnsupportedSince is { } u
+                ? $"deprecated since {rule.DeprecatedSince}, unsupported since {u}{(exempt ? " (not enforced: SIP disabled / MDM approval)" : "")}"
+                : $"deprecated since {rule.DeprecatedSince} (loads with the legacy system extension alert)";
+            lines.Add($"  {mark} {rule.Title} [{rule.Id}]: {status}");
+            lines.Add($"      uses: {Shorten(f.TriggeringSymbols.Concat(f.TriggeringLibraries).ToArray())}");
+            lines.Add($"      move to {rule.Replacement}; entitlement {string.Join(", ", rule.ReplacementEntitlements)}");
+        }
+        foreach (var g in reasons.Where(t => t.x.Severity == KextReasonSeverity.Refuses
+                                             && !t.x.Code.StartsWith(KextAuditCodes.UnsupportedKpiPrefix, StringComparison.Ordinal))
+                     .GroupBy(t => t.x.Code))
+        {
+            var cells = g.Select(t => t.v.Key).Distinct(StringComparer.Ordinal).ToArray();
+            lines.Add($"  ✗ {g.Key} on {(cells.Length == r.Verdicts.Count(v => v.Verdict != KextLoadVerdict.NotApplicable) ? "every audited release" : string.Join(", ", cells))}: {g.First().x.Message}");
+        }
+        if (r.Link is { } link)
+        {
+            foreach (var id in link.UnusedLibraries)
+            {
+                lines.Add($"  · library {id} is declared but unused");
+            }
+            foreach (var id in link.UnknownLibraries)
+            {
+                lines.Add($"  · library {id} is neither Apple's nor found beside the kext: not checked");
+            }
+            var assumed = link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol).ToArray();
+            if (assumed.Length > 0)
+            {
+                lines.Add($"  · {assumed.Length} symbol(s) assumed provided by {string.Join(", ", assumed.SelectMany(a => a.Libraries).Distinct(StringComparer.Ordinal))}: {Shorten(assumed.Select(a => a.Symbol).ToArray())}");
+            }
+        }
+        if (lines.Count == 0)
+        {
+            return;
+        }
+        output.Out.WriteLine();
+        output.Out.WriteLine($"{r.DisplayName} {r.Version}".TrimEnd());
+        foreach (var l in lines)
+        {
+            output.Out.WriteLine(l);
+        }
+    }
+
+    private static string Shorten(IReadOnlyList<string> items) =>
+        items.Count <= 6 ? string.Join(", ", items) : string.Join(", ", items.Take(6)) + $", … ({items.Count} in all)";
+}

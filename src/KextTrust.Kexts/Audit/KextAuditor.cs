@@ -1,0 +1,464 @@
+using System.Collections.Immutable;
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Kexts.Audit;
+
+/// <summary>What to audit and under which conditions.</summary>
+public sealed record KextAuditOptions
+{
+    /// <summary>The seed's footnote: SIP disabled and/or MDM approval (unsupported KPIs then do not refuse). Default: enforced.</summary>
+    public KpiEnforcementContext Enforcement { get; init; } = KpiEnforcementContext.Enforced;
+
+    /// <summary>Releases to decide (default all: 10.15, 11, 12, 13, 14, 15, 15.4).</summary>
+    public ImmutableArray<MacOSRelease> Releases { get; init; } = [.. MacOSRelease.All];
+
+    /// <summary>Platforms to decide (default Intel and Apple silicon).</summary>
+    public ImmutableArray<MacPlatform> Platforms { get; init; } = [MacPlatform.Intel, MacPlatform.AppleSilicon];
+
+    /// <summary>
+    /// The signature seam: facts about a bundle's signature (e.g. from the bundle signature verifier). Returning null,
+    /// or leaving this null with <see cref="ReadSignaturePresence"/> off, leaves the signature "not checked".
+    /// </summary>
+    public Func<KextBundle, KextSignatureFacts?>? SignatureFacts { get; init; }
+
+    /// <summary>
+    /// When no <see cref="SignatureFacts"/> provider answers, read the executable's signature presence
+    /// (unsigned, ad hoc, or "CMS not verified"): unsigned and ad hoc kexts are then refused where SIP requires a signature.
+    /// </summary>
+    public bool ReadSignaturePresence { get; init; }
+
+    /// <summary>Extra library kexts the audited kexts may declare (besides those found beside them).</summary>
+    public IReadOnlyList<KextBundle> LibraryBundles { get; init; } = [];
+}
+
+/// <summary>
+/// Audits kexts: will each load on macOS 10.15–15.4, on Intel and on Apple silicon, and if not, why (stable reason
+/// codes) — from the seed's KPI rules (<see cref="KpiRuleEvaluator"/>), the link check (<see cref="KextLinkChecker"/>),
+/// the slices present (arm64e for Apple silicon, x86_64 for Intel) and, when given, the signature.
+/// </summary>
+/// <remarks>
+/// Each executable is parsed once per auditor and library kexts found beside audited ones are indexed once; the
+/// instance keeps those caches, so it is not thread-safe. Share the <see cref="KpiCatalog"/>, not the auditor.
+/// </remarks>
+public sealed class KextAuditor
+{
+    private readonly KpiCatalog _catalog;
+    private readonly KextLinkChecker _linker;
+    private readonly Dictionary<string, KextExecutableFacts> _executables = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, KextBundle> _knownBundles = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, KextLibrary> _libraries = new(StringComparer.Ordinal);
+
+    /// <summary>An auditor over a loaded catalog.</summary>
+    public KextAuditor(KpiCatalog catalog, KextAuditOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        _catalog = catalog;
+        _linker = new KextLinkChecker(catalog);
+        Options = options ?? new KextAuditOptions();
+        if (Options.Releases.IsDefaultOrEmpty || Options.Platforms.IsDefaultOrEmpty)
+        {
+            throw new ArgumentException("at least one release and one platform must be audited", nameof(options));
+        }
+        foreach (var b in Options.LibraryBundles.SelectMany(b => b.SelfAndPlugIns()))
+        {
+            Register(b);
+        }
+    }
+
+    /// <summary>The options in force.</summary>
+    public KextAuditOptions Options { get; }
+
+    /// <summary>
+    /// Audits a kext bundle, a bare Mach-O file (reported "not a kext" unless it is a kext executable), or every
+    /// kext under a folder (<see cref="KextDiscovery"/>); plug-ins are audited inside their parent's report.
+    /// </summary>
+    /// <exception cref="KextBundleException">The path does not exist.</exception>
+    public IReadOnlyList<KextAuditReport> AuditPath(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (File.Exists(path))
+        {
+            return [AuditFile(path)];
+        }
+        if (!Directory.Exists(path))
+        {
+            throw new KextBundleException(path, "no such file or folder");
+        }
+        return OpenBundles(path).Select(Audit).ToArray();
+    }
+
+    /// <summary>
+    /// Opens the kexts a folder stands for — the bundle itself, or every kext under a tree — and indexes them (and
+    /// their plug-ins) as libraries for one another. Audit them with <see cref="Audit"/>.
+    /// </summary>
+    /// <exception cref="KextBundleException">The folder does not exist.</exception>
+    public IReadOnlyList<KextBundle> OpenBundles(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        if (!Directory.Exists(folder))
+        {
+            throw new KextBundleException(folder, File.Exists(folder) ? "not a folder" : "no such file or folder");
+        }
+        var bundles = LooksLikeBundle(folder)
+            ? [KextBundle.Open(folder)]
+            : KextDiscovery.FindKexts(folder).Select(KextBundle.Open).ToArray();
+        foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
+        {
+            Register(b);
+        }
+        if (bundles.Length > 1)
+        {
+            foreach (var f in bundles.Select(b => System.IO.Path.GetDirectoryName(b.Path)!).Distinct(StringComparer.Ordinal))
+            {
+                _scannedFolders.Add(f); // every kext of these folders is registered already
+            }
+        }
+        return bundles;
+    }
+
+    /// <summary>True for a folder that is a bundle rather than a tree to search.</summary>
+    public static bool LooksLikeBundle(string path) =>
+        path.TrimEnd('/', '\\').EndsWith(KextDiscovery.KextExtension, StringComparison.OrdinalIgnoreCase)
+        || File.Exists(System.IO.Path.Combine(path, "Contents", "Info.plist"))
+        || File.Exists(System.IO.Path.Combine(path, "Info.plist"));
+
+    /// <summary>Audits a bare file: a non-kext Mach-O is "not a kext", anything unreadable says why.</summary>
+    public KextAuditReport AuditFile(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var exe = Executable(path);
+        if (exe.Error is not null)
+        {
+            return Unreadable(exe.Path, null, null, null, exe.Error, [], []);
+        }
+        var archs = exe.Slices.Select(s => s.Architecture).ToImmutableArray();
+        if (exe.Slices.All(s => s.IsKextBundle))
+        {
+            return Unreadable(exe.Path, null, null, null,
+                $"{exe.Path} is a kext executable outside its bundle: audit the .kext folder (its Info.plist declares the libraries)", [], archs);
+        }
+        return NotAKext(exe.Path, null, null, null, exe, [], []);
+    }
+
+    /// <summary>Audits one bundle and its plug-ins.</summary>
+    public KextAuditReport Audit(KextBundle bundle)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        foreach (var b in bundle.SelfAndPlugIns())
+        {
+            Register(b);
+        }
+        var plugIns = bundle.PlugIns.Select(Audit).ToImmutableArray();
+        var problems = bundle.Problems.Select(p => p.ToString()).ToImmutableArray();
+        if (bundle.InfoPlist is null || bundle.BundleId is null)
+        {
+            var why = bundle.Problems.FirstOrDefault(p => p.Code is KextProblemCode.InfoPlistMissing or KextProblemCode.InfoPlistUnreadable
+                or KextProblemCode.InfoPlistNotDictionary or KextProblemCode.BundleIdentifierMissing or KextProblemCode.RequiredFileIsEscapingLink);
+            return Unreadable(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString,
+                why?.Message ?? "no readable Info.plist with a CFBundleIdentifier", problems, [], plugIns);
+        }
+
+        KextExecutableFacts? exe = null;
+        if (bundle.HasExecutable && bundle.ExecutablePath is { } exePath)
+        {
+            exe = Executable(exePath);
+            if (exe.Error is not null)
+            {
+                return Unreadable(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString, exe.Error, problems, [], plugIns);
+            }
+            if (exe.Slices.Any(s => !s.IsKextBundle))
+            {
+                return NotAKext(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString, exe, problems, plugIns);
+            }
+        }
+        var missingExecutable = !bundle.IsCodeless && exe is null;
+        var slices = exe?.Slices ?? [];
+
+        var libraries = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var l in bundle.Libraries)
+        {
+            libraries[l.BundleId] = l.RequestedVersion;
+        }
+        var enforcement = Options.Enforcement;
+        var intelSlices = slices.Where(s => s.IsIntel).ToArray();
+        var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
+        var all = KpiRuleEvaluator.Evaluate(Imports(slices), libraries, enforcement);
+        var intel = intelSlices.Length == slices.Length ? all : KpiRuleEvaluator.Evaluate(Imports(intelSlices), libraries, enforcement);
+        var appleSilicon = arm64eSlices.Length == slices.Length ? all : KpiRuleEvaluator.Evaluate(Imports(arm64eSlices), libraries, enforcement);
+
+        var link = _linker.Check(bundle.Libraries, slices, id => FindLibrary(bundle, id), Options.Releases);
+        var signature = Signature(bundle, slices);
+
+        var verdicts = ImmutableArray.CreateBuilder<KextVerdict>();
+        foreach (var release in Options.Releases)
+        {
+            foreach (var platform in Options.Platforms)
+            {
+                verdicts.Add(Decide(release, platform, bundle, slices, missingExecutable,
+                    platform == MacPlatform.Intel ? intelSlices : arm64eSlices,
+                    platform == MacPlatform.Intel ? intel : appleSilicon,
+                    link, signature));
+            }
+        }
+        return new KextAuditReport(
+            bundle.Path, bundle.InfoPlistPath, KextAuditSubjectKind.Kext, bundle.BundleId, bundle.VersionString,
+            [.. slices.Select(s => s.Architecture)], all.Findings, link, signature, verdicts.ToImmutable(), plugIns, problems, null);
+    }
+
+    private KextVerdict Decide(
+        MacOSRelease release,
+        MacPlatform platform,
+        KextBundle bundle,
+        ImmutableArray<KextSliceFacts> slices,
+        bool missingExecutable,
+        KextSliceFacts[] platformSlices,
+        KpiEvaluation kpi,
+        KextLinkReport link,
+        KextSignatureFacts? signature)
+    {
+        if (platform == MacPlatform.AppleSilicon && !KpiCatalog.Supports(release, KextArchitecture.Arm64))
+        {
+            return NotApplicableVerdict(release);
+        }
+        var reasons = new List<KextAuditReason>();
+        if (missingExecutable)
+        {
+            reasons.Add(Refuse(KextAuditCodes.MissingExecutable,
+                $"CFBundleExecutable '{bundle.ExecutableName}' is not in the bundle"));
+        }
+        else if (!slices.IsEmpty && platformSlices.Length == 0)
+        {
+            reasons.Add(platform == MacPlatform.Intel
+                ? Refuse(KextAuditCodes.MissingX86_64, $"no x86_64 slice (has {string.Join(", ", slices.Select(s => s.Architecture))}): an Intel Mac cannot load it")
+                : Refuse(KextAuditCodes.MissingArm64e, slices.Any(s => s.Architecture == "arm64")
+                    ? "the arm64 slice is not arm64e: Apple silicon loads only arm64e kexts (KMErrorDomain code 71)"
+                    : $"no arm64e slice (has {string.Join(", ", slices.Select(s => s.Architecture))}): Apple silicon cannot load it (KMErrorDomain code 71)"));
+        }
+        else if (platformSlices.Length > 0)
+        {
+            var arch = platform == MacPlatform.Intel ? KextArchitecture.X86_64 : KextArchitecture.Arm64;
+            var sliceNames = platformSlices.Select(s => s.Architecture).ToHashSet(StringComparer.Ordinal);
+            var results = link.For(release, arch).Where(r => sliceNames.Contains(r.SliceArchitecture)).ToArray();
+            var unresolved = results.SelectMany(r => r.Unresolved).DistinctBy(u => u.Symbol).OrderBy(u => u.Symbol, StringComparer.Ordinal).ToArray();
+            if (unresolved.Length > 0)
+            {
+                var shown = string.Join(", ", unresolved.Take(5).Select(u => u.AvailableFrom.IsEmpty ? u.Symbol : $"{u.Symbol} (in {string.Join(" / ", u.AvailableFrom)})"));
+                reasons.Add(Refuse(KextAuditCodes.UnresolvedSymbols,
+                    $"{unresolved.Length} symbol(s) no declared library provides: {shown}{(unresolved.Length > 5 ? ", …" : "")}",
+                    [.. unresolved.Select(u => u.Symbol)],
+                    [.. unresolved.SelectMany(u => u.AvailableFrom).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)]));
+            }
+            AddKpiReasons(reasons, kpi.On(release));
+        }
+
+        foreach (var p in link.LibraryProblemsOn(release))
+        {
+            reasons.Add(Refuse(p.Kind == KextLibraryProblemKind.Missing ? KextAuditCodes.MissingLibrary : KextAuditCodes.LibraryVersion,
+                p.Message, [], [p.BundleId]));
+        }
+
+        if (signature is not null && !Options.Enforcement.SipDisabled && signature.LacksKextSignature)
+        {
+            reasons.Add(Refuse(KextAuditCodes.NoKextSignature,
+                $"no Developer ID kext signature ({signature.Detail}) and SIP requires one"));
+        }
+
+        var ordered = reasons.OrderBy(r => r.Severity).ToImmutableArray();
+        var verdict = ordered.Any(r => r.Severity == KextReasonSeverity.Refuses) ? KextLoadVerdict.Refused
+            : ordered.Any(r => r.Severity == KextReasonSeverity.Warns) ? KextLoadVerdict.LoadsWithWarning
+            : KextLoadVerdict.Loads;
+        return new KextVerdict(release, platform, verdict, ordered);
+    }
+
+    private void AddKpiReasons(List<KextAuditReason> reasons, KpiReleaseVerdict onRelease)
+    {
+        var exemptions = ExemptionCodes(Options.Enforcement);
+        foreach (var fs in onRelease.Findings)
+        {
+            var rule = fs.Finding.Rule;
+            var symbols = fs.Finding.TriggeringSymbols;
+            var libraries = fs.Finding.TriggeringLibraries;
+            var advice = $"move to {rule.Replacement} ({string.Join(", ", rule.ReplacementEntitlements)})";
+            switch (fs.Status)
+            {
+                case KpiSupportStatus.Unsupported when fs.BlocksLoad:
+                    reasons.Add(new(KextAuditCodes.UnsupportedKpi(rule.Id), KextReasonSeverity.Refuses,
+                        $"{rule.Title} KPI unsupported since macOS {rule.UnsupportedSince}: {advice}", symbols, libraries, []));
+                    break;
+                case KpiSupportStatus.Unsupported:
+                    reasons.Add(new(KextAuditCodes.KpiNotEnforced(rule.Id), KextReasonSeverity.Warns,
+                        $"{rule.Title} KPI unsupported since macOS {rule.UnsupportedSince}, not enforced ({string.Join(", ", exemptions.Select(DescribeExemption))}): {advice}",
+                        symbols, libraries, exemptions));
+                    break;
+                case KpiSupportStatus.Deprecated:
+                    reasons.Add(new(KextAuditCodes.DeprecatedKpi(rule.Id), KextReasonSeverity.Warns,
+                        $"{rule.Title} KPI deprecated since macOS {rule.DeprecatedSince}: loads with the \"legacy system extension\" alert (from 10.15.4); {advice}",
+                        symbols, libraries, []));
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The footnote's exemption codes that apply under an enforcement context, in <see cref="KpiRules.EnforcementExemptions"/> order.</summary>
+    public static ImmutableArray<string> ExemptionCodes(KpiEnforcementContext enforcement)
+    {
+        ArgumentNullException.ThrowIfNull(enforcement);
+        var codes = ImmutableArray.CreateBuilder<string>();
+        if (enforcement.SipDisabled)
+        {
+            codes.Add(KpiRules.EnforcementExemptions[0].Id);
+        }
+        if (enforcement.ApprovedByMdm)
+        {
+            codes.Add(KpiRules.EnforcementExemptions[1].Id);
+        }
+        return codes.ToImmutable();
+    }
+
+    private static string DescribeExemption(string code) =>
+        code == KpiRules.EnforcementExemptions[0].Id ? "SIP disabled" : "approved through MDM";
+
+    private KextSignatureFacts? Signature(KextBundle bundle, ImmutableArray<KextSliceFacts> slices)
+    {
+        if (Options.SignatureFacts?.Invoke(bundle) is { } given)
+        {
+            return given;
+        }
+        if (!Options.ReadSignaturePresence)
+        {
+            return null;
+        }
+        if (!slices.IsEmpty)
+        {
+            return KextSignaturePresence.Combine(slices.Select(s => s.Signature).ToArray());
+        }
+        // A codeless bundle keeps its signature as files in _CodeSignature.
+        var dir = bundle.CodeSignaturePath;
+        return File.Exists(System.IO.Path.Combine(dir, "CodeSignature"))
+            ? new KextSignatureFacts(KextSignatureState.CmsNotVerified, false, null, "_CodeSignature/CodeSignature present, not verified")
+            : File.Exists(System.IO.Path.Combine(dir, "CodeDirectory"))
+                ? new KextSignatureFacts(KextSignatureState.AdHoc, false, null, "_CodeSignature/CodeDirectory without a CMS signature")
+                : new KextSignatureFacts(KextSignatureState.Unsigned, false, null, "no _CodeSignature");
+    }
+
+    private KextAuditReport NotAKext(
+        string path, string? infoPlist, string? bundleId, string? version, KextExecutableFacts exe,
+        ImmutableArray<string> problems, ImmutableArray<KextAuditReport> plugIns)
+    {
+        var other = exe.Slices.First(s => !s.IsKextBundle);
+        var message = $"{System.IO.Path.GetFileName(exe.Path)} is {FileTypeName(other.FileType)}, not a kext (MH_KEXT_BUNDLE)";
+        var verdicts = ImmutableArray.CreateBuilder<KextVerdict>();
+        foreach (var release in Options.Releases)
+        {
+            foreach (var platform in Options.Platforms)
+            {
+                verdicts.Add(platform == MacPlatform.AppleSilicon && !KpiCatalog.Supports(release, KextArchitecture.Arm64)
+                    ? NotApplicableVerdict(release)
+                    : new KextVerdict(release, platform, KextLoadVerdict.Refused, [Refuse(KextAuditCodes.NotAKext, message)]));
+            }
+        }
+        return new KextAuditReport(path, infoPlist, KextAuditSubjectKind.NotAKext, bundleId, version,
+            [.. exe.Slices.Select(s => s.Architecture)], [], null, null, verdicts.ToImmutable(), plugIns, problems, null);
+    }
+
+    private static string FileTypeName(MachOFileType type) => type switch
+    {
+        MachOFileType.Dylib => "a dynamic library (MH_DYLIB)",
+        MachOFileType.Execute => "an executable (MH_EXECUTE)",
+        MachOFileType.Bundle => "a loadable bundle (MH_BUNDLE)",
+        MachOFileType.Object => "an object file (MH_OBJECT)",
+        _ => $"a Mach-O of type {type}",
+    };
+
+    private static KextAuditReport Unreadable(
+        string path, string? infoPlist, string? bundleId, string? version, string error,
+        ImmutableArray<string> problems, ImmutableArray<string> architectures, ImmutableArray<KextAuditReport> plugIns = default) =>
+        new(path, infoPlist, KextAuditSubjectKind.Unreadable, bundleId, version, architectures, [], null, null, [],
+            plugIns.IsDefault ? [] : plugIns, problems, error);
+
+    private static KextVerdict NotApplicableVerdict(MacOSRelease release) =>
+        new(release, MacPlatform.AppleSilicon, KextLoadVerdict.NotApplicable,
+            [new(KextAuditCodes.NotApplicable, KextReasonSeverity.Informs, $"no Apple silicon Mac runs {release}", [], [], [])]);
+
+    private static KextAuditReason Refuse(string code, string message, ImmutableArray<string> symbols = default, ImmutableArray<string> libraries = default) =>
+        new(code, KextReasonSeverity.Refuses, message, symbols.IsDefault ? [] : symbols, libraries.IsDefault ? [] : libraries, []);
+
+    private static IReadOnlyCollection<string> Imports(IReadOnlyList<KextSliceFacts> slices) =>
+        slices.Count == 1 ? slices[0].UndefinedSymbols : slices.SelectMany(s => s.UndefinedSymbols).ToHashSet(StringComparer.Ordinal);
+
+    private KextExecutableFacts Executable(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        if (!_executables.TryGetValue(full, out var facts))
+        {
+            facts = KextExecutableFacts.Read(full);
+            _executables[full] = facts;
+        }
+        return facts;
+    }
+
+    private void Register(KextBundle bundle)
+    {
+        if (bundle.BundleId is { } id)
+        {
+            _knownBundles.TryAdd(id, bundle);
+        }
+    }
+
+    private KextLibrary? FindLibrary(KextBundle dependent, string bundleId)
+    {
+        if (bundleId == dependent.BundleId)
+        {
+            return null;
+        }
+        if (!_knownBundles.ContainsKey(bundleId))
+        {
+            ScanFolder(System.IO.Path.GetDirectoryName(dependent.Path));
+        }
+        if (!_knownBundles.TryGetValue(bundleId, out var bundle))
+        {
+            return null;
+        }
+        if (!_libraries.TryGetValue(bundleId, out var library))
+        {
+            var exe = bundle.HasExecutable && bundle.ExecutablePath is { } p ? Executable(p) : null;
+            library = new KextLibrary(bundleId, bundle.Path, bundle.Version, bundle.CompatibleVersion, exe);
+            _libraries[bundleId] = library;
+        }
+        return library;
+    }
+
+    private void ScanFolder(string? folder)
+    {
+        if (folder is null || !_scannedFolders.Add(folder) || !Directory.Exists(folder))
+        {
+            return;
+        }
+        IEnumerable<string> kexts;
+        try
+        {
+            kexts = Directory.EnumerateDirectories(folder, "*" + KextDiscovery.KextExtension).Order(StringComparer.Ordinal).ToArray();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+        foreach (var k in kexts)
+        {
+            try
+            {
+                foreach (var b in KextBundle.Open(k).SelfAndPlugIns())
+                {
+                    Register(b);
+                }
+            }
+            catch (KextBundleException)
+            {
+                // Not readable as a bundle: it cannot satisfy a dependency either.
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Collections.Immutable;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Kexts.Audit;
+
+/// <summary>What kind of thing a declared OSBundleLibraries entry is.</summary>
+public enum KextLibraryKind
+{
+    /// <summary>A KPI pseudo-kext of the catalog (<c>com.apple.kpi.bsd</c>, …): its exports are known per release.</summary>
+    KpiBundle,
+
+    /// <summary><c>com.apple.kernel</c>: the whole kernel (every KPI plus symbols the catalog does not list).</summary>
+    Kernel,
+
+    /// <summary>A codeless pseudo-kext of System.kext (AppleNMI, ApplePlatformFamily, …): exports nothing to link.</summary>
+    KernelResource,
+
+    /// <summary>An Apple kext (<c>com.apple.iokit.IONetworkingFamily</c>, …) accepted by name: exports not in the catalog.</summary>
+    AppleFamily,
+
+    /// <summary>A kext found beside the audited one (same folder, PlugIns, or given by the caller): exports read from it.</summary>
+    Bundled,
+
+    /// <summary>Neither Apple's nor found: exports and versions cannot be checked.</summary>
+    Unknown,
+}
+
+/// <summary>One declared library and how the link check treated it.</summary>
+/// <param name="BundleId">OSBundleLibraries key.</param>
+/// <param name="RequestedVersion">OSBundleLibraries value.</param>
+/// <param name="Kind">What it is.</param>
+/// <param name="Path">Where a <see cref="KextLibraryKind.Bundled"/> library was found.</param>
+/// <param name="Used">True when some imported symbol resolves to it, false when none does, null when unknowable
+/// (Apple families and unknown libraries, whose exports are not known, and codeless kexts).</param>
+public sealed record KextLibraryUse(string BundleId, string RequestedVersion, KextLibraryKind Kind, string? Path, bool? Used);
+
+/// <summary>Why a declared library does not satisfy the dependency.</summary>
+public enum KextLibraryProblemKind
+{
+    /// <summary>Requested version outside OSBundleCompatibleVersion…CFBundleVersion.</summary>
+    VersionOutOfRange,
+
+    /// <summary>The requested version is not a kext version.</summary>
+    RequestedVersionInvalid,
+
+    /// <summary>The library has no OSBundleCompatibleVersion (or no valid CFBundleVersion): nothing can link against it.</summary>
+    NotALibrary,
+
+    /// <summary>A kernel library that does not exist on that release.</summary>
+    Missing,
+}
+
+/// <summary>A declared library that does not satisfy the dependency on one release.</summary>
+/// <param name="BundleId">The library.</param>
+/// <param name="Kind">What is wrong.</param>
+/// <param name="RequestedVersion">What the kext asks for.</param>
+/// <param name="CompatibleVersion">The library's OSBundleCompatibleVersion there, if known.</param>
+/// <param name="Version">The library's CFBundleVersion there, if known.</param>
+/// <param name="Message">For people.</param>
+public sealed record KextLibraryProblem(
+    string BundleId, KextLibraryProblemKind Kind, string RequestedVersion, string? CompatibleVersion, string? Version, string Message);
+
+/// <summary>An imported symbol no declared library provides.</summary>
+/// <param name="Symbol">Mangled name.</param>
+/// <param name="AvailableFrom">Libraries that would provide it if declared (KPI bundles of that release, a family whose class it names).</param>
+public sealed record KextUnresolvedSymbol(string Symbol, ImmutableArray<string> AvailableFrom);
+
+/// <summary>An imported symbol taken to come from a declared library whose exports are not known.</summary>
+/// <param name="Symbol">Mangled name.</param>
+/// <param name="Libraries">The declared libraries that may provide it.</param>
+public sealed record KextAssumedSymbol(string Symbol, ImmutableArray<string> Libraries);
+
+/// <summary>The link check of one slice against one release.</summary>
+/// <param name="Release">The release.</param>
+/// <param name="SliceArchitecture">Mach-O architecture name of the slice (x86_64, arm64e, …).</param>
+/// <param name="Architecture">Its kext architecture.</param>
+/// <param name="Unresolved">Symbols nothing declared provides, in the slice's symbol order: the kernel linker refuses the kext.</param>
+/// <param name="Assumed">Symbols assumed to come from libraries whose exports are unknown, in import order.</param>
+public sealed record KextLinkResult(
+    MacOSRelease Release,
+    string SliceArchitecture,
+    KextArchitecture Architecture,
+    ImmutableArray<KextUnresolvedSymbol> Unresolved,
+    ImmutableArray<KextAssumedSymbol> Assumed)
+{
+    /// <summary>True when every symbol resolves.</summary>
+    public bool Resolves => Unresolved.IsEmpty;
+}
+
+/// <summary>The declared libraries' existence and versions on one release (independent of architecture).</summary>
+/// <param name="Release">The release.</param>
+/// <param name="Problems">Libraries that do not satisfy the dependency there; empty when all do.</param>
+public sealed record KextLibraryCheck(MacOSRelease Release, ImmutableArray<KextLibraryProblem> Problems);
+
+/// <summary>The link check of a kext: its declared libraries, one symbol result per slice and release, one library check per release.</summary>
+/// <param name="Libraries">Declared libraries in declaration order.</param>
+/// <param name="Results">One per (slice, release the slice's architecture runs), slices in file order, releases oldest first.</param>
+/// <param name="LibraryChecks">One per release checked, oldest first.</param>
+public sealed record KextLinkReport(ImmutableArray<KextLibraryUse> Libraries, ImmutableArray<KextLinkResult> Results, ImmutableArray<KextLibraryCheck> LibraryChecks)
+{
+    /// <summary>The library problems on one release (empty when that release was not checked).</summary>
+    public ImmutableArray<KextLibraryProblem> LibraryProblemsOn(MacOSRelease release) =>
+        LibraryChecks.FirstOrDefault(c => c.Release == release)?.Problems ?? [];
+
+    /// <summary>Declared libraries no imported symbol resolves to (where that is knowable).</summary>
+    public ImmutableArray<string> UnusedLibraries => [.. Libraries.Where(l => l.Used == false).Select(l => l.BundleId)];
+
+    /// <summary>Declared libraries that are neither Apple's nor found.</summary>
+    public ImmutableArray<string> UnknownLibraries => [.. Libraries.Where(l => l.Kind == KextLibraryKind.Unknown).Select(l => l.BundleId)];
+
+    /// <summary>Every symbol unresolved on some slice and release, sorted.</summary>
+    public ImmutableArray<string> UnresolvedSymbols =>
+        [.. Results.SelectMany(r => r.Unresolved).Select(u => u.Symbol).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+
+    /// <summary>The results for one release and architecture (one per slice of that architecture).</summary>
+    public IEnumerable<KextLinkResult> For(MacOSRelease release, KextArchitecture architecture) =>
+        Results.Where(r => r.Release == release && r.Architecture == architecture);
+}
+
+/// <summary>A kext that can satisfy another's OSBundleLibraries entry, with its exports.</summary>
+/// <param name="BundleId">CFBundleIdentifier.</param>
+/// <param name="Path">Bundle folder.</param>
+/// <param name="Version">CFBundleVersion, when valid.</param>
+/// <param name="CompatibleVersion">OSBundleCompatibleVersion, when present and valid.</param>
+/// <param name="Executable">Its parsed executable; null for a codeless library.</param>
+public sealed record KextLibrary(string BundleId, string Path, KextVersion? Version, KextVersion? CompatibleVersion, KextExecutableFacts? Executable);
