@@ -17,6 +17,12 @@ public static class KextTrustCommand
         root.Subcommands.Add(CodesignCommand.Create(output));
         root.Subcommands.Add(PkiCommand.Create(output));
         root.Subcommands.Add(AuditCommand.Create(output));
+        MachineCommands.Register(root, output);
+        ApprovalCommands.Register(root, output);
+        MdmCommands.Register(root, output);
+        SpctlCommand.Register(root, output);
+        KextPolicyCommand.Register(root, output);
+        WhyCommand.Register(root, output);
         return root;
     }
 
@@ -25,6 +31,9 @@ public static class KextTrustCommand
     {
         var root = Build(stdout, stderr);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
-        return root.Parse(args).Invoke(config);
+        var parsed = root.Parse(args);
+        var code = parsed.Invoke(config);
+        // A command line that does not parse is misuse: exit 2 (System.CommandLine's own default is 1).
+        return parsed.Errors.Count > 0 ? ExitCodes.InputError : code;
     }
 }

@@ -1,0 +1,152 @@
+using System.CommandLine;
+using KextTrust.Consent;
+using KextTrust.Consent.Machine;
+using KextTrust.Consent.Policy;
+using KextTrust.Consent.Signing;
+using Spectre.Console;
+
+namespace KextTrust.Cli;
+
+/// <summary>One kext as <c>kextrust install --json</c> writes it.</summary>
+public sealed record InstallItemJson(
+    string BundleId,
+    string Version,
+    string InstalledPath,
+    bool Staged,
+    bool Replaced,
+    bool AlertShown,
+    string? AlertTime,
+    string? ApprovalDeadline,
+    string Signature,
+    string TeamId,
+    string? DeveloperName,
+    bool Allowed,
+    int Code,
+    string CodeName,
+    string Reason,
+    string ConsentSource);
+
+/// <summary><c>kextrust install KEXT…</c> and <c>kextrust approve</c>: the load request, its alert, and the "Allow" button.</summary>
+public static class ApprovalCommands
+{
+    /// <summary>The environment variable <c>approve</c> reads the password from when <c>--password</c> is not given.</summary>
+    public const string PasswordVariable = "KEXTRUST_PASSWORD";
+
+    /// <summary>Adds <c>install</c> and <c>approve</c> to <paramref name="root"/>.</summary>
+    public static void Register(RootCommand root, CliOutput output)
+    {
+        root.Subcommands.Add(Install(output));
+        root.Subcommands.Add(Approve(output));
+    }
+
+    // ------------------------------------------------------------------ install
+
+    private static Command Install(CliOutput output)
+    {
+        var kexts = new Argument<string[]>("KEXT") { Description = "Kext bundles to install.", Arity = ArgumentArity.OneOrMore };
+        var machineOpt = MachineOption.Create();
+        var json = new Option<bool>("--json") { Description = "Write JSON instead of a table." };
+        var cmd = new Command("install", "Install kexts into /Library/Extensions as an installer does: stage them (signature per SIP, ownership and permissions), record the load request, and show the \"System Extension Blocked\" alert when consent is missing.")
+        {
+            kexts, machineOpt, json,
+        };
+        cmd.SetAction(r => MachineOption.Run(output, () =>
+        {
+            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
+            var results = mac.Install(r.GetValue(kexts)!);
+            var items = results.Select(x => Item(x, mac.Why(x.BundleId))).ToArray();
+            if (r.GetValue(json))
+            {
+                output.WriteJson(items);
+                return ExitCodes.Ok;
+            }
+            var table = new Table().Border(TableBorder.Rounded);
+            table.AddColumn("kext");
+            table.AddColumn("version");
+            table.AddColumn("installed");
+            table.AddColumn("staged");
+            table.AddColumn("signature");
+            table.AddColumn("decision");
+            foreach (var i in items)
+            {
+                table.AddRow(Markup.Escape(i.BundleId), Markup.Escape(i.Version), Markup.Escape(i.InstalledPath + (i.Replaced ? " (replaced)" : "")),
+                    i.Staged ? "yes" : "no", Markup.Escape(i.Signature + (i.TeamId.Length > 0 ? " " + i.TeamId : "")),
+                    i.Allowed ? "[green]allowed[/]" : "[red]blocked[/]");
+            }
+            output.Console.Write(table);
+            foreach (var i in items)
+            {
+                if (i.AlertShown)
+                {
+                    var who = i.TeamId.Length > 0 ? $"signed by \"{i.DeveloperName ?? i.TeamId}\" (team {i.TeamId})" : "unsigned";
+                    var how = i.TeamId.Length > 0 ? $"--team {i.TeamId}" : $"--bundle {i.BundleId}";
+                    output.Out.WriteLine($"{i.BundleId}: System Extension Blocked: a program tried to load a new system extension {who}.");
+                    output.Out.WriteLine($"  Allow it in System Settings › Privacy & Security until {i.ApprovalDeadline} (kextrust approve {how} --user NAME).");
+                }
+                else if (i.Allowed)
+                {
+                    output.Out.WriteLine($"{i.BundleId}: allowed by {i.ConsentSource}: {i.Reason}");
+                }
+                else
+                {
+                    output.Out.WriteLine($"{i.BundleId}: {i.Reason} (code {i.Code} {i.CodeName})");
+                }
+            }
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+
+    private static InstallItemJson Item(InstallResult r, KextDecision d)
+    {
+        var consentRule = d.Steps.FirstOrDefault(s => s.Check == DecisionCheck.Consent)?.Rule ?? d.Reason;
+        return new InstallItemJson(r.BundleId, r.Version, r.InstalledPath, r.Staged, r.Replaced, r.AlertShown,
+            r.AlertTime is { } t ? MachineOption.Time(t) : null, r.AlertTime is { } t2 ? MachineOption.Time(t2 + Mac.ApprovalWindow) : null,
+            SignatureName(r.Signature.Kind), r.Signature.PolicyTeamId, r.DeveloperName, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code),
+            d.Allowed ? consentRule : d.Reason, WhyCommand.SourceName(d.ConsentSource));
+    }
+
+    /// <summary>The signature kind as people say it.</summary>
+    public static string SignatureName(KextSignatureKind k) => k switch
+    {
+        KextSignatureKind.DeveloperId => "Developer ID",
+        KextSignatureKind.AdHoc => "ad-hoc",
+        KextSignatureKind.Invalid => "invalid",
+        _ => "unsigned",
+    };
+
+    // ------------------------------------------------------------------ approve
+
+    private static Command Approve(CliOutput output)
+    {
+        var machineOpt = MachineOption.Create();
+        var team = new Option<string?>("--team") { Description = "Allow every blocked kext of this team (approval is per team id).", HelpName = "TEAMID" };
+        var bundle = new Option<string?>("--bundle") { Description = "Allow the blocked kext with this bundle id (and, if signed, its whole team); unsigned kexts are approved this way.", HelpName = "ID" };
+        var user = new Option<string>("--user") { Description = "The account pressing \"Allow\" (an administrator on macOS 11 and later unless MDM sets AllowNonAdminUserApprovals).", Required = true, HelpName = "NAME" };
+        var password = new Option<string?>("--password") { Description = $"The account's password; if not given, read from ${PasswordVariable}. Never printed or stored.", HelpName = "PW" };
+        var cmd = new Command("approve", "The \"Allow\" button in System Settings › Privacy & Security: only after a \"System Extension Blocked\" alert and within 30 minutes of it by the machine clock.")
+        {
+            machineOpt, team, bundle, user, password,
+        };
+        cmd.SetAction(r => MachineOption.Run(output, () =>
+        {
+            var t = r.GetValue(team);
+            var b = r.GetValue(bundle);
+            if ((t is null) == (b is null))
+            {
+                return output.InputError("give exactly one of --team TEAMID or --bundle ID");
+            }
+            var pw = r.GetValue(password) ?? Environment.GetEnvironmentVariable(PasswordVariable);
+            if (pw is null)
+            {
+                return output.InputError($"no password: give --password or set ${PasswordVariable}");
+            }
+            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
+            var a = mac.Approve(t, b, r.GetValue(user)!, pw);
+            var what = a.TeamId.Length > 0 ? $"team {a.TeamId}" : "unsigned kext";
+            output.Out.WriteLine($"approved {what} by {a.User} at {MachineOption.Time(a.Time)}: {string.Join(", ", a.BundleIds)}");
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+}

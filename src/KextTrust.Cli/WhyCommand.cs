@@ -1,0 +1,97 @@
+using System.CommandLine;
+using KextTrust.Consent.Policy;
+using Spectre.Console;
+
+namespace KextTrust.Cli;
+
+/// <summary>One check as <c>kextrust why --json</c> writes it.</summary>
+public sealed record WhyStepJson(string Check, string Outcome, int Code, string CodeName, string Rule, IReadOnlyDictionary<string, string> Evidence);
+
+/// <summary>The signature facts as <c>kextrust why --json</c> writes them.</summary>
+public sealed record WhySignatureJson(string Kind, string? TeamId, string? DeveloperName, string? CdHash, string Detail);
+
+/// <summary><c>kextrust why --json</c>.</summary>
+public sealed record WhyJson(
+    string BundleId,
+    string Version,
+    string Path,
+    bool Allowed,
+    int Code,
+    string CodeName,
+    string Reason,
+    string ConsentSource,
+    WhySignatureJson Signature,
+    IReadOnlyList<WhyStepJson> Steps);
+
+/// <summary><c>kextrust why KEXT|BUNDLE_ID [--json]</c>: the load decision with every check in order.</summary>
+public static class WhyCommand
+{
+    /// <summary>Adds <c>why</c> to <paramref name="root"/>.</summary>
+    public static void Register(RootCommand root, CliOutput output)
+    {
+        var kext = new Argument<string>("KEXT|BUNDLE_ID") { Description = "A kext folder, or the bundle id of a kext installed in /Library/Extensions." };
+        var machineOpt = MachineOption.Create();
+        var json = new Option<bool>("--json") { Description = "Write JSON instead of a table." };
+        var cmd = new Command("why", "Explain whether a kext may load on this Mac and by which rule: exclude list, architecture, ownership and permissions, signature under SIP, staging, consent source, deprecated KPIs, each with its evidence. Exit 0 allowed, 1 blocked.")
+        {
+            kext, machineOpt, json,
+        };
+        cmd.SetAction(r => MachineOption.Run(output, () =>
+        {
+            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
+            var d = mac.Why(r.GetValue(kext)!);
+            var j = ToJson(d);
+            if (r.GetValue(json))
+            {
+                output.WriteJson(j);
+            }
+            else
+            {
+                Write(output, j);
+            }
+            return d.Allowed ? ExitCodes.Ok : ExitCodes.Failed;
+        }));
+        root.Subcommands.Add(cmd);
+    }
+
+    /// <summary>The consent source as a stable kebab-case name ("user", "mdm", "spctl", "grandfathered", …).</summary>
+    public static string SourceName(ConsentSource s) => Kebab(s.ToString());
+
+    private static string Kebab(string name) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(name);
+
+    /// <summary>The JSON shape of a decision.</summary>
+    public static WhyJson ToJson(KextDecision d) => new(d.BundleId, d.Version, d.Path, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code), d.Reason,
+        SourceName(d.ConsentSource),
+        new WhySignatureJson(Kebab(d.Signature.Kind.ToString()), d.Signature.TeamId, d.Signature.DeveloperName, d.Signature.CdHash, d.Signature.Detail),
+        d.Steps.Select(s => new WhyStepJson(Kebab(s.Check.ToString()), Kebab(s.Outcome.ToString()), (int)s.Code, MachineOption.CodeName(s.Code), s.Rule,
+            new SortedDictionary<string, string>(s.Evidence.ToDictionary(), StringComparer.Ordinal))).ToArray());
+
+    private static void Write(CliOutput output, WhyJson d)
+    {
+        output.Out.WriteLine($"{d.BundleId} {d.Version} ({d.Path})");
+        var table = new Table().Border(TableBorder.Rounded);
+        table.AddColumn(new TableColumn("#").RightAligned());
+        table.AddColumn("check");
+        table.AddColumn("outcome");
+        table.AddColumn("code");
+        table.AddColumn("rule");
+        table.AddColumn("evidence");
+        var n = 0;
+        foreach (var s in d.Steps)
+        {
+            var outcome = s.Outcome switch
+            {
+                "pass" => "[green]pass[/]",
+                "fail" => "[red]FAIL[/]",
+                _ => "[yellow]not enforced[/]",
+            };
+            var evidence = string.Join("\n", s.Evidence.Where(e => e.Value.Length > 0).Select(e => $"{e.Key}={e.Value}"));
+            table.AddRow((++n).ToString(System.Globalization.CultureInfo.InvariantCulture), s.Check, outcome,
+                s.Code == 0 ? "-" : $"{s.Code} {s.CodeName}", Markup.Escape(s.Rule), Markup.Escape(evidence));
+        }
+        output.Console.Write(table);
+        output.Out.WriteLine(d.Allowed
+            ? $"allowed: consent source {d.ConsentSource}"
+            : $"blocked: {d.Reason} (code {d.Code} {d.CodeName})");
+    }
+}
