@@ -163,7 +163,7 @@ public sealed class ConsentPolicyCommandTests : IDisposable
         _f.Init("11.7", "intel", "--sip", "without-kext");
         Assert.Contains("kext signatures not enforced", _f.K("machine", "show").StdOut);
         var install = _f.K("install", _f.Kext("com.example.unsigned"));
-        Assert.Contains("a new system extension unsigned", install.StdOut);
+        Assert.Contains("System Extension Blocked: a program tried to load a new unsigned system extension.", install.StdOut);
         Assert.Contains("kextrust approve --bundle com.example.unsigned", install.StdOut);
         Assert.Equal(1, _f.K("why", "com.example.unsigned").ExitCode);
 

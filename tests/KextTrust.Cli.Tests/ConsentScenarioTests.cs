@@ -29,7 +29,7 @@ public sealed class ConsentScenarioTests : IDisposable
 
         var why = _f.K("why", "com.example.driver");
         Assert.Equal(1, why.ExitCode);
-        Assert.Contains("blocked: blocked by Consent", why.StdOut);
+        Assert.Contains("blocked by Consent: None: needs user approval", why.StdOut);
         Assert.Contains("1002 not-approved", why.StdOut);
 
         var wrong = _f.K("approve", "--team", Team, "--user", "admin", "--password", "not-it");
