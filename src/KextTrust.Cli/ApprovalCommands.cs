@@ -78,9 +78,9 @@ public static class ApprovalCommands
             {
                 if (i.AlertShown)
                 {
-                    var who = i.TeamId.Length > 0 ? $"signed by \"{i.DeveloperName ?? i.TeamId}\" (team {i.TeamId})" : "unsigned";
+                    var what = i.TeamId.Length > 0 ? $"a new system extension signed by \"{i.DeveloperName ?? i.TeamId}\" (team {i.TeamId})" : "a new unsigned system extension";
                     var how = i.TeamId.Length > 0 ? $"--team {i.TeamId}" : $"--bundle {i.BundleId}";
-                    output.Out.WriteLine($"{i.BundleId}: System Extension Blocked: a program tried to load a new system extension {who}.");
+                    output.Out.WriteLine($"{i.BundleId}: System Extension Blocked: a program tried to load {what}.");
                     output.Out.WriteLine($"  Allow it in System Settings › Privacy & Security until {i.ApprovalDeadline} (kextrust approve {how} --user NAME).");
                 }
                 else if (i.Allowed)

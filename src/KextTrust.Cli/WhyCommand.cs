@@ -92,6 +92,6 @@ public static class WhyCommand
         output.Console.Write(table);
         output.Out.WriteLine(d.Allowed
             ? $"allowed: consent source {d.ConsentSource}"
-            : $"blocked: {d.Reason} (code {d.Code} {d.CodeName})");
+            : $"{d.Reason} (code {d.Code} {d.CodeName})");
     }
 }
