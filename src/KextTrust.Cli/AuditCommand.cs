@@ -109,16 +109,19 @@ public static class AuditCommand
             output.Console.Progress().AutoClear(true).Start(ctx =>
             {
                 var task = ctx.AddTask("auditing kexts", maxValue: bundles.Count);
-                foreach (var b in bundles)
+                var gate = new Lock();
+                reports.AddRange(auditor.AuditMany(bundles, _ =>
                 {
-                    reports.Add(auditor.Audit(b));
-                    task.Increment(1);
-                }
+                    lock (gate)
+                    {
+                        task.Increment(1);
+                    }
+                }));
             });
         }
         else
         {
-            reports.AddRange(bundles.Select(auditor.Audit));
+            reports.AddRange(auditor.AuditMany(bundles));
         }
 
         if (request.Json)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
@@ -39,17 +40,19 @@ public sealed record KextAuditOptions
 /// the slices present (arm64e for Apple silicon, x86_64 for Intel) and, when given, the signature.
 /// </summary>
 /// <remarks>
-/// Each executable is parsed once per auditor and library kexts found beside audited ones are indexed once; the
-/// instance keeps those caches, so it is not thread-safe. Share the <see cref="KpiCatalog"/>, not the auditor.
+/// Each executable is parsed once per auditor and library kexts found beside audited ones are indexed once (the
+/// instance keeps those caches). Thread-safe: <see cref="AuditMany"/> audits on every core.
 /// </remarks>
 public sealed class KextAuditor
 {
     private readonly KpiCatalog _catalog;
     private readonly KextLinkChecker _linker;
-    private readonly Dictionary<string, KextExecutableFacts> _executables = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, KextBundle> _knownBundles = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, KextLibrary> _libraries = new(StringComparer.Ordinal);
+    private readonly KpiRelevance _relevance = new(KpiRules.All);
+    private readonly ConcurrentDictionary<string, KextExecutableFacts> _executables = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, KextBundle> _knownBundles = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal); // guarded by _scanLock
+    private readonly Lock _scanLock = new();
+    private readonly ConcurrentDictionary<string, KextLibrary> _libraries = new(StringComparer.Ordinal);
 
     /// <summary>An auditor over a loaded catalog.</summary>
     public KextAuditor(KpiCatalog catalog, KextAuditOptions? options = null)
@@ -87,7 +90,7 @@ public sealed class KextAuditor
         {
             throw new KextBundleException(path, "no such file or folder");
         }
-        return OpenBundles(path).Select(Audit).ToArray();
+        return AuditMany(OpenBundles(path));
     }
 
     /// <summary>
@@ -111,12 +114,35 @@ public sealed class KextAuditor
         }
         if (bundles.Length > 1)
         {
-            foreach (var f in bundles.Select(b => System.IO.Path.GetDirectoryName(b.Path)!).Distinct(StringComparer.Ordinal))
+            lock (_scanLock)
             {
-                _scannedFolders.Add(f); // every kext of these folders is registered already
+                foreach (var f in bundles.Select(b => System.IO.Path.GetDirectoryName(b.Path)!).Distinct(StringComparer.Ordinal))
+                {
+                    _scannedFolders.Add(f); // every kext of these folders is registered already
+                }
             }
         }
         return bundles;
+    }
+
+    /// <summary>
+    /// Audits bundles in parallel (one per core), results in input order; <paramref name="audited"/> is called once per
+    /// bundle as it completes, from any thread.
+    /// </summary>
+    public IReadOnlyList<KextAuditReport> AuditMany(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport>? audited = null)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
+        foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
+        {
+            Register(b);
+        }
+        var reports = new KextAuditReport[bundles.Count];
+        Parallel.For(0, bundles.Count, i =>
+        {
+            reports[i] = Audit(bundles[i]);
+            audited?.Invoke(reports[i]);
+        });
+        return reports;
     }
 
     /// <summary>True for a folder that is a bundle rather than a tree to search.</summary>
@@ -185,9 +211,13 @@ public sealed class KextAuditor
         var enforcement = Options.Enforcement;
         var intelSlices = slices.Where(s => s.IsIntel).ToArray();
         var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
-        var all = KpiRuleEvaluator.Evaluate(Imports(slices), libraries, enforcement);
-        var intel = intelSlices.Length == slices.Length ? all : KpiRuleEvaluator.Evaluate(Imports(intelSlices), libraries, enforcement);
-        var appleSilicon = arm64eSlices.Length == slices.Length ? all : KpiRuleEvaluator.Evaluate(Imports(arm64eSlices), libraries, enforcement);
+        // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
+        var allImports = _relevance.Filter(slices.SelectMany(s => s.UndefinedSymbols));
+        var intelImports = _relevance.Filter(intelSlices.SelectMany(s => s.UndefinedSymbols));
+        var asImports = _relevance.Filter(arm64eSlices.SelectMany(s => s.UndefinedSymbols));
+        var all = KpiRuleEvaluator.Evaluate(allImports, libraries, enforcement);
+        var intel = SameSet(intelImports, allImports) ? all : KpiRuleEvaluator.Evaluate(intelImports, libraries, enforcement);
+        var appleSilicon = SameSet(asImports, allImports) ? all : KpiRuleEvaluator.Evaluate(asImports, libraries, enforcement);
 
         var link = _linker.Check(bundle.Libraries, slices, id => FindLibrary(bundle, id), Options.Releases);
         var signature = Signature(bundle, slices);
@@ -386,18 +416,12 @@ public sealed class KextAuditor
     private static KextAuditReason Refuse(string code, string message, ImmutableArray<string> symbols = default, ImmutableArray<string> libraries = default) =>
         new(code, KextReasonSeverity.Refuses, message, symbols.IsDefault ? [] : symbols, libraries.IsDefault ? [] : libraries, []);
 
-    private static IReadOnlyCollection<string> Imports(IReadOnlyList<KextSliceFacts> slices) =>
-        slices.Count == 1 ? slices[0].UndefinedSymbols : slices.SelectMany(s => s.UndefinedSymbols).ToHashSet(StringComparer.Ordinal);
+    private static bool SameSet(IReadOnlyCollection<string> a, IReadOnlyCollection<string> b) =>
+        a.Count == b.Count && (a.Count == 0 || a.ToHashSet(StringComparer.Ordinal).SetEquals(b));
 
     private KextExecutableFacts Executable(string path)
     {
-        var full = System.IO.Path.GetFullPath(path);
-        if (!_executables.TryGetValue(full, out var facts))
-        {
-            facts = KextExecutableFacts.Read(full);
-            _executables[full] = facts;
-        }
-        return facts;
+        return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static p => KextExecutableFacts.Read(p));
     }
 
     private void Register(KextBundle bundle)
@@ -416,19 +440,20 @@ public sealed class KextAuditor
         }
         if (!_knownBundles.ContainsKey(bundleId))
         {
-            ScanFolder(System.IO.Path.GetDirectoryName(dependent.Path));
+            lock (_scanLock)
+            {
+                ScanFolder(System.IO.Path.GetDirectoryName(dependent.Path));
+            }
         }
         if (!_knownBundles.TryGetValue(bundleId, out var bundle))
         {
             return null;
         }
-        if (!_libraries.TryGetValue(bundleId, out var library))
+        return _libraries.GetOrAdd(bundleId, _ =>
         {
             var exe = bundle.HasExecutable && bundle.ExecutablePath is { } p ? Executable(p) : null;
-            library = new KextLibrary(bundleId, bundle.Path, bundle.Version, bundle.CompatibleVersion, exe);
-            _libraries[bundleId] = library;
-        }
-        return library;
+            return new KextLibrary(bundleId, bundle.Path, bundle.Version, bundle.CompatibleVersion, exe);
+        });
     }
 
     private void ScanFolder(string? folder)

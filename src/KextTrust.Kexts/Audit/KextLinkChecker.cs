@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
@@ -29,7 +30,11 @@ public sealed class KextLinkChecker
 
     private readonly KpiCatalog _catalog;
 
-    /// <summary>A checker over a loaded catalog (load it once per process).</summary>
+    // Memo of catalog lookups: symbol → exporting bundles per (release, architecture) slot. Kexts share most of their
+    // imports, so a scan does one catalog lookup per distinct symbol and slot. Grows with the distinct imports seen.
+    private readonly ConcurrentDictionary<string, IReadOnlyCollection<string>?[]> _exporters = new(StringComparer.Ordinal);
+
+    /// <summary>A checker over a loaded catalog (load it once per process). Thread-safe.</summary>
     public KextLinkChecker(KpiCatalog catalog)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -104,7 +109,7 @@ public sealed class KextLinkChecker
         ImmutableArray<KextAssumedSymbol>.Builder assumed)
     {
         var resolved = false;
-        var exporters = _catalog.ExportingBundles(release, arch, symbol);
+        var exporters = Exporters(release, arch, symbol);
         foreach (var b in exporters)
         {
             if (ctx.Declared.Contains(b))
@@ -168,6 +173,13 @@ public sealed class KextLinkChecker
             available.Add(family.LibraryIds[0]);
         }
         unresolved.Add(new KextUnresolvedSymbol(symbol, [.. available]));
+    }
+
+    private IReadOnlyCollection<string> Exporters(MacOSRelease release, KextArchitecture arch, string symbol)
+    {
+        var row = _exporters.GetOrAdd(symbol, static _ => new IReadOnlyCollection<string>?[MacOSRelease.All.Count * 2]);
+        var slot = release.Index * 2 + (int)arch;
+        return row[slot] ??= _catalog.ExportingBundles(release, arch, symbol);
     }
 
     private static KpiFamily? FamilyOf(string symbol, Dictionary<string, KpiFamily?> cache)

@@ -488,4 +488,25 @@ public sealed class KextAuditorTests
     {
         Assert.Throws<KextBundleException>(() => new KextAuditor(Catalog).AuditPath("/nonexistent/kextrust/path"));
     }
+
+    [Fact]
+    public void Auditing_many_in_parallel_gives_the_sequential_reports_in_input_order()
+    {
+        using var tmp = new TempDir();
+        var specs = Enumerable.Range(0, 24).Select(i => Spec($"com.example.P{i:D2}",
+            i % 3 == 0 ? ["_kauth_listen_scope"] : i % 3 == 1 ? ["_sock_socket", "_IOLog"] : ["_IOLog", "_missing"],
+            Libs(Bsd, IOKit), i % 2 == 0 ? Universal : [MachOTargetArchitecture.X86_64])).ToArray();
+        var bundles = specs.Select(s => KextBundle.Open(KextBundleWriter.Write(tmp.Path, s))).ToArray();
+
+        var parallel = new KextAuditor(Catalog).AuditMany(bundles);
+        var sequential = bundles.Select(new KextAuditor(Catalog).Audit).ToArray();
+        Assert.Equal(sequential.Select(r => r.BundleId), parallel.Select(r => r.BundleId));
+        for (var i = 0; i < bundles.Length; i++)
+        {
+            Assert.Equal(Row(sequential[i], Intel) + Row(sequential[i], AS), Row(parallel[i], Intel) + Row(parallel[i], AS));
+            Assert.Equal(
+                sequential[i].Verdicts.SelectMany(v => v.Reasons).Select(x => x.Code),
+                parallel[i].Verdicts.SelectMany(v => v.Reasons).Select(x => x.Code));
+        }
+    }
 }
