@@ -419,14 +419,11 @@ public static class Kmd
             {
                 return (KextExclusionCode.DependencyVersion, $"{lib.BundleId}: requested version '{lib.RequestedVersion}' is not a kext version");
             }
-            if (request.Catalog.FindPseudoKext(request.Release, lib.BundleId) is { } pseudo)
+            if (request.Catalog.FindPseudoKext(request.Release, lib.BundleId) is not null)
             {
-                KextVersion.TryParse(pseudo.Version, out var have);
-                KextVersion? compatible = KextVersion.TryParse(pseudo.CompatibleVersion, out var cv) ? cv : null;
-                if (requested > have || (compatible is { } min && requested < min))
+                if (Linkage.CheckKpiVersion(request.Catalog, request.Release, lib.BundleId, requested) is { } why)
                 {
-                    return (KextExclusionCode.DependencyVersion,
-                        $"{lib.BundleId} {pseudo.Version} (compatible back to {pseudo.CompatibleVersion ?? "none"}) on {request.Release} does not satisfy requested {lib.RequestedVersion}");
+                    return (KextExclusionCode.DependencyVersion, why);
                 }
                 notes.Add($"{lib.BundleId} (KPI)");
             }
@@ -465,35 +462,10 @@ public static class Kmd
         {
             return new KmdCheck(KmdStep.Link, KmdCheckOutcome.Skipped, null, "codeless kext: nothing to link");
         }
-        var catalog = request.Catalog;
-        var declared = c.Bundle.Libraries.Select(l => l.BundleId).ToHashSet(StringComparer.Ordinal);
-        var declaresKernel = declared.Contains("com.apple.kernel");
+        var declared = c.Bundle.Libraries.Select(l => l.BundleId).ToList();
         var kextLibraries = declared.Where(byId.ContainsKey).Select(id => byId[id]).ToList();
-        var families = declared.Where(id => id.StartsWith("com.apple.", StringComparison.Ordinal) && !byId.ContainsKey(id)
-            && catalog.FindPseudoKext(request.Release, id) is null).ToList();
-        int viaKpi = 0, viaKext = 0;
-        var assumed = new List<string>();
-        var unresolved = new List<string>();
-        foreach (var symbol in c.Slice.UndefinedSymbols)
-        {
-            var exporters = catalog.ExportingBundles(request.Release, request.Architecture, symbol);
-            if (exporters.Any(declared.Contains) || (declaresKernel && (exporters.Count > 0 || catalog.IsKernelOnlyExport(request.Release, request.Architecture, symbol))))
-            {
-                viaKpi++;
-            }
-            else if (kextLibraries.Any(k => k.Defines(symbol)))
-            {
-                viaKext++;
-            }
-            else if (families.Count > 0)
-            {
-                assumed.Add(symbol);
-            }
-            else
-            {
-                unresolved.Add(exporters.Count > 0 ? $"{symbol} (exported by {string.Join(", ", exporters.Order(StringComparer.Ordinal))}, which OSBundleLibraries does not declare)" : symbol);
-            }
-        }
+        var (viaKpi, viaKext, assumed, unresolved, families) = Linkage.Resolve(request.Catalog, request.Release, request.Architecture,
+            c.Slice.UndefinedSymbols, declared, symbol => kextLibraries.Any(k => k.Defines(symbol)));
         if (unresolved.Count > 0)
         {
             return new KmdCheck(KmdStep.Link, KmdCheckOutcome.Failed, KextExclusionCode.UnresolvedSymbols,
