@@ -23,6 +23,12 @@ public sealed record IbootInputs
     /// <summary>The Secure Enclave's current <c>lpnh</c>.</summary>
     public required Sha384Digest CurrentNonceHash { get; init; }
 
+    /// <summary>
+    /// This Mac's SEP certificate (DER). When given, the certificate embedded in the LocalPolicy and in the AuxKC Image4
+    /// must be exactly it, so no byte of either file can change unnoticed (the signature covers only the manifest body).
+    /// </summary>
+    public ReadOnlyMemory<byte>? SepCertificate { get; init; }
+
     /// <summary>The AuxKC Image4 file, or null when there is none.</summary>
     public ReadOnlyMemory<byte>? AuxKcImage4 { get; init; }
 
@@ -40,6 +46,7 @@ public sealed record IbootInputs
         {
             LocalPolicy = localPolicy,
             SepPublicKey = secureEnclave.PublicKey,
+            SepCertificate = secureEnclave.Certificate,
             Ecid = secureEnclave.Ecid,
             CurrentNonceHash = secureEnclave.CurrentLocalPolicyNonceHash,
         };
@@ -249,13 +256,21 @@ public static class Iboot
     private static LocalPolicy? VerifyPolicy(IbootInputs inputs, ECDsa key, ImmutableArray<BootCheck>.Builder trace)
     {
         LocalPolicyVerification verification;
+        Im4Manifest manifest;
         try
         {
-            verification = LocalPolicyVerifier.Verify(inputs.LocalPolicy, "LocalPolicy", key, inputs.Ecid, inputs.CurrentNonceHash);
+            manifest = Im4Manifest.FromBytes(inputs.LocalPolicy, "LocalPolicy");
+            verification = LocalPolicyVerifier.Verify(manifest, key, inputs.Ecid, inputs.CurrentNonceHash);
         }
         catch (Exception e) when (e is Image4FormatException or LocalPolicyException or CryptographicException or ArgumentException)
         {
             trace.Add(new(BootStep.LocalPolicyFormat, BootCheckOutcome.Failed, BootFailureCode.LocalPolicyMalformed, e.Message));
+            return null;
+        }
+        if (CertificateMismatch(inputs, manifest) is { } mismatch)
+        {
+            trace.Add(new(BootStep.LocalPolicyFormat, BootCheckOutcome.Passed, null, "decodes as an IM4M"));
+            trace.Add(new(BootStep.LocalPolicySignature, BootCheckOutcome.Failed, BootFailureCode.LocalPolicyNotSignedByThisMac, mismatch));
             return null;
         }
         (BootStep Step, LocalPolicyFailureCode Code, BootFailureCode Failure, string Ok)[] checks =
@@ -285,6 +300,11 @@ public static class Iboot
         }
         return verification.Valid ? verification.Policy : null;
     }
+
+    private static string? CertificateMismatch(IbootInputs inputs, Im4Manifest manifest) =>
+        inputs.SepCertificate is { } expected && (manifest.CertificateChain.Count != 1 || !manifest.CertificateChain[0].Span.SequenceEqual(expected.Span))
+            ? "the embedded certificate is not this Mac's Secure Enclave certificate"
+            : null;
 
     private static (AuxiliaryKernelCollection?, KextReceipt?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
     {
@@ -318,9 +338,9 @@ public static class Iboot
         Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Data.Length} bytes");
 
         var signature = SecureEnclaveSignature.Verify(image4.Manifest, key);
-        if (!signature.Valid)
+        if (!signature.Valid || CertificateMismatch(inputs, image4.Manifest) is not null)
         {
-            Fail(BootStep.AuxKcImage4Signature, BootFailureCode.AuxKcImage4NotSignedByThisMac, signature.Failure!);
+            Fail(BootStep.AuxKcImage4Signature, BootFailureCode.AuxKcImage4NotSignedByThisMac, signature.Failure ?? CertificateMismatch(inputs, image4.Manifest)!);
             return (null, null);
         }
         Pass(BootStep.AuxKcImage4Signature, "signed by the same Secure Enclave key as the LocalPolicy");
