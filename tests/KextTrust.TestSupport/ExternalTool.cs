@@ -14,6 +14,8 @@ public static class ExternalTool
     public static string LlvmObjdump => Require("llvm-objdump-14", "llvm-14");
     public static string LlvmNm => Require("llvm-nm-14", "llvm-14");
     public static string LlvmOtool => Require("llvm-otool-14", "llvm-14");
+    /// <summary>llvm-objdump from llvm-19, which (unlike llvm-14) recognises MH_FILESET.</summary>
+    public static string LlvmObjdump19 => Require("llvm-objdump-19", "llvm-19");
     public static string PlistUtil => Require("plistutil", "libplist-utils");
     public static string OpenSsl => Require("openssl", "openssl");
 

@@ -227,7 +227,7 @@ public static class MachOFatBuilder
 /// </summary>
 public sealed class FilesetBuilder
 {
-    private readonly List<(string Id, KextBinaryBuilder Kext)> _entries = [];
+    private readonly List<(string Id, Func<ulong, ulong, byte[]> Layout)> _entries = [];
 
     /// <summary>Starts a fileset for <paramref name="architecture"/>.</summary>
     public FilesetBuilder(MachOTargetArchitecture architecture) => Architecture = architecture;
@@ -248,7 +248,55 @@ public sealed class FilesetBuilder
         {
             throw new ArgumentException($"entry {entryId} is {kext.Architecture}, the fileset is {Architecture}", nameof(kext));
         }
-        _entries.Add((entryId, kext));
+        _entries.Add((entryId, kext.Build));
+        return this;
+    }
+
+    /// <summary>
+    /// Adds an already-built thin 64-bit Mach-O (e.g. a kext's own slice) whose LC_FILESET_ENTRY id is
+    /// <paramref name="entryId"/>. The bytes are copied and relocated as a kernel collection places them: every file
+    /// offset in the load commands (segments, sections, relocations, symbol and string tables, LC_DYSYMTAB tables,
+    /// LC_DYLD_INFO, linkedit-data commands) is shifted to the entry's position in the fileset, and segment, section and
+    /// N_SECT symbol addresses slide so the lowest segment starts at the entry's vmaddr. Relocation entries and fixup
+    /// chains are not applied. Load commands that carry offsets this builder does not know are refused.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a thin 64-bit Mach-O of this architecture, an MH_FILESET, or not relocatable.</exception>
+    public FilesetBuilder AddEntry(string entryId, ReadOnlyMemory<byte> machO)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(entryId);
+        MachOSlice slice;
+        try
+        {
+            var file = MachOFile.FromBytes(machO, entryId);
+            if (file.IsFat)
+            {
+                throw new ArgumentException($"entry {entryId} is a fat file: pass the slice for {Architecture}", nameof(machO));
+            }
+            slice = file.Slices[0];
+        }
+        catch (MachOFormatException e)
+        {
+            throw new ArgumentException($"entry {entryId} is not a well-formed Mach-O: {e.Message}", nameof(machO), e);
+        }
+        var (cpu, sub) = MachOLayout.Cpu(Architecture);
+        if (!slice.Is64Bit || (uint)slice.CpuType != cpu || (uint)slice.CpuSubtype != (sub & 0x00FFFFFFu))
+        {
+            throw new ArgumentException($"entry {entryId} is {slice.Architecture}, the fileset is {Architecture}", nameof(machO));
+        }
+        if (slice.FileType == MachOFileType.Fileset)
+        {
+            throw new ArgumentException($"entry {entryId} is itself an MH_FILESET", nameof(machO));
+        }
+        foreach (var command in slice.LoadCommands)
+        {
+            if (!MachORelocator.CanRelocate(command.Command))
+            {
+                throw new ArgumentException($"entry {entryId}: load command 0x{command.Command:x} cannot be relocated into a fileset", nameof(machO));
+            }
+        }
+        var copy = machO.ToArray();
+        var lowestVm = slice.Segments.Where(s => s.FileSize != 0 || s.VmSize != 0).Select(s => s.VmAddress).DefaultIfEmpty(0ul).Min();
+        _entries.Add((entryId, (fileBase, vmBase) => MachORelocator.Relocate(copy, fileBase, unchecked(vmBase - lowestVm))));
         return this;
     }
 
@@ -263,9 +311,9 @@ public sealed class FilesetBuilder
         var headerSeg = MachOLayout.Align(32 + sizeofcmds, page);
         long pos = headerSeg;
         var bodies = new List<(long Offset, byte[] Bytes)>();
-        foreach (var (_, kext) in _entries)
+        foreach (var (_, layout) in _entries)
         {
-            var bytes = kext.Build((ulong)pos, VmBase + (ulong)pos);
+            var bytes = layout((ulong)pos, VmBase + (ulong)pos);
             bodies.Add((pos, bytes));
             pos = MachOLayout.Align(pos + bytes.Length, page);
         }
@@ -295,6 +343,120 @@ public sealed class FilesetBuilder
         PrelinkInfo.Span.CopyTo(b.AsSpan((int)infoOff));
         return b;
     }
+}
+
+/// <summary>Moves a thin 64-bit Mach-O to a file offset and virtual address inside a containing file (a fileset).</summary>
+internal static class MachORelocator
+{
+    private const uint SegmentSplitInfo = 0x1E, FunctionStarts = 0x26, DataInCode = 0x29, DylibCodeSignDrs = 0x2B,
+        LinkerOptimizationHint = 0x2E, AtomInfo = 0x36, DyldInfo = 0x22, DyldInfoOnly = 0x22 | MachOLoadCommandType.ReqDyld,
+        SourceVersion = 0x2A, Rpath = 0x1C | MachOLoadCommandType.ReqDyld, LinkerOption = 0x2D, LoadDylinker = 0xE, IdDylinker = 0xF;
+
+    /// <summary>True for the load commands <see cref="Relocate"/> knows: those without file offsets and those whose offsets it shifts.</summary>
+    public static bool CanRelocate(uint command) => command switch
+    {
+        MachOLoadCommandType.Segment64 or MachOLoadCommandType.Symtab or MachOLoadCommandType.Dysymtab
+            or MachOLoadCommandType.Uuid or MachOLoadCommandType.BuildVersion or MachOLoadCommandType.VersionMinMacOSX
+            or MachOLoadCommandType.VersionMinIPhoneOS or MachOLoadCommandType.VersionMinTvOS or MachOLoadCommandType.VersionMinWatchOS
+            or MachOLoadCommandType.LoadDylib or MachOLoadCommandType.LoadWeakDylib or MachOLoadCommandType.ReexportDylib
+            or MachOLoadCommandType.IdDylib or MachOLoadCommandType.LazyLoadDylib or MachOLoadCommandType.LoadUpwardDylib
+            or SourceVersion or Rpath or LinkerOption or LoadDylinker or IdDylinker or DyldInfo or DyldInfoOnly => true,
+        _ => IsLinkEditData(command),
+    };
+
+    private static bool IsLinkEditData(uint command) => command is MachOLoadCommandType.CodeSignature or SegmentSplitInfo
+        or FunctionStarts or DataInCode or DylibCodeSignDrs or LinkerOptimizationHint or AtomInfo
+        or MachOLoadCommandType.DyldExportsTrie or MachOLoadCommandType.DyldChainedFixups;
+
+    /// <summary>A relocated copy of <paramref name="machO"/> (already validated by <see cref="MachOSlice"/> and <see cref="CanRelocate"/>).</summary>
+    public static byte[] Relocate(byte[] machO, ulong fileBase, ulong vmSlide)
+    {
+        var b = (byte[])machO.Clone();
+        var span = b.AsSpan();
+        var ncmds = ReadU32(span, 16);
+        var pos = 32;
+        for (var i = 0; i < ncmds; i++)
+        {
+            var cmd = ReadU32(span, pos);
+            var size = (int)ReadU32(span, pos + 4);
+            var c = span.Slice(pos, size);
+            switch (cmd)
+            {
+                case MachOLoadCommandType.Segment64:
+                    AddU64(c, 24, vmSlide);
+                    AddU64(c, 40, fileBase);
+                    var nsects = ReadU32(c, 64);
+                    for (var s = 0; s < nsects; s++)
+                    {
+                        var sect = c.Slice(72 + s * 80, 80);
+                        AddU64(sect, 32, vmSlide);
+                        var type = ReadU32(sect, 64) & 0xFF;
+                        if (ReadU32(sect, 48) != 0 && type is not (0x1 or 0xC or 0x12))
+                        {
+                            AddU32(sect, 48, fileBase);
+                        }
+                        if (ReadU32(sect, 60) != 0)
+                        {
+                            AddU32(sect, 56, fileBase);
+                        }
+                    }
+                    break;
+                case MachOLoadCommandType.Symtab:
+                    var symoff = ReadU32(c, 8);
+                    var nsyms = ReadU32(c, 12);
+                    for (var s = 0; s < nsyms; s++)
+                    {
+                        var nlist = span.Slice((int)(symoff + s * 16), 16);
+                        if ((nlist[4] & 0xE0) == 0 && (nlist[4] & 0x0E) == 0x0E)
+                        {
+                            AddU64(nlist, 8, vmSlide);
+                        }
+                    }
+                    AddNonZeroU32(c, 8, fileBase);
+                    AddNonZeroU32(c, 16, fileBase);
+                    break;
+                case MachOLoadCommandType.Dysymtab:
+                    foreach (var field in (ReadOnlySpan<int>)[32, 40, 48, 56, 64, 72])
+                    {
+                        AddNonZeroU32(c, field, fileBase);
+                    }
+                    break;
+                case DyldInfo or DyldInfoOnly:
+                    for (var f = 8; f < 48; f += 8)
+                    {
+                        if (ReadU32(c, f + 4) != 0)
+                        {
+                            AddU32(c, f, fileBase);
+                        }
+                    }
+                    break;
+                default:
+                    if (IsLinkEditData(cmd) && ReadU32(c, 12) != 0)
+                    {
+                        AddU32(c, 8, fileBase);
+                    }
+                    break;
+            }
+            pos += size;
+        }
+        return b;
+    }
+
+    private static uint ReadU32(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt32LittleEndian(s[at..]);
+
+    private static void AddU32(Span<byte> s, int at, ulong delta) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(s[at..], checked((uint)(BinaryPrimitives.ReadUInt32LittleEndian(s[at..]) + delta)));
+
+    private static void AddNonZeroU32(Span<byte> s, int at, ulong delta)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(s[at..]) != 0)
+        {
+            AddU32(s, at, delta);
+        }
+    }
+
+    private static void AddU64(Span<byte> s, int at, ulong delta) =>
+        BinaryPrimitives.WriteUInt64LittleEndian(s[at..], unchecked(BinaryPrimitives.ReadUInt64LittleEndian(s[at..]) + delta));
 }
 
 /// <summary>Shared layout helpers for the builders.</summary>

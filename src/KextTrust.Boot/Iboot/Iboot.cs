@@ -1,0 +1,427 @@
+using System.Collections.Immutable;
+using System.Security.Cryptography;
+using KextTrust.Boot.Enclave;
+using KextTrust.Boot.KernelManagement;
+using KextTrust.Boot.Policy;
+using KextTrust.Boot.Receipt;
+using KextTrust.Formats.Image4;
+
+namespace KextTrust.Boot.Startup;
+
+/// <summary>What iBoot is given at startup: the files it reads and this Mac's Secure Enclave identity.</summary>
+public sealed record IbootInputs
+{
+    /// <summary>The LocalPolicy file (IM4M DER).</summary>
+    public required ReadOnlyMemory<byte> LocalPolicy { get; init; }
+
+    /// <summary>This Mac's SEP public key (DER SubjectPublicKeyInfo).</summary>
+    public required ReadOnlyMemory<byte> SepPublicKey { get; init; }
+
+    /// <summary>This Mac's ECID.</summary>
+    public required ulong Ecid { get; init; }
+
+    /// <summary>The Secure Enclave's current <c>lpnh</c>.</summary>
+    public required Sha384Digest CurrentNonceHash { get; init; }
+
+    /// <summary>
+    /// This Mac's SEP certificate (DER). When given, the certificate embedded in the LocalPolicy and in the AuxKC Image4
+    /// must be exactly it, so no byte of either file can change unnoticed (the signature covers only the manifest body).
+    /// </summary>
+    public ReadOnlyMemory<byte>? SepCertificate { get; init; }
+
+    /// <summary>The AuxKC Image4 file, or null when there is none.</summary>
+    public ReadOnlyMemory<byte>? AuxKcImage4 { get; init; }
+
+    /// <summary>The AuxKC file, or null to use the Image4's payload (which is the whole AuxKC).</summary>
+    public ReadOnlyMemory<byte>? AuxKc { get; init; }
+
+    /// <summary>The kext receipt file, or null when there is none.</summary>
+    public ReadOnlyMemory<byte>? Receipt { get; init; }
+
+    /// <summary>Inputs with the identity (public key, ECID, current nonce hash) of <paramref name="secureEnclave"/>.</summary>
+    public static IbootInputs For(SecureEnclave secureEnclave, ReadOnlyMemory<byte> localPolicy)
+    {
+        ArgumentNullException.ThrowIfNull(secureEnclave);
+        return new IbootInputs
+        {
+            LocalPolicy = localPolicy,
+            SepPublicKey = secureEnclave.PublicKey,
+            SepCertificate = secureEnclave.Certificate,
+            Ecid = secureEnclave.Ecid,
+            CurrentNonceHash = secureEnclave.CurrentLocalPolicyNonceHash,
+        };
+    }
+}
+
+/// <summary>Where the Mac starts.</summary>
+public enum BootTarget
+{
+    /// <summary>macOS (with or without third-party kexts).</summary>
+    MacOS,
+    /// <summary>recoveryOS: LLB refuses a LocalPolicy it cannot trust, so macOS does not start at all.</summary>
+    RecoveryOS,
+}
+
+/// <summary>What happened to the third-party kexts.</summary>
+public enum AuxKcStatus
+{
+    /// <summary>The LocalPolicy does not enable third-party kexts (Full Security, or no <c>smb2</c>), or was refused.</summary>
+    NotEnabled,
+    /// <summary><c>smb2</c> is set but no AuxKC has been built (no <c>auxi</c>).</summary>
+    NotBuilt,
+    /// <summary>The AuxKC verified and is handed to the kernel.</summary>
+    Loaded,
+    /// <summary>The AuxKC failed a check; macOS starts without third-party kexts.</summary>
+    Refused,
+}
+
+/// <summary>iBoot's checks, in the order they run.</summary>
+public enum BootStep
+{
+    /// <summary>The LocalPolicy decodes as a LocalPolicy.</summary>
+    LocalPolicyFormat,
+    /// <summary>Signed by this Mac's SEP key.</summary>
+    LocalPolicySignature,
+    /// <summary>Personalized for this ECID.</summary>
+    LocalPolicyEcid,
+    /// <summary>Carries the SEP's current nonce hash (not replayed).</summary>
+    LocalPolicyNonce,
+    /// <summary>Its settings are consistent.</summary>
+    LocalPolicyConsistency,
+    /// <summary>The security mode and <c>smb2</c> allow an AuxKC, and one was built.</summary>
+    ThirdPartyKexts,
+    /// <summary>The AuxKC Image4 is present and decodes.</summary>
+    AuxKcImage4Format,
+    /// <summary>Signed by the same SEP key as the LocalPolicy.</summary>
+    AuxKcImage4Signature,
+    /// <summary>Personalized for this ECID.</summary>
+    AuxKcImage4Ecid,
+    /// <summary>SHA-384 of its manifest equals the LocalPolicy's <c>auxi</c>.</summary>
+    AuxKcImage4Current,
+    /// <summary>Its <c>DGST</c> equals SHA-384 of its IM4P.</summary>
+    AuxKcImage4Digest,
+    /// <summary>The AuxKC file is the Image4's payload.</summary>
+    AuxKcBytes,
+    /// <summary>The AuxKC is a well-formed kernel collection.</summary>
+    AuxKcFormat,
+    /// <summary>SHA-384 of the receipt equals the LocalPolicy's <c>auxr</c>.</summary>
+    Receipt,
+    /// <summary>The receipt decodes and lists exactly the AuxKC's kexts.</summary>
+    ReceiptContents,
+}
+
+/// <summary>Stable refusal codes.</summary>
+public enum BootFailureCode
+{
+    /// <summary>The LocalPolicy does not decode (bad DER, unknown or mistyped properties).</summary>
+    LocalPolicyMalformed,
+    /// <summary>The LocalPolicy is not signed by this Mac's Secure Enclave (modified, or another Mac's).</summary>
+    LocalPolicyNotSignedByThisMac,
+    /// <summary>The LocalPolicy is personalized for another ECID.</summary>
+    LocalPolicyForAnotherMac,
+    /// <summary>The LocalPolicy carries an old nonce hash: a replayed older policy.</summary>
+    LocalPolicyReplayed,
+    /// <summary>The LocalPolicy's settings contradict each other.</summary>
+    LocalPolicyInconsistent,
+    /// <summary>The LocalPolicy names an AuxKC but there is no AuxKC Image4.</summary>
+    AuxKcImage4Missing,
+    /// <summary>The AuxKC Image4 does not decode or is not an <c>auxk</c> Image4.</summary>
+    AuxKcImage4Malformed,
+    /// <summary>The AuxKC Image4 is not signed by the LocalPolicy's SEP key.</summary>
+    AuxKcImage4NotSignedByThisMac,
+    /// <summary>The AuxKC Image4 is personalized for another ECID.</summary>
+    AuxKcImage4ForAnotherMac,
+    /// <summary>A SEP-signed AuxKC Image4 that is not the one the LocalPolicy names (<c>auxi</c>): an older AuxKC (rollback).</summary>
+    AuxKcRollback,
+    /// <summary>The Image4's payload does not match its signed digest.</summary>
+    AuxKcImage4PayloadModified,
+    /// <summary>The AuxKC file differs from the signed payload (modified, or kexts added by hand).</summary>
+    AuxKcModified,
+    /// <summary>The signed AuxKC is not a well-formed kernel collection.</summary>
+    AuxKcMalformed,
+    /// <summary>There is no kext receipt.</summary>
+    ReceiptMissing,
+    /// <summary>SHA-384 of the receipt is not the LocalPolicy's <c>auxr</c>.</summary>
+    ReceiptModified,
+    /// <summary>The receipt does not decode or does not list the AuxKC's kexts.</summary>
+    ReceiptMalformed,
+}
+
+/// <summary>Whether a check passed.</summary>
+public enum BootCheckOutcome
+{
+    /// <summary>Passed.</summary>
+    Passed,
+    /// <summary>Not applicable (e.g. no AuxKC to check).</summary>
+    Skipped,
+    /// <summary>Failed with <see cref="BootCheck.Code"/>.</summary>
+    Failed,
+}
+
+/// <summary>One of iBoot's checks with its reason.</summary>
+public sealed record BootCheck(BootStep Step, BootCheckOutcome Outcome, BootFailureCode? Code, string Detail)
+{
+    /// <inheritdoc/>
+    public override string ToString() => Code is { } c ? $"{Step}: {Outcome} ({c}) {Detail}" : $"{Step}: {Outcome} {Detail}";
+}
+
+/// <summary>The outcome of a startup.</summary>
+public sealed record BootResult
+{
+    /// <summary>macOS or recoveryOS.</summary>
+    public required BootTarget Target { get; init; }
+
+    /// <summary>The verified LocalPolicy, or null when refused.</summary>
+    public LocalPolicy? Policy { get; init; }
+
+    /// <summary>What happened to the third-party kexts.</summary>
+    public required AuxKcStatus AuxKcStatus { get; init; }
+
+    /// <summary>True when the AuxKC verified and is loaded.</summary>
+    public bool ThirdPartyKextsLoaded => AuxKcStatus == AuxKcStatus.Loaded;
+
+    /// <summary>The verified AuxKC (only when loaded).</summary>
+    public AuxiliaryKernelCollection? AuxKc { get; init; }
+
+    /// <summary>The verified receipt (only when loaded).</summary>
+    public KextReceipt? Receipt { get; init; }
+
+    /// <summary>Every check in order.</summary>
+    public required ImmutableArray<BootCheck> Trace { get; init; }
+
+    /// <summary>The failed checks.</summary>
+    public IEnumerable<BootCheck> Failures => Trace.Where(c => c.Outcome == BootCheckOutcome.Failed);
+
+    /// <summary>The first refusal code, or null when nothing failed.</summary>
+    public BootFailureCode? Refusal => Failures.FirstOrDefault()?.Code;
+}
+
+/// <summary>
+/// iBoot's startup verification for an Apple-silicon Mac. LocalPolicy: signed by this Mac's SEP key, this ECID, the
+/// current nonce (no replay), consistent — otherwise the Mac starts recoveryOS. Then, only when the policy is Reduced or
+/// Permissive with <c>smb2</c> and an <c>auxi</c>: the AuxKC Image4 signed by the same key and ECID, its manifest hash
+/// equal to <c>auxi</c> (an older SEP-signed AuxKC is refused), its <c>DGST</c> equal to its IM4P, the AuxKC file equal to
+/// the signed payload, a well-formed fileset, and the receipt's SHA-384 equal to <c>auxr</c> and listing exactly the
+/// AuxKC's kexts. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
+/// </summary>
+/// <remarks>
+/// The dominant cost is one SHA-384 over the IM4P (the AuxKC). The receipt's own <c>AuxKCSHA384</c> is not recomputed here:
+/// <c>auxi</c> and <c>auxr</c> are signed together in the policy; the kernel re-checks the pair when it loads.
+/// </remarks>
+public static class Iboot
+{
+    /// <summary>Verifies and decides what to start.</summary>
+    /// <exception cref="ArgumentException">The SEP public key itself is not a valid P-384 key (a configuration error, not input).</exception>
+    public static BootResult Boot(IbootInputs inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(inputs.CurrentNonceHash);
+        using var key = ECDsa.Create();
+        try
+        {
+            key.ImportSubjectPublicKeyInfo(inputs.SepPublicKey.Span, out _);
+        }
+        catch (CryptographicException e)
+        {
+            throw new ArgumentException("the SEP public key is not a valid SubjectPublicKeyInfo", nameof(inputs), e);
+        }
+        var trace = ImmutableArray.CreateBuilder<BootCheck>();
+        var policy = VerifyPolicy(inputs, key, trace);
+        if (policy is null)
+        {
+            return new BootResult { Target = BootTarget.RecoveryOS, AuxKcStatus = AuxKcStatus.NotEnabled, Trace = trace.ToImmutable() };
+        }
+        if (policy.SecurityMode == SecurityMode.Full || !policy.ThirdPartyKextsEnabled)
+        {
+            trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Skipped, null, policy.SecurityMode == SecurityMode.Full
+                ? "Full Security: no third-party kexts"
+                : $"{policy.SecurityMode} Security without third-party kexts enabled (smb2)"));
+            return Done(policy, AuxKcStatus.NotEnabled, trace);
+        }
+        if (policy.AuxKcImage4Hash is null)
+        {
+            trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Skipped, null, "third-party kexts are enabled but no AuxKC has been built (no auxi)"));
+            return Done(policy, AuxKcStatus.NotBuilt, trace);
+        }
+        trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Passed, null, $"{policy.SecurityMode} Security with third-party kexts: the AuxKC must verify"));
+        var (auxKc, receipt) = VerifyAuxKc(inputs, key, policy, trace);
+        return auxKc is null
+            ? Done(policy, AuxKcStatus.Refused, trace)
+            : Done(policy, AuxKcStatus.Loaded, trace) with { AuxKc = auxKc, Receipt = receipt };
+    }
+
+    private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<BootCheck>.Builder trace) =>
+        new() { Target = BootTarget.MacOS, Policy = policy, AuxKcStatus = status, Trace = trace.ToImmutable() };
+
+    private static LocalPolicy? VerifyPolicy(IbootInputs inputs, ECDsa key, ImmutableArray<BootCheck>.Builder trace)
+    {
+        LocalPolicyVerification verification;
+        Im4Manifest manifest;
+        try
+        {
+            manifest = Im4Manifest.FromBytes(inputs.LocalPolicy, "LocalPolicy");
+            verification = LocalPolicyVerifier.Verify(manifest, key, inputs.Ecid, inputs.CurrentNonceHash);
+        }
+        catch (Exception e) when (e is Image4FormatException or LocalPolicyException or CryptographicException or ArgumentException)
+        {
+            trace.Add(new(BootStep.LocalPolicyFormat, BootCheckOutcome.Failed, BootFailureCode.LocalPolicyMalformed, e.Message));
+            return null;
+        }
+        if (CertificateMismatch(inputs, manifest) is { } mismatch)
+        {
+            trace.Add(new(BootStep.LocalPolicyFormat, BootCheckOutcome.Passed, null, "decodes as an IM4M"));
+            trace.Add(new(BootStep.LocalPolicySignature, BootCheckOutcome.Failed, BootFailureCode.LocalPolicyNotSignedByThisMac, mismatch));
+            return null;
+        }
+        (BootStep Step, LocalPolicyFailureCode Code, BootFailureCode Failure, string Ok)[] checks =
+        [
+            (BootStep.LocalPolicyFormat, LocalPolicyFailureCode.Malformed, BootFailureCode.LocalPolicyMalformed, "well-formed LocalPolicy"),
+            (BootStep.LocalPolicySignature, LocalPolicyFailureCode.BadSignature, BootFailureCode.LocalPolicyNotSignedByThisMac, "signed by this Mac's Secure Enclave"),
+            (BootStep.LocalPolicyEcid, LocalPolicyFailureCode.EcidMismatch, BootFailureCode.LocalPolicyForAnotherMac, $"personalized for ECID 0x{inputs.Ecid:x16}"),
+            (BootStep.LocalPolicyNonce, LocalPolicyFailureCode.NonceMismatch, BootFailureCode.LocalPolicyReplayed, "carries the current Local Policy Nonce hash"),
+            (BootStep.LocalPolicyConsistency, LocalPolicyFailureCode.Inconsistent, BootFailureCode.LocalPolicyInconsistent, "consistent settings"),
+        ];
+        var malformed = verification.Has(LocalPolicyFailureCode.Malformed);
+        foreach (var (step, code, failure, ok) in checks)
+        {
+            var failures = verification.Failures.Where(f => f.Code == code).ToList();
+            if (failures.Count > 0)
+            {
+                trace.Add(new(step, BootCheckOutcome.Failed, failure, string.Join("; ", failures.Select(f => f.Detail))));
+            }
+            else if (malformed && step is not (BootStep.LocalPolicyFormat or BootStep.LocalPolicySignature))
+            {
+                trace.Add(new(step, BootCheckOutcome.Skipped, null, "not checked: the policy does not decode"));
+            }
+            else
+            {
+                trace.Add(new(step, BootCheckOutcome.Passed, null, ok));
+            }
+        }
+        return verification.Valid ? verification.Policy : null;
+    }
+
+    private static string? CertificateMismatch(IbootInputs inputs, Im4Manifest manifest) =>
+        inputs.SepCertificate is { } expected && (manifest.CertificateChain.Count != 1 || !manifest.CertificateChain[0].Span.SequenceEqual(expected.Span))
+            ? "the embedded certificate is not this Mac's Secure Enclave certificate"
+            : null;
+
+    private static (AuxiliaryKernelCollection?, KextReceipt?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
+    {
+        bool Fail(BootStep step, BootFailureCode code, string detail)
+        {
+            trace.Add(new(step, BootCheckOutcome.Failed, code, detail));
+            return false;
+        }
+        void Pass(BootStep step, string detail) => trace.Add(new(step, BootCheckOutcome.Passed, null, detail));
+
+        if (inputs.AuxKcImage4 is not { } image4Bytes)
+        {
+            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Missing, "the LocalPolicy names an AuxKC (auxi) but there is no AuxKC Image4");
+            return (null, null);
+        }
+        Img4 image4;
+        try
+        {
+            image4 = Img4.FromBytes(image4Bytes, "AuxKC Image4");
+        }
+        catch (Image4FormatException e)
+        {
+            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, e.Message);
+            return (null, null);
+        }
+        if (image4.Payload.Type != AuxKcImage4.PayloadType)
+        {
+            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, $"IM4P type is '{image4.Payload.Type}', not '{AuxKcImage4.PayloadType}'");
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Data.Length} bytes");
+
+        var signature = SecureEnclaveSignature.Verify(image4.Manifest, key);
+        if (!signature.Valid || CertificateMismatch(inputs, image4.Manifest) is not null)
+        {
+            Fail(BootStep.AuxKcImage4Signature, BootFailureCode.AuxKcImage4NotSignedByThisMac, signature.Failure ?? CertificateMismatch(inputs, image4.Manifest)!);
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcImage4Signature, "signed by the same Secure Enclave key as the LocalPolicy");
+
+        if (image4.Manifest.ManifestProperties.Find(LocalPolicy.EcidTag) is not Im4Integer { Value: var ecid } || ecid != inputs.Ecid)
+        {
+            Fail(BootStep.AuxKcImage4Ecid, BootFailureCode.AuxKcImage4ForAnotherMac, $"the AuxKC manifest is not personalized for ECID 0x{inputs.Ecid:x16}");
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcImage4Ecid, $"personalized for ECID 0x{inputs.Ecid:x16}");
+
+        if (AuxKcImage4.ManifestHash(image4) != policy.AuxKcImage4Hash)
+        {
+            Fail(BootStep.AuxKcImage4Current, BootFailureCode.AuxKcRollback,
+                "a Secure Enclave-signed AuxKC Image4, but not the one this LocalPolicy names (auxi): an older AuxKC is refused");
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcImage4Current, "its manifest hash is the LocalPolicy's auxi");
+
+        var digest = image4.Manifest.Body.FindObject(AuxKcImage4.PayloadType)?.Find(AuxKcImage4.DigestTag);
+        if (digest is not Im4OctetString { Value.Length: Sha384Digest.Length } dgst)
+        {
+            Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4Malformed, $"the manifest has no 48-byte '{AuxKcImage4.PayloadType}' {AuxKcImage4.DigestTag}");
+            return (null, null);
+        }
+        if (Sha384Digest.FromBytes(dgst.Value.Span) != image4.Payload.ComputeDigest())
+        {
+            Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4PayloadModified, "SHA-384 of the IM4P is not the signed DGST: the payload was modified");
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcImage4Digest, "SHA-384 of the IM4P is the signed DGST");
+
+        var payload = image4.Payload.Data;
+        if (inputs.AuxKc is { } auxKcFile && !auxKcFile.Span.SequenceEqual(payload.Span))
+        {
+            Fail(BootStep.AuxKcBytes, BootFailureCode.AuxKcModified,
+                $"the AuxKC file ({auxKcFile.Length} bytes) is not the signed AuxKC ({payload.Length} bytes): modified or rebuilt without the Secure Enclave");
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcBytes, inputs.AuxKc is null ? "using the signed payload" : "the AuxKC file is the signed payload");
+
+        AuxiliaryKernelCollection auxKc;
+        try
+        {
+            auxKc = AuxiliaryKernelCollection.Read(payload.Span);
+        }
+        catch (AuxKcFormatException e)
+        {
+            Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, e.Message);
+            return (null, null);
+        }
+        Pass(BootStep.AuxKcFormat, $"MH_FILESET of {auxKc.Kexts.Length} kext(s)");
+
+        if (inputs.Receipt is not { } receiptBytes)
+        {
+            Fail(BootStep.Receipt, BootFailureCode.ReceiptMissing, "the LocalPolicy names a kext receipt (auxr) but there is none");
+            return (null, null);
+        }
+        if (Sha384Digest.Compute(receiptBytes.Span) != policy.AuxKcReceiptHash)
+        {
+            Fail(BootStep.Receipt, BootFailureCode.ReceiptModified, "SHA-384 of the kext receipt is not the LocalPolicy's auxr");
+            return (null, null);
+        }
+        Pass(BootStep.Receipt, "SHA-384 of the kext receipt is the LocalPolicy's auxr");
+
+        KextReceipt receipt;
+        try
+        {
+            receipt = KextReceipt.FromBytes(receiptBytes.Span);
+        }
+        catch (KextReceiptFormatException e)
+        {
+            Fail(BootStep.ReceiptContents, BootFailureCode.ReceiptMalformed, e.Message);
+            return (null, null);
+        }
+        if (!receipt.Included.Select(k => k.BundleId).SequenceEqual(auxKc.Kexts.Select(k => k.BundleId), StringComparer.Ordinal))
+        {
+            Fail(BootStep.ReceiptContents, BootFailureCode.ReceiptMalformed, "the receipt does not list exactly the AuxKC's kexts in load order");
+            return (null, null);
+        }
+        Pass(BootStep.ReceiptContents, $"the receipt lists the AuxKC's {receipt.Included.Length} kext(s)");
+        return (auxKc, receipt);
+    }
+}

@@ -1,0 +1,208 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using KextTrust.Boot.KernelManagement;
+using KextTrust.Boot.Receipt;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Boot.Kernel;
+
+/// <summary>A kext the kernel loaded from the AuxKC.</summary>
+/// <param name="LoadTag">Its load tag (increasing in load order).</param>
+/// <param name="BundleId">CFBundleIdentifier.</param>
+/// <param name="Version">CFBundleVersion.</param>
+/// <param name="BundlePath">Where the bundle was on the Mac.</param>
+/// <param name="TeamId">Signing team from the receipt ("" when unsigned).</param>
+/// <param name="CdHash">cdhash from the receipt ("" when unsigned).</param>
+/// <param name="LoadAddress">Its fileset entry's vmaddr; null for a codeless kext.</param>
+/// <param name="Dependencies">The third-party kexts it links against (loaded before it).</param>
+public sealed record LoadedKext(int LoadTag, string BundleId, string Version, string BundlePath, string TeamId, string CdHash, ulong? LoadAddress,
+    ImmutableArray<string> Dependencies);
+
+/// <summary>Why the kernel did not load a kext of the AuxKC.</summary>
+public enum KernelLoadFailureCode
+{
+    /// <summary>The AuxKC is not the one the receipt describes (its SHA-384 differs), or not for this architecture: nothing loads.</summary>
+    ReceiptMismatch,
+    /// <summary>The kext is in the AuxKC but not in the receipt.</summary>
+    NotInReceipt,
+    /// <summary>A library is neither a KPI of this release, an Apple family, nor a kext of the AuxKC.</summary>
+    UnknownLibrary,
+    /// <summary>A KPI library of this release does not satisfy the requested version.</summary>
+    LibraryVersion,
+    /// <summary>A third-party library did not load (or the libraries form a cycle).</summary>
+    DependencyNotLoaded,
+    /// <summary>Some undefined symbols resolve to no declared library.</summary>
+    UnresolvedSymbols,
+}
+
+/// <summary>A kext that did not load, and why.</summary>
+public sealed record KextNotLoaded(string BundleId, KernelLoadFailureCode Code, string Detail);
+
+/// <summary>
+/// A row for the KextPolicy database's <c>kext_load_history_v3</c> (path, team_id, bundle_id, boot_uuid, created_at,
+/// last_seen, flags, cdhash), returned as data for the consent layer to insert or update.
+/// </summary>
+public sealed record KextLoadHistoryRecord(string Path, string TeamId, string BundleId, string BootUuid, string CreatedAt, string LastSeen, long Flags, string CdHash)
+{
+    /// <summary>
+    /// KextTrust's <c>flags</c> value for a kext loaded from the AuxKC (Apple's bits are undocumented; 16 is a value seen
+    /// in real history rows).
+    /// </summary>
+    public const long LoadedFromAuxKc = 0x10;
+
+    /// <summary>The database's timestamp format.</summary>
+    public const string TimestampFormat = "yyyy-MM-dd HH:mm:ss";
+}
+
+/// <summary>What the kernel did with the AuxKC.</summary>
+/// <param name="Loaded">Loaded kexts in load order (every kext after its dependencies).</param>
+/// <param name="NotLoaded">Kexts that did not load, in AuxKC order.</param>
+/// <param name="LoadHistory">One <c>kext_load_history_v3</c> row per loaded kext.</param>
+public sealed record KernelLoadResult(ImmutableArray<LoadedKext> Loaded, ImmutableArray<KextNotLoaded> NotLoaded, ImmutableArray<KextLoadHistoryRecord> LoadHistory);
+
+/// <summary>
+/// The kernel's side of the AuxKC: checks the collection against its receipt, then loads each kext after its third-party
+/// dependencies (recursively, as <c>OSKext::load</c> does), resolving its undefined symbols against the KPI catalog of the
+/// running release and the defined externals of the kexts it declares. A kext whose dependency fails does not load.
+/// </summary>
+public static class KernelLinker
+{
+    /// <summary>The first load tag given to an AuxKC kext.</summary>
+    public const int FirstLoadTag = 100;
+
+    /// <summary>Reads <paramref name="auxKcBytes"/> and loads it; malformed bytes load nothing (one <see cref="KernelLoadFailureCode.ReceiptMismatch"/> entry).</summary>
+    public static KernelLoadResult LoadAuxKc(ReadOnlyMemory<byte> auxKcBytes, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release,
+        KextArchitecture architecture, Guid bootSessionUuid, DateTimeOffset now)
+    {
+        AuxiliaryKernelCollection auxKc;
+        try
+        {
+            auxKc = AuxiliaryKernelCollection.Read(auxKcBytes.Span);
+        }
+        catch (AuxKcFormatException e)
+        {
+            return new KernelLoadResult([], [new KextNotLoaded("", KernelLoadFailureCode.ReceiptMismatch, e.Message)], []);
+        }
+        return LoadAuxKc(auxKc, receipt, catalog, release, architecture, bootSessionUuid, now);
+    }
+
+    /// <summary>Loads an AuxKC (normally the one iBoot verified) described by <paramref name="receipt"/>.</summary>
+    public static KernelLoadResult LoadAuxKc(AuxiliaryKernelCollection auxKc, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release,
+        KextArchitecture architecture, Guid bootSessionUuid, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(auxKc);
+        ArgumentNullException.ThrowIfNull(receipt);
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(release);
+        if (receipt.AuxKcMeasurement != auxKc.ComputeMeasurement())
+        {
+            return Nothing(auxKc, "the AuxKC's SHA-384 is not the one its receipt records");
+        }
+        if (auxKc.Architecture != architecture || receipt.Architecture != architecture)
+        {
+            return Nothing(auxKc, $"the AuxKC is for {KextReceipt.ArchitectureName(auxKc.Architecture)}, this Mac is {KextReceipt.ArchitectureName(architecture)}");
+        }
+        var state = new LoadState(auxKc, receipt, catalog, release, architecture);
+        foreach (var kext in auxKc.Kexts)
+        {
+            state.Load(kext, []);
+        }
+        var stamp = now.UtcDateTime.ToString(KextLoadHistoryRecord.TimestampFormat, CultureInfo.InvariantCulture);
+        var boot = bootSessionUuid.ToString("D").ToUpperInvariant();
+        var history = state.Loaded.Select(k => new KextLoadHistoryRecord(k.BundlePath, k.TeamId, k.BundleId, boot, stamp, stamp,
+            KextLoadHistoryRecord.LoadedFromAuxKc, k.CdHash));
+        return new KernelLoadResult([.. state.Loaded], [.. auxKc.Kexts.Where(k => state.Failed.ContainsKey(k.BundleId)).Select(k => state.Failed[k.BundleId])],
+            [.. history]);
+    }
+
+    private static KernelLoadResult Nothing(AuxiliaryKernelCollection auxKc, string detail) =>
+        new([], [.. auxKc.Kexts.Select(k => new KextNotLoaded(k.BundleId, KernelLoadFailureCode.ReceiptMismatch, detail))], []);
+
+    private sealed class LoadState(AuxiliaryKernelCollection auxKc, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release, KextArchitecture architecture)
+    {
+        private readonly Dictionary<string, AuxKcKext> _byId = auxKc.Kexts.ToDictionary(k => k.BundleId, StringComparer.Ordinal);
+        private readonly Dictionary<string, ReceiptIncludedKext> _receipt = receipt.Included.ToDictionary(k => k.BundleId, StringComparer.Ordinal);
+        private readonly Dictionary<string, HashSet<string>> _defined = new(StringComparer.Ordinal);
+
+        public List<LoadedKext> Loaded { get; } = [];
+        public Dictionary<string, KextNotLoaded> Failed { get; } = new(StringComparer.Ordinal);
+
+        public bool Load(AuxKcKext kext, HashSet<string> visiting)
+        {
+            var id = kext.BundleId;
+            if (Loaded.Any(k => k.BundleId == id))
+            {
+                return true;
+            }
+            if (Failed.ContainsKey(id))
+            {
+                return false;
+            }
+            if (!_receipt.TryGetValue(id, out var listed) || listed.Version != kext.Version)
+            {
+                return Fail(id, KernelLoadFailureCode.NotInReceipt, $"{id} {kext.Version} is not in the kext receipt");
+            }
+            if (!visiting.Add(id))
+            {
+                return Fail(id, KernelLoadFailureCode.DependencyNotLoaded, $"{id} depends on itself through OSBundleLibraries");
+            }
+            var dependencies = new List<string>();
+            foreach (var (lib, requestedText) in kext.Libraries)
+            {
+                if (!KextVersion.TryParse(requestedText, out var requested))
+                {
+                    return Fail(id, KernelLoadFailureCode.LibraryVersion, $"{lib}: '{requestedText}' is not a kext version");
+                }
+                if (catalog.FindPseudoKext(release, lib) is not null)
+                {
+                    if (Linkage.CheckKpiVersion(catalog, release, lib, requested) is { } why)
+                    {
+                        return Fail(id, KernelLoadFailureCode.LibraryVersion, why);
+                    }
+                }
+                else if (_byId.TryGetValue(lib, out var dependency))
+                {
+                    if (visiting.Contains(lib) || !Load(dependency, visiting))
+                    {
+                        return Fail(id, KernelLoadFailureCode.DependencyNotLoaded, $"library {lib} did not load");
+                    }
+                    dependencies.Add(lib);
+                }
+                else if (!Linkage.IsAppleFamily(catalog, release, lib))
+                {
+                    return Fail(id, KernelLoadFailureCode.UnknownLibrary, $"library {lib} is neither a KPI of {release}, an Apple family, nor in the AuxKC");
+                }
+            }
+            visiting.Remove(id);
+            if (kext.Executable is { } executable)
+            {
+                var resolution = Linkage.Resolve(catalog, release, architecture, executable.UndefinedSymbols, [.. kext.Libraries.Keys],
+                    symbol => dependencies.Any(d => Defined(d).Contains(symbol)));
+                if (resolution.Unresolved.Count > 0)
+                {
+                    return Fail(id, KernelLoadFailureCode.UnresolvedSymbols, $"unresolved: {string.Join(", ", resolution.Unresolved.Take(8))}");
+                }
+            }
+            Loaded.Add(new LoadedKext(FirstLoadTag + Loaded.Count, id, kext.Version, kext.BundlePath, listed.TeamId, listed.CdHash,
+                kext.FilesetEntry?.VmAddress, [.. dependencies]));
+            return true;
+        }
+
+        private HashSet<string> Defined(string id)
+        {
+            if (!_defined.TryGetValue(id, out var set))
+            {
+                set = _byId[id].Executable?.DefinedExternalSymbols.Select(s => s.Name).ToHashSet(StringComparer.Ordinal) ?? [];
+                _defined[id] = set;
+            }
+            return set;
+        }
+
+        private bool Fail(string id, KernelLoadFailureCode code, string detail)
+        {
+            Failed[id] = new KextNotLoaded(id, code, detail);
+            return false;
+        }
+    }
+}

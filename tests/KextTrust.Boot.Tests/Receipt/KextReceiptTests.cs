@@ -1,0 +1,106 @@
+using System.Text;
+using KextTrust.Boot.KernelManagement;
+using KextTrust.Boot.Policy;
+using KextTrust.Boot.Receipt;
+using KextTrust.Boot.Tests.KernelManagement;
+using KextTrust.Formats.Image4;
+using KextTrust.Formats.PropertyLists;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Boot.Tests.Receipts;
+
+public sealed class KextReceiptTests
+{
+    private static KextReceipt Sample(params ReceiptIncludedKext[] included) => new()
+    {
+        AuxKcMeasurement = Sha384Digest.Compute("auxkc"u8),
+        UaklHash = Sha384Digest.Compute("uakl"u8),
+        Release = MacOSRelease.Sonoma,
+        Architecture = KextArchitecture.Arm64,
+        Sip = CsrConfig.AllowUntrustedKexts,
+        Included = [.. included],
+        Excluded = [new ReceiptExcludedKext("com.evil.banned", "6.6", "/Library/Extensions/banned.kext", KextExclusionCode.Banned, "on the exclude list")],
+    };
+
+    private static readonly ReceiptIncludedKext Driver =
+        new("com.acme.driver", "1.2.3", KextFixtures.Acme, "0123456789abcdef0123456789abcdef01234567", KextConsentSource.Mdm, "/Library/Extensions/driver.kext", true);
+
+    [Fact]
+    public void TheReceiptRoundTripsAndItsHashIsTheHashOfItsBytes()
+    {
+        var receipt = Sample(Driver);
+        var bytes = receipt.ToBytes();
+        var back = KextReceipt.FromBytes(bytes);
+        Assert.Equal(receipt, back);
+        Assert.Equal(Driver, back.Included.Single());
+        Assert.Equal(receipt.Excluded.Single(), back.Excluded.Single());
+        Assert.Equal(Sha384Digest.Compute(bytes), receipt.ComputeHash());
+        var text = Encoding.UTF8.GetString(bytes);
+        Assert.Contains("<key>Reason</key>\n\t\t\t<string>Banned</string>", text);
+        Assert.Contains("<string>arm64e</string>", text);
+        var root = (PlistDictionary)PropertyList.Parse(bytes);
+        Assert.Equal(["KextReceiptVersion", "AuxKCSHA384", "UAKLSHA384", "MacOSRelease", "Architecture", "SIPConfiguration", "IncludedKexts", "ExcludedKexts"], root.Keys);
+        Assert.Equal("14", root.GetString("MacOSRelease"));
+    }
+
+    [Fact]
+    public void NonCanonicalOrMalformedReceiptsAreRefused()
+    {
+        var bytes = Sample(Driver).ToBytes();
+        var text = Encoding.UTF8.GetString(bytes);
+        string[] bad =
+        [
+            text.Replace("\t", "  "),                                             // same plist, other whitespace: not canonical
+            text.Replace("<string>Mdm</string>", "<string>Friend</string>"),    // unknown consent source
+            text.Replace("<string>Banned</string>", "<string>Because</string>"), // unknown reason code
+            text.Replace("<string>arm64e</string>", "<string>ppc</string>"),
+            text.Replace("<integer>1</integer>", "<integer>2</integer>"),
+            text.Replace("<key>CDHash</key>", "<key>CdHash</key>"),
+            text.Replace(Sha384Digest.Compute("auxkc"u8).ToString(), new string('A', 96)),
+            "<plist version=\"1.0\"><array/></plist>",
+            "garbage",
+        ];
+        foreach (var b in bad)
+        {
+            Assert.Throws<KextReceiptFormatException>(() => KextReceipt.FromBytes(Encoding.UTF8.GetBytes(b)));
+        }
+    }
+
+    [Fact]
+    public void ApplePayIsDisabledByAnyIncludedKextAndNamesThem()
+    {
+        var status = ApplePay.Status(Sample(Driver));
+        Assert.False(status.Available);
+        Assert.Equal(ApplePayReason.ThirdPartyKextsLoaded, status.Reason);
+        Assert.Equal([Driver], status.InterferingKexts.ToArray());
+        Assert.Equal("Apple Pay: disabled: third-party kexts could interfere: com.acme.driver", status.Describe());
+
+        var empty = ApplePay.Status(Sample());
+        Assert.True(empty.Available);
+        Assert.Equal(ApplePayReason.ReceiptListsNoKexts, empty.Reason);
+        Assert.Empty(empty.InterferingKexts);
+        Assert.Equal(ApplePayReason.NoAuxKc, ApplePay.Status((KextReceipt?)null).Reason);
+        Assert.Equal("Apple Pay: available", ApplePay.Status((KextReceipt?)null).Describe());
+    }
+
+    [Fact]
+    public void AReceiptOfOnlyExcludedKextsLeavesApplePayAvailable()
+    {
+        using var f = new KextFixtures();
+        f.AddSigned("com.evil.banned", ["_IOLog"]);
+        f.Ban("com.evil.banned");
+        var build = Kmd.BuildAuxKc(f.Request());
+        Assert.Equal(KextExclusionCode.Banned, build.Receipt.Excluded.Single().Reason);
+        Assert.True(ApplePay.Status(build.Receipt).Available);
+    }
+
+    [Fact]
+    public void TheUaklHashIsOrderIndependentAndSeesEveryField()
+    {
+        UaklEntry a = new("T1", "com.a", KextConsentSource.User), b = new("T2", "com.b", KextConsentSource.Mdm);
+        Assert.Equal(new UserApprovedKextList([a, b]).Hash, new UserApprovedKextList([b, a]).Hash);
+        Assert.NotEqual(new UserApprovedKextList([a, b]).Hash, new UserApprovedKextList([a, b with { Source = KextConsentSource.User }]).Hash);
+        Assert.NotEqual(new UserApprovedKextList([a]).Hash, new UserApprovedKextList([a with { TeamId = "T3" }]).Hash);
+        Assert.Throws<ArgumentException>(() => new UserApprovedKextList([a, a with { Source = KextConsentSource.Spctl }]));
+    }
+}
