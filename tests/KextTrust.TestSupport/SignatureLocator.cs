@@ -1,10 +1,9 @@
 using System.Globalization;
-using KextTrust.TestSupport;
 
-namespace KextTrust.Formats.Tests.CodeSigning;
+namespace KextTrust.TestSupport;
 
 /// <summary>Locates LC_CODE_SIGNATURE with the independent llvm-otool and returns the signature bytes.</summary>
-internal static class SignatureLocator
+public static class SignatureLocator
 {
     public sealed record Located(string Path, long DataOffset, long DataSize, byte[] File)
     {
@@ -16,14 +15,20 @@ internal static class SignatureLocator
         var text = ExternalTool.RunChecked(ExternalTool.LlvmOtool, "-l", path);
         var lines = text.Split('\n').Select(l => l.Trim()).ToArray();
         var at = Array.FindIndex(lines, l => l == "cmd LC_CODE_SIGNATURE");
-        Assert.True(at >= 0, $"llvm-otool shows no LC_CODE_SIGNATURE in {path}");
+        if (at < 0)
+        {
+            throw new InvalidOperationException($"llvm-otool shows no LC_CODE_SIGNATURE in {path}");
+        }
         long Field(string name) => long.Parse(
             lines.Skip(at).First(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
             CultureInfo.InvariantCulture);
         var file = File.ReadAllBytes(path);
         var off = Field("dataoff");
         var size = Field("datasize");
-        Assert.InRange(off + size, 1, file.Length);
+        if (size <= 0 || off < 0 || off + size > file.Length)
+        {
+            throw new InvalidOperationException($"llvm-otool's LC_CODE_SIGNATURE dataoff {off} datasize {size} lies outside {path} ({file.Length} bytes)");
+        }
         return new Located(path, off, size, file);
     }
 
