@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Formats.Asn1;
 using System.Security.Cryptography;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.KernelManagement;
@@ -320,22 +321,22 @@ public static class Iboot
             Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Missing, "the LocalPolicy names an AuxKC (auxi) but there is no AuxKC Image4");
             return (null, null);
         }
-        Img4 image4;
+        Image4View image4;
         try
         {
-            image4 = Img4.FromBytes(image4Bytes, "AuxKC Image4");
+            image4 = Image4View.Read(image4Bytes);
         }
-        catch (Image4FormatException e)
+        catch (Exception e) when (e is Image4FormatException or AsnContentException)
         {
             Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, e.Message);
             return (null, null);
         }
-        if (image4.Payload.Type != AuxKcImage4.PayloadType)
+        if (image4.PayloadType != AuxKcImage4.PayloadType)
         {
-            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, $"IM4P type is '{image4.Payload.Type}', not '{AuxKcImage4.PayloadType}'");
+            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, $"IM4P type is '{image4.PayloadType}', not '{AuxKcImage4.PayloadType}'");
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Data.Length} bytes");
+        Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Length} bytes");
 
         var signature = SecureEnclaveSignature.Verify(image4.Manifest, key);
         if (!signature.Valid || CertificateMismatch(inputs, image4.Manifest) is not null)
@@ -352,7 +353,7 @@ public static class Iboot
         }
         Pass(BootStep.AuxKcImage4Ecid, $"personalized for ECID 0x{inputs.Ecid:x16}");
 
-        if (AuxKcImage4.ManifestHash(image4) != policy.AuxKcImage4Hash)
+        if (Sha384Digest.Compute(image4.Manifest.Encode()) != policy.AuxKcImage4Hash)
         {
             Fail(BootStep.AuxKcImage4Current, BootFailureCode.AuxKcRollback,
                 "a Secure Enclave-signed AuxKC Image4, but not the one this LocalPolicy names (auxi): an older AuxKC is refused");
@@ -366,14 +367,14 @@ public static class Iboot
             Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4Malformed, $"the manifest has no 48-byte '{AuxKcImage4.PayloadType}' {AuxKcImage4.DigestTag}");
             return (null, null);
         }
-        if (Sha384Digest.FromBytes(dgst.Value.Span) != image4.Payload.ComputeDigest())
+        if (Sha384Digest.FromBytes(dgst.Value.Span) != Sha384Digest.Compute(image4.Im4pElement.Span))
         {
             Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4PayloadModified, "SHA-384 of the IM4P is not the signed DGST: the payload was modified");
             return (null, null);
         }
         Pass(BootStep.AuxKcImage4Digest, "SHA-384 of the IM4P is the signed DGST");
 
-        var payload = image4.Payload.Data;
+        var payload = image4.Payload;
         if (inputs.AuxKc is { } auxKcFile && !auxKcFile.Span.SequenceEqual(payload.Span))
         {
             Fail(BootStep.AuxKcBytes, BootFailureCode.AuxKcModified,
@@ -423,5 +424,44 @@ public static class Iboot
         }
         Pass(BootStep.ReceiptContents, $"the receipt lists the AuxKC's {receipt.Included.Length} kext(s)");
         return (auxKc, receipt);
+    }
+}
+
+/// <summary>
+/// A zero-copy view of an AuxKC IMG4 for iBoot: the envelope <c>SEQUENCE { "IMG4", IM4P, [0] IM4M }</c> read with a strict
+/// DER reader, the IM4P kept as a slice of the input (hashed in place, once), the IM4M decoded strictly, and the payload
+/// OCTET STRING located inside the IM4P without copying. Only the DGST check gives the IM4P bytes meaning.
+/// </summary>
+internal sealed record Image4View(ReadOnlyMemory<byte> Im4pElement, string PayloadType, ReadOnlyMemory<byte> Payload, Im4Manifest Manifest)
+{
+    private static readonly Asn1Tag ManifestTag = new(TagClass.ContextSpecific, 0, isConstructed: true);
+
+    public static Image4View Read(ReadOnlyMemory<byte> der)
+    {
+        var outer = new AsnReader(der, AsnEncodingRules.DER);
+        var img4 = outer.ReadSequence();
+        outer.ThrowIfNotEmpty();
+        if (img4.ReadCharacterString(UniversalTagNumber.IA5String) != Img4.Magic)
+        {
+            throw new AsnContentException("not an IMG4");
+        }
+        var im4p = img4.ReadEncodedValue();
+        var wrapper = img4.ReadSequence(ManifestTag);
+        var manifest = Im4Manifest.FromBytes(wrapper.ReadEncodedValue(), "AuxKC Image4 manifest");
+        wrapper.ThrowIfNotEmpty();
+        img4.ThrowIfNotEmpty();
+
+        var payload = new AsnReader(im4p, AsnEncodingRules.DER).ReadSequence();
+        if (payload.ReadCharacterString(UniversalTagNumber.IA5String) != Im4Payload.Magic)
+        {
+            throw new AsnContentException("the first element is not an IM4P");
+        }
+        var type = payload.ReadCharacterString(UniversalTagNumber.IA5String);
+        payload.ReadCharacterString(UniversalTagNumber.IA5String);
+        if (!payload.TryReadPrimitiveOctetString(out var data))
+        {
+            throw new AsnContentException("the IM4P payload is not a primitive OCTET STRING");
+        }
+        return new Image4View(im4p, type, data, manifest);
     }
 }
