@@ -6,6 +6,7 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Formats.Image4;
+using KextTrust.Formats.MachO;
 
 namespace KextTrust.Boot.Startup;
 
@@ -103,12 +104,10 @@ public enum BootStep
     AuxKcImage4Digest,
     /// <summary>The AuxKC file is the Image4's payload.</summary>
     AuxKcBytes,
-    /// <summary>The AuxKC is a well-formed kernel collection.</summary>
+    /// <summary>The AuxKC is a thin MH_FILESET for this Mac's architecture (its kexts are parsed by the kernel).</summary>
     AuxKcFormat,
     /// <summary>SHA-384 of the receipt equals the LocalPolicy's <c>auxr</c>.</summary>
     Receipt,
-    /// <summary>The receipt decodes and lists exactly the AuxKC's kexts.</summary>
-    ReceiptContents,
 }
 
 /// <summary>Stable refusal codes.</summary>
@@ -144,8 +143,6 @@ public enum BootFailureCode
     ReceiptMissing,
     /// <summary>SHA-384 of the receipt is not the LocalPolicy's <c>auxr</c>.</summary>
     ReceiptModified,
-    /// <summary>The receipt does not decode or does not list the AuxKC's kexts.</summary>
-    ReceiptMalformed,
 }
 
 /// <summary>Whether a check passed.</summary>
@@ -181,11 +178,31 @@ public sealed record BootResult
     /// <summary>True when the AuxKC verified and is loaded.</summary>
     public bool ThirdPartyKextsLoaded => AuxKcStatus == AuxKcStatus.Loaded;
 
-    /// <summary>The verified AuxKC (only when loaded).</summary>
-    public AuxiliaryKernelCollection? AuxKc { get; init; }
+    /// <summary>A copy of the verified AuxKC bytes (only when loaded).</summary>
+    public ReadOnlyMemory<byte>? AuxKcBytes { get; init; }
 
-    /// <summary>The verified receipt (only when loaded).</summary>
-    public KextReceipt? Receipt { get; init; }
+    /// <summary>A copy of the verified receipt bytes (only when loaded).</summary>
+    public ReadOnlyMemory<byte>? ReceiptBytes { get; init; }
+
+    /// <summary>
+    /// The verified AuxKC, parsed on first use (only when loaded). Its bytes are SEP-signed and bound by <c>auxi</c>, so
+    /// they are what kmd wrote; a parse failure (<see cref="AuxKcFormatException"/>) would mean kmd wrote a broken collection.
+    /// </summary>
+    public AuxiliaryKernelCollection? AuxKc => _auxKc?.Value;
+
+    /// <summary>The verified receipt, parsed on first use (only when loaded); bound by <c>auxr</c> like <see cref="AuxKc"/>.</summary>
+    public KextReceipt? Receipt => _receipt?.Value;
+
+    private Lazy<AuxiliaryKernelCollection>? _auxKc;
+    private Lazy<KextReceipt>? _receipt;
+
+    internal BootResult WithAuxKc(byte[] auxKc, byte[] receipt) => this with
+    {
+        AuxKcBytes = auxKc,
+        ReceiptBytes = receipt,
+        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.Read(auxKc)),
+        _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt)),
+    };
 
     /// <summary>Every check in order.</summary>
     public required ImmutableArray<BootCheck> Trace { get; init; }
@@ -202,12 +219,12 @@ public sealed record BootResult
 /// current nonce (no replay), consistent — otherwise the Mac starts recoveryOS. Then, only when the policy is Reduced or
 /// Permissive with <c>smb2</c> and an <c>auxi</c>: the AuxKC Image4 signed by the same key and ECID, its manifest hash
 /// equal to <c>auxi</c> (an older SEP-signed AuxKC is refused), its <c>DGST</c> equal to its IM4P, the AuxKC file equal to
-/// the signed payload, a well-formed fileset, and the receipt's SHA-384 equal to <c>auxr</c> and listing exactly the
-/// AuxKC's kexts. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
+/// the signed payload, an arm64e MH_FILESET, and the receipt's SHA-384 equal to <c>auxr</c>. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
 /// </summary>
 /// <remarks>
-/// The dominant cost is one SHA-384 over the IM4P (the AuxKC). The receipt's own <c>AuxKCSHA384</c> is not recomputed here:
-/// <c>auxi</c> and <c>auxr</c> are signed together in the policy; the kernel re-checks the pair when it loads.
+/// The dominant cost is one SHA-384 over the IM4P (the AuxKC), read in place. The kexts and the receipt are parsed later
+/// (<see cref="BootResult.AuxKc"/>, <see cref="BootResult.Receipt"/>, the kernel): their bytes are bound by <c>auxi</c> and
+/// <c>auxr</c>, signed together in the policy, and the kernel re-checks that the receipt describes the AuxKC.
 /// </remarks>
 public static class Iboot
 {
@@ -246,9 +263,9 @@ public static class Iboot
         }
         trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Passed, null, $"{policy.SecurityMode} Security with third-party kexts: the AuxKC must verify"));
         var (auxKc, receipt) = VerifyAuxKc(inputs, key, policy, trace);
-        return auxKc is null
+        return auxKc is null || receipt is null
             ? Done(policy, AuxKcStatus.Refused, trace)
-            : Done(policy, AuxKcStatus.Loaded, trace) with { AuxKc = auxKc, Receipt = receipt };
+            : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc, receipt);
     }
 
     private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<BootCheck>.Builder trace) =>
@@ -307,7 +324,7 @@ public static class Iboot
             ? "the embedded certificate is not this Mac's Secure Enclave certificate"
             : null;
 
-    private static (AuxiliaryKernelCollection?, KextReceipt?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
+    private static (byte[]?, byte[]?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
     {
         bool Fail(BootStep step, BootFailureCode code, string detail)
         {
@@ -383,17 +400,21 @@ public static class Iboot
         }
         Pass(BootStep.AuxKcBytes, inputs.AuxKc is null ? "using the signed payload" : "the AuxKC file is the signed payload");
 
-        AuxiliaryKernelCollection auxKc;
         try
         {
-            auxKc = AuxiliaryKernelCollection.Read(payload.Span);
+            var file = MachOFile.FromBytes(payload, "AuxKC");
+            if (file.IsFat || file.Slices[0].FileType != MachOFileType.Fileset || file.Slices[0].Architecture != "arm64e")
+            {
+                Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, "the signed AuxKC is not a thin arm64e MH_FILESET (LocalPolicies exist only on Apple silicon)");
+                return (null, null);
+            }
+            Pass(BootStep.AuxKcFormat, $"{file.Slices[0].Architecture} MH_FILESET of {file.Slices[0].FilesetEntries.Count} fileset entries");
         }
-        catch (AuxKcFormatException e)
+        catch (MachOFormatException e)
         {
             Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, e.Message);
             return (null, null);
         }
-        Pass(BootStep.AuxKcFormat, $"MH_FILESET of {auxKc.Kexts.Length} kext(s)");
 
         if (inputs.Receipt is not { } receiptBytes)
         {
@@ -407,23 +428,7 @@ public static class Iboot
         }
         Pass(BootStep.Receipt, "SHA-384 of the kext receipt is the LocalPolicy's auxr");
 
-        KextReceipt receipt;
-        try
-        {
-            receipt = KextReceipt.FromBytes(receiptBytes.Span);
-        }
-        catch (KextReceiptFormatException e)
-        {
-            Fail(BootStep.ReceiptContents, BootFailureCode.ReceiptMalformed, e.Message);
-            return (null, null);
-        }
-        if (!receipt.Included.Select(k => k.BundleId).SequenceEqual(auxKc.Kexts.Select(k => k.BundleId), StringComparer.Ordinal))
-        {
-            Fail(BootStep.ReceiptContents, BootFailureCode.ReceiptMalformed, "the receipt does not list exactly the AuxKC's kexts in load order");
-            return (null, null);
-        }
-        Pass(BootStep.ReceiptContents, $"the receipt lists the AuxKC's {receipt.Included.Length} kext(s)");
-        return (auxKc, receipt);
+        return (payload.ToArray(), receiptBytes.ToArray());
     }
 }
 
