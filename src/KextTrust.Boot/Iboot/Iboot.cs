@@ -178,10 +178,10 @@ public sealed record BootResult
     /// <summary>True when the AuxKC verified and is loaded.</summary>
     public bool ThirdPartyKextsLoaded => AuxKcStatus == AuxKcStatus.Loaded;
 
-    /// <summary>A copy of the verified AuxKC bytes (only when loaded).</summary>
+    /// <summary>The verified AuxKC bytes (only when loaded): a view of the caller's input, not a copy.</summary>
     public ReadOnlyMemory<byte>? AuxKcBytes { get; init; }
 
-    /// <summary>A copy of the verified receipt bytes (only when loaded).</summary>
+    /// <summary>The verified receipt bytes (only when loaded): a view of the caller's input, not a copy.</summary>
     public ReadOnlyMemory<byte>? ReceiptBytes { get; init; }
 
     /// <summary>
@@ -196,12 +196,12 @@ public sealed record BootResult
     private Lazy<AuxiliaryKernelCollection>? _auxKc;
     private Lazy<KextReceipt>? _receipt;
 
-    internal BootResult WithAuxKc(byte[] auxKc, byte[] receipt) => this with
+    internal BootResult WithAuxKc(ReadOnlyMemory<byte> auxKc, ReadOnlyMemory<byte> receipt) => this with
     {
         AuxKcBytes = auxKc,
         ReceiptBytes = receipt,
-        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.Read(auxKc)),
-        _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt)),
+        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.Read(auxKc.Span)),
+        _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt.Span)),
     };
 
     /// <summary>Every check in order.</summary>
@@ -265,7 +265,7 @@ public static class Iboot
         var (auxKc, receipt) = VerifyAuxKc(inputs, key, policy, trace);
         return auxKc is null || receipt is null
             ? Done(policy, AuxKcStatus.Refused, trace)
-            : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc, receipt);
+            : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc.Value, receipt.Value);
     }
 
     private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<BootCheck>.Builder trace) =>
@@ -324,7 +324,7 @@ public static class Iboot
             ? "the embedded certificate is not this Mac's Secure Enclave certificate"
             : null;
 
-    private static (byte[]?, byte[]?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
+    private static (ReadOnlyMemory<byte>?, ReadOnlyMemory<byte>?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
     {
         bool Fail(BootStep step, BootFailureCode code, string detail)
         {
@@ -428,7 +428,7 @@ public static class Iboot
         }
         Pass(BootStep.Receipt, "SHA-384 of the kext receipt is the LocalPolicy's auxr");
 
-        return (payload.ToArray(), receiptBytes.ToArray());
+        return (payload, receiptBytes);
     }
 }
 
