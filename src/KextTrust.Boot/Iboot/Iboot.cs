@@ -1,10 +1,12 @@
 using System.Collections.Immutable;
+using System.Formats.Asn1;
 using System.Security.Cryptography;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Formats.Image4;
+using KextTrust.Formats.MachO;
 
 namespace KextTrust.Boot.Startup;
 
@@ -102,12 +104,10 @@ public enum BootStep
     AuxKcImage4Digest,
     /// <summary>The AuxKC file is the Image4's payload.</summary>
     AuxKcBytes,
-    /// <summary>The AuxKC is a well-formed kernel collection.</summary>
+    /// <summary>The AuxKC is a thin MH_FILESET for this Mac's architecture (its kexts are parsed by the kernel).</summary>
     AuxKcFormat,
     /// <summary>SHA-384 of the receipt equals the LocalPolicy's <c>auxr</c>.</summary>
     Receipt,
-    /// <summary>The receipt decodes and lists exactly the AuxKC's kexts.</summary>
-    ReceiptContents,
 }
 
 /// <summary>Stable refusal codes.</summary>
@@ -143,8 +143,6 @@ public enum BootFailureCode
     ReceiptMissing,
     /// <summary>SHA-384 of the receipt is not the LocalPolicy's <c>auxr</c>.</summary>
     ReceiptModified,
-    /// <summary>The receipt does not decode or does not list the AuxKC's kexts.</summary>
-    ReceiptMalformed,
 }
 
 /// <summary>Whether a check passed.</summary>
@@ -180,11 +178,31 @@ public sealed record BootResult
     /// <summary>True when the AuxKC verified and is loaded.</summary>
     public bool ThirdPartyKextsLoaded => AuxKcStatus == AuxKcStatus.Loaded;
 
-    /// <summary>The verified AuxKC (only when loaded).</summary>
-    public AuxiliaryKernelCollection? AuxKc { get; init; }
+    /// <summary>The verified AuxKC bytes (only when loaded): a view of the caller's input, not a copy.</summary>
+    public ReadOnlyMemory<byte>? AuxKcBytes { get; init; }
 
-    /// <summary>The verified receipt (only when loaded).</summary>
-    public KextReceipt? Receipt { get; init; }
+    /// <summary>The verified receipt bytes (only when loaded): a view of the caller's input, not a copy.</summary>
+    public ReadOnlyMemory<byte>? ReceiptBytes { get; init; }
+
+    /// <summary>
+    /// The verified AuxKC, parsed on first use (only when loaded). Its bytes are SEP-signed and bound by <c>auxi</c>, so
+    /// they are what kmd wrote; a parse failure (<see cref="AuxKcFormatException"/>) would mean kmd wrote a broken collection.
+    /// </summary>
+    public AuxiliaryKernelCollection? AuxKc => _auxKc?.Value;
+
+    /// <summary>The verified receipt, parsed on first use (only when loaded); bound by <c>auxr</c> like <see cref="AuxKc"/>.</summary>
+    public KextReceipt? Receipt => _receipt?.Value;
+
+    private Lazy<AuxiliaryKernelCollection>? _auxKc;
+    private Lazy<KextReceipt>? _receipt;
+
+    internal BootResult WithAuxKc(ReadOnlyMemory<byte> auxKc, ReadOnlyMemory<byte> receipt) => this with
+    {
+        AuxKcBytes = auxKc,
+        ReceiptBytes = receipt,
+        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.Read(auxKc.Span)),
+        _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt.Span)),
+    };
 
     /// <summary>Every check in order.</summary>
     public required ImmutableArray<BootCheck> Trace { get; init; }
@@ -201,12 +219,12 @@ public sealed record BootResult
 /// current nonce (no replay), consistent — otherwise the Mac starts recoveryOS. Then, only when the policy is Reduced or
 /// Permissive with <c>smb2</c> and an <c>auxi</c>: the AuxKC Image4 signed by the same key and ECID, its manifest hash
 /// equal to <c>auxi</c> (an older SEP-signed AuxKC is refused), its <c>DGST</c> equal to its IM4P, the AuxKC file equal to
-/// the signed payload, a well-formed fileset, and the receipt's SHA-384 equal to <c>auxr</c> and listing exactly the
-/// AuxKC's kexts. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
+/// the signed payload, an arm64e MH_FILESET, and the receipt's SHA-384 equal to <c>auxr</c>. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
 /// </summary>
 /// <remarks>
-/// The dominant cost is one SHA-384 over the IM4P (the AuxKC). The receipt's own <c>AuxKCSHA384</c> is not recomputed here:
-/// <c>auxi</c> and <c>auxr</c> are signed together in the policy; the kernel re-checks the pair when it loads.
+/// The dominant cost is one SHA-384 over the IM4P (the AuxKC), read in place. The kexts and the receipt are parsed later
+/// (<see cref="BootResult.AuxKc"/>, <see cref="BootResult.Receipt"/>, the kernel): their bytes are bound by <c>auxi</c> and
+/// <c>auxr</c>, signed together in the policy, and the kernel re-checks that the receipt describes the AuxKC.
 /// </remarks>
 public static class Iboot
 {
@@ -245,9 +263,9 @@ public static class Iboot
         }
         trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Passed, null, $"{policy.SecurityMode} Security with third-party kexts: the AuxKC must verify"));
         var (auxKc, receipt) = VerifyAuxKc(inputs, key, policy, trace);
-        return auxKc is null
+        return auxKc is null || receipt is null
             ? Done(policy, AuxKcStatus.Refused, trace)
-            : Done(policy, AuxKcStatus.Loaded, trace) with { AuxKc = auxKc, Receipt = receipt };
+            : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc.Value, receipt.Value);
     }
 
     private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<BootCheck>.Builder trace) =>
@@ -306,7 +324,7 @@ public static class Iboot
             ? "the embedded certificate is not this Mac's Secure Enclave certificate"
             : null;
 
-    private static (AuxiliaryKernelCollection?, KextReceipt?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
+    private static (ReadOnlyMemory<byte>?, ReadOnlyMemory<byte>?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
     {
         bool Fail(BootStep step, BootFailureCode code, string detail)
         {
@@ -320,22 +338,22 @@ public static class Iboot
             Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Missing, "the LocalPolicy names an AuxKC (auxi) but there is no AuxKC Image4");
             return (null, null);
         }
-        Img4 image4;
+        Image4View image4;
         try
         {
-            image4 = Img4.FromBytes(image4Bytes, "AuxKC Image4");
+            image4 = Image4View.Read(image4Bytes);
         }
-        catch (Image4FormatException e)
+        catch (Exception e) when (e is Image4FormatException or AsnContentException)
         {
             Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, e.Message);
             return (null, null);
         }
-        if (image4.Payload.Type != AuxKcImage4.PayloadType)
+        if (image4.PayloadType != AuxKcImage4.PayloadType)
         {
-            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, $"IM4P type is '{image4.Payload.Type}', not '{AuxKcImage4.PayloadType}'");
+            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, $"IM4P type is '{image4.PayloadType}', not '{AuxKcImage4.PayloadType}'");
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Data.Length} bytes");
+        Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Length} bytes");
 
         var signature = SecureEnclaveSignature.Verify(image4.Manifest, key);
         if (!signature.Valid || CertificateMismatch(inputs, image4.Manifest) is not null)
@@ -352,7 +370,7 @@ public static class Iboot
         }
         Pass(BootStep.AuxKcImage4Ecid, $"personalized for ECID 0x{inputs.Ecid:x16}");
 
-        if (AuxKcImage4.ManifestHash(image4) != policy.AuxKcImage4Hash)
+        if (Sha384Digest.Compute(image4.Manifest.Encode()) != policy.AuxKcImage4Hash)
         {
             Fail(BootStep.AuxKcImage4Current, BootFailureCode.AuxKcRollback,
                 "a Secure Enclave-signed AuxKC Image4, but not the one this LocalPolicy names (auxi): an older AuxKC is refused");
@@ -366,14 +384,14 @@ public static class Iboot
             Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4Malformed, $"the manifest has no 48-byte '{AuxKcImage4.PayloadType}' {AuxKcImage4.DigestTag}");
             return (null, null);
         }
-        if (Sha384Digest.FromBytes(dgst.Value.Span) != image4.Payload.ComputeDigest())
+        if (Sha384Digest.FromBytes(dgst.Value.Span) != Sha384Digest.Compute(image4.Im4pElement.Span))
         {
             Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4PayloadModified, "SHA-384 of the IM4P is not the signed DGST: the payload was modified");
             return (null, null);
         }
         Pass(BootStep.AuxKcImage4Digest, "SHA-384 of the IM4P is the signed DGST");
 
-        var payload = image4.Payload.Data;
+        var payload = image4.Payload;
         if (inputs.AuxKc is { } auxKcFile && !auxKcFile.Span.SequenceEqual(payload.Span))
         {
             Fail(BootStep.AuxKcBytes, BootFailureCode.AuxKcModified,
@@ -382,17 +400,21 @@ public static class Iboot
         }
         Pass(BootStep.AuxKcBytes, inputs.AuxKc is null ? "using the signed payload" : "the AuxKC file is the signed payload");
 
-        AuxiliaryKernelCollection auxKc;
         try
         {
-            auxKc = AuxiliaryKernelCollection.Read(payload.Span);
+            var file = MachOFile.FromBytes(payload, "AuxKC");
+            if (file.IsFat || file.Slices[0].FileType != MachOFileType.Fileset || file.Slices[0].Architecture != "arm64e")
+            {
+                Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, "the signed AuxKC is not a thin arm64e MH_FILESET (LocalPolicies exist only on Apple silicon)");
+                return (null, null);
+            }
+            Pass(BootStep.AuxKcFormat, $"{file.Slices[0].Architecture} MH_FILESET of {file.Slices[0].FilesetEntries.Count} fileset entries");
         }
-        catch (AuxKcFormatException e)
+        catch (MachOFormatException e)
         {
             Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, e.Message);
             return (null, null);
         }
-        Pass(BootStep.AuxKcFormat, $"MH_FILESET of {auxKc.Kexts.Length} kext(s)");
 
         if (inputs.Receipt is not { } receiptBytes)
         {
@@ -406,22 +428,45 @@ public static class Iboot
         }
         Pass(BootStep.Receipt, "SHA-384 of the kext receipt is the LocalPolicy's auxr");
 
-        KextReceipt receipt;
-        try
+        return (payload, receiptBytes);
+    }
+}
+
+/// <summary>
+/// A zero-copy view of an AuxKC IMG4 for iBoot: the envelope <c>SEQUENCE { "IMG4", IM4P, [0] IM4M }</c> read with a strict
+/// DER reader, the IM4P kept as a slice of the input (hashed in place, once), the IM4M decoded strictly, and the payload
+/// OCTET STRING located inside the IM4P without copying. Only the DGST check gives the IM4P bytes meaning.
+/// </summary>
+internal sealed record Image4View(ReadOnlyMemory<byte> Im4pElement, string PayloadType, ReadOnlyMemory<byte> Payload, Im4Manifest Manifest)
+{
+    private static readonly Asn1Tag ManifestTag = new(TagClass.ContextSpecific, 0, isConstructed: true);
+
+    public static Image4View Read(ReadOnlyMemory<byte> der)
+    {
+        var outer = new AsnReader(der, AsnEncodingRules.DER);
+        var img4 = outer.ReadSequence();
+        outer.ThrowIfNotEmpty();
+        if (img4.ReadCharacterString(UniversalTagNumber.IA5String) != Img4.Magic)
         {
-            receipt = KextReceipt.FromBytes(receiptBytes.Span);
+            throw new AsnContentException("not an IMG4");
         }
-        catch (KextReceiptFormatException e)
+        var im4p = img4.ReadEncodedValue();
+        var wrapper = img4.ReadSequence(ManifestTag);
+        var manifest = Im4Manifest.FromBytes(wrapper.ReadEncodedValue(), "AuxKC Image4 manifest");
+        wrapper.ThrowIfNotEmpty();
+        img4.ThrowIfNotEmpty();
+
+        var payload = new AsnReader(im4p, AsnEncodingRules.DER).ReadSequence();
+        if (payload.ReadCharacterString(UniversalTagNumber.IA5String) != Im4Payload.Magic)
         {
-            Fail(BootStep.ReceiptContents, BootFailureCode.ReceiptMalformed, e.Message);
-            return (null, null);
+            throw new AsnContentException("the first element is not an IM4P");
         }
-        if (!receipt.Included.Select(k => k.BundleId).SequenceEqual(auxKc.Kexts.Select(k => k.BundleId), StringComparer.Ordinal))
+        var type = payload.ReadCharacterString(UniversalTagNumber.IA5String);
+        payload.ReadCharacterString(UniversalTagNumber.IA5String);
+        if (!payload.TryReadPrimitiveOctetString(out var data))
         {
-            Fail(BootStep.ReceiptContents, BootFailureCode.ReceiptMalformed, "the receipt does not list exactly the AuxKC's kexts in load order");
-            return (null, null);
+            throw new AsnContentException("the IM4P payload is not a primitive OCTET STRING");
         }
-        Pass(BootStep.ReceiptContents, $"the receipt lists the AuxKC's {receipt.Included.Length} kext(s)");
-        return (auxKc, receipt);
+        return new Image4View(im4p, type, data, manifest);
     }
 }
