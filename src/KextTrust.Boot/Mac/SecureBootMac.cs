@@ -396,6 +396,10 @@ public sealed class SecureBootStartupHook : IStartupHook
         {
             trace.Add("recoveryOS: no third-party kexts are loaded");
         }
+        else if (p == MachinePlatform.AppleSilicon && !File.Exists(mac.Store.PathOf(SecureBootLayout.LocalPolicy)))
+        {
+            trace.Add("no LocalPolicy (secure boot not initialized): no third-party kexts are loaded");
+        }
         else if (p == MachinePlatform.AppleSilicon)
         {
             using var sep = SecureBootMac.OpenEnclave(mac);
