@@ -23,6 +23,8 @@ public static class KextTrustCommand
         SpctlCommand.Register(root, output);
         KextPolicyCommand.Register(root, output);
         WhyCommand.Register(root, output);
+        root.Subcommands.Add(DemoCommand.Create(output));
+        BootCommands.Register(root, output);
         return root;
     }
 

@@ -64,9 +64,10 @@ public static partial class MachineCommands
             HelpName = "enabled|disabled|without-kext|0xHEX",
             DefaultValueFactory = _ => "enabled",
         };
+        var trustRoot = new Option<string?>("--trust-root") { Description = "A root certificate (PEM) this Mac also trusts for kext signatures (a test PKI).", HelpName = "FILE" };
         var cmd = new Command("init", "Create a simulated Mac: platform, macOS version, users, MDM enrollment, SIP; it starts running macOS with the machine clock set to now.")
         {
-            dir, machineOpt, platform, macos, admin, user, mdm, sip,
+            dir, machineOpt, platform, macos, admin, user, mdm, sip, trustRoot,
         };
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
@@ -93,8 +94,10 @@ public static partial class MachineCommands
                 StandardUser = standard,
                 Mdm = r.GetValue(mdm) switch { "user-approved" => MdmEnrollment.UserApproved, "automated" => MdmEnrollment.Automated, _ => MdmEnrollment.None },
                 CsrActiveConfig = csr,
+                TrustRootPem = r.GetValue(trustRoot) is { } tr ? File.ReadAllText(tr) : null,
             };
             using var mac = Mac.Init(path, options, verifier: MachineOption.Verifier);
+            KextTrust.Boot.SecureBoot.SecureBootMac.Initialize(mac);
             var d = mac.Description;
             output.Out.WriteLine($"created a simulated {PlatformName(d.Platform)} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
             output.Out.WriteLine($"users: {string.Join(", ", d.Users.Select(x => x.Name + (x.IsAdmin ? " (admin)" : "")))}; MDM: {MdmName(d.Mdm)}; SIP: {SipName(d.CsrActiveConfig)}; clock: {MachineOption.Time(d.Clock)}");
@@ -325,8 +328,20 @@ public static partial class MachineCommands
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
-            var d = mac.Startup(r.GetValue(recovery));
+            var hook = KextTrust.Boot.SecureBoot.SecureBootMac.StartupHook();
+            var d = mac.Startup(r.GetValue(recovery), [hook]);
             output.Out.WriteLine($"running: {RunningName(d)}");
+            if (hook.Report is { } report)
+            {
+                if (report.Refusal is { } refusal)
+                {
+                    output.Out.WriteLine($"iBoot: booting without third-party kexts: {refusal.Code}: {refusal.Detail}");
+                }
+                foreach (var k in report.Loaded)
+                {
+                    output.Out.WriteLine($"loaded {k.BundleId} {k.Version} (tag {k.LoadTag})");
+                }
+            }
             output.Out.WriteLine($"boot session: {d.BootSessionUuid}");
             return ExitCodes.Ok;
         }));

@@ -23,6 +23,9 @@ public sealed record MachineInitOptions(MachinePlatform Platform, string MacOSVe
     public int PasswordIterations { get; init; } = PasswordHash.DefaultIterations;
     /// <summary>Initial clock; default now.</summary>
     public DateTimeOffset? Clock { get; init; }
+
+    /// <summary>An extra trusted root certificate (PEM) stored in the machine folder: kexts signed under it verify on this Mac.</summary>
+    public string? TrustRootPem { get; init; }
 }
 
 /// <summary>NVRAM state of <c>spctl kext-consent</c> (Intel keeps it in NVRAM; an NVRAM reset re-enables consent).</summary>
@@ -116,9 +119,21 @@ public sealed class Mac : IDisposable
             tx.StageFile(MachineLayout.ExcludeListInfoPlist, ExcludeList.Default.ToInfoPlist());
             tx.StageFile(MachineLayout.Nvram, NvramBytes(KextConsentNvram.Default));
             tx.StageDatabase((_, _) => { });
+            if (options.TrustRootPem is { } pem)
+            {
+                try
+                {
+                    using var _ = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem);
+                }
+                catch (System.Security.Cryptography.CryptographicException e)
+                {
+                    throw new ConsentException(ConsentCode.InvalidArgument, null, "the trust root is not a PEM certificate: " + e.Message);
+                }
+                tx.StageFile(MachineLayout.TrustRoot, System.Text.Encoding.ASCII.GetBytes(pem));
+            }
             tx.StageFile(MachineLayout.Description, d.ToJson());
             tx.Commit();
-            return new Mac(store, d, verifier ?? new MachOKextSignatureVerifier());
+            return new Mac(store, d, verifier ?? DefaultVerifier(store));
         }
         catch
         {
@@ -138,7 +153,7 @@ public sealed class Mac : IDisposable
             {
                 throw new ConsentException(ConsentCode.MachineInvalid, store.Root, "no simulated Mac here (run `kextrust machine init`)");
             }
-            return new Mac(store, MachineDescription.Parse(File.ReadAllBytes(path), path), verifier ?? new MachOKextSignatureVerifier());
+            return new Mac(store, MachineDescription.Parse(File.ReadAllBytes(path), path), verifier ?? DefaultVerifier(store));
         }
         catch
         {
@@ -146,6 +161,18 @@ public sealed class Mac : IDisposable
             throw;
         }
     }
+
+    /// <summary>The machine's extra trusted root (<see cref="MachineLayout.TrustRoot"/>), if it has one.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? TrustRoot() => LoadTrustRoot(Store);
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2? LoadTrustRoot(MachineStore store)
+    {
+        var path = store.PathOf(MachineLayout.TrustRoot);
+        return File.Exists(path) ? System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(path)) : null;
+    }
+
+    private static MachOKextSignatureVerifier DefaultVerifier(MachineStore store) =>
+        LoadTrustRoot(store) is { } root ? new(new KextTrust.Kexts.Signing.CodeSignatureVerifierOptions { TestRoot = root }) : new();
 
     private static void ValidateUserName(string name)
     {

@@ -26,6 +26,9 @@ public static class MachineLayout
     public const string ProfileStore = "var/db/ConfigurationProfiles/Store";
     /// <summary>The Preboot volume (the next issue puts the LocalPolicy and boot objects here).</summary>
     public const string Preboot = "Preboot";
+
+    /// <summary>An optional extra trusted root certificate (PEM) for kext signatures (a test PKI on a demo Mac).</summary>
+    public const string TrustRoot = "trust-root.pem";
     /// <summary>The user-authorized kext list as last derived (bytes of <see cref="Policy.UserApprovedKextList"/>).</summary>
     public const string Uakl = "var/db/KernelExtensionManagement/UserApprovedKextList.uakl";
 

@@ -1,0 +1,61 @@
+using KextTrust.Boot.Policy;
+using KextTrust.Boot.SecureBoot;
+using KextTrust.Consent.Machine;
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Signing;
+using KextTrust.TestSupport;
+
+namespace KextTrust.Boot.Tests.SecureBootMacTests;
+
+public sealed class SecureBootMacTests
+{
+    [Fact]
+    public void Demo_every_step_as_expected_and_each_attack_refused_with_its_code()
+    {
+        using var dir = new TempDir("kextrust-demo");
+        var report = Demo.Run(dir.Path);
+        Assert.True(report.Succeeded, string.Join("\n", report.Steps.Where(s => !s.AsExpected).Select(s => s.Title + ": " + s.Outcome)));
+        Assert.Equal(["AuxKcRollback", "UaklModified", "NotInOneTrueRecovery"], report.Steps.Where(s => s.Code is not null).Select(s => s.Code));
+        Assert.True(report.ElapsedSeconds < 10);
+    }
+
+    [Fact]
+    public void Kmutil_create_then_startup_loads_the_signed_kext_and_wrong_password_is_refused()
+    {
+        using var dir = new TempDir("kextrust-sbmac");
+        using var pki = TestPki.Create(new TestPki.Options("Dev", "TEAM000001"));
+        using var mac = Mac.Init(dir.Combine("mac"), new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", "admin", "pw")
+        {
+            TrustRootPem = pki.Root.ExportCertificatePem(),
+            PasswordIterations = 1000,
+        });
+        SecureBootMac.Initialize(mac);
+        var kexts = dir.Combine("kexts");
+        Directory.CreateDirectory(kexts);
+        var path = KextBundleWriter.Write(kexts, new KextBundleSpec("com.acme.drv", "1.0")
+        {
+            Libraries = new Dictionary<string, string> { ["com.apple.kpi.iokit"] = "20.0", ["com.apple.kpi.libkern"] = "20.0" },
+            Slices = [new KextSliceSpec(MachOTargetArchitecture.Arm64e, ["_IOLog"])],
+        });
+        using (var id = KextSigningIdentity.Create(pki.Leaf, [pki.Intermediate, pki.Root]))
+        {
+            KextSigner.Sign(path, new KextSigningOptions { Identity = id });
+        }
+        mac.Install([path]);
+        SecureBootMac.Startup(mac, recovery: true);
+        var wrong = Assert.Throws<SecureBootException>(() => SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, true, false, "admin", "bad")));
+        Assert.Equal(SecureBootCode.AuthenticationFailed, wrong.Code);
+        SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, true, false, "admin", "pw"));
+        SecureBootMac.Startup(mac, recovery: false);
+        mac.Approve("TEAM000001", null, "admin", "pw");
+        var created = SecureBootMac.KmutilCreate(mac, "admin", "pw");
+        Assert.Equal(["com.acme.drv"], created.Build.IncludedBundleIds);
+        Assert.Null(SecureBootMac.LastStartup(mac)?.Loaded.FirstOrDefault(k => k.BundleId == "com.acme.drv"));
+        var boot = SecureBootMac.Startup(mac, recovery: false);
+        Assert.Null(boot.Refusal);
+        Assert.Contains(boot.Loaded, k => k.BundleId == "com.acme.drv");
+        var fromMacOS = Assert.Throws<SecureBootException>(() => SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Permissive, true, false, "admin", "pw")));
+        Assert.Equal(SecureBootCode.NotInOneTrueRecovery, fromMacOS.Code);
+    }
+}
