@@ -55,6 +55,8 @@ for (var round = 0; round < 3; round++)
     {
         var s = Stopwatch.StartNew();
         using var file = MachOFile.Open(f);
+        Add("  of which MachOFile.Open", s);
+        var s0 = Stopwatch.StartNew();
         var sigs = file.Slices.Where(x => x.CodeSignature is not null).Select(x => (x, EmbeddedSignature.Parse(x.CodeSignatureData, f))).ToArray();
         Add("open+parse", s);
         s.Restart();
