@@ -133,17 +133,40 @@ public static class CodeSignatureVerifier
     /// <summary>Verifies <paramref name="signature"/>'s CMS blob.</summary>
     public static CodeSignatureVerification Verify(EmbeddedSignature signature, CodeSignatureVerifierOptions? options = null)
     {
+        var result = Verify(signature, options, cache: null, out var certificates);
+        foreach (var c in certificates)
+        {
+            c.Dispose();
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Verifies the CMS with an optional per-run <paramref name="cache"/> of chain verdicts and hands back the CMS
+    /// certificate set (decoded once; the caller disposes it).
+    /// </summary>
+    internal static CodeSignatureVerification Verify(EmbeddedSignature signature, CodeSignatureVerifierOptions? options, ChainVerdictCache? cache,
+        out IReadOnlyList<X509Certificate2> certificates)
+    {
         ArgumentNullException.ThrowIfNull(signature);
         options ??= new CodeSignatureVerifierOptions();
+        certificates = [];
         // The pinned root is loaded (and its fingerprint re-checked) outside the CMS error handling:
         // a bad embedded root is a build defect, never a property of the signature.
         using var appleRoot = AppleRootCertificate.Load();
+        var certs = new List<X509Certificate2>();
         try
         {
-            return VerifyCore(signature, options, appleRoot);
+            var result = VerifyCore(signature, options, appleRoot, cache, certs);
+            certificates = certs;
+            return result;
         }
         catch (CryptographicException e)
         {
+            foreach (var c in certs)
+            {
+                c.Dispose();
+            }
             // Decode is lazy in places (certificates, attributes): a corrupt part surfaces here.
             var now = options.Now ?? DateTimeOffset.UtcNow;
             return new CodeSignatureVerification([new(SignatureProblemCode.CmsMalformed, e.Message)], null, TrustAnchorKind.None, [], now,
@@ -151,7 +174,8 @@ public static class CodeSignatureVerifier
         }
     }
 
-    private static CodeSignatureVerification VerifyCore(EmbeddedSignature signature, CodeSignatureVerifierOptions options, X509Certificate2 appleRoot)
+    private static CodeSignatureVerification VerifyCore(EmbeddedSignature signature, CodeSignatureVerifierOptions options, X509Certificate2 appleRoot,
+        ChainVerdictCache? cache, List<X509Certificate2> certificates)
     {
         var problems = new List<SignatureProblem>();
         var now = options.Now ?? DateTimeOffset.UtcNow;
@@ -176,6 +200,7 @@ public static class CodeSignatureVerifier
             problems.Add(new(SignatureProblemCode.CmsMalformed, e.Message));
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
+        certificates.AddRange(cms.Certificates);
         if (cms.SignerInfos.Count != 1)
         {
             problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{cms.SignerInfos.Count} signers"));
@@ -233,34 +258,16 @@ public static class CodeSignatureVerifier
             return Done(null, TrustAnchorKind.None, [], time, source, v1, v2);
         }
 
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(appleRoot);
-        if (options.TestRoot is not null)
-        {
-            chain.ChainPolicy.CustomTrustStore.Add(options.TestRoot);
-        }
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.DisableCertificateDownloads = true;
-        chain.ChainPolicy.ExtraStore.AddRange(cms.Certificates);
-        chain.ChainPolicy.VerificationTime = time.UtcDateTime;
-        chain.ChainPolicy.VerificationTimeIgnored = false;
-        chain.ChainPolicy.ApplicationPolicy.Add(new Oid(AppleOids.CodeSigningEku));
-        chain.Build(leaf);
-
-        var elements = chain.ChainElements.Select(e => e.Certificate).ToArray();
-        var chainFacts = elements.Select(c => new ChainCertificate(c.Subject, c.Issuer, AppleRootCertificate.Sha256Of(c),
-            new DateTimeOffset(c.NotBefore.ToUniversalTime()), new DateTimeOffset(c.NotAfter.ToUniversalTime()))).ToArray();
-        var status = chain.ChainStatus.Select(s => s.Status).Aggregate(X509ChainStatusFlags.NoError, (a, b) => a | b);
-        if ((status & X509ChainStatusFlags.HasNotSupportedCriticalExtension) != 0 && OnlyAppleCriticalExtensions(elements))
-        {
-            status &= ~X509ChainStatusFlags.HasNotSupportedCriticalExtension;
-        }
-        var rootSha = elements.Length > 0 ? AppleRootCertificate.Sha256Of(elements[^1]) : "";
+        var verdict = cache is null
+            ? BuildChain(leaf, certificates, appleRoot, options.TestRoot, time)
+            : cache.GetOrBuild(leaf, certificates, options.TestRoot, time, () => BuildChain(leaf, certificates, appleRoot, options.TestRoot, time));
+        var chainFacts = verdict.Chain;
+        var status = verdict.Status;
+        var rootSha = chainFacts.Length > 0 ? chainFacts[^1].Sha256 : "";
         var anchor = TrustAnchorKind.None;
         if ((status & (X509ChainStatusFlags.UntrustedRoot | X509ChainStatusFlags.PartialChain)) != 0)
         {
-            problems.Add(new(SignatureProblemCode.UntrustedRoot, $"chain ends at '{elements.LastOrDefault()?.Subject}', which is not a trusted root ({status})"));
+            problems.Add(new(SignatureProblemCode.UntrustedRoot, $"chain ends at '{chainFacts.LastOrDefault()?.Subject}', which is not a trusted root ({status})"));
         }
         else if (rootSha == AppleRootCertificate.Sha256Fingerprint)
         {
@@ -272,7 +279,7 @@ public static class CodeSignatureVerifier
         }
         else
         {
-            problems.Add(new(SignatureProblemCode.UntrustedRoot, $"chain ends at '{elements.LastOrDefault()?.Subject}', which is neither pinned root"));
+            problems.Add(new(SignatureProblemCode.UntrustedRoot, $"chain ends at '{chainFacts.LastOrDefault()?.Subject}', which is neither pinned root"));
         }
         if ((status & X509ChainStatusFlags.NotTimeValid) != 0)
         {
@@ -289,13 +296,51 @@ public static class CodeSignatureVerifier
             CommonName: SubjectAttribute(leaf, "2.5.4.3"),
             LeafSha256: AppleRootCertificate.Sha256Of(leaf),
             IsDeveloperIdApplication: leaf.Extensions[AppleOids.DeveloperIdApplication] is not null,
-            IntermediateIsDeveloperIdCa: elements.Length > 2 && elements[1].Extensions[AppleOids.DeveloperIdCa] is not null,
+            IntermediateIsDeveloperIdCa: verdict.IntermediateIsDeveloperIdCa,
             HasKextSigningAuthority: leaf.Extensions[AppleOids.DeveloperIdKernel] is not null);
-        foreach (var e in elements)
-        {
-            e.Dispose();
-        }
         return Done(facts, anchor, chainFacts, time, source, v1, v2);
+    }
+
+    /// <summary>Builds the chain of <paramref name="leaf"/> against ONLY the pinned root (and the test root), revocation off.</summary>
+    private static ChainVerdict BuildChain(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> extra, X509Certificate2 appleRoot, X509Certificate2? testRoot, DateTimeOffset time)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(appleRoot);
+        if (testRoot is not null)
+        {
+            chain.ChainPolicy.CustomTrustStore.Add(testRoot);
+        }
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        foreach (var c in extra)
+        {
+            chain.ChainPolicy.ExtraStore.Add(c);
+        }
+        chain.ChainPolicy.VerificationTime = time.UtcDateTime;
+        chain.ChainPolicy.VerificationTimeIgnored = false;
+        chain.ChainPolicy.ApplicationPolicy.Add(new Oid(AppleOids.CodeSigningEku));
+        chain.Build(leaf);
+
+        var elements = chain.ChainElements.Select(e => e.Certificate).ToArray();
+        try
+        {
+            var chainFacts = elements.Select(c => new ChainCertificate(c.Subject, c.Issuer, AppleRootCertificate.Sha256Of(c),
+                new DateTimeOffset(c.NotBefore.ToUniversalTime()), new DateTimeOffset(c.NotAfter.ToUniversalTime()))).ToArray();
+            var status = chain.ChainStatus.Select(s => s.Status).Aggregate(X509ChainStatusFlags.NoError, (a, b) => a | b);
+            if ((status & X509ChainStatusFlags.HasNotSupportedCriticalExtension) != 0 && OnlyAppleCriticalExtensions(elements))
+            {
+                status &= ~X509ChainStatusFlags.HasNotSupportedCriticalExtension;
+            }
+            return new ChainVerdict(chainFacts, status, elements.Length > 2 && elements[1].Extensions[AppleOids.DeveloperIdCa] is not null);
+        }
+        finally
+        {
+            foreach (var e in elements)
+            {
+                e.Dispose();
+            }
+        }
     }
 
     private static bool OnlyAppleCriticalExtensions(IEnumerable<X509Certificate2> certificates)

@@ -49,25 +49,34 @@ public static class KextSignatureVerifier
                     errors[i] = e;
                 }
             }
-            var chunks = targets.Where(t => t is not null).SelectMany(t => t!.SelfAndNested()).SelectMany(t => t.Chunks(options)).ToArray();
+            var cache = new ChainVerdictCache();
+            var all = targets.Where(t => t is not null).SelectMany(t => t!.SelfAndNested()).ToArray();
+            var chunks = all.SelectMany(t => t.Chunks(options)).ToArray();
             var dop = options.MaxDegreeOfParallelism is > 0 ? options.MaxDegreeOfParallelism.Value : Environment.ProcessorCount;
+            var results = new KextVerifyItem[paths.Count];
+            void FinishOne(int i) => results[i] = targets[i] is { } t
+                ? new KextVerifyItem(paths[i], t.Finish(options, cache), null)
+                : new KextVerifyItem(paths[i], null, errors[i]);
             if (dop == 1)
             {
                 foreach (var c in chunks)
                 {
                     c.Run();
                 }
+                for (var i = 0; i < paths.Count; i++)
+                {
+                    FinishOne(i);
+                }
             }
             else
             {
-                Parallel.ForEach(chunks, new ParallelOptions { MaxDegreeOfParallelism = dop }, c => c.Run());
-            }
-            var results = new KextVerifyItem[paths.Count];
-            for (var i = 0; i < paths.Count; i++)
-            {
-                results[i] = targets[i] is { } t
-                    ? new KextVerifyItem(paths[i], t.Finish(options), null)
-                    : new KextVerifyItem(paths[i], null, errors[i]);
+                // The CMS of every signed slice goes first so that its one-time set-up (the first chain build
+                // loads the runtime's certificate machinery) overlaps the page hashing on the other cores.
+                var cmsWork = all.SelectMany(t => t.Slices).Where(s => s.Signature is not null).ToArray();
+                var parallel = new ParallelOptions { MaxDegreeOfParallelism = dop };
+                var work = cmsWork.Select(s => (Action)(() => s.VerifyCms(options, cache))).Concat(chunks.Select(c => (Action)c.Run)).ToArray();
+                Parallel.ForEach(work, parallel, w => w());
+                Parallel.For(0, paths.Count, parallel, FinishOne);
             }
             return results;
         }
@@ -122,12 +131,37 @@ public static class KextSignatureVerifier
         }
     }
 
-    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature)
+    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature) : IDisposable
     {
+        private CodeSignatureVerification? _cms;
+        private IReadOnlyList<X509Certificate2> _cmsCertificates = [];
+
         public MachOSlice Slice { get; } = slice;
         public EmbeddedSignature? Signature { get; } = signature;
         public List<PageChunk> Chunks { get; } = [];
         public List<KextSignatureProblem> LayoutProblems { get; } = [];
+
+        /// <summary>The CMS certificate set, decoded once with the CMS (owned by this slice).</summary>
+        public IReadOnlyList<X509Certificate2> CmsCertificates => _cmsCertificates;
+
+        /// <summary>Verifies the CMS once (from the parallel pass or from <c>Finish</c>).</summary>
+        public CodeSignatureVerification VerifyCms(KextSignatureVerifierOptions options, ChainVerdictCache cache)
+        {
+            if (_cms is null)
+            {
+                _cms = CodeSignatureVerifier.Verify(Signature!, new CodeSignatureVerifierOptions { TestRoot = options.TrustedTestRoot, Now = options.Now }, cache, out var certs);
+                _cmsCertificates = certs;
+            }
+            return _cms;
+        }
+
+        public void Dispose()
+        {
+            foreach (var c in _cmsCertificates)
+            {
+                c.Dispose();
+            }
+        }
     }
 
     private sealed class Target : IDisposable
@@ -287,9 +321,9 @@ public static class KextSignatureVerifier
             }
         }
 
-        public KextSignatureVerification Finish(KextSignatureVerifierOptions options)
+        public KextSignatureVerification Finish(KextSignatureVerifierOptions options, ChainVerdictCache cache)
         {
-            var nestedResults = Nested.Select(n => n.Finish(options)).ToArray();
+            var nestedResults = Nested.Select(n => n.Finish(options, cache)).ToArray();
             var problems = new List<KextSignatureProblem>(Problems);
             var sliceFacts = new List<SliceVerification>();
             var signed = Slices.Where(s => s.Signature is not null).ToArray();
@@ -371,7 +405,7 @@ public static class KextSignatureVerifier
                 }
 
                 var adhoc = sig.AllCodeDirectories.All(cd => (cd.Flags & CodeDirectoryFlags.Adhoc) != 0);
-                var cms = CodeSignatureVerifier.Verify(sig, new CodeSignatureVerifierOptions { TestRoot = options.TrustedTestRoot, Now = options.Now });
+                var cms = s.VerifyCms(options, cache);
                 if (cms.Has(SignatureProblemCode.NoCmsSignature))
                 {
                     if (adhoc)
@@ -396,7 +430,7 @@ public static class KextSignatureVerifier
                     }
                 }
 
-                using var chain = new CertificateList(ChainObjects(sig, cms, options.TrustedTestRoot));
+                using var chain = ChainObjects(s, cms, options.TrustedTestRoot);
                 var anchor = cms.Has(SignatureProblemCode.UntrustedRoot) ? TrustAnchorKind.None : cms.Anchor;
                 var ctx = new RequirementContext(sig.CodeDirectory.Identifier, chain.Items, anchor, Bundle?.InfoPlist, allCdHashes, sig.CodeDirectory.Platform);
                 var kr = RequirementEvaluator.Evaluate(RequirementEvaluator.KextRequirementFor(identifier), ctx);
@@ -456,28 +490,24 @@ public static class KextSignatureVerifier
             _ => KextSignatureProblemCode.CmsInvalid,
         };
 
-        private static List<X509Certificate2> ChainObjects(EmbeddedSignature sig, CodeSignatureVerification cms, X509Certificate2? testRoot)
+        /// <summary>The built chain as certificate objects: the CMS set's (owned by the slice) plus fresh root copies (owned by the list).</summary>
+        private static CertificateList ChainObjects(SliceState slice, CodeSignatureVerification cms, X509Certificate2? testRoot)
         {
             var list = new List<X509Certificate2>();
-            if (cms.Chain.Count == 0 || sig.Signature is null)
+            var owned = new List<X509Certificate2>();
+            if (cms.Chain.Count == 0 || slice.Signature?.Signature is null)
             {
-                return list;
+                return new CertificateList(list, owned);
             }
-            var pool = new List<X509Certificate2>();
-            try
-            {
-                var signed = new SignedCms(new ContentInfo(sig.CodeDirectory.Bytes.ToArray()), detached: true);
-                signed.Decode(sig.Signature.CmsBytes.Span);
-                pool.AddRange(signed.Certificates);
-            }
-            catch (CryptographicException)
-            {
-                return list;
-            }
-            pool.Add(AppleRootCertificate.Load());
+            var pool = new List<X509Certificate2>(slice.CmsCertificates);
+            var apple = AppleRootCertificate.Load();
+            owned.Add(apple);
+            pool.Add(apple);
             if (testRoot is not null)
             {
-                pool.Add(X509CertificateLoader.LoadCertificate(testRoot.RawData));
+                var copy = X509CertificateLoader.LoadCertificate(testRoot.RawData);
+                owned.Add(copy);
+                pool.Add(copy);
             }
             foreach (var element in cms.Chain)
             {
@@ -489,11 +519,7 @@ public static class KextSignatureVerifier
                 list.Add(match);
                 pool.Remove(match);
             }
-            foreach (var c in pool)
-            {
-                c.Dispose();
-            }
-            return list;
+            return new CertificateList(list, owned);
         }
 
         private void CheckSpecialSlots(CodeDirectory cd, EmbeddedSignature sig, string arch, byte[]? info, byte[]? resources, string? resourcesPath, List<KextSignatureProblem> problems)
@@ -661,6 +687,10 @@ public static class KextSignatureVerifier
 
         public void Dispose()
         {
+            foreach (var s in Slices)
+            {
+                s.Dispose();
+            }
             File?.Dispose();
             foreach (var n in Nested)
             {
@@ -669,14 +699,14 @@ public static class KextSignatureVerifier
         }
     }
 
-    /// <summary>Owns certificates handed to the requirement evaluator.</summary>
-    private sealed class CertificateList(List<X509Certificate2> items) : IDisposable
+    /// <summary>Certificates handed to the requirement evaluator; disposes the ones it owns.</summary>
+    private sealed class CertificateList(List<X509Certificate2> items, List<X509Certificate2> owned) : IDisposable
     {
         public IReadOnlyList<X509Certificate2> Items { get; } = items;
 
         public void Dispose()
         {
-            foreach (var c in Items)
+            foreach (var c in owned)
             {
                 c.Dispose();
             }

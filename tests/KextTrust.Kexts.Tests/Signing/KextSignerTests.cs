@@ -321,3 +321,59 @@ public class KextSignerTests
         Assert.All(file.Slices, s => Assert.Single(s.LoadCommands, c => c.Command == MachOLoadCommandType.CodeSignature));
     }
 }
+
+/// <summary>The per-run chain-verdict cache of <see cref="KextSignatureVerifier.VerifyMany"/> never lends one item's verdict to another.</summary>
+public class ChainVerdictCacheTests
+{
+    private static readonly DateTimeOffset SigningTime = new(2025, 6, 1, 12, 0, 0, TimeSpan.Zero);
+
+    private static TestPki NewPki(string team) => TestPki.Create(new TestPki.Options("Example Corp", team)
+    {
+        KextSigning = true,
+        NotBefore = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero),
+    });
+
+    private static void Sign(string kext, TestPki pki)
+    {
+        using var identity = KextSigningIdentity.Create(pki.Leaf, [pki.Intermediate, pki.Root]);
+        KextSigner.Sign(kext, new KextSigningOptions { Identity = identity, SigningTime = SigningTime });
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void Items_sharing_or_not_sharing_a_leaf_each_get_their_own_verdict(int threads)
+    {
+        using var trusted = NewPki("KT4TEST001");
+        using var other = NewPki("KT4TEST002");
+        using var tmp = new TempDir();
+        var good = KextSignerTests.WriteKext(Path.Combine(tmp.Path, "a"), "com.example.a");
+        var foreign = KextSignerTests.WriteKext(Path.Combine(tmp.Path, "b"), "com.example.b");
+        var tampered = KextSignerTests.WriteKext(Path.Combine(tmp.Path, "c"), "com.example.c");
+        Sign(good, trusted);
+        Sign(foreign, other);
+        Sign(tampered, trusted); // same leaf, chain and signing time as 'good': its chain verdict is a cache hit
+        var exe = KextBundle.Open(tampered).ExecutablePath!;
+        var bytes = File.ReadAllBytes(exe);
+        using (var file = MachOFile.FromBytes(bytes, exe))
+        {
+            var slice = file.Slices[0];
+            bytes[slice.FileOffset + slice.CodeSignature!.Value.DataOffset - 1] ^= 0x01; // last hashed byte of the slice
+        }
+        File.WriteAllBytes(exe, bytes);
+
+        var items = KextSignatureVerifier.VerifyMany([good, foreign, tampered, good],
+            new KextSignatureVerifierOptions { TrustedTestRoot = trusted.Root, MaxDegreeOfParallelism = threads });
+
+        Assert.Equal(KextSignatureStatus.Valid, items[0].Result!.Status);
+        Assert.Equal(TrustAnchorKind.TestRoot, items[0].Result!.Anchor);
+        Assert.Equal(KextSignatureStatus.Invalid, items[1].Result!.Status);
+        Assert.True(items[1].Result!.Has(KextSignatureProblemCode.UntrustedRoot), string.Join("\n", items[1].Result!.Problems));
+        Assert.Equal("KT4TEST002", items[1].Result!.TeamId);
+        Assert.Equal(KextSignatureStatus.Invalid, items[2].Result!.Status);
+        Assert.True(items[2].Result!.Has(KextSignatureProblemCode.CodePageHashMismatch), string.Join("\n", items[2].Result!.Problems));
+        Assert.Equal(KextSignatureStatus.Valid, items[3].Result!.Status);
+        Assert.Equal(items[0].Result!.Chain.Select(c => c.Sha256), items[3].Result!.Chain.Select(c => c.Sha256));
+        Assert.NotEqual(items[0].Result!.Chain[0].Sha256, items[1].Result!.Chain[0].Sha256);
+    }
+}

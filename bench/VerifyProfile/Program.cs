@@ -1,0 +1,105 @@
+// Phase profile of `verify` (single thread): bench/VerifyProfile FILE...  (Stopwatch per phase, 3 rounds; the last is reported)
+using System.Diagnostics;
+using System.Security.Cryptography.Pkcs;
+using KextTrust.Formats.CodeSigning;
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Signing;
+
+var files = args;
+if (files[0] == "cold")
+{
+    var f = files[1];
+    var sw = Stopwatch.StartNew();
+    void Lap(string what) { Console.WriteLine($"cold {what,-30} {sw.Elapsed.TotalMilliseconds,8:F1} ms"); sw.Restart(); }
+    using var mf = MachOFile.Open(f);
+    var sg = mf.Slices.Where(x => x.CodeSignature is not null).Select(x => EmbeddedSignature.Parse(x.CodeSignatureData, f)).ToArray();
+    Lap("open+parse");
+    _ = System.Security.Cryptography.SHA256.HashData(new byte[4096]);
+    Lap("first SHA256");
+    var cms = new SignedCms(new ContentInfo(sg[0].CodeDirectory.Bytes.ToArray()), detached: true);
+    cms.Decode(sg[0].Signature!.CmsBytes.Span);
+    Lap("SignedCms decode");
+    cms.SignerInfos[0].CheckSignature(true);
+    Lap("CheckSignature");
+    using var root = AppleRootCertificate.Load();
+    Lap("Apple root load");
+    using (var ch = new System.Security.Cryptography.X509Certificates.X509Chain())
+    {
+        ch.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+        ch.ChainPolicy.CustomTrustStore.Add(root);
+        ch.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+        ch.ChainPolicy.DisableCertificateDownloads = true;
+        ch.ChainPolicy.ExtraStore.AddRange(cms.Certificates);
+        ch.Build(cms.SignerInfos[0].Certificate!);
+    }
+    Lap("X509Chain build");
+    _ = CodeSignatureVerifier.Verify(sg[0]);
+    Lap("CodeSignatureVerifier.Verify");
+    _ = CodeSignatureVerifier.Verify(sg[0]);
+    Lap("CodeSignatureVerifier.Verify 2");
+    _ = KextSignatureVerifier.VerifyMany([f], new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+    Lap("VerifyMany");
+    _ = KextSignatureVerifier.VerifyMany([f], new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+    Lap("VerifyMany 2");
+    return;
+}
+var total = Stopwatch.StartNew();
+_ = KextSignatureVerifier.VerifyMany([files[0]], new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+Console.WriteLine($"first VerifyMany (1 file, cold): {total.ElapsedMilliseconds} ms");
+for (var round = 0; round < 3; round++)
+{
+    var t = new Dictionary<string, double>();
+    void Add(string k, Stopwatch s) => t[k] = t.GetValueOrDefault(k) + s.Elapsed.TotalMilliseconds;
+    long bytes = 0;
+    foreach (var f in files)
+    {
+        var s = Stopwatch.StartNew();
+        using var file = MachOFile.Open(f);
+        Add("  of which MachOFile.Open", s);
+        var s0 = Stopwatch.StartNew();
+        var sigs = file.Slices.Where(x => x.CodeSignature is not null).Select(x => (x, EmbeddedSignature.Parse(x.CodeSignatureData, f))).ToArray();
+        Add("open+parse", s);
+        s.Restart();
+        var d = new byte[64];
+        foreach (var (slice, sig) in sigs)
+        {
+            var data = slice.Data.Span;
+            foreach (var cd in sig.AllCodeDirectories)
+            {
+                var limit = (long)cd.EffectiveCodeLimit;
+                for (long p = 0; p < limit; p += cd.PageSize)
+                {
+                    var len = (int)Math.Min(cd.PageSize, limit - p);
+                    _ = cd.HashType == CodeSigningHashType.Sha1 ? System.Security.Cryptography.SHA1.HashData(data.Slice((int)p, len), d) : System.Security.Cryptography.SHA256.HashData(data.Slice((int)p, len), d);
+                    bytes += len;
+                }
+            }
+        }
+        Add("page hashing", s);
+        s.Restart();
+        foreach (var (_, sig) in sigs) { _ = CodeSignatureVerifier.Verify(sig); }
+        Add("CMS verify (decode+sig+chain)", s);
+        s.Restart();
+        foreach (var (_, sig) in sigs)
+        {
+            var c = new SignedCms(new ContentInfo(sig.CodeDirectory.Bytes.ToArray()), detached: true);
+            c.Decode(sig.Signature!.CmsBytes.Span);
+            foreach (var cert in c.Certificates) { cert.Dispose(); }
+        }
+        Add("2nd CMS decode (ChainObjects)", s);
+    }
+    var s2 = Stopwatch.StartNew();
+    var r = KextSignatureVerifier.VerifyMany(files, new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+    Add("VerifyMany total (dop 1)", s2);
+    s2.Restart();
+    var r2 = KextSignatureVerifier.VerifyMany(files, new KextSignatureVerifierOptions());
+    Add("VerifyMany total (all cores)", s2);
+    s2.Restart();
+    var json = System.Text.Json.JsonSerializer.Serialize(r);
+    Add("JSON (reflection)", s2);
+    if (round == 2)
+    {
+        foreach (var (k, v) in t) { Console.WriteLine($"{k,-34} {v,8:F1} ms"); }
+        Console.WriteLine($"page bytes hashed: {bytes / 1e6:F1} MB; statuses: {string.Join(",", r.Select(x => x.Result?.Status.ToString() ?? "err").Distinct())}");
+    }
+}

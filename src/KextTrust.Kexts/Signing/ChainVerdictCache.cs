@@ -1,0 +1,56 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace KextTrust.Kexts.Signing;
+
+/// <summary>What an <see cref="X509Chain"/> build concluded: the elements as facts, the combined status, and the intermediate's Developer ID CA marker.</summary>
+internal sealed record ChainVerdict(ChainCertificate[] Chain, X509ChainStatusFlags Status, bool IntermediateIsDeveloperIdCa);
+
+/// <summary>
+/// Chain verdicts of one verification run, keyed by EVERY input of the build: the leaf's DER, the DER of each
+/// certificate of the CMS set (the extra store, in order), the test root's DER (the pinned Apple root and the
+/// policy are constant) and the verification time to the tick. Identical inputs give an identical verdict, so
+/// a hit skips only redundant work (Microsoft's runtime-pack files share one leaf, chain and signing time).
+/// One instance per <see cref="KextSignatureVerifier.VerifyMany"/> call; never static.
+/// </summary>
+internal sealed class ChainVerdictCache
+{
+    private readonly ConcurrentDictionary<string, Lazy<ChainVerdict>> _verdicts = new(StringComparer.Ordinal);
+
+    /// <summary>Builds (how many chains were really built) — for tests.</summary>
+    public int Builds => _verdicts.Count;
+
+    public ChainVerdict GetOrBuild(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> extra, X509Certificate2? testRoot, DateTimeOffset time, Func<ChainVerdict> build)
+    {
+        var key = Key(leaf, extra, testRoot, time);
+        return _verdicts.GetOrAdd(key, _ => new Lazy<ChainVerdict>(build, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    }
+
+    private static string Key(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> extra, X509Certificate2? testRoot, DateTimeOffset time)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Add(h, leaf.RawDataMemory.Span);
+        AddNumber(h, extra.Count);
+        foreach (var c in extra)
+        {
+            Add(h, c.RawDataMemory.Span);
+        }
+        Add(h, testRoot is null ? [] : testRoot.RawDataMemory.Span);
+        AddNumber(h, time.UtcTicks);
+        return Convert.ToHexString(h.GetHashAndReset());
+    }
+
+    private static void Add(IncrementalHash h, ReadOnlySpan<byte> der)
+    {
+        AddNumber(h, der.Length);
+        h.AppendData(der);
+    }
+
+    private static void AddNumber(IncrementalHash h, long value)
+    {
+        Span<byte> n = stackalloc byte[8];
+        BitConverter.TryWriteBytes(n, value);
+        h.AppendData(n);
+    }
+}
