@@ -34,7 +34,10 @@ internal sealed class SealedStore
         _ecid = ecid;
     }
 
-    public void Write(string path, string purpose, ReadOnlySpan<byte> plaintext)
+    public void Write(string path, string purpose, ReadOnlySpan<byte> plaintext) => WriteAtomically(path, Seal(purpose, plaintext));
+
+    /// <summary>The sealed blob of <paramref name="plaintext"/> (what <see cref="Write"/> would store).</summary>
+    public byte[] Seal(string purpose, ReadOnlySpan<byte> plaintext)
     {
         var blob = new byte[CiphertextOffset + plaintext.Length];
         Header.CopyTo(blob, 0);
@@ -50,7 +53,7 @@ internal sealed class SealedStore
         {
             CryptographicOperations.ZeroMemory(key);
         }
-        WriteAtomically(path, blob);
+        return blob;
     }
 
     public byte[] Read(string path, string purpose)
@@ -64,30 +67,48 @@ internal sealed class SealedStore
         {
             throw new SecureEnclaveException(SecureEnclaveError.NotProvisioned, $"sealed file '{path}' does not exist", e);
         }
-        if (blob.Length < CiphertextOffset || !blob.AsSpan(0, Header.Length).SequenceEqual(Header))
+        if (!IsBlob(blob))
         {
             throw new SecureEnclaveException(SecureEnclaveError.MalformedSealedState,
                 $"sealed file '{path}' is not a version-1 KextTrust sealed blob");
         }
-        var plaintext = new byte[blob.Length - CiphertextOffset];
+        if (!TryDecrypt(blob, purpose, out var plaintext))
+        {
+            throw new SecureEnclaveException(SecureEnclaveError.UnsealFailed,
+                $"sealed file '{path}' failed authentication (wrong hardware UID or ECID, or the file was modified)");
+        }
+        return plaintext;
+    }
+
+    /// <summary>Unseals an in-memory blob; false when it is not a blob of this UID, ECID and purpose (or was modified).</summary>
+    public bool TryUnseal(ReadOnlySpan<byte> blob, string purpose, out byte[] plaintext)
+    {
+        plaintext = [];
+        return IsBlob(blob) && TryDecrypt(blob, purpose, out plaintext);
+    }
+
+    private static bool IsBlob(ReadOnlySpan<byte> blob) => blob.Length >= CiphertextOffset && blob[..Header.Length].SequenceEqual(Header);
+
+    private bool TryDecrypt(ReadOnlySpan<byte> blob, string purpose, out byte[] plaintext)
+    {
+        plaintext = new byte[blob.Length - CiphertextOffset];
         var key = DeriveKey(purpose);
         try
         {
             using var gcm = new AesGcm(key, TagSize);
-            gcm.Decrypt(blob.AsSpan(8, NonceSize), blob.AsSpan(CiphertextOffset), blob.AsSpan(8 + NonceSize, TagSize),
-                plaintext, Aad(purpose));
+            gcm.Decrypt(blob.Slice(8, NonceSize), blob[CiphertextOffset..], blob.Slice(8 + NonceSize, TagSize), plaintext, Aad(purpose));
+            return true;
         }
-        catch (AuthenticationTagMismatchException e)
+        catch (AuthenticationTagMismatchException)
         {
             CryptographicOperations.ZeroMemory(plaintext);
-            throw new SecureEnclaveException(SecureEnclaveError.UnsealFailed,
-                $"sealed file '{path}' failed authentication (wrong hardware UID or ECID, or the file was modified)", e);
+            plaintext = [];
+            return false;
         }
         finally
         {
             CryptographicOperations.ZeroMemory(key);
         }
-        return plaintext;
     }
 
     private byte[] DeriveKey(string purpose) =>
@@ -104,7 +125,7 @@ internal sealed class SealedStore
 
     private byte[] Aad(string purpose) => [.. Header, .. Info(purpose)];
 
-    private static void WriteAtomically(string path, byte[] contents)
+    public static void WriteAtomically(string path, ReadOnlySpan<byte> contents)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");

@@ -14,7 +14,9 @@ namespace KextTrust.Boot.Enclave;
 /// </summary>
 /// <remarks>
 /// Files in the directory: <c>sep-key.sealed</c> (DER <c>SEQUENCE { INTEGER 1, OCTET STRING pkcs8,
-/// OCTET STRING certificate }</c>, sealed) and <c>lpn.sealed</c> (the 32-byte LPN, sealed).
+/// OCTET STRING certificate }</c>, sealed) and <c>lpn.sealed</c> (the 32-byte LPN, sealed). After provisioning the
+/// SEP never writes <c>lpn.sealed</c> itself: a new nonce is handed out sealed (<see cref="PrepareLocalPolicyNonce"/>)
+/// for the caller to install atomically together with the LocalPolicy that carries it.
 /// </remarks>
 public sealed class SecureEnclave : IDisposable
 {
@@ -92,9 +94,12 @@ public sealed class SecureEnclave : IDisposable
                 CryptographicOperations.ZeroMemory(pkcs8);
                 CryptographicOperations.ZeroMemory(plaintext);
             }
-            var sep = new SecureEnclave(directory, store, ecid, key, certificate, Sha384Digest.Compute([]));
-            sep.NewLocalPolicyNonce();
-            return sep;
+            // Provisioning writes the first nonce itself: there is no LocalPolicy yet that an interrupted write could invalidate.
+            var first = new SecureEnclave(directory, store, ecid, key, certificate, Sha384Digest.Compute([]));
+            var nonce = first.PrepareLocalPolicyNonce();
+            SealedStore.WriteAtomically(Path.Combine(directory, NonceFileName), nonce.SealedBytes.Span);
+            first.ReloadLocalPolicyNonce();
+            return first;
         }
         catch
         {
@@ -141,19 +146,7 @@ public sealed class SecureEnclave : IDisposable
                     throw Malformed("the sealed certificate does not match the sealed key", null);
                 }
             }
-            var lpn = store.Read(Path.Combine(directory, NonceFileName), NoncePurpose);
-            try
-            {
-                if (lpn.Length != LocalPolicyNonceLength)
-                {
-                    throw Malformed($"the sealed Local Policy Nonce is {lpn.Length} bytes, not {LocalPolicyNonceLength}", null);
-                }
-                return new SecureEnclave(directory, store, ecid, key, certificate, Sha384Digest.Compute(lpn));
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(lpn);
-            }
+            return new SecureEnclave(directory, store, ecid, key, certificate, ReadNonceHash(store, directory));
         }
         catch (Exception e) when (e is AsnContentException or CryptographicException)
         {
@@ -206,11 +199,14 @@ public sealed class SecureEnclave : IDisposable
     }
 
     /// <summary>
-    /// Replaces the Local Policy Nonce with 32 fresh random bytes (sealed, written atomically) and
-    /// returns its hash. The previous nonce is forgotten, so any LocalPolicy carrying the old
-    /// <c>lpnh</c> no longer verifies.
+    /// Draws the next Local Policy Nonce (32 fresh random bytes) and returns it sealed, with its hash, WITHOUT
+    /// installing it: the current nonce stays the one that verifies. The caller stages
+    /// <see cref="PendingLocalPolicyNonce.SealedBytes"/> as <see cref="NonceFileName"/> in the same atomic change as
+    /// the LocalPolicy that carries <see cref="PendingLocalPolicyNonce.Hash"/>, so an interrupted change leaves the
+    /// old nonce (and the old LocalPolicy) valid, and a committed one leaves only the new pair valid. Then
+    /// <see cref="ReloadLocalPolicyNonce"/> makes this instance see the installed nonce.
     /// </summary>
-    public Sha384Digest NewLocalPolicyNonce()
+    public PendingLocalPolicyNonce PrepareLocalPolicyNonce()
     {
         lock (_gate)
         {
@@ -218,14 +214,69 @@ public sealed class SecureEnclave : IDisposable
             var lpn = RandomNumberGenerator.GetBytes(LocalPolicyNonceLength);
             try
             {
-                _store.Write(Path.Combine(_directory, NonceFileName), NoncePurpose, lpn);
-                _nonceHash = Sha384Digest.Compute(lpn);
-                return _nonceHash;
+                return new PendingLocalPolicyNonce(Sha384Digest.Compute(lpn), _store.Seal(NoncePurpose, lpn));
             }
             finally
             {
                 CryptographicOperations.ZeroMemory(lpn);
             }
+        }
+    }
+
+    /// <summary>
+    /// True when <paramref name="pending"/> was sealed by this Secure Enclave (this hardware UID and ECID) and its
+    /// sealed nonce hashes to <see cref="PendingLocalPolicyNonce.Hash"/>: installing it makes that hash current.
+    /// </summary>
+    public bool CanInstall(PendingLocalPolicyNonce pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            if (!_store.TryUnseal(pending.SealedBytes.Span, NoncePurpose, out var lpn))
+            {
+                return false;
+            }
+            try
+            {
+                return lpn.Length == LocalPolicyNonceLength && Sha384Digest.Compute(lpn) == pending.Hash;
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(lpn);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Re-reads the sealed Local Policy Nonce (after a change that installed a <see cref="PendingLocalPolicyNonce"/>
+    /// was committed, or rolled back) and returns its hash, now <see cref="CurrentLocalPolicyNonceHash"/>.
+    /// </summary>
+    /// <exception cref="SecureEnclaveException">The nonce file is missing, modified or malformed.</exception>
+    public Sha384Digest ReloadLocalPolicyNonce()
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            _nonceHash = ReadNonceHash(_store, _directory);
+            return _nonceHash;
+        }
+    }
+
+    private static Sha384Digest ReadNonceHash(SealedStore store, string directory)
+    {
+        var lpn = store.Read(Path.Combine(directory, NonceFileName), NoncePurpose);
+        try
+        {
+            if (lpn.Length != LocalPolicyNonceLength)
+            {
+                throw Malformed($"the sealed Local Policy Nonce is {lpn.Length} bytes, not {LocalPolicyNonceLength}", null);
+            }
+            return Sha384Digest.Compute(lpn);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(lpn);
         }
     }
 
@@ -289,4 +340,25 @@ public sealed class SecureEnclave : IDisposable
         using var certificate = request.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(30));
         return certificate.RawData;
     }
+}
+
+/// <summary>
+/// A Local Policy Nonce drawn by <see cref="SecureEnclave.PrepareLocalPolicyNonce"/> and not yet installed: the nonce
+/// itself only in sealed form (readable by that Secure Enclave alone), and its hash <c>lpnh</c> for the new LocalPolicy.
+/// </summary>
+public sealed class PendingLocalPolicyNonce
+{
+    private readonly byte[] _sealed;
+
+    internal PendingLocalPolicyNonce(Sha384Digest hash, byte[] sealedBytes)
+    {
+        Hash = hash;
+        _sealed = sealedBytes;
+    }
+
+    /// <summary><c>lpnh</c> of the new nonce.</summary>
+    public Sha384Digest Hash { get; }
+
+    /// <summary>The new content of <see cref="SecureEnclave.NonceFileName"/> (sealed to the Mac's hardware UID and ECID).</summary>
+    public ReadOnlyMemory<byte> SealedBytes => _sealed;
 }

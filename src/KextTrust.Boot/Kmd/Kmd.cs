@@ -39,7 +39,12 @@ public sealed record SignedAuxKc(Img4 Image4, ReadOnlyMemory<byte> Image4Bytes, 
 /// <summary>A new LocalPolicy after an AuxKC rebuild.</summary>
 /// <param name="Policy">The policy with the new nonce hash and <c>auxp</c>/<c>auxi</c>/<c>auxr</c>.</param>
 /// <param name="Manifest">The SEP-signed IM4M.</param>
-public sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest)
+/// <remarks>
+/// The new policy carries the hash of <paramref name="Nonce"/>, which is not installed yet: store
+/// <see cref="PendingLocalPolicyNonce.SealedBytes"/> as the SEP's nonce file in the same atomic change as the policy
+/// file. Until then the previous policy keeps verifying and this one does not.
+/// </remarks>
+public sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest, PendingLocalPolicyNonce Nonce)
 {
     /// <summary>The IM4M DER to store as the LocalPolicy file.</summary>
     public byte[] ToBytes() => Manifest.Encode();
@@ -122,9 +127,10 @@ public static class Kmd
     }
 
     /// <summary>
-    /// A new SEP-signed LocalPolicy: <paramref name="current"/> with <c>auxp</c>/<c>auxi</c>/<c>auxr</c> replaced and a
-    /// new Local Policy Nonce, so the previous policy (and its AuxKC) stops verifying. Checked before the nonce is
-    /// rotated: a policy that could not be signed (no <c>smb2</c>, another Mac) leaves the Secure Enclave untouched.
+    /// A new SEP-signed LocalPolicy: <paramref name="current"/> with <c>auxp</c>/<c>auxi</c>/<c>auxr</c> replaced, for a
+    /// new Local Policy Nonce that the caller installs together with it (<see cref="LocalPolicyUpdate.Nonce"/>); once
+    /// installed, the previous policy (and its AuxKC) stops verifying. Writes nothing and leaves the Secure Enclave's
+    /// current nonce untouched.
     /// </summary>
     /// <exception cref="LocalPolicyException">The updated policy would be inconsistent or is for another ECID.</exception>
     public static LocalPolicyUpdate UpdateLocalPolicy(LocalPolicy current, SecureEnclave secureEnclave, Sha384Digest uaklHash,
@@ -145,8 +151,9 @@ public static class Kmd
         {
             throw new LocalPolicyException(failures);
         }
-        var policy = proposed with { LocalPolicyNonceHash = secureEnclave.NewLocalPolicyNonce() };
-        return new LocalPolicyUpdate(policy, policy.Sign(secureEnclave));
+        var nonce = secureEnclave.PrepareLocalPolicyNonce();
+        var policy = proposed with { LocalPolicyNonceHash = nonce.Hash };
+        return new LocalPolicyUpdate(policy, policy.Sign(secureEnclave, nonce), nonce);
     }
 
     /// <summary><see cref="UpdateLocalPolicy(LocalPolicy, SecureEnclave, Sha384Digest, Sha384Digest, Sha384Digest)"/> with a signed AuxKC's hashes.</summary>

@@ -144,7 +144,14 @@ public sealed record LocalPolicy
     /// Has <paramref name="secureEnclave"/> sign this policy. Refused (<see cref="LocalPolicyException"/>)
     /// if the policy is inconsistent, for another ECID, or not carrying the SEP's current <c>lpnh</c>.
     /// </summary>
-    public Im4Manifest Sign(SecureEnclave secureEnclave)
+    public Im4Manifest Sign(SecureEnclave secureEnclave) => Sign(secureEnclave, null);
+
+    /// <summary>
+    /// Has <paramref name="secureEnclave"/> sign this policy for the nonce it will carry once
+    /// <paramref name="nextNonce"/> is installed (see <see cref="SecureEnclave.PrepareLocalPolicyNonce"/>): <c>lpnh</c> must be
+    /// <paramref name="nextNonce"/>'s hash, and the nonce must be one this SEP sealed. With null, as <see cref="Sign(SecureEnclave)"/>.
+    /// </summary>
+    public Im4Manifest Sign(SecureEnclave secureEnclave, PendingLocalPolicyNonce? nextNonce)
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         var failures = CheckConsistency().ToList();
@@ -152,9 +159,13 @@ public sealed record LocalPolicy
         {
             failures.Add(new(LocalPolicyFailureCode.EcidMismatch, $"policy ECID 0x{Ecid:x16} is not this Mac's 0x{secureEnclave.Ecid:x16}"));
         }
-        if (LocalPolicyNonceHash != secureEnclave.CurrentLocalPolicyNonceHash)
+        if (nextNonce is null && LocalPolicyNonceHash != secureEnclave.CurrentLocalPolicyNonceHash)
         {
             failures.Add(new(LocalPolicyFailureCode.NonceMismatch, "lpnh is not the Secure Enclave's current Local Policy Nonce hash"));
+        }
+        if (nextNonce is not null && (LocalPolicyNonceHash != nextNonce.Hash || !secureEnclave.CanInstall(nextNonce)))
+        {
+            failures.Add(new(LocalPolicyFailureCode.NonceMismatch, "lpnh is not the hash of a new Local Policy Nonce sealed by this Secure Enclave"));
         }
         if (failures.Count > 0)
         {

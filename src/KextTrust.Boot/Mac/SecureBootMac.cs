@@ -25,6 +25,8 @@ public static class SecureBootLayout
 {
     /// <summary>The Secure Enclave's sealed key and nonce.</summary>
     public const string Enclave = "SEP";
+    /// <summary>The Secure Enclave's sealed Local Policy Nonce: replaced only in the same transaction as the LocalPolicy.</summary>
+    public const string EnclaveNonce = Enclave + "/" + SecureEnclave.NonceFileName;
     /// <summary>The SEP-signed LocalPolicy (IM4M).</summary>
     public const string LocalPolicy = MachineLayout.Preboot + "/LocalPolicy/LocalPolicy.im4m";
     /// <summary>Apple silicon: the AuxKC folder on the Preboot volume.</summary>
@@ -248,13 +250,31 @@ public static class SecureBootMac
             {
                 proposed = proposed with { ReducedSecurity = true, PermissiveSecurity = true };
             }
-            WritePolicy(mac, proposed);
+            // The new LocalPolicy, its nonce and the NVRAM SIP setting switch in together: one commit.
+            var tx = mac.Store.Begin();
+            StagePolicy(mac, tx, proposed);
+            mac.SetCsr(csr, tx);
         }
-        mac.SetCsr(csr);
+        else
+        {
+            mac.SetCsr(csr);
+        }
         return csr;
     }
 
     private static LocalPolicyRecord WritePolicy(Mac mac, LocalPolicyRecord proposed)
+    {
+        var tx = mac.Store.Begin();
+        var policy = StagePolicy(mac, tx, proposed);
+        tx.Commit();
+        return policy;
+    }
+
+    /// <summary>
+    /// Stages a new SEP-signed LocalPolicy and, in the same transaction, the new Local Policy Nonce it carries: until the
+    /// commit point the old policy and nonce stay in force; after it only the new pair verifies.
+    /// </summary>
+    private static LocalPolicyRecord StagePolicy(Mac mac, MachineTransaction tx, LocalPolicyRecord proposed)
     {
         var failures = proposed.CheckConsistency();
         if (failures.Count > 0)
@@ -262,11 +282,16 @@ public static class SecureBootMac
             throw new SecureBootException(SecureBootCode.InconsistentPolicy, string.Join("; ", failures.Select(f => f.Detail)));
         }
         using var sep = OpenEnclave(mac);
-        var policy = proposed with { LocalPolicyNonceHash = sep.NewLocalPolicyNonce() };
-        var tx = mac.Store.Begin();
-        tx.StageFile(SecureBootLayout.LocalPolicy, policy.Sign(sep).Encode());
-        tx.Commit();
+        var nonce = sep.PrepareLocalPolicyNonce();
+        var policy = proposed with { LocalPolicyNonceHash = nonce.Hash };
+        StageSigned(tx, policy.Sign(sep, nonce).Encode(), nonce);
         return policy;
+    }
+
+    private static void StageSigned(MachineTransaction tx, ReadOnlySpan<byte> policy, PendingLocalPolicyNonce nonce)
+    {
+        tx.StageFile(SecureBootLayout.EnclaveNonce, nonce.SealedBytes.Span);
+        tx.StageFile(SecureBootLayout.LocalPolicy, policy);
     }
 
     /// <summary>The macOS release of the Mac.</summary>
@@ -322,7 +347,7 @@ public static class SecureBootMac
             var update = Kmd.UpdateLocalPolicy(policy!, sep, signed);
             updated = update.Policy;
             tx.StageFile(SecureBootLayout.AuxKcImage4(d.Platform), signed.Image4Bytes.Span);
-            tx.StageFile(SecureBootLayout.LocalPolicy, update.ToBytes());
+            StageSigned(tx, update.ToBytes(), update.Nonce);
         }
         tx.Commit();
         return new KmutilCreateResult(build, signed, updated, uakl.Hash);

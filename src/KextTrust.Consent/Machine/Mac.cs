@@ -252,10 +252,17 @@ public sealed class Mac : IDisposable
     }
 
     /// <summary>Sets the SIP configuration (csrutil): only from recoveryOS.</summary>
-    public void SetCsr(uint csrActiveConfig)
+    public void SetCsr(uint csrActiveConfig) => SetCsr(csrActiveConfig, Store.Begin());
+
+    /// <summary>
+    /// Sets the SIP configuration (csrutil, only from recoveryOS) and commits it in <paramref name="transaction"/>, together
+    /// with whatever else the caller staged there (the secure-boot LocalPolicy on Apple silicon).
+    /// </summary>
+    public void SetCsr(uint csrActiveConfig, MachineTransaction transaction)
     {
+        ArgumentNullException.ThrowIfNull(transaction);
         RequireRecovery("csrutil");
-        CommitDescription(Store.Begin(), Description with { CsrActiveConfig = csrActiveConfig });
+        CommitDescription(transaction, Description with { CsrActiveConfig = csrActiveConfig });
     }
 
     private void RequireRecovery(string what)

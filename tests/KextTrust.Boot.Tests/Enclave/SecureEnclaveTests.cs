@@ -27,6 +27,15 @@ internal sealed class Mac : IDisposable
     public string KeyFile => Dir.Combine(SecureEnclave.KeyFileName);
     public string NonceFile => Dir.Combine(SecureEnclave.NonceFileName);
 
+    /// <summary>Installs a new nonce the way a committed machine transaction does: its sealed bytes become the nonce file.</summary>
+    public Sha384Digest RotateNonce() => Install(SecureEnclave.PrepareLocalPolicyNonce());
+
+    public Sha384Digest Install(PendingLocalPolicyNonce nonce)
+    {
+        File.WriteAllBytes(NonceFile, nonce.SealedBytes.ToArray());
+        return SecureEnclave.ReloadLocalPolicyNonce();
+    }
+
     public void Reopen()
     {
         SecureEnclave.Dispose();
@@ -142,7 +151,7 @@ public sealed class SecureEnclaveTests
     public void Sealed_files_hold_no_plaintext_and_writes_leave_no_temporary_files()
     {
         using var mac = new Mac();
-        mac.SecureEnclave.NewLocalPolicyNonce();
+        mac.RotateNonce();
         var blob = File.ReadAllBytes(mac.KeyFile);
         Assert.Equal("KTSEAL"u8.ToArray(), blob[..6]);
         Assert.Equal(-1, blob.AsSpan().IndexOf(mac.SecureEnclave.PublicKey.Span[^48..]));
@@ -157,12 +166,54 @@ public sealed class SecureEnclaveTests
     {
         using var mac = new Mac();
         var first = mac.SecureEnclave.CurrentLocalPolicyNonceHash;
-        var second = mac.SecureEnclave.NewLocalPolicyNonce();
+        var second = mac.RotateNonce();
         Assert.NotEqual(first, second);
         Assert.Equal(second, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
         mac.Reopen();
         Assert.Equal(second, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
         Assert.Equal(32, File.ReadAllBytes(mac.NonceFile).Length - 36);
+    }
+
+    [Fact]
+    public void A_prepared_nonce_writes_nothing_and_changes_nothing_until_installed()
+    {
+        using var mac = new Mac();
+        var current = mac.SecureEnclave.CurrentLocalPolicyNonceHash;
+        var fileBefore = File.ReadAllBytes(mac.NonceFile);
+        var pending = mac.SecureEnclave.PrepareLocalPolicyNonce();
+        Assert.NotEqual(current, pending.Hash);
+        Assert.Equal(current, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
+        Assert.Equal(fileBefore, File.ReadAllBytes(mac.NonceFile));
+        Assert.Equal([SecureEnclave.NonceFileName, SecureEnclave.KeyFileName], Directory.EnumerateFiles(mac.Dir.Path).Select(Path.GetFileName).Order());
+        // Sealed like the nonce file (header, no plaintext hash in it) and only this SEP accepts it.
+        Assert.Equal("KTSEAL"u8.ToArray(), pending.SealedBytes.Span[..6].ToArray());
+        Assert.Equal(-1, pending.SealedBytes.Span.IndexOf(pending.Hash.Span));
+        Assert.True(mac.SecureEnclave.CanInstall(pending));
+        using (var other = new Mac())
+        {
+            Assert.False(other.SecureEnclave.CanInstall(pending));
+        }
+        // A reopen (e.g. after an interrupted change) still sees the old nonce; installing makes the new one current.
+        mac.Reopen();
+        Assert.Equal(current, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
+        Assert.Equal(pending.Hash, mac.Install(pending));
+        mac.Reopen();
+        Assert.Equal(pending.Hash, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
+    }
+
+    [Fact]
+    public void A_modified_pending_nonce_is_not_installable_and_a_modified_nonce_file_does_not_reload()
+    {
+        using var mac = new Mac();
+        var pending = mac.SecureEnclave.PrepareLocalPolicyNonce();
+        var bytes = pending.SealedBytes.ToArray();
+        bytes[^1] ^= 1;
+        File.WriteAllBytes(mac.NonceFile, bytes);
+        Assert.Equal(SecureEnclaveError.UnsealFailed,
+            Assert.Throws<SecureEnclaveException>(() => mac.SecureEnclave.ReloadLocalPolicyNonce()).Error);
+        File.WriteAllBytes(mac.NonceFile, bytes[..20]);
+        Assert.Equal(SecureEnclaveError.MalformedSealedState,
+            Assert.Throws<SecureEnclaveException>(() => mac.SecureEnclave.ReloadLocalPolicyNonce()).Error);
     }
 
     [Fact]
@@ -274,6 +325,7 @@ public sealed class SecureEnclaveTests
         using var mac = new Mac();
         mac.SecureEnclave.Dispose();
         Assert.Throws<ObjectDisposedException>(() => mac.SecureEnclave.SignManifest(Mac.Body(mac.Ecid)));
-        Assert.Throws<ObjectDisposedException>(() => mac.SecureEnclave.NewLocalPolicyNonce());
+        Assert.Throws<ObjectDisposedException>(() => mac.SecureEnclave.PrepareLocalPolicyNonce());
+        Assert.Throws<ObjectDisposedException>(() => mac.SecureEnclave.ReloadLocalPolicyNonce());
     }
 }

@@ -198,7 +198,7 @@ public sealed class IbootTests
         using var mac = new MacWithKexts();
         var files = mac.Rebuild();
         var sep = mac.Mac.SecureEnclave;
-        sep.NewLocalPolicyNonce();
+        mac.Mac.RotateNonce();
         var full = LocalPolicy.CreateFullSecurity(sep, MacWithKexts.Vuid).Sign(sep).Encode();
         var boot = mac.Boot(files with { LocalPolicy = full });
         Assert.Null(boot.Refusal);
@@ -206,7 +206,7 @@ public sealed class IbootTests
         Assert.Equal(AuxKcStatus.NotEnabled, boot.AuxKcStatus);
         Assert.True(ApplePay.Status(boot).Available);
 
-        sep.NewLocalPolicyNonce();
+        mac.Mac.RotateNonce();
         var enabledNotBuilt = (LocalPolicy.CreateFullSecurity(sep, MacWithKexts.Vuid) with { ReducedSecurity = true, ThirdPartyKextsEnabled = true }).Sign(sep).Encode();
         Assert.Equal(AuxKcStatus.NotBuilt, mac.Boot(files with { LocalPolicy = enabledNotBuilt }).AuxKcStatus);
     }
@@ -225,6 +225,11 @@ public sealed class IbootTests
         Assert.Equal(before, sep.CurrentLocalPolicyNonceHash);
 
         var update = Kmd.UpdateLocalPolicy(mac.Policy, sep, signed);
+        // Signed for the new nonce, which is not installed yet: the old policy still verifies, the new one not yet.
+        Assert.Equal(before, sep.CurrentLocalPolicyNonceHash);
+        Assert.True(LocalPolicyVerifier.Verify(Im4Manifest.FromBytes(mac.PolicyBytes), sep).Valid);
+        Assert.False(LocalPolicyVerifier.Verify(update.Manifest, sep).Valid);
+        Assert.Equal(update.Nonce.Hash, mac.Mac.Install(update.Nonce));
         Assert.NotEqual(before, sep.CurrentLocalPolicyNonceHash);
         Assert.Equal(signed.AuxKcImage4Hash, update.Policy.AuxKcImage4Hash);
         Assert.Equal(build.Receipt.ComputeHash(), update.Policy.AuxKcReceiptHash);

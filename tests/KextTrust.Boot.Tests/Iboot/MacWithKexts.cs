@@ -35,6 +35,7 @@ internal sealed class MacWithKexts : IDisposable
         var build = Kmd.BuildAuxKc(Kexts.Request(sip: sip));
         var signed = Kmd.SignAuxKc(build, Mac.SecureEnclave);
         var update = Kmd.UpdateLocalPolicy(Policy, Mac.SecureEnclave, signed);
+        Mac.Install(update.Nonce);
         Policy = update.Policy;
         PolicyBytes = update.ToBytes();
         return new BootFiles(PolicyBytes, signed.Image4Bytes.ToArray(), build.AuxKc.Bytes.ToArray(), build.ReceiptBytes(), build, update.Policy);

@@ -147,7 +147,7 @@ public sealed class LocalPolicyTests
         var old = ReducedWithKexts(mac).Sign(mac.SecureEnclave);
         Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Valid);
 
-        mac.SecureEnclave.NewLocalPolicyNonce();
+        mac.RotateNonce();
         var replay = LocalPolicyVerifier.Verify(old, mac.SecureEnclave);
         Assert.False(replay.Valid);
         Assert.Equal(LocalPolicyFailureCode.NonceMismatch, Assert.Single(replay.Failures).Code);
@@ -160,6 +160,31 @@ public sealed class LocalPolicyTests
 
         var fresh = (LocalPolicy.FromManifest(old) with { LocalPolicyNonceHash = mac.SecureEnclave.CurrentLocalPolicyNonceHash }).Sign(mac.SecureEnclave);
         Assert.True(LocalPolicyVerifier.Verify(fresh, mac.SecureEnclave).Valid);
+    }
+
+    [Fact]
+    public void A_policy_for_a_pending_nonce_verifies_only_once_that_nonce_is_installed()
+    {
+        using var mac = new Mac();
+        using var other = new Mac();
+        var old = ReducedWithKexts(mac).Sign(mac.SecureEnclave);
+        var pending = mac.SecureEnclave.PrepareLocalPolicyNonce();
+        var next = ReducedWithKexts(mac) with { LocalPolicyNonceHash = pending.Hash };
+        var signed = next.Sign(mac.SecureEnclave, pending);
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Valid);
+        Assert.True(LocalPolicyVerifier.Verify(signed, mac.SecureEnclave).Has(LocalPolicyFailureCode.NonceMismatch));
+
+        // Refused: the pending nonce of another SEP, an lpnh that is not the pending nonce's, no pending nonce at all.
+        var foreign = other.SecureEnclave.PrepareLocalPolicyNonce();
+        foreach (var (policy, nonce) in new[] { (next with { LocalPolicyNonceHash = foreign.Hash }, foreign), (ReducedWithKexts(mac), pending), (next, null) })
+        {
+            Assert.Equal(LocalPolicyFailureCode.NonceMismatch,
+                Assert.Single(Assert.Throws<LocalPolicyException>(() => policy.Sign(mac.SecureEnclave, nonce)).Failures).Code);
+        }
+
+        mac.Install(pending);
+        Assert.True(LocalPolicyVerifier.Verify(signed, mac.SecureEnclave).Valid);
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Has(LocalPolicyFailureCode.NonceMismatch));
     }
 
     [Fact]
