@@ -2,6 +2,7 @@ using System.Text;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
+using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
 
 namespace KextTrust.Consent.Tests;
@@ -56,7 +57,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             var before = _f.Snapshot();
             var counter = new FaultInjectingFileSystem(PhysicalFileSystem.Instance, 0);
             var work = _f.Temp.Combine("probe-" + name.Replace(' ', '-'));
-            CopyTree(_f.MacDir, work);
+            MachineFolder.Copy(_f.MacDir, work);
             using (var probe = Mac.Open(work, counter, _f.Verifier))
             {
                 run(probe);
@@ -67,7 +68,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             for (var n = 1; n <= counter.Count; n++)
             {
                 var trial = _f.Temp.Combine($"trial-{name.Replace(' ', '-')}-{n}");
-                CopyTree(_f.MacDir, trial);
+                MachineFolder.Copy(_f.MacDir, trial);
                 var committed = true;
                 using (var mac = Mac.Open(trial, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n), _f.Verifier))
                 {
@@ -92,23 +93,6 @@ public sealed class AtomicityAndInputTests : IDisposable
                 run(real);
             }
             Assert.Equal(after, _f.Snapshot());
-        }
-    }
-
-    private static void CopyTree(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var d in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
-        {
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d)));
-        }
-        foreach (var f in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories).Where(f => Path.GetFileName(f) != MachineStore.LockFileName))
-        {
-            File.Copy(f, Path.Combine(to, Path.GetRelativePath(from, f)));
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(Path.Combine(to, Path.GetRelativePath(from, f)), File.GetUnixFileMode(f));
-            }
         }
     }
 

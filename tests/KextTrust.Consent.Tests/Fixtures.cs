@@ -62,17 +62,7 @@ public sealed class MacFixture : IDisposable
     public string Snapshot() => Snapshot(MacDir);
 
     /// <summary>SHA-256 over every file's path and content (the lock file excluded).</summary>
-    public static string Snapshot(string dir)
-    {
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var f in Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(dir, f))
-                     .Where(f => f != MachineStore.LockFileName).Order(StringComparer.Ordinal))
-        {
-            h.AppendData(System.Text.Encoding.UTF8.GetBytes(f + "\0"));
-            h.AppendData(SHA256.HashData(File.ReadAllBytes(Path.Combine(dir, f))));
-        }
-        return Convert.ToHexString(h.GetHashAndReset());
-    }
+    public static string Snapshot(string dir) => MachineFolder.Snapshot(dir);
 
     public void Dispose() => Temp.Dispose();
 }
