@@ -33,17 +33,7 @@ public class BootBenchmarks
         _root = Path.Combine(Path.GetTempPath(), $"kextrust-bootbench-{Guid.NewGuid():N}");
         var extensions = Path.Combine(_root, "Library", "Extensions");
         Directory.CreateDirectory(extensions);
-        var uakl = new List<UaklEntry>();
-        for (var i = 0; i < Kexts; i++)
-        {
-            var id = $"com.bench.kext{i:D4}";
-            KextBundleWriter.Write(extensions, new KextBundleSpec(id, "1.0.0")
-            {
-                Libraries = new Dictionary<string, string> { ["com.apple.kpi.iokit"] = "20.0", ["com.apple.kpi.libkern"] = "20.0" },
-                Slices = [new KextSliceSpec(MachOTargetArchitecture.Arm64e, ["_IOLog", "_OSIncrementAtomic"]), new KextSliceSpec(MachOTargetArchitecture.X86_64, ["_IOLog"])],
-            });
-            uakl.Add(new UaklEntry("BENCH00001", id, KextConsentSource.User));
-        }
+        var uakl = BootCorpus.Write(extensions, Kexts).Select(id => new UaklEntry("BENCH00001", id, KextConsentSource.User)).ToList();
         _sep = SecureEnclave.Create(Path.Combine(_root, "sep"), RandomNumberGenerator.GetBytes(32), 0x1234);
         _request = new AuxKcBuildRequest
         {

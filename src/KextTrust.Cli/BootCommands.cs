@@ -1,9 +1,12 @@
 using System.CommandLine;
+using KextTrust.Boot.Enclave;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Boot.SecureBoot;
+using KextTrust.Consent;
 using KextTrust.Consent.Machine;
+using KextTrust.Formats.Image4;
 
 namespace KextTrust.Cli;
 
@@ -27,23 +30,97 @@ public static class BootCommands
     }
 
     /// <summary>Runs a body, reporting secure-boot refusals as exit 1 with their code.</summary>
-    public static int Run(CliOutput output, Func<int> body) => MachineOption.Run(output, () =>
+    public static int Run(CliOutput output, Func<int> body) => Run(output, json: false, body);
+
+    /// <summary>
+    /// Runs a body. A refused action is exit 1, unreadable input or misuse exit 2: the reason and its stable code go to
+    /// standard error, and with <paramref name="json"/> also <c>{"error": {"code", "message", "exitCode"}}</c> to standard output.
+    /// </summary>
+    public static int Run(CliOutput output, bool json, Func<int> body)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(body);
         try
         {
             return body();
         }
         catch (SecureBootException e)
         {
-            output.Error.WriteLine($"kextrust: refused: {e.Message} (code {e.Code})");
-            return ExitCodes.Failed;
+            return Fail(output, json, e.Code.ToString(), e.Message, ExitCodes.Failed);
         }
         catch (LocalPolicyException e)
         {
-            output.Error.WriteLine($"kextrust: refused: {e.Message}");
-            return ExitCodes.Failed;
+            return Fail(output, json, e.Failures[0].Code.ToString(), e.Message, ExitCodes.Failed);
         }
-    });
+        catch (SecureEnclaveException e)
+        {
+            return Fail(output, json, e.Error.ToString(), e.Message, ExitCodes.Failed);
+        }
+        catch (ConsentException e)
+        {
+            var exit = MachineOption.Report(output, e);
+            WriteError(output, json, e.Code.ToString(), e.Message, exit);
+            return exit;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(output, json, "IOError", e.Message, ExitCodes.InputError);
+        }
+        catch (AuxKcFormatException e)
+        {
+            return Fail(output, json, "AuxKcMalformed", e.Message, ExitCodes.InputError);
+        }
+        catch (KextReceiptFormatException e)
+        {
+            return Fail(output, json, "ReceiptMalformed", e.Message, ExitCodes.InputError);
+        }
+    }
+
+    /// <summary>
+    /// Reports a failure: "kextrust: refused: message (code CODE)" (exit 1) or "kextrust: message" (exit 2) on standard
+    /// error, and the error object on standard output with <paramref name="json"/>. Returns <paramref name="exitCode"/>.
+    /// </summary>
+    public static int Fail(CliOutput output, bool json, string code, string message, int exitCode)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        output.Error.WriteLine(exitCode == ExitCodes.Failed ? $"kextrust: refused: {message} (code {code})" : $"kextrust: {message}");
+        WriteError(output, json, code, message, exitCode);
+        return exitCode;
+    }
+
+    /// <summary>Misuse of a command (exit 2, code <c>Usage</c>).</summary>
+    public static int Usage(CliOutput output, bool json, string message) => Fail(output, json, "Usage", message, ExitCodes.InputError);
+
+    private static void WriteError(CliOutput output, bool json, string code, string message, int exitCode)
+    {
+        if (json)
+        {
+            output.WriteJson(new BootErrorJson(new BootErrorDetailJson(code, message, exitCode)));
+        }
+    }
+
+    /// <summary>
+    /// Sets the action of <paramref name="cmd"/>: opens the Mac named by <paramref name="machineOpt"/>, runs
+    /// <paramref name="body"/> (with the parse result, the Mac and whether <paramref name="json"/> was given) and reports
+    /// failures through <see cref="Run(CliOutput, bool, Func{int})"/>.
+    /// </summary>
+    public static void SetMacAction(Command cmd, CliOutput output, Option<string> machineOpt, Option<bool> json, Func<ParseResult, Mac, bool, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(cmd);
+        ArgumentNullException.ThrowIfNull(body);
+        cmd.SetAction(r =>
+        {
+            var asJson = r.GetValue(json);
+            return Run(output, asJson, () =>
+            {
+                using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
+                return body(r, mac, asJson);
+            });
+        });
+    }
+
+    /// <summary>A new <c>--json</c> option.</summary>
+    public static Option<bool> JsonOption() => new("--json") { Description = "Write JSON (camelCase; errors as {\"error\": {code, message, exitCode}})." };
 
     private static (Option<string> User, Option<string> Password) Credentials(bool required = true) =>
         (new Option<string>("-u", "--user") { Description = "An administrator's name.", Required = required, HelpName = "NAME" },
@@ -58,37 +135,52 @@ public static class BootCommands
         var kexts = new Option<bool>("-k", "--enable-kexts") { Description = "Allow third-party kexts (smb2)." };
         var mdm = new Option<bool>("-m", "--enable-mdm") { Description = "Allow MDM to manage kexts (smb3)." };
         var display = new Option<bool>("-d", "--display-policy") { Description = "Display the LocalPolicy." };
+        var json = JsonOption();
         var (user, password) = Credentials(required: false);
         var cmd = new Command("bputil", "Change the boot security policy (One True Recovery only, admin password), or display it with -d.")
         {
-            machineOpt, full, reduced, permissive, kexts, mdm, display, user, password,
+            machineOpt, full, reduced, permissive, kexts, mdm, display, user, password, json,
         };
-        cmd.SetAction(r => Run(output, () =>
+        SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             if (mac.Description.Platform != MachinePlatform.AppleSilicon)
             {
                 throw new SecureBootException(SecureBootCode.NotOnIntel, "bputil: not on Intel (Intel Macs have no LocalPolicy)");
             }
             if (r.GetValue(display))
             {
-                Display(output, SecureBootMac.ReadPolicy(mac));
+                var current = SecureBootMac.ReadPolicy(mac);
+                if (asJson)
+                {
+                    output.WriteJson(LocalPolicyJson.From(current));
+                }
+                else
+                {
+                    Display(output, current);
+                }
                 return ExitCodes.Ok;
             }
             var modes = new[] { r.GetValue(full), r.GetValue(reduced), r.GetValue(permissive) }.Count(x => x);
             if (modes != 1)
             {
-                return output.InputError("bputil: give exactly one of -f, -g, -n (or -d)");
+                return Usage(output, asJson, "bputil: give exactly one of -f, -g, -n (or -d)");
             }
             if (r.GetValue(user) is not { } u || r.GetValue(password) is not { } pw)
             {
-                return output.InputError("bputil: -u NAME and -p PASSWORD are required");
+                return Usage(output, asJson, "bputil: -u NAME and -p PASSWORD are required");
             }
             var mode = r.GetValue(full) ? SecurityMode.Full : r.GetValue(reduced) ? SecurityMode.Reduced : SecurityMode.Permissive;
             var policy = SecureBootMac.Bputil(mac, new BputilRequest(mode, r.GetValue(kexts), r.GetValue(mdm), u, pw));
-            output.Out.WriteLine($"new LocalPolicy signed by the Secure Enclave: {policy.SecurityMode} Security; third-party kexts {(policy.ThirdPartyKextsEnabled ? "allowed" : "not allowed")}; MDM kext management {(policy.MdmManagesKexts ? "on" : "off")}");
+            if (asJson)
+            {
+                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy)));
+            }
+            else
+            {
+                output.Out.WriteLine($"new LocalPolicy signed by the Secure Enclave: {policy.SecurityMode} Security; third-party kexts {(policy.ThirdPartyKextsEnabled ? "allowed" : "not allowed")}; MDM kext management {(policy.MdmManagesKexts ? "on" : "off")}");
+            }
             return ExitCodes.Ok;
-        }));
+        });
         return cmd;
     }
 
@@ -108,55 +200,80 @@ public static class BootCommands
         output.Out.WriteLine($"auxr: {p.AuxKcReceiptHash?.ToString() ?? "absent"}");
     }
 
+    private static string SipStatus(uint csr) => csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "custom";
+
     private static Command Csrutil(CliOutput output)
     {
         var machineOpt = MachineOption.Create();
         var action = new Argument<string>("action") { Description = "enable, disable or status." };
         action.AcceptOnlyFromAmong("enable", "disable", "status");
         var without = new Option<string?>("--without") { Description = "With enable: leave this protection off (kext).", HelpName = "kext" };
+        var json = JsonOption();
         var (user, password) = Credentials(required: false);
         var cmd = new Command("csrutil", "System Integrity Protection: status, or enable/disable in One True Recovery (recoveryOS on Intel) with an admin password.")
         {
-            action, machineOpt, without, user, password,
+            action, machineOpt, without, user, password, json,
         };
-        cmd.SetAction(r => Run(output, () =>
+        SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var a = r.GetValue(action)!;
             if (a == "status")
             {
                 var csr = mac.Description.CsrActiveConfig;
+                if (asJson)
+                {
+                    output.WriteJson(CsrJson(mac, a, restart: false));
+                    return ExitCodes.Ok;
+                }
                 output.Out.WriteLine($"System Integrity Protection status: {(csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "enabled (custom configuration)")}. (csr-active-config 0x{csr:x})");
                 output.Out.WriteLine($"Kext Signing: {(mac.Description.SipEnforcesKexts ? "enabled" : "disabled")}");
                 return ExitCodes.Ok;
             }
             if (r.GetValue(without) is { } w && (w != "kext" || a != "enable"))
             {
-                return output.InputError("csrutil: only `enable --without kext` is supported");
+                return Usage(output, asJson, "csrutil: only `enable --without kext` is supported");
             }
             if (r.GetValue(user) is not { } u || r.GetValue(password) is not { } pw)
             {
-                return output.InputError("csrutil: -u NAME and -p PASSWORD are required");
+                return Usage(output, asJson, "csrutil: -u NAME and -p PASSWORD are required");
             }
             var result = SecureBootMac.Csrutil(mac, a == "enable", r.GetValue(without) is not null, u, pw);
+            if (asJson)
+            {
+                output.WriteJson(CsrJson(mac, a, restart: true));
+                return ExitCodes.Ok;
+            }
             output.Out.WriteLine($"System Integrity Protection {(a == "enable" ? "enabled" : "disabled")} (csr-active-config 0x{result:x}); restart for the change to take effect");
             return ExitCodes.Ok;
-        }));
+        });
         return cmd;
+    }
+
+    private static CsrutilJson CsrJson(Mac mac, string action, bool restart)
+    {
+        var csr = mac.Description.CsrActiveConfig;
+        var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)SecureBootMac.ReadPolicy(mac).SipConfig) : null;
+        return new CsrutilJson(action, SipStatus(csr), LocalPolicyJson.Hex(csr), (csr & Csr.AllowUntrustedKexts) == 0,
+            (csr & Csr.AllowUnapprovedKexts) == 0, sip0, restart);
     }
 
     private static Command KmutilCreate(CliOutput output)
     {
         var machineOpt = MachineOption.Create();
+        var json = JsonOption();
         var (user, password) = Credentials();
         var cmd = new Command("create", "Rebuild the auxiliary kernel collection from the user-approved kexts (admin approval; takes effect at the next startup).")
         {
-            machineOpt, user, password,
+            machineOpt, user, password, json,
         };
-        cmd.SetAction(r => Run(output, () =>
+        SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var result = SecureBootMac.KmutilCreate(mac, r.GetValue(user)!, r.GetValue(password)!);
+            if (asJson)
+            {
+                output.WriteJson(KmutilCreateJson.From(result, mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform))));
+                return ExitCodes.Ok;
+            }
             foreach (var d in result.Build.Decisions)
             {
                 output.Out.WriteLine(d.Included ? $"included {d.BundleId} {d.Version} (team {d.TeamId}, cdhash {d.CdHash})" : $"excluded {d.BundleId ?? d.BundlePath}: {d.Exclusion}: {d.ExclusionDetail}");
@@ -168,42 +285,57 @@ public static class BootCommands
             }
             output.Out.WriteLine("restart to load the new kernel collection");
             return ExitCodes.Ok;
-        }));
+        });
         return cmd;
     }
 
     private static Command KmutilInspect(CliOutput output)
     {
         var machineOpt = MachineOption.Create();
-        var cmd = new Command("inspect", "List the fileset entries of the auxiliary kernel collection.") { machineOpt };
-        cmd.SetAction(r => Run(output, () =>
+        var json = JsonOption();
+        var cmd = new Command("inspect", "List the fileset entries of the auxiliary kernel collection (with --json also the kext receipt).") { machineOpt, json };
+        SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var path = mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform));
-            if (!File.Exists(path))
+            var bytes = File.Exists(path) ? File.ReadAllBytes(path) : null;
+            var kc = bytes is null ? null : AuxiliaryKernelCollection.Read(bytes);
+            if (asJson)
+            {
+                var receipt = SecureBootMac.ReadReceipt(mac);
+                output.WriteJson(new KmutilInspectJson(
+                    kc is null ? null : new AuxKcJson(path, kc.Kexts.Length, bytes!.Length, Sha384Digest.Compute(bytes).ToString()),
+                    kc is null ? [] : [.. kc.Kexts.Select(k => new FilesetEntryJson(k.BundleId, k.Version, k.BundlePath))],
+                    receipt is null ? null : ReceiptJson.From(receipt)));
+                return ExitCodes.Ok;
+            }
+            if (kc is null)
             {
                 output.Out.WriteLine("no auxiliary kernel collection (run `kextrust kmutil create`)");
                 return ExitCodes.Ok;
             }
-            var kc = AuxiliaryKernelCollection.Read(File.ReadAllBytes(path));
             output.Out.WriteLine($"{path}: MH_FILESET, {kc.Kexts.Length} entr{(kc.Kexts.Length == 1 ? "y" : "ies")}");
             foreach (var k in kc.Kexts)
             {
                 output.Out.WriteLine($"  {k.BundleId} {k.Version} {k.BundlePath}");
             }
             return ExitCodes.Ok;
-        }));
+        });
         return cmd;
     }
 
     private static Command KmutilShowLoaded(CliOutput output)
     {
         var machineOpt = MachineOption.Create();
-        var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup.") { machineOpt };
-        cmd.SetAction(r => Run(output, () =>
+        var json = JsonOption();
+        var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup.") { machineOpt, json };
+        SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var report = SecureBootMac.LastStartup(mac);
+            if (asJson)
+            {
+                output.WriteJson(StartupJson.From(report, report is null ? null : MachineCommands.RunningKebab(mac.Description)));
+                return ExitCodes.Ok;
+            }
             if (report?.Refusal is { } refusal)
             {
                 output.Out.WriteLine($"booted without third-party kexts: {refusal.Code}: {refusal.Detail}");
@@ -214,21 +346,28 @@ public static class BootCommands
                 output.Out.WriteLine($"{k.LoadTag,5} {k.BundleId} ({k.Version}) {k.TeamId} {k.CdHash}");
             }
             return ExitCodes.Ok;
-        }));
+        });
         return cmd;
     }
 
     private static Command ApplePayStatus(CliOutput output)
     {
         var machineOpt = MachineOption.Create();
-        var cmd = new Command("status", "Whether Apple Pay is available, from the kext receipt.") { machineOpt };
-        cmd.SetAction(r => Run(output, () =>
+        var json = JsonOption();
+        var cmd = new Command("status", "Whether Apple Pay is available, from the kext receipt.") { machineOpt, json };
+        SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var status = ApplePay.Status(SecureBootMac.ReadReceipt(mac));
-            output.Out.WriteLine(status.Describe());
+            if (asJson)
+            {
+                output.WriteJson(ApplePayJson.From(status));
+            }
+            else
+            {
+                output.Out.WriteLine(status.Describe());
+            }
             return ExitCodes.Ok;
-        }));
+        });
         return cmd;
     }
 }

@@ -317,21 +317,31 @@ public static partial class MachineCommands
 
     // ------------------------------------------------------------------ startup
 
+    /// <summary>The running OS as <c>--json</c> writes it: mac-os, recovery-os, one-true-recovery.</summary>
+    public static string RunningKebab(MachineDescription d) => Kebab(d.RunningOS.ToString());
+
     private static Command Startup(CliOutput output)
     {
         var machineOpt = MachineOption.Create();
         var recovery = new Option<bool>("--recovery") { Description = "Start up into recoveryOS (Intel: Command-R; Apple silicon: hold the power button, One True Recovery). Without it: macOS." };
-        var cmd = new Command("startup", "Restart the Mac into macOS, or into recoveryOS with --recovery (where spctl kext-consent and SIP changes are allowed).")
+        var json = BootCommands.JsonOption();
+        var cmd = new Command("startup", "Restart the Mac into macOS, or into recoveryOS with --recovery (where spctl kext-consent and SIP changes are allowed). Exit 1 when iBoot refused the LocalPolicy or the AuxKC and the Mac started without third-party kexts.")
         {
-            machineOpt, recovery,
+            machineOpt, recovery, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        BootCommands.SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var hook = KextTrust.Boot.SecureBoot.SecureBootMac.StartupHook();
             var d = mac.Startup(r.GetValue(recovery), [hook]);
+            var report = hook.Report;
+            var exit = report?.Refusal is null ? ExitCodes.Ok : ExitCodes.Failed;
+            if (asJson)
+            {
+                output.WriteJson(StartupJson.From(report, RunningKebab(d)));
+                return exit;
+            }
             output.Out.WriteLine($"running: {RunningName(d)}");
-            if (hook.Report is { } report)
+            if (report is not null)
             {
                 if (report.Refusal is { } refusal)
                 {
@@ -343,8 +353,8 @@ public static partial class MachineCommands
                 }
             }
             output.Out.WriteLine($"boot session: {d.BootSessionUuid}");
-            return ExitCodes.Ok;
-        }));
+            return exit;
+        });
         return cmd;
     }
 }

@@ -1,0 +1,141 @@
+using System.Globalization;
+using KextTrust.Boot.KernelManagement;
+using KextTrust.Boot.Policy;
+using KextTrust.Boot.Receipt;
+using KextTrust.Boot.SecureBoot;
+
+namespace KextTrust.Cli;
+
+// The JSON the secure-boot commands write with --json (camelCase through CliOutput). Codes are the stable names of
+// the library's enums (SecureBootCode, BootFailureCode, KextExclusionCode, LocalPolicyFailureCode, ConsentCode) as
+// strings, exactly as the text output and `demo --json` spell them. Hashes are lowercase hex; absent values are null.
+
+/// <summary>A refused or failed command with <c>--json</c>: <c>{"error": {...}}</c> on standard output.</summary>
+public sealed record BootErrorJson(BootErrorDetailJson Error);
+
+/// <summary>The error: its stable code, the message, and the process exit code (1 refused, 2 input or usage).</summary>
+public sealed record BootErrorDetailJson(string Code, string Message, int ExitCode);
+
+/// <summary>The LocalPolicy (<c>bputil -d --json</c>; also inside the mode-change and rebuild results), keyed by its 4CCs.</summary>
+public sealed record LocalPolicyJson(
+    string Ecid,
+    string Lpnh,
+    string Vuid,
+    string SecurityMode,
+    bool Smb0,
+    bool Smb1,
+    bool Smb2,
+    bool Smb3,
+    string Sip0,
+    string? Auxp,
+    string? Auxi,
+    string? Auxr)
+{
+    /// <summary>The JSON of <paramref name="p"/>.</summary>
+    public static LocalPolicyJson From(LocalPolicy p) => new(
+        $"0x{p.Ecid:x16}", p.LocalPolicyNonceHash.ToString(), p.VolumeGroupUuid.ToString(), p.SecurityMode.ToString(),
+        p.ReducedSecurity, p.PermissiveSecurity, p.ThirdPartyKextsEnabled, p.MdmManagesKexts, Hex((ushort)p.SipConfig),
+        p.AuxKextPolicyHash?.ToString(), p.AuxKcImage4Hash?.ToString(), p.AuxKcReceiptHash?.ToString());
+
+    /// <summary><c>0x1f</c>.</summary>
+    public static string Hex(uint value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
+}
+
+/// <summary><c>bputil (-f|-g|-n) --json</c>: the new SEP-signed LocalPolicy.</summary>
+public sealed record BputilJson(string Action, LocalPolicyJson Policy);
+
+/// <summary><c>csrutil status --json</c>, and the result of <c>csrutil enable|disable --json</c>.</summary>
+/// <param name="Action">status, enable or disable.</param>
+/// <param name="Sip">enabled, disabled or custom.</param>
+/// <param name="CsrActiveConfig">The csr-active-config bits, <c>0x…</c>.</param>
+/// <param name="KextSigningEnforced">False when CSR_ALLOW_UNTRUSTED_KEXTS is set: kmd does not check kext signatures.</param>
+/// <param name="UserConsentRequired">False when CSR_ALLOW_UNAPPROVED_KEXTS is set.</param>
+/// <param name="PolicySip0">Apple silicon: the LocalPolicy's <c>sip0</c>; null on Intel.</param>
+/// <param name="RestartRequired">True after enable/disable: the change takes effect at the next startup.</param>
+public sealed record CsrutilJson(string Action, string Sip, string CsrActiveConfig, bool KextSigningEnforced, bool UserConsentRequired,
+    string? PolicySip0, bool RestartRequired);
+
+/// <summary>A kext kmd put into the AuxKC.</summary>
+public sealed record IncludedKextJson(string BundleId, string Version, string TeamId, string CdHash, string Consent, string Path)
+{
+    /// <summary>The JSON of a receipt entry.</summary>
+    public static IncludedKextJson From(ReceiptIncludedKext k) => new(k.BundleId, k.Version, k.TeamId, k.CdHash, k.Consent.ToString(), k.BundlePath);
+}
+
+/// <summary>A kext kmd left out, with the stable reason code (<see cref="KextExclusionCode"/>).</summary>
+public sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail);
+
+/// <summary><c>kmutil create --json</c>.</summary>
+/// <param name="Included">The kexts in the AuxKC, in load order.</param>
+/// <param name="Excluded">The kexts left out, with reasons (as the receipt records them).</param>
+/// <param name="AuxKc">The collection written.</param>
+/// <param name="Auxp">SHA-384 of the UAKL the AuxKC was built from.</param>
+/// <param name="Auxi">SHA-384 of the AuxKC Image4 manifest (Apple silicon; null on Intel).</param>
+/// <param name="Auxr">SHA-384 of the kext receipt (Apple silicon; null on Intel).</param>
+/// <param name="Policy">The new LocalPolicy (Apple silicon; null on Intel).</param>
+public sealed record KmutilCreateJson(IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded, AuxKcJson AuxKc,
+    string Auxp, string? Auxi, string? Auxr, LocalPolicyJson? Policy, bool RestartRequired)
+{
+    /// <summary>The JSON of a rebuild written to <paramref name="auxKcPath"/>.</summary>
+    public static KmutilCreateJson From(KmutilCreateResult r, string auxKcPath)
+    {
+        var receipt = ReceiptJson.From(r.Build.Receipt);
+        return new(receipt.Included, receipt.Excluded, new AuxKcJson(auxKcPath, r.Build.AuxKc.Kexts.Length, r.Build.AuxKc.Bytes.Length, r.Build.Measurement.ToString()),
+            r.UaklHash.ToString(), r.Signed?.AuxKcImage4Hash.ToString(), r.Signed?.ReceiptHash.ToString(),
+            r.Policy is { } p ? LocalPolicyJson.From(p) : null, true);
+    }
+}
+
+/// <summary>The AuxKC file: where, how many fileset entries, its size and SHA-384.</summary>
+public sealed record AuxKcJson(string Path, int Kexts, long Bytes, string Sha384);
+
+/// <summary>The kext receipt: the kexts included, and those left out with the reason.</summary>
+public sealed record ReceiptJson(string AuxKcSha384, string UaklSha384, string Sip, IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded)
+{
+    /// <summary>The JSON of <paramref name="r"/>.</summary>
+    public static ReceiptJson From(KextReceipt r) => new(r.AuxKcMeasurement.ToString(), r.UaklHash.ToString(), LocalPolicyJson.Hex((ushort)r.Sip),
+        [.. r.Included.Select(IncludedKextJson.From)],
+        [.. r.Excluded.Select(k => new ExcludedKextJson(k.BundleId, k.Version, k.BundlePath, k.Reason.ToString(),
+            k.Reason == KextExclusionCode.MissingArchitecture ? KextDecision.KMErrorMissingArchitecture : null, k.Detail))]);
+}
+
+/// <summary>A fileset entry of the AuxKC.</summary>
+public sealed record FilesetEntryJson(string BundleId, string Version, string Path);
+
+/// <summary><c>kmutil inspect --json</c>: the AuxKC's fileset entries and the receipt next to it (null when absent).</summary>
+public sealed record KmutilInspectJson(AuxKcJson? AuxKc, IReadOnlyList<FilesetEntryJson> Entries, ReceiptJson? Receipt);
+
+/// <summary>A loaded kext (<c>startup --json</c>, <c>kmutil showloaded --json</c>).</summary>
+public sealed record LoadedKextJson(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
+
+/// <summary>Why the startup booted without third-party kexts: a <c>BootFailureCode</c> name (or <c>UaklModified</c>) and the detail.</summary>
+public sealed record RefusalJson(string Code, string Detail);
+
+/// <summary><c>startup --json</c> (and <c>kmutil showloaded --json</c>: the last startup, all null/empty before the first).</summary>
+/// <param name="RunningOS">mac-os, recovery-os or one-true-recovery (as <c>machine show --json</c>).</param>
+/// <param name="BootSession">The boot session UUID.</param>
+/// <param name="ThirdPartyKextsLoaded">True when the kernel loaded at least one kext from the AuxKC.</param>
+/// <param name="Refusal">Why iBoot refused the AuxKC (or the LocalPolicy), or null.</param>
+/// <param name="Loaded">The kexts the kernel loaded, in load order.</param>
+/// <param name="NotLoaded">"bundle id: code: detail" for AuxKC kexts the kernel did not load.</param>
+/// <param name="Trace">iBoot's checks in order.</param>
+public sealed record StartupJson(string? RunningOS, string? BootSession, bool ThirdPartyKextsLoaded, RefusalJson? Refusal,
+    IReadOnlyList<LoadedKextJson> Loaded, IReadOnlyList<string> NotLoaded, IReadOnlyList<string> Trace)
+{
+    /// <summary>The JSON of a startup report (null: no startup yet).</summary>
+    public static StartupJson From(StartupReport? r, string? runningOS) => r is null
+        ? new(runningOS, null, false, null, [], [], [])
+        : new(runningOS, r.BootSession, r.ThirdPartyKextsLoaded, r.Refusal is { } f ? new RefusalJson(f.Code, f.Detail) : null,
+            [.. r.Loaded.Select(k => new LoadedKextJson(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))], r.NotLoaded, r.Trace);
+}
+
+/// <summary><c>applepay status --json</c>.</summary>
+/// <param name="Available">True when Apple Pay can be used.</param>
+/// <param name="Reason">NoAuxKc, ReceiptListsNoKexts or ThirdPartyKextsLoaded.</param>
+/// <param name="InterferingKexts">The receipt's kexts that could interfere.</param>
+public sealed record ApplePayJson(bool Available, string Reason, IReadOnlyList<IncludedKextJson> InterferingKexts)
+{
+    /// <summary>The JSON of <paramref name="s"/>.</summary>
+    public static ApplePayJson From(ApplePayStatus s) => new(s.Available, s.Reason.ToString(),
+        [.. s.InterferingKexts.Select(IncludedKextJson.From)]);
+}
