@@ -111,8 +111,10 @@ public static class VerifyCommand
         {
             return [path];
         }
+        // KextDiscovery answers full paths: search the full path too, or a relative folder's kext executables
+        // would not be recognised as inside their kexts and would be verified again as bare Mach-O files.
         var kexts = KextDiscovery.FindKexts(path);
-        var machos = Directory.EnumerateFiles(path, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
+        var machos = Directory.EnumerateFiles(Path.GetFullPath(path), "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
             .Where(f => !kexts.Any(k => f.StartsWith(k + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
             .Where(IsMachO);
         return kexts.Concat(machos).Order(StringComparer.Ordinal).ToArray();
