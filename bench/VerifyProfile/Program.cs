@@ -6,6 +6,88 @@ using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Signing;
 
 var files = args;
+if (files[0] == "warm")
+{
+    // Steady state for a profiler: VerifyMany (dop 1) over the given inputs, ROUNDS times (default 20).
+    var rounds = int.Parse(Environment.GetEnvironmentVariable("ROUNDS") ?? "20", System.Globalization.CultureInfo.InvariantCulture);
+    var inputs = files[1..];
+    if (inputs.Length == 1 && inputs[0].EndsWith(".txt", StringComparison.Ordinal))
+    {
+        inputs = File.ReadAllLines(inputs[0]);
+    }
+    var root = Environment.GetEnvironmentVariable("TRUST_ROOT") is { } rp ? System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(rp) : null;
+    for (var i = 0; i < rounds; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        var res = KextSignatureVerifier.VerifyMany(inputs, new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1, TrustedTestRoot = root });
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
+        Console.WriteLine($"round {i}: {sw.Elapsed.TotalMilliseconds:F1} ms wall, {cpu.TotalMilliseconds:F1} ms cpu, {string.Join(",", res.Select(x => x.Result?.Status.ToString() ?? "err").Distinct())}");
+    }
+    return;
+}
+if (files[0] == "phases")
+{
+    // Cold process, one step after another in the order `kextrust verify` meets them; publish with
+    // -p:PublishReadyToRun=true to see what the CLI pays (time since process start first).
+    var paths = files[1..];
+    var sw = Stopwatch.StartNew();
+    var self = Process.GetCurrentProcess();
+    var cpu = self.TotalProcessorTime;
+    Console.WriteLine($"phase {"process start -> Main",-36} {(DateTime.Now - self.StartTime).TotalMilliseconds,8:F1} ms wall {cpu.TotalMilliseconds,8:F1} ms cpu");
+    void Lap(string what)
+    {
+        self.Refresh();
+        var now = self.TotalProcessorTime;
+        Console.WriteLine($"phase {what,-36} {sw.Elapsed.TotalMilliseconds,8:F1} ms wall {(now - cpu).TotalMilliseconds,8:F1} ms cpu");
+        cpu = now;
+        sw.Restart();
+    }
+    var opened = paths.Select(MachOFile.Open).ToArray();
+    Lap($"MachOFile.Open x{paths.Length}");
+    var sigs = opened.SelectMany(m => m.Slices.Where(x => x.CodeSignature is not null).Select(x => (x, EmbeddedSignature.Parse(x.CodeSignatureData, m.SourceName)))).ToArray();
+    Lap("EmbeddedSignature.Parse");
+    var digest = new byte[64];
+    long hashed = 0;
+    foreach (var (slice, sig) in sigs)
+    {
+        foreach (var cd in sig.AllCodeDirectories)
+        {
+            var limit = (long)cd.EffectiveCodeLimit;
+            for (long p = 0; p < limit; p += cd.PageSize)
+            {
+                var len = (int)Math.Min(cd.PageSize, limit - p);
+                _ = cd.HashType == CodeSigningHashType.Sha1 ? System.Security.Cryptography.SHA1.HashData(slice.Data.Span.Slice((int)p, len), digest)
+                    : System.Security.Cryptography.SHA256.HashData(slice.Data.Span.Slice((int)p, len), digest);
+                hashed += len;
+            }
+        }
+    }
+    Lap($"page hashing ({hashed / 1e6:F1} MB)");
+    var first = sigs[0].Item2;
+    var cms0 = new SignedCms(new ContentInfo(first.CodeDirectory.Bytes.ToArray()), detached: true);
+    cms0.Decode(first.Signature!.CmsBytes.Span);
+    Lap("first SignedCms decode");
+    cms0.SignerInfos[0].CheckSignature(true);
+    Lap("first CheckSignature");
+    using (var root = AppleRootCertificate.Load())
+    {
+        BareChainBuild(cms0, root);
+    }
+    Lap("first X509Chain build");
+    _ = CodeSignatureVerifier.Verify(first);
+    Lap("first CodeSignatureVerifier.Verify");
+    foreach (var (_, sig) in sigs.Skip(1)) { _ = CodeSignatureVerifier.Verify(sig); }
+    Lap($"CodeSignatureVerifier.Verify x{sigs.Length - 1}");
+    var r = KextSignatureVerifier.VerifyMany(paths, new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+    Lap("VerifyMany (dop 1, all warm)");
+    _ = KextSignatureVerifier.VerifyMany(paths, new KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 });
+    Lap("VerifyMany again");
+    var json = System.Text.Json.JsonSerializer.Serialize(r);
+    Lap($"JSON, reflection ({json.Length} chars)");
+    foreach (var m in opened) { m.Dispose(); }
+    return;
+}
 if (files[0] == "cold")
 {
     var f = files[1];
@@ -23,15 +105,7 @@ if (files[0] == "cold")
     Lap("CheckSignature");
     using var root = AppleRootCertificate.Load();
     Lap("Apple root load");
-    using (var ch = new System.Security.Cryptography.X509Certificates.X509Chain())
-    {
-        ch.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
-        ch.ChainPolicy.CustomTrustStore.Add(root);
-        ch.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
-        ch.ChainPolicy.DisableCertificateDownloads = true;
-        ch.ChainPolicy.ExtraStore.AddRange(cms.Certificates);
-        ch.Build(cms.SignerInfos[0].Certificate!);
-    }
+    BareChainBuild(cms, root);
     Lap("X509Chain build");
     _ = CodeSignatureVerifier.Verify(sg[0]);
     Lap("CodeSignatureVerifier.Verify");
@@ -102,4 +176,16 @@ for (var round = 0; round < 3; round++)
         foreach (var (k, v) in t) { Console.WriteLine($"{k,-34} {v,8:F1} ms"); }
         Console.WriteLine($"page bytes hashed: {bytes / 1e6:F1} MB; statuses: {string.Join(",", r.Select(x => x.Result?.Status.ToString() ?? "err").Distinct())}");
     }
+}
+
+// The chain build alone, as CodeSignatureVerifier configures it (pinned root only, no revocation, no downloads).
+static void BareChainBuild(SignedCms cms, System.Security.Cryptography.X509Certificates.X509Certificate2 root)
+{
+    using var ch = new System.Security.Cryptography.X509Certificates.X509Chain();
+    ch.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+    ch.ChainPolicy.CustomTrustStore.Add(root);
+    ch.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+    ch.ChainPolicy.DisableCertificateDownloads = true;
+    ch.ChainPolicy.ExtraStore.AddRange(cms.Certificates);
+    ch.Build(cms.SignerInfos[0].Certificate!);
 }

@@ -1,6 +1,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Spectre.Console;
 
 namespace KextTrust.Cli;
@@ -26,6 +27,8 @@ public sealed class CliOutput
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+        // Source-generated metadata where a command has it (verify), reflection for the rest.
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(VerifyJsonContext.Default, new DefaultJsonTypeInfoResolver()),
     };
 
     public CliOutput(TextWriter stdout, TextWriter stderr)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using System.Text.Json.Serialization;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
 using Spectre.Console;
@@ -33,6 +34,13 @@ public sealed record VerifyItemJson(
     IReadOnlyList<VerifyProblemJson> Problems,
     IReadOnlyList<VerifyItemJson> Nested,
     string? Error);
+
+/// <summary>
+/// Compile-time JSON metadata of the verify report: no reflection and no emitted accessors at run time (the naming
+/// policy, the enum converter and the encoder still come from <see cref="CliOutput"/>'s options).
+/// </summary>
+[JsonSerializable(typeof(VerifyItemJson[]))]
+internal sealed partial class VerifyJsonContext : JsonSerializerContext;
 
 /// <summary><c>kextrust verify PATH… [--json] [--trust-root FILE] [--parallel N]</c>.</summary>
 public static class VerifyCommand
@@ -111,8 +119,10 @@ public static class VerifyCommand
         {
             return [path];
         }
+        // KextDiscovery answers full paths: search the full path too, or a relative folder's kext executables
+        // would not be recognised as inside their kexts and would be verified again as bare Mach-O files.
         var kexts = KextDiscovery.FindKexts(path);
-        var machos = Directory.EnumerateFiles(path, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
+        var machos = Directory.EnumerateFiles(Path.GetFullPath(path), "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
             .Where(f => !kexts.Any(k => f.StartsWith(k + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
             .Where(IsMachO);
         return kexts.Concat(machos).Order(StringComparer.Ordinal).ToArray();

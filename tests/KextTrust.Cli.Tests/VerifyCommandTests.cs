@@ -135,6 +135,27 @@ public class VerifyCommandTests
     }
 
     [Fact]
+    public void Folder_given_as_a_relative_path_verifies_each_kext_once()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, CliRunner.Run("pki", "init", tmp.Combine("pki")).ExitCode);
+        var folder = tmp.Combine("kexts");
+        Directory.CreateDirectory(folder);
+        var kext = CodesignCommandTests.WriteKext(folder);
+        Assert.Equal(0, CliRunner.Run("codesign", kext, "--p12", tmp.Combine("pki", "leaf.p12"), "--password", "kextrust").ExitCode);
+
+        // The kext's executable is part of the kext, never a second, bare Mach-O item (which would lack its Info.plist).
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, folder);
+        Assert.False(Path.IsPathRooted(relative));
+        var r = CliRunner.Run("verify", relative, "--json", "--trust-root", tmp.Combine("pki", "root.pem"));
+        Assert.True(r.ExitCode == 0, r.StdOut);
+        using var doc = JsonDocument.Parse(r.StdOut);
+        var item = Assert.Single(doc.RootElement.EnumerateArray());
+        Assert.Equal("kext", item.GetProperty("kind").GetString());
+        Assert.Equal("valid", item.GetProperty("status").GetString());
+    }
+
+    [Fact]
     public void Unsigned_kext_exits_1()
     {
         using var tmp = new TempDir();

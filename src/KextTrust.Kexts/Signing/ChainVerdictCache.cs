@@ -14,9 +14,16 @@ internal sealed record ChainVerdict(ChainCertificate[] Chain, X509ChainStatusFla
 /// a hit skips only redundant work (Microsoft's runtime-pack files share one leaf, chain and signing time).
 /// One instance per <see cref="KextSignatureVerifier.VerifyMany"/> call; never static.
 /// </summary>
-internal sealed class ChainVerdictCache
+internal sealed class ChainVerdictCache : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<ChainVerdict>> _verdicts = new(StringComparer.Ordinal);
+    private readonly Lazy<X509Certificate2> _appleRoot = new(AppleRootCertificate.Load, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>
+    /// The pinned Apple Root CA for this run: loaded (and its fingerprint checked) once, not once per signature;
+    /// read-only, shared by every chain build and requirement evaluation of the run, disposed with the cache.
+    /// </summary>
+    public X509Certificate2 AppleRoot => _appleRoot.Value;
 
     /// <summary>Builds (how many chains were really built) — for tests.</summary>
     public int Builds => _verdicts.Count;
@@ -25,6 +32,14 @@ internal sealed class ChainVerdictCache
     {
         var key = Key(leaf, extra, testRoot, time);
         return _verdicts.GetOrAdd(key, _ => new Lazy<ChainVerdict>(build, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    }
+
+    public void Dispose()
+    {
+        if (_appleRoot.IsValueCreated)
+        {
+            _appleRoot.Value.Dispose();
+        }
     }
 
     private static string Key(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> extra, X509Certificate2? testRoot, DateTimeOffset time)

@@ -13,8 +13,28 @@ namespace KextTrust.Kexts.Signing;
 /// </summary>
 public sealed record CodeResourceRule(string Pattern, bool Omit, bool Optional, bool Nested, double Weight)
 {
-    /// <summary>The compiled expression (POSIX ERE patterns of Apple's rules are valid .NET patterns).</summary>
-    public Regex Regex { get; } = new(Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+    private Regex? _regex;
+
+    /// <summary>
+    /// The compiled expression (POSIX ERE patterns of Apple's rules are valid .NET patterns): compiled on first use,
+    /// or handed in already compiled (a <see cref="Regex"/> is immutable, so rules with one pattern may share it).
+    /// </summary>
+    public Regex Regex
+    {
+        get => _regex ??= Compile(Pattern);
+        init => _regex = value;
+    }
+
+    /// <summary>Compiles a rule pattern.</summary>
+    /// <exception cref="ArgumentException">The pattern is not a valid regular expression.</exception>
+    internal static Regex Compile(string pattern) => new(pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+
+    /// <summary>Rules are equal when their pattern and meaning are (the compiled form follows from the pattern).</summary>
+    public bool Equals(CodeResourceRule? other) =>
+        other is not null && Pattern == other.Pattern && Omit == other.Omit && Optional == other.Optional && Nested == other.Nested && Weight.Equals(other.Weight);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Pattern, Omit, Optional, Nested, Weight);
 
     /// <summary>The plist value for this rule: <c>true</c> for a plain rule, else a dictionary.</summary>
     public PlistNode ToPlist()
@@ -127,6 +147,14 @@ public sealed record CodeResources(
         new("^version\\.plist$", false, false, false, 20),
     ];
 
+    /// <summary>
+    /// The compiled patterns of the default rules: nearly every seal carries exactly these, so parsing one reuses
+    /// them instead of compiling the same expressions again for every bundle (immutable, shared read-only).
+    /// </summary>
+    private static readonly Dictionary<string, Regex> DefaultPatterns = DefaultRules.Concat(DefaultRules2)
+        .DistinctBy(r => r.Pattern, StringComparer.Ordinal)
+        .ToDictionary(r => r.Pattern, r => r.Regex, StringComparer.Ordinal);
+
     /// <summary>The rule that applies to <paramref name="relativePath"/>: the highest weight among the matching ones.</summary>
     public static CodeResourceRule? Match(IReadOnlyList<CodeResourceRule> rules, string relativePath)
     {
@@ -176,9 +204,10 @@ public sealed record CodeResources(
         }
         foreach (var (pattern, value) in rules)
         {
+            Regex regex;
             try
             {
-                _ = new Regex(pattern, RegexOptions.CultureInvariant);
+                regex = DefaultPatterns.GetValueOrDefault(pattern) ?? CodeResourceRule.Compile(pattern);
             }
             catch (ArgumentException e)
             {
@@ -186,10 +215,10 @@ public sealed record CodeResources(
             }
             list.Add(value switch
             {
-                PlistBoolean b => new CodeResourceRule(pattern, !b.Value, false, false, 1),
+                PlistBoolean b => new CodeResourceRule(pattern, !b.Value, false, false, 1) { Regex = regex },
                 PlistDictionary r => new CodeResourceRule(pattern,
                     r.GetBoolean("omit") ?? false, r.GetBoolean("optional") ?? false, r.GetBoolean("nested") ?? false,
-                    r["weight"] switch { PlistReal w => w.Value, PlistInteger i => (double)i.Value, _ => 1 }),
+                    r["weight"] switch { PlistReal w => w.Value, PlistInteger i => (double)i.Value, _ => 1 }) { Regex = regex },
                 _ => throw new CodeResourcesFormatException(path, $"rule '{pattern}' in '{key}' is neither a boolean nor a dictionary"),
             });
         }

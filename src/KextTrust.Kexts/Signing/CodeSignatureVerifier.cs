@@ -152,8 +152,9 @@ public static class CodeSignatureVerifier
         options ??= new CodeSignatureVerifierOptions();
         certificates = [];
         // The pinned root is loaded (and its fingerprint re-checked) outside the CMS error handling:
-        // a bad embedded root is a build defect, never a property of the signature.
-        using var appleRoot = AppleRootCertificate.Load();
+        // a bad embedded root is a build defect, never a property of the signature. A run's cache loads it once.
+        using var ownRoot = cache is null ? AppleRootCertificate.Load() : null;
+        var appleRoot = cache?.AppleRoot ?? ownRoot!;
         var certs = new List<X509Certificate2>();
         try
         {

@@ -49,7 +49,7 @@ public static class KextSignatureVerifier
                     errors[i] = e;
                 }
             }
-            var cache = new ChainVerdictCache();
+            using var cache = new ChainVerdictCache();
             var all = targets.Where(t => t is not null).SelectMany(t => t!.SelfAndNested()).ToArray();
             var chunks = all.SelectMany(t => t.Chunks(options)).ToArray();
             var dop = options.MaxDegreeOfParallelism is > 0 ? options.MaxDegreeOfParallelism.Value : Environment.ProcessorCount;
@@ -433,10 +433,10 @@ public static class KextSignatureVerifier
                     }
                 }
 
-                using var chain = ChainObjects(s, cms, options.TrustedTestRoot);
+                var chain = ChainObjects(s, cms, cache.AppleRoot, options.TrustedTestRoot);
                 var anchor = cms.Has(SignatureProblemCode.UntrustedRoot) ? TrustAnchorKind.None : cms.Anchor;
-                var ctx = new RequirementContext(sig.CodeDirectory.Identifier, chain.Items, anchor, Bundle?.InfoPlist, allCdHashes, sig.CodeDirectory.Platform);
-                var kr = RequirementEvaluator.Evaluate(RequirementEvaluator.KextRequirementFor(identifier), ctx);
+                var ctx = new RequirementContext(sig.CodeDirectory.Identifier, chain, anchor, Bundle?.InfoPlist, allCdHashes, sig.CodeDirectory.Platform);
+                var kr = RequirementEvaluator.Evaluate(RequirementEvaluator.KextRequirement(identifier), ctx);
                 kextReq = Worse(kextReq, kr);
                 if (sig.Requirements?.Designated is { } dr)
                 {
@@ -493,36 +493,37 @@ public static class KextSignatureVerifier
             _ => KextSignatureProblemCode.CmsInvalid,
         };
 
-        /// <summary>The built chain as certificate objects: the CMS set's (owned by the slice) plus fresh root copies (owned by the list).</summary>
-        private static CertificateList ChainObjects(SliceState slice, CodeSignatureVerification cms, X509Certificate2? testRoot)
+        /// <summary>
+        /// The built chain as certificate objects, borrowed (nothing here is owned): the CMS set's (owned by the slice),
+        /// the run's pinned Apple root (owned by the cache) and the caller's test root.
+        /// </summary>
+        private static List<X509Certificate2> ChainObjects(SliceState slice, CodeSignatureVerification cms, X509Certificate2 appleRoot, X509Certificate2? testRoot)
         {
             var list = new List<X509Certificate2>();
-            var owned = new List<X509Certificate2>();
             if (cms.Chain.Count == 0 || slice.Signature?.Signature is null)
             {
-                return new CertificateList(list, owned);
+                return list;
             }
-            var pool = new List<X509Certificate2>(slice.CmsCertificates);
-            var apple = AppleRootCertificate.Load();
-            owned.Add(apple);
-            pool.Add(apple);
+            var pool = new List<(X509Certificate2 Certificate, string Sha256)>();
+            foreach (var c in slice.CmsCertificates.Append(appleRoot))
+            {
+                pool.Add((c, AppleRootCertificate.Sha256Of(c)));
+            }
             if (testRoot is not null)
             {
-                var copy = X509CertificateLoader.LoadCertificate(testRoot.RawData);
-                owned.Add(copy);
-                pool.Add(copy);
+                pool.Add((testRoot, AppleRootCertificate.Sha256Of(testRoot)));
             }
             foreach (var element in cms.Chain)
             {
-                var match = pool.FirstOrDefault(c => AppleRootCertificate.Sha256Of(c) == element.Sha256);
-                if (match is null)
+                var index = pool.FindIndex(p => p.Sha256 == element.Sha256);
+                if (index < 0)
                 {
                     break;
                 }
-                list.Add(match);
-                pool.Remove(match);
+                list.Add(pool[index].Certificate);
+                pool.RemoveAt(index);
             }
-            return new CertificateList(list, owned);
+            return list;
         }
 
         private void CheckSpecialSlots(CodeDirectory cd, EmbeddedSignature sig, string arch, byte[]? info, byte[]? resources, string? resourcesPath, List<KextSignatureProblem> problems)
@@ -698,20 +699,6 @@ public static class KextSignatureVerifier
             foreach (var n in Nested)
             {
                 n.Dispose();
-            }
-        }
-    }
-
-    /// <summary>Certificates handed to the requirement evaluator; disposes the ones it owns.</summary>
-    private sealed class CertificateList(List<X509Certificate2> items, List<X509Certificate2> owned) : IDisposable
-    {
-        public IReadOnlyList<X509Certificate2> Items { get; } = items;
-
-        public void Dispose()
-        {
-            foreach (var c in owned)
-            {
-                c.Dispose();
             }
         }
     }

@@ -41,9 +41,17 @@ public static class RequirementEvaluator
     public static string KextRequirementFor(string? identifier) =>
         identifier is not null && identifier.StartsWith("com.apple.", StringComparison.Ordinal) ? AppleKextRequirement : ThirdPartyKextRequirement;
 
+    private static readonly Requirement CompiledThirdPartyKextRequirement = Compile(ThirdPartyKextRequirement);
+    private static readonly Requirement CompiledAppleKextRequirement = Compile(AppleKextRequirement);
+
+    /// <summary>The compiled kext-load requirement for a bundle identifier (compiled once; a <see cref="Requirement"/> is immutable).</summary>
+    public static Requirement KextRequirement(string? identifier) =>
+        KextRequirementFor(identifier) == AppleKextRequirement ? CompiledAppleKextRequirement : CompiledThirdPartyKextRequirement;
+
+    private static Requirement Compile(string expression) => Requirement.Parse(RequirementCompiler.Compile(expression), "requirement");
+
     /// <summary>Compiles <paramref name="expression"/> and evaluates it.</summary>
-    public static RequirementEvaluation Evaluate(string expression, RequirementContext context) =>
-        Evaluate(Requirement.Parse(RequirementCompiler.Compile(expression), "requirement"), context);
+    public static RequirementEvaluation Evaluate(string expression, RequirementContext context) => Evaluate(Compile(expression), context);
 
     /// <summary>Evaluates a parsed requirement.</summary>
     public static RequirementEvaluation Evaluate(Requirement requirement, RequirementContext context)
