@@ -73,6 +73,49 @@ public sealed class CliOutput
         Out.WriteLine(ToJson(value));
     }
 
+    /// <summary>The writer options that match <see cref="JsonOptions"/>: indented, relaxed escaping.</summary>
+    private static readonly JsonWriterOptions WriterOptions = new()
+    {
+        Indented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>
+    /// Streams one JSON document that <paramref name="write"/> produces, then a newline: to standard output through a
+    /// buffer (flushed whenever <see cref="FlushIfFull"/> finds it full), else to <see cref="Out"/>. Nothing is written
+    /// when <paramref name="write"/> throws before its first flush.
+    /// </summary>
+    public void WriteJson(Action<Utf8JsonWriter> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        if (ReferenceEquals(Out, System.Console.Out))
+        {
+            Out.Flush();
+            using var stdout = System.Console.OpenStandardOutput();
+            // Not disposed on failure: Dispose would flush a half-written document.
+            var writer = new Utf8JsonWriter(stdout, WriterOptions);
+            write(writer);
+            writer.Flush();
+            stdout.WriteByte((byte)'\n');
+            return;
+        }
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var bufferWriter = new Utf8JsonWriter(buffer, WriterOptions);
+        write(bufferWriter);
+        bufferWriter.Flush();
+        Out.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+    }
+
+    /// <summary>Hands what a streaming JSON writer holds to its output once it has a large block of it.</summary>
+    public static void FlushIfFull(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        if (writer.BytesPending >= 1 << 16)
+        {
+            writer.Flush();
+        }
+    }
+
     /// <summary>Writes "kextrust: message" to standard error and returns <see cref="ExitCodes.InputError"/>.</summary>
     public int InputError(string message)
     {
