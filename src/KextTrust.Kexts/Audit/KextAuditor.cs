@@ -47,7 +47,7 @@ public sealed class KextAuditor
 {
     private readonly KpiCatalog _catalog;
     private readonly KextLinkChecker _linker;
-    private readonly KpiRelevance _relevance = new(KpiRules.All);
+    private readonly KextImportIndex _imports;
     private readonly ConcurrentDictionary<string, KextExecutableFacts> _executables = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, KextBundle> _knownBundles = new(StringComparer.Ordinal);
     private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal); // guarded by _scanLock
@@ -59,7 +59,8 @@ public sealed class KextAuditor
     {
         ArgumentNullException.ThrowIfNull(catalog);
         _catalog = catalog;
-        _linker = new KextLinkChecker(catalog);
+        _imports = new KextImportIndex(catalog);
+        _linker = new KextLinkChecker(catalog, _imports);
         Options = options ?? new KextAuditOptions();
         if (Options.Releases.IsDefaultOrEmpty || Options.Platforms.IsDefaultOrEmpty)
         {
@@ -132,17 +133,34 @@ public sealed class KextAuditor
     public IReadOnlyList<KextAuditReport> AuditMany(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport>? audited = null)
     {
         ArgumentNullException.ThrowIfNull(bundles);
+        var reports = new KextAuditReport[bundles.Count];
+        Audit(bundles, audited, (i, r) => reports[i] = r);
+        return reports;
+    }
+
+    /// <summary>
+    /// Audits bundles in parallel (one per core) and hands each report to <paramref name="inOrder"/> on the calling
+    /// thread, in input order, as soon as it is next in line (e.g. to stream it out).
+    /// </summary>
+    public void AuditInOrder(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport> inOrder)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
+        ArgumentNullException.ThrowIfNull(inOrder);
+        Audit(bundles, null, (_, r) => inOrder(r));
+    }
+
+    private void Audit(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport>? audited, Action<int, KextAuditReport> inOrder)
+    {
         foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
         {
             Register(b);
         }
-        var reports = new KextAuditReport[bundles.Count];
-        Parallel.For(0, bundles.Count, i =>
+        OrderedParallel.Run(bundles, b =>
         {
-            reports[i] = Audit(bundles[i]);
-            audited?.Invoke(reports[i]);
-        });
-        return reports;
+            var report = Audit(b);
+            audited?.Invoke(report);
+            return report;
+        }, inOrder);
     }
 
     /// <summary>True for a folder that is a bundle rather than a tree to search.</summary>
@@ -212,9 +230,9 @@ public sealed class KextAuditor
         var intelSlices = slices.Where(s => s.IsIntel).ToArray();
         var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
         // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
-        var allImports = _relevance.Filter(slices.SelectMany(s => s.UndefinedSymbols));
-        var intelImports = _relevance.Filter(intelSlices.SelectMany(s => s.UndefinedSymbols));
-        var asImports = _relevance.Filter(arm64eSlices.SelectMany(s => s.UndefinedSymbols));
+        var allImports = _imports.RuleRelevant(slices);
+        var intelImports = _imports.RuleRelevant(intelSlices);
+        var asImports = _imports.RuleRelevant(arm64eSlices);
         var all = KpiRuleEvaluator.Evaluate(allImports, libraries, enforcement);
         var intel = SameSet(intelImports, allImports) ? all : KpiRuleEvaluator.Evaluate(intelImports, libraries, enforcement);
         var appleSilicon = SameSet(asImports, allImports) ? all : KpiRuleEvaluator.Evaluate(asImports, libraries, enforcement);

@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Kexts.Audit;
+
+/// <summary>Everything the audit asks about one imported symbol, independent of the kext importing it.</summary>
+/// <param name="Symbol">The symbol, mangled.</param>
+/// <param name="Exports">Which pseudo-kexts export it on each (release, architecture) slot.</param>
+/// <param name="IsMangled">An Itanium C++ name.</param>
+/// <param name="Family">For a C++ name, the first family of <see cref="KextLinkChecker"/>'s class families one of its identifiers belongs to.</param>
+/// <param name="IsRuleRelevant">It can match a trigger of <see cref="KpiRules.All"/> (<see cref="KpiRelevance"/>).</param>
+public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant);
+
+/// <summary>
+/// A memo of <see cref="KextImportFacts"/> per distinct imported symbol: kexts share most of their imports, so a scan
+/// pays one catalog lookup (all releases and architectures at once), one demangling and one rule-relevance test
+/// per distinct symbol, and a single hash lookup per import after that. Thread-safe; grows with the distinct
+/// imports seen.
+/// </summary>
+public sealed class KextImportIndex
+{
+    private readonly KpiCatalog _catalog;
+    private readonly KpiRelevance _relevance = new(KpiRules.All);
+    private readonly ConcurrentDictionary<string, KextImportFacts> _facts = new(StringComparer.Ordinal);
+    private readonly Func<string, KextImportFacts> _create;
+
+    /// <summary>An index over a loaded catalog.</summary>
+    public KextImportIndex(KpiCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        _catalog = catalog;
+        _create = Create;
+    }
+
+    /// <summary>The facts of one symbol (computed on first use).</summary>
+    public KextImportFacts this[string symbol] => _facts.TryGetValue(symbol, out var known) ? known : _facts.GetOrAdd(symbol, _create);
+
+    /// <summary>The imports of the slices that can match a KPI rule, distinct, in first-seen order.</summary>
+    public IReadOnlyCollection<string> RuleRelevant(IEnumerable<KextSliceFacts> slices)
+    {
+        ArgumentNullException.ThrowIfNull(slices);
+        List<string>? kept = null;
+        HashSet<string>? seen = null;
+        foreach (var slice in slices)
+        {
+            foreach (var s in slice.UndefinedSymbols)
+            {
+                if (this[s].IsRuleRelevant && (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(s))
+                {
+                    (kept ??= []).Add(s);
+                }
+            }
+        }
+        return (IReadOnlyCollection<string>?)kept ?? [];
+    }
+
+    private KextImportFacts Create(string symbol)
+    {
+        var mangled = ItaniumIdentifiers.IsMangled(symbol);
+        return new KextImportFacts(symbol, _catalog.SymbolExports(symbol), mangled,
+            mangled ? KextLinkChecker.ClassFamilyOf(symbol) : null, _relevance.IsRelevant(symbol));
+    }
+}
