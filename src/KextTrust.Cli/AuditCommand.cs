@@ -104,6 +104,11 @@ public static class AuditCommand
 
         var reports = new List<KextAuditReport>(files.Count + bundles.Count);
         reports.AddRange(files.Select(auditor.AuditFile));
+        var tally = new Tally();
+        foreach (var r in reports)
+        {
+            tally.Add(r);
+        }
         if (request.Json && !(output.IsInteractive && bundles.Count > 1))
         {
             // Streamed: each report is written as soon as it is next in order.
@@ -116,7 +121,7 @@ public static class AuditCommand
                 }
                 auditor.AuditInOrder(bundles, r =>
                 {
-                    reports.Add(r);
+                    tally.Add(r); // the report itself is dropped once written
                     AuditJson.Write(w, r);
                     CliOutput.FlushIfFull(w);
                 });
@@ -168,8 +173,11 @@ public static class AuditCommand
             }
         }
 
-        var all = reports.SelectMany(r => r.SelfAndPlugIns()).ToArray();
-        foreach (var r in all.Where(r => r.Kind == KextAuditSubjectKind.Unreadable))
+        foreach (var r in reports.Skip(files.Count)) // the bundles' reports when they were not streamed
+        {
+            tally.Add(r);
+        }
+        foreach (var r in tally.Unreadable)
         {
             output.Error.WriteLine($"kextrust: {r.Path}: {r.Error}");
         }
@@ -177,11 +185,31 @@ public static class AuditCommand
         {
             output.Error.WriteLine($"kextrust: {e}");
         }
-        if (inputErrors.Count > 0 || all.Any(r => r.Kind == KextAuditSubjectKind.Unreadable))
+        if (inputErrors.Count > 0 || tally.Unreadable.Count > 0)
         {
             return ExitCodes.InputError;
         }
-        return all.Any(r => r.IsRefusedSomewhere) ? ExitCodes.Failed : ExitCodes.Ok;
+        return tally.Refused ? ExitCodes.Failed : ExitCodes.Ok;
+    }
+
+    /// <summary>What the exit code and standard error need of the reports (kexts and plug-ins).</summary>
+    private sealed class Tally
+    {
+        public List<KextAuditReport> Unreadable { get; } = [];
+
+        public bool Refused { get; private set; }
+
+        public void Add(KextAuditReport report)
+        {
+            foreach (var r in report.SelfAndPlugIns())
+            {
+                if (r.Kind == KextAuditSubjectKind.Unreadable)
+                {
+                    Unreadable.Add(r);
+                }
+                Refused |= r.IsRefusedSomewhere;
+            }
+        }
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new()

@@ -108,7 +108,7 @@ public sealed class KextAuditor
         }
         var bundles = LooksLikeBundle(folder)
             ? [KextBundle.Open(folder)]
-            : KextDiscovery.FindKexts(folder).Select(KextBundle.Open).ToArray();
+            : OpenAll(KextDiscovery.FindKexts(folder));
         foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
         {
             Register(b);
@@ -123,6 +123,13 @@ public sealed class KextAuditor
                 }
             }
         }
+        return bundles;
+    }
+
+    private static KextBundle[] OpenAll(IReadOnlyList<string> paths)
+    {
+        var bundles = new KextBundle[paths.Count];
+        OrderedParallel.Run(paths, KextBundle.Open, (i, b) => bundles[i] = b);
         return bundles;
     }
 
@@ -208,7 +215,7 @@ public sealed class KextAuditor
         KextExecutableFacts? exe = null;
         if (bundle.HasExecutable && bundle.ExecutablePath is { } exePath)
         {
-            exe = Executable(exePath);
+            exe = AuditedExecutable(exePath);
             if (exe.Error is not null)
             {
                 return Unreadable(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString, exe.Error, problems, [], plugIns);
@@ -230,14 +237,15 @@ public sealed class KextAuditor
         var intelSlices = slices.Where(s => s.IsIntel).ToArray();
         var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
         // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
-        var allImports = _imports.RuleRelevant(slices);
-        var intelImports = _imports.RuleRelevant(intelSlices);
-        var asImports = _imports.RuleRelevant(arm64eSlices);
+        var sliceImports = slices.Select(_imports.Lookup).ToArray();
+        var allImports = KextImportIndex.RuleRelevant(sliceImports);
+        var intelImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsIntel));
+        var asImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsArm64e));
         var all = KpiRuleEvaluator.Evaluate(allImports, libraries, enforcement);
         var intel = SameSet(intelImports, allImports) ? all : KpiRuleEvaluator.Evaluate(intelImports, libraries, enforcement);
         var appleSilicon = SameSet(asImports, allImports) ? all : KpiRuleEvaluator.Evaluate(asImports, libraries, enforcement);
 
-        var link = _linker.Check(bundle.Libraries, slices, id => FindLibrary(bundle, id), Options.Releases);
+        var link = _linker.Check(bundle.Libraries, slices, sliceImports, id => FindLibrary(bundle, id), Options.Releases);
         var signature = Signature(bundle, slices);
 
         var verdicts = ImmutableArray.CreateBuilder<KextVerdict>();
@@ -441,6 +449,14 @@ public sealed class KextAuditor
     {
         return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static p => KextExecutableFacts.Read(p));
     }
+
+    /// <summary>
+    /// An audited kext's executable: from the cache when it was read as some kext's library, else read without
+    /// keeping it (a scan then holds no kext's symbols beyond its own audit; a kext found to be a library later is
+    /// read again through <see cref="Executable"/>).
+    /// </summary>
+    private KextExecutableFacts AuditedExecutable(string path) =>
+        _executables.TryGetValue(System.IO.Path.GetFullPath(path), out var known) ? known : KextExecutableFacts.Read(path);
 
     private void Register(KextBundle bundle)
     {

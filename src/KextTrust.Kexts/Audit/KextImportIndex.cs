@@ -35,19 +35,31 @@ public sealed class KextImportIndex
     /// <summary>The facts of one symbol (computed on first use).</summary>
     public KextImportFacts this[string symbol] => _facts.TryGetValue(symbol, out var known) ? known : _facts.GetOrAdd(symbol, _create);
 
-    /// <summary>The imports of the slices that can match a KPI rule, distinct, in first-seen order.</summary>
-    public IReadOnlyCollection<string> RuleRelevant(IEnumerable<KextSliceFacts> slices)
+    /// <summary>The facts of each import of a slice, in its order.</summary>
+    public KextImportFacts[] Lookup(KextSliceFacts slice)
+    {
+        ArgumentNullException.ThrowIfNull(slice);
+        var facts = new KextImportFacts[slice.UndefinedSymbols.Length];
+        for (var i = 0; i < facts.Length; i++)
+        {
+            facts[i] = this[slice.UndefinedSymbols[i]];
+        }
+        return facts;
+    }
+
+    /// <summary>The imports (each slice's <see cref="Lookup"/>) that can match a KPI rule, distinct, in first-seen order.</summary>
+    public static IReadOnlyCollection<string> RuleRelevant(IEnumerable<KextImportFacts[]> slices)
     {
         ArgumentNullException.ThrowIfNull(slices);
         List<string>? kept = null;
         HashSet<string>? seen = null;
         foreach (var slice in slices)
         {
-            foreach (var s in slice.UndefinedSymbols)
+            foreach (var f in slice)
             {
-                if (this[s].IsRuleRelevant && (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(s))
+                if (f.IsRuleRelevant && (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(f.Symbol))
                 {
-                    (kept ??= []).Add(s);
+                    (kept ??= []).Add(f.Symbol);
                 }
             }
         }

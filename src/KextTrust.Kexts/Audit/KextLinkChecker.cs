@@ -54,7 +54,16 @@ public sealed class KextLinkChecker
         IReadOnlyList<KextLibraryReference> declared,
         IReadOnlyList<KextSliceFacts> slices,
         Func<string, KextLibrary?>? findLibrary = null,
-        IReadOnlyList<MacOSRelease>? releases = null)
+        IReadOnlyList<MacOSRelease>? releases = null) =>
+        Check(declared, slices, null, findLibrary, releases);
+
+    /// <summary>As <see cref="Check(IReadOnlyList{KextLibraryReference}, IReadOnlyList{KextSliceFacts}, Func{string, KextLibrary?}?, IReadOnlyList{MacOSRelease}?)"/>, with each slice's imports already looked up in this checker's index.</summary>
+    internal KextLinkReport Check(
+        IReadOnlyList<KextLibraryReference> declared,
+        IReadOnlyList<KextSliceFacts> slices,
+        IReadOnlyList<KextImportFacts[]>? sliceImports,
+        Func<string, KextLibrary?>? findLibrary,
+        IReadOnlyList<MacOSRelease>? releases)
     {
         ArgumentNullException.ThrowIfNull(declared);
         ArgumentNullException.ThrowIfNull(slices);
@@ -64,8 +73,9 @@ public sealed class KextLinkChecker
         var used = new HashSet<string>(StringComparer.Ordinal);
         var results = ImmutableArray.CreateBuilder<KextLinkResult>();
 
-        foreach (var slice in slices)
+        for (var sliceIndex = 0; sliceIndex < slices.Count; sliceIndex++)
         {
+            var slice = slices[sliceIndex];
             if (slice.KextArchitecture is not { } arch)
             {
                 continue;
@@ -81,9 +91,9 @@ public sealed class KextLinkChecker
             var unresolved = new ImmutableArray<KextUnresolvedSymbol>.Builder?[slots.Length];
             var assumed = new ImmutableArray<KextAssumedSymbol>.Builder?[slots.Length];
             // Symbol by symbol, every checked release at once: one index lookup per import, slot masks for the rest.
-            foreach (var symbol in slice.UndefinedSymbols)
+            foreach (var facts in sliceImports?[sliceIndex] ?? _imports.Lookup(slice))
             {
-                var facts = _imports[symbol];
+                var symbol = facts.Symbol;
                 var resolvedSlots = 0;
                 foreach (var (bundle, bundleSlots) in facts.Exports.Bundles)
                 {
