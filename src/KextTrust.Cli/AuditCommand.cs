@@ -79,10 +79,24 @@ public static class AuditCommand
             options = options with { Platforms = [p.Value] };
         }
 
-        var auditor = new KextAuditor(KpiCatalog.Load(), options);
+        // The catalog is parsed on another core while the kexts are found and opened (which needs no catalog).
+        KpiCatalog? catalog = null;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? loadFailure = null;
+        var loader = new Thread(() =>
+        {
+            try
+            {
+                catalog = KpiCatalog.Load();
+            }
+            catch (Exception ex)
+            {
+                loadFailure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
+            }
+        }) { Name = "kextrust catalog" };
+        loader.Start();
         var inputErrors = new List<string>();
         var files = new List<string>();
-        var bundles = new List<KextBundle>();
+        var trees = new List<IReadOnlyList<KextBundle>>();
         foreach (var path in request.Paths)
         {
             try
@@ -93,7 +107,7 @@ public static class AuditCommand
                 }
                 else
                 {
-                    bundles.AddRange(auditor.OpenBundles(path));
+                    trees.Add(KextAuditor.OpenTree(path));
                 }
             }
             catch (KextBundleException ex)
@@ -102,6 +116,10 @@ public static class AuditCommand
             }
         }
 
+        loader.Join();
+        loadFailure?.Throw();
+        var auditor = new KextAuditor(catalog!, options);
+        var bundles = trees.SelectMany(auditor.Adopt).ToList();
         var reports = new List<KextAuditReport>(files.Count + bundles.Count);
         reports.AddRange(files.Select(auditor.AuditFile));
         var tally = new Tally();

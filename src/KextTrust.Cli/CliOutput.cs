@@ -33,25 +33,32 @@ public sealed class CliOutput
         Out = stdout;
         Error = stderr;
         var interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected;
-        Console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout),
-            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
-        });
-        if (!interactive)
-        {
-            Console.Profile.Width = 160;
-        }
         IsInteractive = interactive;
+        // Made on first use: commands that write JSON never load Spectre's console machinery.
+        _console = new Lazy<IAnsiConsole>(() =>
+        {
+            var console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(stdout),
+                Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+                ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+                Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
+            });
+            if (!interactive)
+            {
+                console.Profile.Width = 160;
+            }
+            return console;
+        });
     }
+
+    private readonly Lazy<IAnsiConsole> _console;
 
     public TextWriter Out { get; }
     public TextWriter Error { get; }
 
     /// <summary>Spectre console over <see cref="Out"/>: ANSI only on a real terminal.</summary>
-    public IAnsiConsole Console { get; }
+    public IAnsiConsole Console => _console.Value;
 
     /// <summary>True when writing to a terminal (progress bars and colour allowed).</summary>
     public bool IsInteractive { get; }
@@ -74,7 +81,7 @@ public sealed class CliOutput
     }
 
     /// <summary>The writer options that match <see cref="JsonOptions"/>: indented, relaxed escaping.</summary>
-    private static readonly JsonWriterOptions WriterOptions = new()
+    private static JsonWriterOptions WriterOptions => new()
     {
         Indented = true,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,

@@ -99,21 +99,34 @@ public sealed class KextAuditor
     /// their plug-ins) as libraries for one another. Audit them with <see cref="Audit"/>.
     /// </summary>
     /// <exception cref="KextBundleException">The folder does not exist.</exception>
-    public IReadOnlyList<KextBundle> OpenBundles(string folder)
+    public IReadOnlyList<KextBundle> OpenBundles(string folder) => Adopt(OpenTree(folder));
+
+    /// <summary>
+    /// Opens the kexts a folder stands for — the bundle itself, or every kext under a tree (on all cores) — without an
+    /// auditor (no catalog needed yet); <see cref="Adopt"/> them into one to audit them.
+    /// </summary>
+    /// <exception cref="KextBundleException">The folder does not exist.</exception>
+    public static IReadOnlyList<KextBundle> OpenTree(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder))
         {
             throw new KextBundleException(folder, File.Exists(folder) ? "not a folder" : "no such file or folder");
         }
-        var bundles = LooksLikeBundle(folder)
+        return LooksLikeBundle(folder)
             ? [KextBundle.Open(folder)]
             : OpenAll(KextDiscovery.FindKexts(folder));
+    }
+
+    /// <summary>Indexes bundles of one <see cref="OpenTree"/> (and their plug-ins) as libraries for one another; returns them.</summary>
+    public IReadOnlyList<KextBundle> Adopt(IReadOnlyList<KextBundle> bundles)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
         foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
         {
             Register(b);
         }
-        if (bundles.Length > 1)
+        if (bundles.Count > 1)
         {
             lock (_scanLock)
             {

@@ -9,7 +9,29 @@ namespace KextTrust.Kexts.Audit;
 /// <param name="IsMangled">An Itanium C++ name.</param>
 /// <param name="Family">For a C++ name, the first family of <see cref="KextLinkChecker"/>'s class families one of its identifiers belongs to.</param>
 /// <param name="IsRuleRelevant">It can match a trigger of <see cref="KpiRules.All"/> (<see cref="KpiRelevance"/>).</param>
-public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant);
+public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant)
+{
+    // What the link check reports when no declared library provides the symbol on a slot: the same for every kext,
+    // so made once per slot (filled on demand; a race only builds an equal value twice).
+    private readonly KextUnresolvedSymbol?[] _unresolved = new KextUnresolvedSymbol?[2 * MacOSRelease.All.Count];
+
+    /// <summary>The symbol unresolved on a slot (<see cref="KpiCatalog.Slot"/>), with the libraries that would provide it, sorted.</summary>
+    public KextUnresolvedSymbol UnresolvedOn(int slot)
+    {
+        var i = System.Numerics.BitOperations.Log2((uint)slot);
+        return _unresolved[i] ??= Create();
+
+        KextUnresolvedSymbol Create()
+        {
+            var available = new SortedSet<string>(Exports.BundlesOn(slot), StringComparer.Ordinal);
+            if (Family is not null)
+            {
+                available.Add(Family.LibraryIds[0]);
+            }
+            return new KextUnresolvedSymbol(Symbol, [.. available]);
+        }
+    }
+}
 
 /// <summary>
 /// A memo of <see cref="KextImportFacts"/> per distinct imported symbol: kexts share most of their imports, so a scan

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
@@ -29,6 +30,9 @@ public sealed class KextLinkChecker
 
     private readonly KpiCatalog _catalog;
     private readonly KextImportIndex _imports;
+
+    // Parsed versions of the catalog's pseudo-kexts (a few hundred), by instance.
+    private readonly ConcurrentDictionary<PseudoKext, (KextVersion? Compatible, KextVersion? Version)> _pseudoKextVersions = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>A checker over a loaded catalog (load it once per process). Thread-safe.</summary>
     public KextLinkChecker(KpiCatalog catalog)
@@ -187,12 +191,7 @@ public sealed class KextLinkChecker
             return;
         }
 
-        var available = new SortedSet<string>(facts.Exports.BundlesOn(slot), StringComparer.Ordinal);
-        if (family is not null)
-        {
-            available.Add(family.LibraryIds[0]);
-        }
-        (unresolved ??= ImmutableArray.CreateBuilder<KextUnresolvedSymbol>()).Add(new KextUnresolvedSymbol(facts.Symbol, [.. available]));
+        (unresolved ??= ImmutableArray.CreateBuilder<KextUnresolvedSymbol>()).Add(facts.UnresolvedOn(slot));
     }
 
     /// <summary>For a C++ symbol, the first of the known class families one of its identifiers names; else null.</summary>
@@ -246,8 +245,12 @@ public sealed class KextLinkChecker
                             $"{r.BundleId} does not exist on {release}"));
                         break;
                     }
-                    KextVersion.TryParse(pk.CompatibleVersion, out var pkCompat);
-                    KextVersion.TryParse(pk.Version, out var pkVersion);
+                    var (pkCompat, pkVersion) = _pseudoKextVersions.GetOrAdd(pk, static p =>
+                    {
+                        KextVersion.TryParse(p.CompatibleVersion, out var c);
+                        KextVersion.TryParse(p.Version, out var v);
+                        return (c, v);
+                    });
                     AddVersionProblem(problems, r, pk.CompatibleVersion is null ? null : pkCompat, pk.CompatibleVersion, pkVersion, pk.Version, $" on {release}");
                     break;
                 case KextLibraryKind.Bundled:

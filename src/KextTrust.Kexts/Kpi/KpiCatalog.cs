@@ -36,6 +36,7 @@ public sealed class KpiCatalog
     private readonly Dictionary<string, Entry[]> _prefixes;
     private readonly int[] _prefixLengths; // distinct prefix lengths, ascending
     private readonly PseudoKext[][] _pseudoKexts; // by release index
+    private readonly Dictionary<string, PseudoKext>[] _pseudoKextsById; // by release index
     private readonly HashSet<string> _kpiBundles;
     private readonly HashSet<string> _pseudoKextIds;
 
@@ -51,6 +52,15 @@ public sealed class KpiCatalog
         _prefixes = prefixes;
         _prefixLengths = prefixes.Keys.Select(k => k.Length).Distinct().Order().ToArray();
         _pseudoKexts = pseudoKexts;
+        _pseudoKextsById = pseudoKexts.Select(r =>
+        {
+            var byId = new Dictionary<string, PseudoKext>(StringComparer.Ordinal);
+            foreach (var p in r)
+            {
+                byId.TryAdd(p.BundleId, p);
+            }
+            return byId;
+        }).ToArray();
         Releases = releases;
         _kpiBundles = new HashSet<string>(pseudoKexts.SelectMany(p => p).Where(p => p.ExportsSymbolSet).Select(p => p.BundleId), StringComparer.Ordinal);
         _pseudoKextIds = new HashSet<string>(pseudoKexts.SelectMany(p => p).Select(p => p.BundleId), StringComparer.Ordinal);
@@ -331,8 +341,12 @@ public sealed class KpiCatalog
     }
 
     /// <summary>The pseudo-kext with that bundle id in a release, or null.</summary>
-    public PseudoKext? FindPseudoKext(MacOSRelease release, string bundleId) =>
-        PseudoKexts(release).FirstOrDefault(p => p.BundleId == bundleId);
+    public PseudoKext? FindPseudoKext(MacOSRelease release, string bundleId)
+    {
+        ArgumentNullException.ThrowIfNull(release);
+        ArgumentNullException.ThrowIfNull(bundleId);
+        return _pseudoKextsById[release.Index].GetValueOrDefault(bundleId);
+    }
 
     /// <summary>True for a KPI bundle: a pseudo-kext with a symbol set (com.apple.kpi.bsd, .iokit, .libkern, …) in any release.</summary>
     public bool IsKpiBundle(string bundleId) => _kpiBundles.Contains(bundleId);
