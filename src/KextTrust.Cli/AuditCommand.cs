@@ -79,10 +79,24 @@ public static class AuditCommand
             options = options with { Platforms = [p.Value] };
         }
 
-        var auditor = new KextAuditor(KpiCatalog.Load(), options);
+        // The catalog is parsed on another core while the kexts are found and opened (which needs no catalog).
+        KpiCatalog? catalog = null;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? loadFailure = null;
+        var loader = new Thread(() =>
+        {
+            try
+            {
+                catalog = KpiCatalog.Load();
+            }
+            catch (Exception ex)
+            {
+                loadFailure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
+            }
+        }) { Name = "kextrust catalog" };
+        loader.Start();
         var inputErrors = new List<string>();
         var files = new List<string>();
-        var bundles = new List<KextBundle>();
+        var trees = new List<IReadOnlyList<KextBundle>>();
         foreach (var path in request.Paths)
         {
             try
@@ -93,7 +107,7 @@ public static class AuditCommand
                 }
                 else
                 {
-                    bundles.AddRange(auditor.OpenBundles(path));
+                    trees.Add(KextAuditor.OpenTree(path));
                 }
             }
             catch (KextBundleException ex)
@@ -102,44 +116,86 @@ public static class AuditCommand
             }
         }
 
+        loader.Join();
+        loadFailure?.Throw();
+        var auditor = new KextAuditor(catalog!, options);
+        var bundles = trees.SelectMany(auditor.Adopt).ToList();
         var reports = new List<KextAuditReport>(files.Count + bundles.Count);
         reports.AddRange(files.Select(auditor.AuditFile));
-        if (output.IsInteractive && bundles.Count > 1)
+        var tally = new Tally();
+        foreach (var r in reports)
         {
-            output.Console.Progress().AutoClear(true).Start(ctx =>
+            tally.Add(r);
+        }
+        if (request.Json && !(output.IsInteractive && bundles.Count > 1))
+        {
+            // Streamed: each report is written as soon as it is next in order.
+            output.WriteJson(w =>
             {
-                var task = ctx.AddTask("auditing kexts", maxValue: bundles.Count);
-                var gate = new Lock();
-                reports.AddRange(auditor.AuditMany(bundles, _ =>
+                w.WriteStartArray();
+                foreach (var r in reports)
                 {
-                    lock (gate)
-                    {
-                        task.Increment(1);
-                    }
-                }));
+                    AuditJson.Write(w, r);
+                }
+                auditor.AuditInOrder(bundles, r =>
+                {
+                    tally.Add(r); // the report itself is dropped once written
+                    AuditJson.Write(w, r);
+                    CliOutput.FlushIfFull(w);
+                });
+                w.WriteEndArray();
             });
         }
         else
         {
-            reports.AddRange(auditor.AuditMany(bundles));
+            if (output.IsInteractive && bundles.Count > 1)
+            {
+                output.Console.Progress().AutoClear(true).Start(ctx =>
+                {
+                    var task = ctx.AddTask("auditing kexts", maxValue: bundles.Count);
+                    var gate = new Lock();
+                    reports.AddRange(auditor.AuditMany(bundles, _ =>
+                    {
+                        lock (gate)
+                        {
+                            task.Increment(1);
+                        }
+                    }));
+                });
+            }
+            else
+            {
+                reports.AddRange(auditor.AuditMany(bundles));
+            }
+
+            if (request.Json)
+            {
+                output.WriteJson(w =>
+                {
+                    w.WriteStartArray();
+                    foreach (var r in reports)
+                    {
+                        AuditJson.Write(w, r);
+                    }
+                    w.WriteEndArray();
+                });
+            }
+            else if (request.Sarif)
+            {
+                var log = KextAuditSarif.Build(reports, Environment.CurrentDirectory, ToolVersion);
+                output.Out.WriteLine(log.ToJsonString(JsonOptions));
+            }
+            else
+            {
+                WriteHuman(output, reports, options);
+            }
         }
 
-        if (request.Json)
+        foreach (var r in reports.Skip(files.Count)) // the bundles' reports when they were not streamed
         {
-            output.Out.WriteLine(JsonSerializer.Serialize(reports.Select(ToJson).ToArray(), JsonOptions));
+            tally.Add(r);
         }
-        else if (request.Sarif)
-        {
-            var log = KextAuditSarif.Build(reports, Environment.CurrentDirectory, ToolVersion);
-            output.Out.WriteLine(log.ToJsonString(JsonOptions));
-        }
-        else
-        {
-            WriteHuman(output, reports, options);
-        }
-
-        var all = reports.SelectMany(r => r.SelfAndPlugIns()).ToArray();
-        foreach (var r in all.Where(r => r.Kind == KextAuditSubjectKind.Unreadable))
+        foreach (var r in tally.Unreadable)
         {
             output.Error.WriteLine($"kextrust: {r.Path}: {r.Error}");
         }
@@ -147,11 +203,31 @@ public static class AuditCommand
         {
             output.Error.WriteLine($"kextrust: {e}");
         }
-        if (inputErrors.Count > 0 || all.Any(r => r.Kind == KextAuditSubjectKind.Unreadable))
+        if (inputErrors.Count > 0 || tally.Unreadable.Count > 0)
         {
             return ExitCodes.InputError;
         }
-        return all.Any(r => r.IsRefusedSomewhere) ? ExitCodes.Failed : ExitCodes.Ok;
+        return tally.Refused ? ExitCodes.Failed : ExitCodes.Ok;
+    }
+
+    /// <summary>What the exit code and standard error need of the reports (kexts and plug-ins).</summary>
+    private sealed class Tally
+    {
+        public List<KextAuditReport> Unreadable { get; } = [];
+
+        public bool Refused { get; private set; }
+
+        public void Add(KextAuditReport report)
+        {
+            foreach (var r in report.SelfAndPlugIns())
+            {
+                if (r.Kind == KextAuditSubjectKind.Unreadable)
+                {
+                    Unreadable.Add(r);
+                }
+                Refused |= r.IsRefusedSomewhere;
+            }
+        }
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new()
@@ -163,89 +239,7 @@ public static class AuditCommand
     private static string ToolVersion =>
         typeof(AuditCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    // ---- JSON ----
-
-    private static Dictionary<string, object?> ToJson(KextAuditReport r)
-    {
-        var releases = r.Verdicts.Select(v => v.Release).Distinct().ToArray();
-        var newest = releases.Length > 0 ? releases.Max()! : MacOSRelease.All[^1];
-        return new Dictionary<string, object?>
-        {
-            ["path"] = r.Path,
-            ["kind"] = r.Kind switch { KextAuditSubjectKind.Kext => "kext", KextAuditSubjectKind.NotAKext => "not-a-kext", _ => "unreadable" },
-            ["bundleId"] = r.BundleId,
-            ["version"] = r.Version,
-            ["error"] = r.Error,
-            ["architectures"] = r.Architectures,
-            ["signature"] = r.Signature is { } s
-                ? new Dictionary<string, object?>
-                {
-                    ["state"] = SignatureState(s.State),
-                    ["kextSigningAuthorized"] = s.KextSigningAuthorized,
-                    ["teamId"] = s.TeamId,
-                    ["detail"] = s.Detail,
-                }
-                : new Dictionary<string, object?> { ["state"] = "not-checked" },
-            ["findings"] = r.Findings.Select(f =>
-            {
-                var status = f.StatusOn(newest);
-                var since = status == KpiSupportStatus.Unsupported ? f.Rule.UnsupportedSince : f.Rule.DeprecatedSince;
-                return new Dictionary<string, object?>
-                {
-                    ["rule"] = f.Rule.Id,
-                    ["title"] = f.Rule.Title,
-                    ["status"] = status switch
-                    {
-                        KpiSupportStatus.Unsupported => "unsupported",
-                        KpiSupportStatus.Deprecated => "deprecated",
-                        _ => "supported",
-                    },
-                    ["since"] = status == KpiSupportStatus.Supported ? null : since?.ToString(),
-                    ["symbols"] = f.TriggeringSymbols,
-                    ["libraries"] = f.TriggeringLibraries,
-                    ["replacement"] = f.Rule.Replacement,
-                    ["entitlement"] = f.Rule.ReplacementEntitlements.FirstOrDefault(),
-                    ["entitlements"] = f.Rule.ReplacementEntitlements,
-                };
-            }).ToArray(),
-            ["unresolvedSymbols"] = r.Link?.UnresolvedSymbols ?? [],
-            ["assumedSymbols"] = r.Link is { } link
-                ? link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol)
-                    .Select(a => new Dictionary<string, object?> { ["symbol"] = a.Symbol, ["libraries"] = a.Libraries }).ToArray()
-                : [],
-            ["libraries"] = r.Link?.Libraries.Select(l => new Dictionary<string, object?>
-            {
-                ["bundleId"] = l.BundleId,
-                ["requested"] = l.RequestedVersion,
-                ["kind"] = LibraryKind(l.Kind),
-                ["used"] = l.Used,
-            }).ToArray() ?? [],
-            ["unusedLibraries"] = r.Link?.UnusedLibraries ?? [],
-            ["unknownLibraries"] = r.Link?.UnknownLibraries ?? [],
-            ["verdicts"] = r.Verdicts.ToDictionary(v => v.Key, v => (object?)new Dictionary<string, object?>
-            {
-                ["verdict"] = v.VerdictCode,
-                ["reasons"] = v.Reasons.Select(x => new Dictionary<string, object?>
-                {
-                    ["code"] = x.Code,
-                    ["severity"] = x.Severity switch
-                    {
-                        KextReasonSeverity.Refuses => "refuses",
-                        KextReasonSeverity.Warns => "warns",
-                        _ => "informs",
-                    },
-                    ["message"] = x.Message,
-                    ["symbols"] = x.Symbols,
-                    ["libraries"] = x.Libraries,
-                    ["exemptions"] = x.Exemptions,
-                }).ToArray(),
-            }),
-            ["plugIns"] = r.PlugIns.Select(ToJson).ToArray(),
-            ["problems"] = r.Problems,
-        };
-    }
-
-    private static string SignatureState(KextSignatureState s) => s switch
+    internal static string SignatureState(KextSignatureState s) => s switch
     {
         KextSignatureState.Unsigned => "unsigned",
         KextSignatureState.AdHoc => "ad-hoc",
@@ -254,7 +248,7 @@ public static class AuditCommand
         _ => "invalid",
     };
 
-    private static string LibraryKind(KextLibraryKind k) => k switch
+    internal static string LibraryKind(KextLibraryKind k) => k switch
     {
         KextLibraryKind.KpiBundle => "kpi",
         KextLibraryKind.Kernel => "kernel",

@@ -36,25 +36,32 @@ public sealed class CliOutput
         Out = stdout;
         Error = stderr;
         var interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected;
-        Console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout),
-            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
-        });
-        if (!interactive)
-        {
-            Console.Profile.Width = 160;
-        }
         IsInteractive = interactive;
+        // Made on first use: commands that write JSON never load Spectre's console machinery.
+        _console = new Lazy<IAnsiConsole>(() =>
+        {
+            var console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(stdout),
+                Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+                ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+                Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
+            });
+            if (!interactive)
+            {
+                console.Profile.Width = 160;
+            }
+            return console;
+        });
     }
+
+    private readonly Lazy<IAnsiConsole> _console;
 
     public TextWriter Out { get; }
     public TextWriter Error { get; }
 
     /// <summary>Spectre console over <see cref="Out"/>: ANSI only on a real terminal.</summary>
-    public IAnsiConsole Console { get; }
+    public IAnsiConsole Console => _console.Value;
 
     /// <summary>True when writing to a terminal (progress bars and colour allowed).</summary>
     public bool IsInteractive { get; }
@@ -74,6 +81,49 @@ public sealed class CliOutput
             return;
         }
         Out.WriteLine(ToJson(value));
+    }
+
+    /// <summary>The writer options that match <see cref="JsonOptions"/>: indented, relaxed escaping.</summary>
+    private static JsonWriterOptions WriterOptions => new()
+    {
+        Indented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>
+    /// Streams one JSON document that <paramref name="write"/> produces, then a newline: to standard output through a
+    /// buffer (flushed whenever <see cref="FlushIfFull"/> finds it full), else to <see cref="Out"/>. Nothing is written
+    /// when <paramref name="write"/> throws before its first flush.
+    /// </summary>
+    public void WriteJson(Action<Utf8JsonWriter> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        if (ReferenceEquals(Out, System.Console.Out))
+        {
+            Out.Flush();
+            using var stdout = System.Console.OpenStandardOutput();
+            // Not disposed on failure: Dispose would flush a half-written document.
+            var writer = new Utf8JsonWriter(stdout, WriterOptions);
+            write(writer);
+            writer.Flush();
+            stdout.WriteByte((byte)'\n');
+            return;
+        }
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var bufferWriter = new Utf8JsonWriter(buffer, WriterOptions);
+        write(bufferWriter);
+        bufferWriter.Flush();
+        Out.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+    }
+
+    /// <summary>Hands what a streaming JSON writer holds to its output once it has a large block of it.</summary>
+    public static void FlushIfFull(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        if (writer.BytesPending >= 1 << 16)
+        {
+            writer.Flush();
+        }
     }
 
     /// <summary>Writes "kextrust: message" to standard error and returns <see cref="ExitCodes.InputError"/>.</summary>

@@ -22,29 +22,40 @@ public static class InspectCommand
 
     private static int Run(CliOutput output, string path, bool json)
     {
-        IReadOnlyList<InspectReport> reports;
+        var unreadable = new List<InspectReport>();
         try
         {
-            reports = KextInspector.InspectPath(path);
+            if (json)
+            {
+                // Streamed: each report is written as soon as it is next in order, then dropped.
+                output.WriteJson(w =>
+                {
+                    w.WriteStartArray();
+                    KextInspector.InspectPath(path, r =>
+                    {
+                        unreadable.AddRange(Flatten(r).Where(x => x.Error is not null));
+                        InspectJson.Write(w, r);
+                        CliOutput.FlushIfFull(w);
+                    });
+                    w.WriteEndArray();
+                });
+            }
+            else
+            {
+                var reports = KextInspector.InspectPath(path);
+                unreadable.AddRange(reports.SelectMany(Flatten).Where(r => r.Error is not null));
+                WriteTable(output, reports);
+            }
         }
         catch (KextBundleException ex)
         {
             return output.InputError(ex.Message);
         }
-        var unreadable = reports.SelectMany(Flatten).Where(r => r.Error is not null).ToArray();
-        if (json)
-        {
-            output.WriteJson(reports);
-        }
-        else
-        {
-            WriteTable(output, reports);
-        }
         foreach (var r in unreadable)
         {
             output.Error.WriteLine($"kextrust: {r.Error}");
         }
-        return unreadable.Length > 0 ? ExitCodes.InputError : ExitCodes.Ok;
+        return unreadable.Count > 0 ? ExitCodes.InputError : ExitCodes.Ok;
     }
 
     private static IEnumerable<InspectReport> Flatten(InspectReport r) => r.Plugins.SelectMany(Flatten).Prepend(r);

@@ -93,4 +93,31 @@ public class InspectCommandTests
         Assert.Equal(0, version.ExitCode);
         Assert.Matches(@"\d+\.\d+\.\d+", version.StdOut);
     }
+
+    [Fact]
+    public void Streamed_json_is_what_the_reflection_serializer_writes_for_the_same_reports()
+    {
+        using var tmp = new TempDir();
+        KextBundleWriter.Write(tmp.Path, new KextBundleSpec("com.example.Fat", "3.1")
+        {
+            Libraries = new Dictionary<string, string> { ["com.apple.kpi.bsd"] = "19.0", ["com.apple.kpi.iokit"] = "19.0" },
+            Slices =
+            [
+                new KextSliceSpec(MachOTargetArchitecture.X86_64, ["_sock_socket", "_IOLog", "_caf\u00e9"]),
+                new KextSliceSpec(MachOTargetArchitecture.Arm64e, ["_IOLog"]),
+            ],
+            PlugIns = [new KextBundleSpec("com.example.Fat.Helper", "1.0") { Slices = [new KextSliceSpec(MachOTargetArchitecture.X86_64, ["_IOLog"])] }],
+        });
+        KextBundleWriter.Write(tmp.Path, new KextBundleSpec("com.example.Codeless \"quoted\" <b>", "1.0"));
+        var broken = Directory.CreateDirectory(tmp.Combine("Broken.kext", "Contents")).FullName;
+        File.WriteAllText(Path.Combine(broken, "Info.plist"), "not a plist");
+        var signed = Corpus.RuntimePackMachOFiles().First(f => f.Contains("osx-arm64") && f.EndsWith("libSystem.Native.dylib"));
+
+        foreach (var input in new[] { tmp.Path, signed })
+        {
+            var expected = CliOutput.ToJson(KextTrust.Kexts.Inspection.KextInspector.InspectPath(input)) + Environment.NewLine;
+            var r = CliRunner.Run("inspect", input, "--json");
+            Assert.Equal(expected, r.StdOut);
+        }
+    }
 }

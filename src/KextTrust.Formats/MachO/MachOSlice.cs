@@ -634,11 +634,32 @@ public sealed class MachOSlice
     private IReadOnlyList<string> ReadUndefinedSymbols()
     {
         var undefined = new List<string>();
+        var ascii = true;
         if (SymbolTable is { } st)
         {
-            foreach (var sym in DecodeSymbols(st.SymbolOffset, st.SymbolCount, st.StringOffset, st.StringSize, static x => x.IsUndefined))
+            // One pass over the validated nlist entries: no symbol records, each name decoded once.
+            var s = Data.Span;
+            var entrySize = Is64Bit ? Nlist64Size : Nlist32Size;
+            var strtab = s.Slice((int)st.StringOffset, (int)st.StringSize);
+            for (var i = 0; i < st.SymbolCount; i++)
             {
-                undefined.Add(sym.Name);
+                var at = (int)(st.SymbolOffset + (long)i * entrySize);
+                var type = s[at + 4];
+                var value = Is64Bit ? U64(s, at + 8) : U32(s, at + 8);
+                if (!new MachOSymbol("", type, 0, 0, value).IsUndefined)
+                {
+                    continue;
+                }
+                var strx = U32(s, at);
+                if (strx == 0 && strtab.Length == 0)
+                {
+                    undefined.Add("");
+                    continue;
+                }
+                var rest = strtab[(int)strx..]; // in range and NUL-terminated: checked by ReadSymtab
+                var name = rest[..rest.IndexOf((byte)0)];
+                ascii = ascii && System.Text.Ascii.IsValid(name);
+                undefined.Add(Encoding.UTF8.GetString(name));
             }
         }
         if (undefined.Count == 0 && ChainedFixups is { } fx)
@@ -649,12 +670,16 @@ public sealed class MachOSlice
                 if (seen.Add(import.Name))
                 {
                     undefined.Add(import.Name);
+                    ascii = ascii && System.Text.Ascii.IsValid(import.Name);
                 }
             }
         }
-        undefined.Sort(Utf8Order);
+        // Without surrogates, UTF-16 ordinal order is UTF-8 byte order (and the ordinal comparer is vectorized).
+        undefined.Sort(ascii ? StringComparer.Ordinal : Utf8Comparer);
         return undefined;
     }
+
+    private static readonly IComparer<string> Utf8Comparer = Comparer<string>.Create(Utf8Order);
 
     private IReadOnlyList<MachOSymbol> ReadDefinedExternalSymbols()
     {

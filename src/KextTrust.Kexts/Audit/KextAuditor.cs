@@ -47,7 +47,7 @@ public sealed class KextAuditor
 {
     private readonly KpiCatalog _catalog;
     private readonly KextLinkChecker _linker;
-    private readonly KpiRelevance _relevance = new(KpiRules.All);
+    private readonly KextImportIndex _imports;
     private readonly ConcurrentDictionary<string, KextExecutableFacts> _executables = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, KextBundle> _knownBundles = new(StringComparer.Ordinal);
     private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal); // guarded by _scanLock
@@ -59,7 +59,8 @@ public sealed class KextAuditor
     {
         ArgumentNullException.ThrowIfNull(catalog);
         _catalog = catalog;
-        _linker = new KextLinkChecker(catalog);
+        _imports = new KextImportIndex(catalog);
+        _linker = new KextLinkChecker(catalog, _imports);
         Options = options ?? new KextAuditOptions();
         if (Options.Releases.IsDefaultOrEmpty || Options.Platforms.IsDefaultOrEmpty)
         {
@@ -98,21 +99,34 @@ public sealed class KextAuditor
     /// their plug-ins) as libraries for one another. Audit them with <see cref="Audit"/>.
     /// </summary>
     /// <exception cref="KextBundleException">The folder does not exist.</exception>
-    public IReadOnlyList<KextBundle> OpenBundles(string folder)
+    public IReadOnlyList<KextBundle> OpenBundles(string folder) => Adopt(OpenTree(folder));
+
+    /// <summary>
+    /// Opens the kexts a folder stands for — the bundle itself, or every kext under a tree (on all cores) — without an
+    /// auditor (no catalog needed yet); <see cref="Adopt"/> them into one to audit them.
+    /// </summary>
+    /// <exception cref="KextBundleException">The folder does not exist.</exception>
+    public static IReadOnlyList<KextBundle> OpenTree(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder))
         {
             throw new KextBundleException(folder, File.Exists(folder) ? "not a folder" : "no such file or folder");
         }
-        var bundles = LooksLikeBundle(folder)
+        return LooksLikeBundle(folder)
             ? [KextBundle.Open(folder)]
-            : KextDiscovery.FindKexts(folder).Select(KextBundle.Open).ToArray();
+            : OpenAll(KextDiscovery.FindKexts(folder));
+    }
+
+    /// <summary>Indexes bundles of one <see cref="OpenTree"/> (and their plug-ins) as libraries for one another; returns them.</summary>
+    public IReadOnlyList<KextBundle> Adopt(IReadOnlyList<KextBundle> bundles)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
         foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
         {
             Register(b);
         }
-        if (bundles.Length > 1)
+        if (bundles.Count > 1)
         {
             lock (_scanLock)
             {
@@ -125,6 +139,13 @@ public sealed class KextAuditor
         return bundles;
     }
 
+    private static KextBundle[] OpenAll(IReadOnlyList<string> paths)
+    {
+        var bundles = new KextBundle[paths.Count];
+        OrderedParallel.Run(paths, KextBundle.Open, (i, b) => bundles[i] = b);
+        return bundles;
+    }
+
     /// <summary>
     /// Audits bundles in parallel (one per core), results in input order; <paramref name="audited"/> is called once per
     /// bundle as it completes, from any thread.
@@ -132,17 +153,34 @@ public sealed class KextAuditor
     public IReadOnlyList<KextAuditReport> AuditMany(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport>? audited = null)
     {
         ArgumentNullException.ThrowIfNull(bundles);
+        var reports = new KextAuditReport[bundles.Count];
+        Audit(bundles, audited, (i, r) => reports[i] = r);
+        return reports;
+    }
+
+    /// <summary>
+    /// Audits bundles in parallel (one per core) and hands each report to <paramref name="inOrder"/> on the calling
+    /// thread, in input order, as soon as it is next in line (e.g. to stream it out).
+    /// </summary>
+    public void AuditInOrder(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport> inOrder)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
+        ArgumentNullException.ThrowIfNull(inOrder);
+        Audit(bundles, null, (_, r) => inOrder(r));
+    }
+
+    private void Audit(IReadOnlyList<KextBundle> bundles, Action<KextAuditReport>? audited, Action<int, KextAuditReport> inOrder)
+    {
         foreach (var b in bundles.SelectMany(b => b.SelfAndPlugIns()))
         {
             Register(b);
         }
-        var reports = new KextAuditReport[bundles.Count];
-        Parallel.For(0, bundles.Count, i =>
+        OrderedParallel.Run(bundles, b =>
         {
-            reports[i] = Audit(bundles[i]);
-            audited?.Invoke(reports[i]);
-        });
-        return reports;
+            var report = Audit(b);
+            audited?.Invoke(report);
+            return report;
+        }, inOrder);
     }
 
     /// <summary>True for a folder that is a bundle rather than a tree to search.</summary>
@@ -190,7 +228,7 @@ public sealed class KextAuditor
         KextExecutableFacts? exe = null;
         if (bundle.HasExecutable && bundle.ExecutablePath is { } exePath)
         {
-            exe = Executable(exePath);
+            exe = AuditedExecutable(exePath);
             if (exe.Error is not null)
             {
                 return Unreadable(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString, exe.Error, problems, [], plugIns);
@@ -212,14 +250,15 @@ public sealed class KextAuditor
         var intelSlices = slices.Where(s => s.IsIntel).ToArray();
         var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
         // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
-        var allImports = _relevance.Filter(slices.SelectMany(s => s.UndefinedSymbols));
-        var intelImports = _relevance.Filter(intelSlices.SelectMany(s => s.UndefinedSymbols));
-        var asImports = _relevance.Filter(arm64eSlices.SelectMany(s => s.UndefinedSymbols));
+        var sliceImports = slices.Select(_imports.Lookup).ToArray();
+        var allImports = KextImportIndex.RuleRelevant(sliceImports);
+        var intelImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsIntel));
+        var asImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsArm64e));
         var all = KpiRuleEvaluator.Evaluate(allImports, libraries, enforcement);
         var intel = SameSet(intelImports, allImports) ? all : KpiRuleEvaluator.Evaluate(intelImports, libraries, enforcement);
         var appleSilicon = SameSet(asImports, allImports) ? all : KpiRuleEvaluator.Evaluate(asImports, libraries, enforcement);
 
-        var link = _linker.Check(bundle.Libraries, slices, id => FindLibrary(bundle, id), Options.Releases);
+        var link = _linker.Check(bundle.Libraries, slices, sliceImports, id => FindLibrary(bundle, id), Options.Releases);
         var signature = Signature(bundle, slices);
 
         var verdicts = ImmutableArray.CreateBuilder<KextVerdict>();
@@ -423,6 +462,14 @@ public sealed class KextAuditor
     {
         return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static p => KextExecutableFacts.Read(p));
     }
+
+    /// <summary>
+    /// An audited kext's executable: from the cache when it was read as some kext's library, else read without
+    /// keeping it (a scan then holds no kext's symbols beyond its own audit; a kext found to be a library later is
+    /// read again through <see cref="Executable"/>).
+    /// </summary>
+    private KextExecutableFacts AuditedExecutable(string path) =>
+        _executables.TryGetValue(System.IO.Path.GetFullPath(path), out var known) ? known : KextExecutableFacts.Read(path);
 
     private void Register(KextBundle bundle)
     {

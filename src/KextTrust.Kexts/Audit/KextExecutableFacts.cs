@@ -44,7 +44,7 @@ public sealed record KextExecutableFacts(string Path, ImmutableArray<KextSliceFa
         var full = System.IO.Path.GetFullPath(path);
         try
         {
-            using var file = MachOFile.Open(full);
+            using var file = MachOFile.OpenPooled(full);
             var slices = ImmutableArray.CreateBuilder<KextSliceFacts>(file.Slices.Count);
             foreach (var s in file.Slices)
             {

@@ -29,16 +29,24 @@ public sealed class KextLinkChecker
     ];
 
     private readonly KpiCatalog _catalog;
+    private readonly KextImportIndex _imports;
 
-    // Memo of catalog lookups: symbol → exporting bundles per (release, architecture) slot. Kexts share most of their
-    // imports, so a scan does one catalog lookup per distinct symbol and slot. Grows with the distinct imports seen.
-    private readonly ConcurrentDictionary<string, IReadOnlyCollection<string>?[]> _exporters = new(StringComparer.Ordinal);
+    // Parsed versions of the catalog's pseudo-kexts (a few hundred), by instance.
+    private readonly ConcurrentDictionary<PseudoKext, (KextVersion? Compatible, KextVersion? Version)> _pseudoKextVersions = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>A checker over a loaded catalog (load it once per process). Thread-safe.</summary>
     public KextLinkChecker(KpiCatalog catalog)
+        : this(catalog, new KextImportIndex(catalog))
+    {
+    }
+
+    /// <summary>A checker sharing an import index (and its memo) with the caller. Thread-safe.</summary>
+    public KextLinkChecker(KpiCatalog catalog, KextImportIndex imports)
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(imports);
         _catalog = catalog;
+        _imports = imports;
     }
 
     /// <summary>Checks a kext's slices against its declared libraries.</summary>
@@ -50,7 +58,16 @@ public sealed class KextLinkChecker
         IReadOnlyList<KextLibraryReference> declared,
         IReadOnlyList<KextSliceFacts> slices,
         Func<string, KextLibrary?>? findLibrary = null,
-        IReadOnlyList<MacOSRelease>? releases = null)
+        IReadOnlyList<MacOSRelease>? releases = null) =>
+        Check(declared, slices, null, findLibrary, releases);
+
+    /// <summary>As <see cref="Check(IReadOnlyList{KextLibraryReference}, IReadOnlyList{KextSliceFacts}, Func{string, KextLibrary?}?, IReadOnlyList{MacOSRelease}?)"/>, with each slice's imports already looked up in this checker's index.</summary>
+    internal KextLinkReport Check(
+        IReadOnlyList<KextLibraryReference> declared,
+        IReadOnlyList<KextSliceFacts> slices,
+        IReadOnlyList<KextImportFacts[]>? sliceImports,
+        Func<string, KextLibrary?>? findLibrary,
+        IReadOnlyList<MacOSRelease>? releases)
     {
         ArgumentNullException.ThrowIfNull(declared);
         ArgumentNullException.ThrowIfNull(slices);
@@ -59,28 +76,66 @@ public sealed class KextLinkChecker
         var ctx = new Context(libs);
         var used = new HashSet<string>(StringComparer.Ordinal);
         var results = ImmutableArray.CreateBuilder<KextLinkResult>();
-        var familyOf = new Dictionary<string, KpiFamily?>(StringComparer.Ordinal);
 
-        foreach (var slice in slices)
+        for (var sliceIndex = 0; sliceIndex < slices.Count; sliceIndex++)
         {
+            var slice = slices[sliceIndex];
             if (slice.KextArchitecture is not { } arch)
             {
                 continue;
             }
-            var bundledExports = ctx.Bundled.Select(b => (b.Reference.BundleId, Exports: b.Library!.Executable?.ExportsFor(arch))).ToArray();
-            foreach (var release in releases)
+            var checkedReleases = releases.Where(r => KpiCatalog.Supports(r, arch)).ToArray();
+            if (checkedReleases.Length == 0)
             {
-                if (!KpiCatalog.Supports(release, arch))
+                continue;
+            }
+            var slots = checkedReleases.Select(r => KpiCatalog.Slot(r, arch)).ToArray();
+            var checkedSlots = slots.Aggregate(0, (m, b) => m | b);
+            var bundledExports = ctx.Bundled.Select(b => (b.Reference.BundleId, Exports: b.Library!.Executable?.ExportsFor(arch))).ToArray();
+            var unresolved = new ImmutableArray<KextUnresolvedSymbol>.Builder?[slots.Length];
+            var assumed = new ImmutableArray<KextAssumedSymbol>.Builder?[slots.Length];
+            // Symbol by symbol, every checked release at once: one index lookup per import, slot masks for the rest.
+            foreach (var facts in sliceImports?[sliceIndex] ?? _imports.Lookup(slice))
+            {
+                var symbol = facts.Symbol;
+                var resolvedSlots = 0;
+                foreach (var (bundle, bundleSlots) in facts.Exports.Bundles)
+                {
+                    if ((bundleSlots & checkedSlots) != 0 && ctx.Declared.Contains(bundle))
+                    {
+                        used.Add(bundle);
+                        resolvedSlots |= bundleSlots;
+                    }
+                }
+                if (ctx.KernelDeclared && ((facts.Exports.ExportedSlots | facts.Exports.KernelOnlySlots) & checkedSlots & ~resolvedSlots) != 0)
+                {
+                    used.Add(KernelBundleId);
+                    resolvedSlots |= facts.Exports.ExportedSlots | facts.Exports.KernelOnlySlots;
+                }
+                foreach (var (id, exports) in bundledExports)
+                {
+                    if (exports is not null && exports.Contains(symbol))
+                    {
+                        used.Add(id);
+                        resolvedSlots = checkedSlots;
+                    }
+                }
+                if ((checkedSlots & ~resolvedSlots) == 0)
                 {
                     continue;
                 }
-                var unresolved = ImmutableArray.CreateBuilder<KextUnresolvedSymbol>();
-                var assumed = ImmutableArray.CreateBuilder<KextAssumedSymbol>();
-                foreach (var symbol in slice.UndefinedSymbols)
+                for (var i = 0; i < slots.Length; i++)
                 {
-                    Resolve(symbol, release, arch, ctx, bundledExports, familyOf, used, unresolved, assumed);
+                    if ((resolvedSlots & slots[i]) == 0)
+                    {
+                        Unresolved(facts, slots[i], ctx, used, ref unresolved[i], ref assumed[i]);
+                    }
                 }
-                results.Add(new KextLinkResult(release, slice.Architecture, arch, unresolved.ToImmutable(), assumed.ToImmutable()));
+            }
+            for (var i = 0; i < slots.Length; i++)
+            {
+                results.Add(new KextLinkResult(checkedReleases[i], slice.Architecture, arch,
+                    unresolved[i]?.ToImmutable() ?? [], assumed[i]?.ToImmutable() ?? []));
             }
         }
 
@@ -97,47 +152,16 @@ public sealed class KextLinkChecker
         return new KextLinkReport([.. uses], results.ToImmutable(), [.. checks]);
     }
 
-    private void Resolve(
-        string symbol,
-        MacOSRelease release,
-        KextArchitecture arch,
+    /// <summary>A symbol no declared library exports on one slot: accepted from a family, assumed, or unresolved.</summary>
+    private static void Unresolved(
+        KextImportFacts facts,
+        int slot,
         Context ctx,
-        (string BundleId, IReadOnlySet<string>? Exports)[] bundledExports,
-        Dictionary<string, KpiFamily?> familyOf,
         HashSet<string> used,
-        ImmutableArray<KextUnresolvedSymbol>.Builder unresolved,
-        ImmutableArray<KextAssumedSymbol>.Builder assumed)
+        ref ImmutableArray<KextUnresolvedSymbol>.Builder? unresolved,
+        ref ImmutableArray<KextAssumedSymbol>.Builder? assumed)
     {
-        var resolved = false;
-        var exporters = Exporters(release, arch, symbol);
-        foreach (var b in exporters)
-        {
-            if (ctx.Declared.Contains(b))
-            {
-                used.Add(b);
-                resolved = true;
-            }
-        }
-        if (!resolved && ctx.KernelDeclared && (exporters.Count > 0 || _catalog.IsKernelOnlyExport(release, arch, symbol)))
-        {
-            used.Add(KernelBundleId);
-            resolved = true;
-        }
-        foreach (var (id, exports) in bundledExports)
-        {
-            if (exports is not null && exports.Contains(symbol))
-            {
-                used.Add(id);
-                resolved = true;
-            }
-        }
-        if (resolved)
-        {
-            return;
-        }
-
-        var mangled = ItaniumIdentifiers.IsMangled(symbol);
-        var family = mangled ? FamilyOf(symbol, familyOf) : null;
+        var family = facts.Family;
         if (family is not null)
         {
             var lib = family.LibraryIds.FirstOrDefault(ctx.AppleFamilies.Contains);
@@ -152,14 +176,14 @@ public sealed class KextLinkChecker
         {
             candidates.Add(KernelBundleId);
         }
-        if (mangled && family is null)
+        if (facts.IsMangled && family is null)
         {
             candidates.AddRange(ctx.AppleFamilies);
         }
         candidates.AddRange(ctx.Unknown);
         if (candidates.Count > 0)
         {
-            assumed.Add(new KextAssumedSymbol(symbol, candidates.ToImmutable()));
+            (assumed ??= ImmutableArray.CreateBuilder<KextAssumedSymbol>()).Add(new KextAssumedSymbol(facts.Symbol, candidates.ToImmutable()));
             if (ctx.KernelDeclared)
             {
                 used.Add(KernelBundleId);
@@ -167,38 +191,21 @@ public sealed class KextLinkChecker
             return;
         }
 
-        var available = new SortedSet<string>(exporters, StringComparer.Ordinal);
-        if (family is not null)
-        {
-            available.Add(family.LibraryIds[0]);
-        }
-        unresolved.Add(new KextUnresolvedSymbol(symbol, [.. available]));
+        (unresolved ??= ImmutableArray.CreateBuilder<KextUnresolvedSymbol>()).Add(facts.UnresolvedOn(slot));
     }
 
-    private IReadOnlyCollection<string> Exporters(MacOSRelease release, KextArchitecture arch, string symbol)
+    /// <summary>For a C++ symbol, the first of the known class families one of its identifiers names; else null.</summary>
+    internal static KpiFamily? ClassFamilyOf(string symbol)
     {
-        var row = _exporters.GetOrAdd(symbol, static _ => new IReadOnlyCollection<string>?[MacOSRelease.All.Count * 2]);
-        var slot = release.Index * 2 + (int)arch;
-        return row[slot] ??= _catalog.ExportingBundles(release, arch, symbol);
-    }
-
-    private static KpiFamily? FamilyOf(string symbol, Dictionary<string, KpiFamily?> cache)
-    {
-        if (cache.TryGetValue(symbol, out var known))
-        {
-            return known;
-        }
-        KpiFamily? hit = null;
         foreach (var identifier in ItaniumIdentifiers.Extract(symbol))
         {
-            hit = ClassFamilies.FirstOrDefault(f => f.MatchesIdentifier(identifier));
+            var hit = ClassFamilies.FirstOrDefault(f => f.MatchesIdentifier(identifier));
             if (hit is not null)
             {
-                break;
+                return hit;
             }
         }
-        cache[symbol] = hit;
-        return hit;
+        return null;
     }
 
     private ClassifiedLibrary Classify(KextLibraryReference reference, Func<string, KextLibrary?>? findLibrary)
@@ -238,8 +245,12 @@ public sealed class KextLinkChecker
                             $"{r.BundleId} does not exist on {release}"));
                         break;
                     }
-                    KextVersion.TryParse(pk.CompatibleVersion, out var pkCompat);
-                    KextVersion.TryParse(pk.Version, out var pkVersion);
+                    var (pkCompat, pkVersion) = _pseudoKextVersions.GetOrAdd(pk, static p =>
+                    {
+                        KextVersion.TryParse(p.CompatibleVersion, out var c);
+                        KextVersion.TryParse(p.Version, out var v);
+                        return (c, v);
+                    });
                     AddVersionProblem(problems, r, pk.CompatibleVersion is null ? null : pkCompat, pk.CompatibleVersion, pkVersion, pk.Version, $" on {release}");
                     break;
                 case KextLibraryKind.Bundled:

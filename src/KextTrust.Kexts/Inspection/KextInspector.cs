@@ -56,9 +56,24 @@ public static class KextInspector
     /// <exception cref="KextBundleException">The path does not exist.</exception>
     public static IReadOnlyList<InspectReport> InspectPath(string path)
     {
+        var reports = new List<InspectReport>();
+        InspectPath(path, reports.Add);
+        return reports;
+    }
+
+    /// <summary>
+    /// Inspects a kext bundle, a bare Mach-O file, or every kext under a folder (read on all cores), handing each
+    /// report to <paramref name="inOrder"/> on the calling thread, in discovery order, as soon as it is next in line.
+    /// </summary>
+    /// <exception cref="KextBundleException">The path does not exist (thrown before any report is passed on).</exception>
+    public static void InspectPath(string path, Action<InspectReport> inOrder)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(inOrder);
         if (File.Exists(path))
         {
-            return [InspectMachO(path)];
+            inOrder(InspectMachO(path));
+            return;
         }
         if (!Directory.Exists(path))
         {
@@ -66,11 +81,11 @@ public static class KextInspector
         }
         if (LooksLikeBundle(path))
         {
-            return [InspectBundle(KextBundle.Open(path))];
+            inOrder(InspectBundle(KextBundle.Open(path)));
+            return;
         }
-        // Bundles are independent: read them on all cores, keep the discovery order.
-        return KextDiscovery.FindKexts(path).AsParallel().AsOrdered()
-            .Select(p => InspectBundle(KextBundle.Open(p))).ToArray();
+        // Bundles are independent: read them on all cores, pass them on in discovery order.
+        OrderedParallel.Run(KextDiscovery.FindKexts(path), p => InspectBundle(KextBundle.Open(p)), (_, r) => inOrder(r));
     }
 
     private static bool LooksLikeBundle(string path) =>
@@ -113,7 +128,7 @@ public static class KextInspector
     {
         try
         {
-            using var file = MachOFile.Open(path);
+            using var file = MachOFile.OpenPooled(path);
             return (file.Slices.Select(s => ToReport(s, path)).ToArray(), null);
         }
         catch (KextTrustFormatException ex)

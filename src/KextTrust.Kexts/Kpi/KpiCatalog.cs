@@ -36,6 +36,7 @@ public sealed class KpiCatalog
     private readonly Dictionary<string, Entry[]> _prefixes;
     private readonly int[] _prefixLengths; // distinct prefix lengths, ascending
     private readonly PseudoKext[][] _pseudoKexts; // by release index
+    private readonly Dictionary<string, PseudoKext>[] _pseudoKextsById; // by release index
     private readonly HashSet<string> _kpiBundles;
     private readonly HashSet<string> _pseudoKextIds;
 
@@ -51,6 +52,15 @@ public sealed class KpiCatalog
         _prefixes = prefixes;
         _prefixLengths = prefixes.Keys.Select(k => k.Length).Distinct().Order().ToArray();
         _pseudoKexts = pseudoKexts;
+        _pseudoKextsById = pseudoKexts.Select(r =>
+        {
+            var byId = new Dictionary<string, PseudoKext>(StringComparer.Ordinal);
+            foreach (var p in r)
+            {
+                byId.TryAdd(p.BundleId, p);
+            }
+            return byId;
+        }).ToArray();
         Releases = releases;
         _kpiBundles = new HashSet<string>(pseudoKexts.SelectMany(p => p).Where(p => p.ExportsSymbolSet).Select(p => p.BundleId), StringComparer.Ordinal);
         _pseudoKextIds = new HashSet<string>(pseudoKexts.SelectMany(p => p).Select(p => p.BundleId), StringComparer.Ordinal);
@@ -213,6 +223,62 @@ public sealed class KpiCatalog
         }
     }
 
+    /// <summary>
+    /// Every (release, architecture) slot at once (see <see cref="Slot"/>): each pseudo-kext exporting
+    /// <paramref name="symbol"/> (exactly, as an alias or through a prefix rule) with the slots it exports it on, and
+    /// the slots where only the kernel exports it (<see cref="IsKernelOnlyExport"/>). One lookup answers what
+    /// <see cref="ExportingBundles"/> and <see cref="IsKernelOnlyExport"/> answer per slot.
+    /// </summary>
+    public KpiSymbolExports SymbolExports(string symbol)
+    {
+        ArgumentNullException.ThrowIfNull(symbol);
+        List<(string BundleId, int Slots)>? bundles = null;
+        var kernelOnly = 0;
+        if (_exact.TryGetValue(symbol, out var entries))
+        {
+            Merge(entries, ref bundles, ref kernelOnly);
+        }
+        var lookup = _prefixes.GetAlternateLookup<ReadOnlySpan<char>>();
+        foreach (var length in _prefixLengths)
+        {
+            if (length > symbol.Length)
+            {
+                break;
+            }
+            if (lookup.TryGetValue(symbol.AsSpan(0, length), out var pe))
+            {
+                Merge(pe, ref bundles, ref kernelOnly);
+            }
+        }
+        return bundles is null && kernelOnly == 0 ? KpiSymbolExports.None : new KpiSymbolExports([.. bundles ?? []], kernelOnly);
+    }
+
+    private void Merge(Entry[] entries, ref List<(string BundleId, int Slots)>? bundles, ref int kernelOnly)
+    {
+        foreach (var e in entries)
+        {
+            if (e.Bundle == KernelOnly)
+            {
+                kernelOnly |= e.Mask;
+                continue;
+            }
+            var id = _bundleSingletons[e.Bundle][0];
+            bundles ??= [];
+            var at = bundles.FindIndex(b => ReferenceEquals(b.BundleId, id));
+            if (at < 0)
+            {
+                bundles.Add((id, e.Mask));
+            }
+            else
+            {
+                bundles[at] = (id, bundles[at].Slots | e.Mask);
+            }
+        }
+    }
+
+    /// <summary>The bit of a (release, architecture) slot in <see cref="KpiSymbolExports"/> masks.</summary>
+    public static int Slot(MacOSRelease release, KextArchitecture architecture) => Bit(release, architecture);
+
     /// <summary>True when some KPI bundle exports <paramref name="symbol"/> on that release and architecture.</summary>
     public bool IsExported(MacOSRelease release, KextArchitecture architecture, string symbol) =>
         ExportingBundles(release, architecture, symbol).Count > 0;
@@ -275,8 +341,12 @@ public sealed class KpiCatalog
     }
 
     /// <summary>The pseudo-kext with that bundle id in a release, or null.</summary>
-    public PseudoKext? FindPseudoKext(MacOSRelease release, string bundleId) =>
-        PseudoKexts(release).FirstOrDefault(p => p.BundleId == bundleId);
+    public PseudoKext? FindPseudoKext(MacOSRelease release, string bundleId)
+    {
+        ArgumentNullException.ThrowIfNull(release);
+        ArgumentNullException.ThrowIfNull(bundleId);
+        return _pseudoKextsById[release.Index].GetValueOrDefault(bundleId);
+    }
 
     /// <summary>True for a KPI bundle: a pseudo-kext with a symbol set (com.apple.kpi.bsd, .iokit, .libkern, …) in any release.</summary>
     public bool IsKpiBundle(string bundleId) => _kpiBundles.Contains(bundleId);
@@ -297,4 +367,22 @@ public sealed class KpiCatalog
         }
         return 1 << (2 * release.Index + (int)architecture);
     }
+}
+
+/// <summary>What <see cref="KpiCatalog.SymbolExports"/> knows of one symbol, for every (release, architecture) slot.</summary>
+/// <param name="Bundles">The pseudo-kexts that export it, each with its slot mask (bits of <see cref="KpiCatalog.Slot"/>).</param>
+/// <param name="KernelOnlyEntries">Slots where an Unused.exports entry (kernel only, no pseudo-kext) names it.</param>
+public sealed record KpiSymbolExports(System.Collections.Immutable.ImmutableArray<(string BundleId, int Slots)> Bundles, int KernelOnlyEntries)
+{
+    /// <summary>A symbol the catalog does not know.</summary>
+    public static KpiSymbolExports None { get; } = new([], 0);
+
+    /// <summary>Slots where some pseudo-kext exports it.</summary>
+    public int ExportedSlots { get; } = Bundles.Aggregate(0, (m, b) => m | b.Slots);
+
+    /// <summary>Slots where the kernel exports it but no pseudo-kext does (<see cref="KpiCatalog.IsKernelOnlyExport"/>).</summary>
+    public int KernelOnlySlots => KernelOnlyEntries & ~ExportedSlots;
+
+    /// <summary>The pseudo-kexts that export it on one slot.</summary>
+    public IEnumerable<string> BundlesOn(int slot) => Bundles.Where(b => (b.Slots & slot) != 0).Select(b => b.BundleId);
 }

@@ -1,0 +1,141 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using KextTrust.Kexts.Audit;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Cli;
+
+/// <summary>
+/// Writes <see cref="KextAuditReport"/>s as <c>audit --json</c> prints them, straight to a <see cref="Utf8JsonWriter"/>
+/// (no object graph or reflection per report, so a scan can stream its reports as they are made).
+/// </summary>
+public static class AuditJson
+{
+    /// <summary>Writes one report (plug-ins nested) as a JSON object.</summary>
+    public static void Write(Utf8JsonWriter w, KextAuditReport r)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(r);
+        var newest = r.Verdicts.IsEmpty ? MacOSRelease.All[^1] : r.Verdicts.Max(v => v.Release)!;
+        w.WriteStartObject();
+        w.WriteString("path", r.Path);
+        w.WriteString("kind", r.Kind switch { KextAuditSubjectKind.Kext => "kext", KextAuditSubjectKind.NotAKext => "not-a-kext", _ => "unreadable" });
+        w.WriteString("bundleId", r.BundleId);
+        w.WriteString("version", r.Version);
+        w.WriteString("error", r.Error);
+        Strings(w, "architectures", r.Architectures);
+        w.WriteStartObject("signature");
+        if (r.Signature is { } s)
+        {
+            w.WriteString("state", AuditCommand.SignatureState(s.State));
+            w.WriteBoolean("kextSigningAuthorized", s.KextSigningAuthorized);
+            w.WriteString("teamId", s.TeamId);
+            w.WriteString("detail", s.Detail);
+        }
+        else
+        {
+            w.WriteString("state", "not-checked");
+        }
+        w.WriteEndObject();
+        w.WriteStartArray("findings");
+        foreach (var f in r.Findings)
+        {
+            var status = f.StatusOn(newest);
+            var since = status == KpiSupportStatus.Unsupported ? f.Rule.UnsupportedSince : f.Rule.DeprecatedSince;
+            w.WriteStartObject();
+            w.WriteString("rule", f.Rule.Id);
+            w.WriteString("title", f.Rule.Title);
+            w.WriteString("status", status switch
+            {
+                KpiSupportStatus.Unsupported => "unsupported",
+                KpiSupportStatus.Deprecated => "deprecated",
+                _ => "supported",
+            });
+            w.WriteString("since", status == KpiSupportStatus.Supported ? null : since?.ToString());
+            Strings(w, "symbols", f.TriggeringSymbols);
+            Strings(w, "libraries", f.TriggeringLibraries);
+            w.WriteString("replacement", f.Rule.Replacement);
+            w.WriteString("entitlement", f.Rule.ReplacementEntitlements.FirstOrDefault());
+            Strings(w, "entitlements", f.Rule.ReplacementEntitlements);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        Strings(w, "unresolvedSymbols", r.Link?.UnresolvedSymbols ?? []);
+        w.WriteStartArray("assumedSymbols");
+        if (r.Link is { } link)
+        {
+            foreach (var a in link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol))
+            {
+                w.WriteStartObject();
+                w.WriteString("symbol", a.Symbol);
+                Strings(w, "libraries", a.Libraries);
+                w.WriteEndObject();
+            }
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("libraries");
+        foreach (var l in r.Link?.Libraries ?? [])
+        {
+            w.WriteStartObject();
+            w.WriteString("bundleId", l.BundleId);
+            w.WriteString("requested", l.RequestedVersion);
+            w.WriteString("kind", AuditCommand.LibraryKind(l.Kind));
+            if (l.Used is { } used)
+            {
+                w.WriteBoolean("used", used);
+            }
+            else
+            {
+                w.WriteNull("used");
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        Strings(w, "unusedLibraries", r.Link?.UnusedLibraries ?? []);
+        Strings(w, "unknownLibraries", r.Link?.UnknownLibraries ?? []);
+        w.WriteStartObject("verdicts");
+        foreach (var v in r.Verdicts)
+        {
+            w.WriteStartObject(v.Key);
+            w.WriteString("verdict", v.VerdictCode);
+            w.WriteStartArray("reasons");
+            foreach (var x in v.Reasons)
+            {
+                w.WriteStartObject();
+                w.WriteString("code", x.Code);
+                w.WriteString("severity", x.Severity switch
+                {
+                    KextReasonSeverity.Refuses => "refuses",
+                    KextReasonSeverity.Warns => "warns",
+                    _ => "informs",
+                });
+                w.WriteString("message", x.Message);
+                Strings(w, "symbols", x.Symbols);
+                Strings(w, "libraries", x.Libraries);
+                Strings(w, "exemptions", x.Exemptions);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+        w.WriteStartArray("plugIns");
+        foreach (var p in r.PlugIns)
+        {
+            Write(w, p);
+        }
+        w.WriteEndArray();
+        Strings(w, "problems", r.Problems);
+        w.WriteEndObject();
+    }
+
+    private static void Strings(Utf8JsonWriter w, string name, ImmutableArray<string> values)
+    {
+        w.WriteStartArray(name);
+        foreach (var v in values)
+        {
+            w.WriteStringValue(v);
+        }
+        w.WriteEndArray();
+    }
+}

@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using KextTrust.Kexts.Kpi;
+
+namespace KextTrust.Kexts.Audit;
+
+/// <summary>Everything the audit asks about one imported symbol, independent of the kext importing it.</summary>
+/// <param name="Symbol">The symbol, mangled.</param>
+/// <param name="Exports">Which pseudo-kexts export it on each (release, architecture) slot.</param>
+/// <param name="IsMangled">An Itanium C++ name.</param>
+/// <param name="Family">For a C++ name, the first family of <see cref="KextLinkChecker"/>'s class families one of its identifiers belongs to.</param>
+/// <param name="IsRuleRelevant">It can match a trigger of <see cref="KpiRules.All"/> (<see cref="KpiRelevance"/>).</param>
+public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant)
+{
+    // What the link check reports when no declared library provides the symbol on a slot: the same for every kext,
+    // so made once per slot (filled on demand; a race only builds an equal value twice).
+    private readonly KextUnresolvedSymbol?[] _unresolved = new KextUnresolvedSymbol?[2 * MacOSRelease.All.Count];
+
+    /// <summary>The symbol unresolved on a slot (<see cref="KpiCatalog.Slot"/>), with the libraries that would provide it, sorted.</summary>
+    public KextUnresolvedSymbol UnresolvedOn(int slot)
+    {
+        var i = System.Numerics.BitOperations.Log2((uint)slot);
+        return _unresolved[i] ??= Create();
+
+        KextUnresolvedSymbol Create()
+        {
+            var available = new SortedSet<string>(Exports.BundlesOn(slot), StringComparer.Ordinal);
+            if (Family is not null)
+            {
+                available.Add(Family.LibraryIds[0]);
+            }
+            return new KextUnresolvedSymbol(Symbol, [.. available]);
+        }
+    }
+}
+
+/// <summary>
+/// A memo of <see cref="KextImportFacts"/> per distinct imported symbol: kexts share most of their imports, so a scan
+/// pays one catalog lookup (all releases and architectures at once), one demangling and one rule-relevance test
+/// per distinct symbol, and a single hash lookup per import after that. Thread-safe; grows with the distinct
+/// imports seen.
+/// </summary>
+public sealed class KextImportIndex
+{
+    private readonly KpiCatalog _catalog;
+    private readonly KpiRelevance _relevance = new(KpiRules.All);
+    private readonly ConcurrentDictionary<string, KextImportFacts> _facts = new(StringComparer.Ordinal);
+    private readonly Func<string, KextImportFacts> _create;
+
+    /// <summary>An index over a loaded catalog.</summary>
+    public KextImportIndex(KpiCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        _catalog = catalog;
+        _create = Create;
+    }
+
+    /// <summary>The facts of one symbol (computed on first use).</summary>
+    public KextImportFacts this[string symbol] => _facts.TryGetValue(symbol, out var known) ? known : _facts.GetOrAdd(symbol, _create);
+
+    /// <summary>The facts of each import of a slice, in its order.</summary>
+    public KextImportFacts[] Lookup(KextSliceFacts slice)
+    {
+        ArgumentNullException.ThrowIfNull(slice);
+        var facts = new KextImportFacts[slice.UndefinedSymbols.Length];
+        for (var i = 0; i < facts.Length; i++)
+        {
+            facts[i] = this[slice.UndefinedSymbols[i]];
+        }
+        return facts;
+    }
+
+    /// <summary>The imports (each slice's <see cref="Lookup"/>) that can match a KPI rule, distinct, in first-seen order.</summary>
+    public static IReadOnlyCollection<string> RuleRelevant(IEnumerable<KextImportFacts[]> slices)
+    {
+        ArgumentNullException.ThrowIfNull(slices);
+        List<string>? kept = null;
+        HashSet<string>? seen = null;
+        foreach (var slice in slices)
+        {
+            foreach (var f in slice)
+            {
+                if (f.IsRuleRelevant && (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(f.Symbol))
+                {
+                    (kept ??= []).Add(f.Symbol);
+                }
+            }
+        }
+        return (IReadOnlyCollection<string>?)kept ?? [];
+    }
+
+    private KextImportFacts Create(string symbol)
+    {
+        var mangled = ItaniumIdentifiers.IsMangled(symbol);
+        return new KextImportFacts(symbol, _catalog.SymbolExports(symbol), mangled,
+            mangled ? KextLinkChecker.ClassFamilyOf(symbol) : null, _relevance.IsRelevant(symbol));
+    }
+}
