@@ -134,7 +134,7 @@ public static class KextSignatureVerifier
         }
     }
 
-    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature) : IDisposable
+    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature)
     {
         private CodeSignatureVerification? _cms;
         private IReadOnlyList<X509Certificate2> _cmsCertificates = [];
@@ -144,7 +144,7 @@ public static class KextSignatureVerifier
         public List<PageChunk> Chunks { get; } = [];
         public List<KextSignatureProblem> LayoutProblems { get; } = [];
 
-        /// <summary>The CMS certificate set, decoded once with the CMS (owned by this slice).</summary>
+        /// <summary>The CMS certificate set, decoded once per run and borrowed from the run's cache.</summary>
         public IReadOnlyList<X509Certificate2> CmsCertificates => _cmsCertificates;
 
         /// <summary>Verifies the CMS once (from the parallel pass or from <c>Finish</c>).</summary>
@@ -156,14 +156,6 @@ public static class KextSignatureVerifier
                 _cmsCertificates = certs;
             }
             return _cms;
-        }
-
-        public void Dispose()
-        {
-            foreach (var c in _cmsCertificates)
-            {
-                c.Dispose();
-            }
         }
     }
 
@@ -494,7 +486,7 @@ public static class KextSignatureVerifier
         };
 
         /// <summary>
-        /// The built chain as certificate objects, borrowed (nothing here is owned): the CMS set's (owned by the slice),
+        /// The built chain as certificate objects, borrowed (nothing here is owned): the CMS set's (owned by the cache),
         /// the run's pinned Apple root (owned by the cache) and the caller's test root.
         /// </summary>
         private static List<X509Certificate2> ChainObjects(SliceState slice, CodeSignatureVerification cms, X509Certificate2 appleRoot, X509Certificate2? testRoot)
@@ -691,10 +683,6 @@ public static class KextSignatureVerifier
 
         public void Dispose()
         {
-            foreach (var s in Slices)
-            {
-                s.Dispose();
-            }
             File?.Dispose();
             foreach (var n in Nested)
             {
