@@ -52,7 +52,7 @@ for result, size in ((sys.argv[1], int(sys.argv[2])), (sys.argv[3], int(sys.argv
     o = next(v[0] for k, v in t.items() if k.startswith("openssl"))
     for name, (wall, cpu) in t.items():
         print(f"{name:40s} {wall*1000:8.1f} ms wall {cpu*1000:8.1f} ms cpu {size/wall/1e6:8.1f} MB/s ({o/wall*100:5.1f} % of openssl)")
-print("note: kextrust hashes every page once per CodeDirectory (Microsoft's files carry SHA-1 and SHA-256), "
-      "and its times include process start-up, the CMS and the chain; for the fixtures also the bundle, "
-      "Info.plist and the resource seal of every kext.")
+print("note: kextrust hashes every page with the strongest CodeDirectory (the 10.0.x runtime packs carry SHA-256 only; "
+      "--all-code-directories would add the alternates), and its times include process start-up, the CMS and the chain; "
+      "for the fixtures also the bundle, Info.plist and the resource seal of every kext.")
 PY

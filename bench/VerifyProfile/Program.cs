@@ -6,6 +6,34 @@ using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Signing;
 
 var files = args;
+// Per-operation costs on one signed file (µs): file reads, Mach-O parse, bundle open, certificate loads, SignedCms.
+if (files[0] == "micro")
+{
+    using var mf = MachOFile.Open(files[1]);
+    var sg = EmbeddedSignature.Parse(mf.Slices[0].CodeSignatureData, files[1]);
+    var cms = new SignedCms(new ContentInfo(sg.CodeDirectory.Bytes.ToArray()), detached: true);
+    cms.Decode(sg.Signature!.CmsBytes.Span);
+    var ders = cms.Certificates.Select(c => c.RawData).ToArray();
+    var fb = File.ReadAllBytes(files[1]);
+    T0("ReadAllBytes", () => File.ReadAllBytes(files[1]));
+    T0("MachOFile.FromBytes", () => MachOFile.FromBytes(fb, "x"));
+    T0("MachOFile.Open", () => MachOFile.Open(files[1]).Dispose());
+    var kext = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(files[1])))!;
+    T0("KextBundle.Open", () => KextTrust.Kexts.Bundles.KextBundle.Open(kext));
+    void T0(string what, Action a) { for (var w = 0; w < 50; w++) { a(); } var sw = Stopwatch.StartNew(); for (var k = 0; k < 500; k++) { a(); } Console.WriteLine($"{what,-40} {sw.Elapsed.TotalMicroseconds / 500,8:F1} us"); }
+    Console.WriteLine($"certs: {ders.Length}");
+    void T(string what, Action a) { for (var w = 0; w < 50; w++) { a(); } var sw = Stopwatch.StartNew(); for (var k = 0; k < 500; k++) { a(); } Console.WriteLine($"{what,-40} {sw.Elapsed.TotalMicroseconds / 500,8:F1} us"); }
+    T("LoadCertificate leaf", () => System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(ders[0]).Dispose());
+    T("LoadCertificate all", () => { foreach (var d in ders) System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(d).Dispose(); });
+    T("SignedCms decode", () => { var c = new SignedCms(new ContentInfo(sg.CodeDirectory.Bytes.ToArray()), detached: true); c.Decode(sg.Signature!.CmsBytes.Span); });
+    T("SignedCms decode+CheckSignature", () => { var c = new SignedCms(new ContentInfo(sg.CodeDirectory.Bytes.ToArray()), detached: true); c.Decode(sg.Signature!.CmsBytes.Span); c.SignerInfos[0].CheckSignature(true); });
+    T("SignedCms decode+Certificates", () => { var c = new SignedCms(new ContentInfo(sg.CodeDirectory.Bytes.ToArray()), detached: true); c.Decode(sg.Signature!.CmsBytes.Span); foreach (var x in c.Certificates) x.Dispose(); });
+    using var leaf = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(ders[0]);
+    T("GetRSAPublicKey", () => System.Security.Cryptography.X509Certificates.RSACertificateExtensions.GetRSAPublicKey(leaf)?.Dispose());
+    T("GetECDsaPublicKey", () => System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions.GetECDsaPublicKey(leaf)?.Dispose());
+    T("PublicKey.GetRSAPublicKey", () => leaf.PublicKey.GetRSAPublicKey()?.Dispose());
+    return;
+}
 if (files[0] == "warm")
 {
     // Steady state for a profiler: VerifyMany (dop 1) over the given inputs, ROUNDS times (default 20).

@@ -42,7 +42,7 @@ public sealed record VerifyItemJson(
 [JsonSerializable(typeof(VerifyItemJson[]))]
 internal sealed partial class VerifyJsonContext : JsonSerializerContext;
 
-/// <summary><c>kextrust verify PATH… [--json] [--trust-root FILE] [--parallel N]</c>.</summary>
+/// <summary><c>kextrust verify PATH… [--json] [--trust-root FILE] [--parallel N] [--all-code-directories]</c>.</summary>
 public static class VerifyCommand
 {
     /// <summary>Builds the command.</summary>
@@ -52,15 +52,16 @@ public static class VerifyCommand
         var json = new Option<bool>("--json") { Description = "Write JSON instead of a table." };
         var trustRoot = new Option<string?>("--trust-root") { Description = "Also trust this root certificate (PEM or DER), e.g. from 'kextrust pki init'. Never needed for Apple-signed code; the output says when it was used." };
         var parallel = new Option<int>("--parallel", "--threads") { Description = "Threads hashing code pages (default: all cores; 1 = single-threaded)." };
+        var allCds = new Option<bool>("--all-code-directories") { Description = "Also hash every code page with each alternate CodeDirectory (e.g. the SHA-1 one), as 'codesign --verify' does; by default pages are checked against the strongest CodeDirectory only, as the kernel does, and alternates are bound by their cdhashes in the CMS." };
         var cmd = new Command("verify", "Verify code signatures as Apple's kext loader does: every code page of every architecture, Info.plist, the resource seal, nested plug-ins, the CMS chain to the pinned Apple Root CA, and the kext requirement.")
         {
-            paths, json, trustRoot, parallel,
+            paths, json, trustRoot, parallel, allCds,
         };
-        cmd.SetAction(r => Run(output, r.GetValue(paths)!, r.GetValue(json), r.GetValue(trustRoot), r.GetValue(parallel)));
+        cmd.SetAction(r => Run(output, r.GetValue(paths)!, r.GetValue(json), r.GetValue(trustRoot), r.GetValue(parallel), r.GetValue(allCds)));
         return cmd;
     }
 
-    private static int Run(CliOutput output, string[] paths, bool json, string? trustRootPath, int parallel)
+    private static int Run(CliOutput output, string[] paths, bool json, string? trustRootPath, int parallel, bool allCodeDirectories)
     {
         X509Certificate2? root = null;
         if (trustRootPath is not null)
@@ -91,6 +92,7 @@ public static class VerifyCommand
             {
                 TrustedTestRoot = root,
                 MaxDegreeOfParallelism = parallel > 0 ? parallel : null,
+                AllCodeDirectories = allCodeDirectories,
             });
             var note = root is null ? null : $"the root '{root.Subject}' was trusted by request (--trust-root); it is not Apple's";
             var report = items.Select(i => ToJson(i, note)).Concat(missing.Select(m => Unreadable(m, $"{m}: no such file or folder"))).ToArray();

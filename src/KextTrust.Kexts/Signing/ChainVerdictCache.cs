@@ -12,11 +12,15 @@ internal sealed record ChainVerdict(ChainCertificate[] Chain, X509ChainStatusFla
 /// certificate of the CMS set (the extra store, in order), the test root's DER (the pinned Apple root and the
 /// policy are constant) and the verification time to the tick. Identical inputs give an identical verdict, so
 /// a hit skips only redundant work (Microsoft's runtime-pack files share one leaf, chain and signing time).
+/// Also the run's decoded CMS certificates, keyed by their exact encoded bytes: a certificate that several
+/// files carry is turned into an <see cref="X509Certificate2"/> once (an OpenSSL decode costs ~0.2 ms) and the
+/// object is shared, read-only, by those files' signature checks and chain builds; the cache owns and disposes it.
 /// One instance per <see cref="KextSignatureVerifier.VerifyMany"/> call; never static.
 /// </summary>
 internal sealed class ChainVerdictCache : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<ChainVerdict>> _verdicts = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<byte[], Lazy<X509Certificate2>> _certificates = new(EncodedBytesComparer.Instance);
     private readonly Lazy<X509Certificate2> _appleRoot = new(AppleRootCertificate.Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
@@ -34,11 +38,43 @@ internal sealed class ChainVerdictCache : IDisposable
         return _verdicts.GetOrAdd(key, _ => new Lazy<ChainVerdict>(build, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
     }
 
+    /// <summary>Certificates decoded so far (distinct encodings) — for tests.</summary>
+    public int CertificatesDecoded => _certificates.Values.Count(l => l.IsValueCreated);
+
+    /// <summary>
+    /// The certificate whose encoding is exactly <paramref name="encoded"/>, decoded on first use and shared after
+    /// (borrowed: do not dispose). A malformed encoding throws <see cref="CryptographicException"/> every time.
+    /// </summary>
+    public X509Certificate2 Certificate(ReadOnlyMemory<byte> encoded)
+    {
+        var key = encoded.ToArray();
+        return _certificates.GetOrAdd(key, k => new Lazy<X509Certificate2>(() => X509CertificateLoader.LoadCertificate(k), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    }
+
     public void Dispose()
     {
         if (_appleRoot.IsValueCreated)
         {
             _appleRoot.Value.Dispose();
+        }
+        foreach (var c in _certificates.Values.Where(l => l.IsValueCreated))
+        {
+            c.Value.Dispose();
+        }
+    }
+
+    /// <summary>Compares encodings byte for byte (the hash only spreads them over buckets).</summary>
+    private sealed class EncodedBytesComparer : IEqualityComparer<byte[]>
+    {
+        public static readonly EncodedBytesComparer Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj)
+        {
+            var h = new HashCode();
+            h.AddBytes(obj);
+            return h.ToHashCode();
         }
     }
 

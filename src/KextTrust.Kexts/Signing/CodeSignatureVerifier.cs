@@ -133,19 +133,15 @@ public static class CodeSignatureVerifier
     /// <summary>Verifies <paramref name="signature"/>'s CMS blob.</summary>
     public static CodeSignatureVerification Verify(EmbeddedSignature signature, CodeSignatureVerifierOptions? options = null)
     {
-        var result = Verify(signature, options, cache: null, out var certificates);
-        foreach (var c in certificates)
-        {
-            c.Dispose();
-        }
-        return result;
+        using var cache = new ChainVerdictCache();
+        return Verify(signature, options, cache, out _);
     }
 
     /// <summary>
-    /// Verifies the CMS with an optional per-run <paramref name="cache"/> of chain verdicts and hands back the CMS
-    /// certificate set (decoded once; the caller disposes it).
+    /// Verifies the CMS with a per-run <paramref name="cache"/> of decoded certificates and chain verdicts and hands
+    /// back the CMS certificate set (borrowed from the cache, which owns and disposes it).
     /// </summary>
-    internal static CodeSignatureVerification Verify(EmbeddedSignature signature, CodeSignatureVerifierOptions? options, ChainVerdictCache? cache,
+    internal static CodeSignatureVerification Verify(EmbeddedSignature signature, CodeSignatureVerifierOptions? options, ChainVerdictCache cache,
         out IReadOnlyList<X509Certificate2> certificates)
     {
         ArgumentNullException.ThrowIfNull(signature);
@@ -153,8 +149,7 @@ public static class CodeSignatureVerifier
         certificates = [];
         // The pinned root is loaded (and its fingerprint re-checked) outside the CMS error handling:
         // a bad embedded root is a build defect, never a property of the signature. A run's cache loads it once.
-        using var ownRoot = cache is null ? AppleRootCertificate.Load() : null;
-        var appleRoot = cache?.AppleRoot ?? ownRoot!;
+        var appleRoot = cache.AppleRoot;
         var certs = new List<X509Certificate2>();
         try
         {
@@ -164,10 +159,6 @@ public static class CodeSignatureVerifier
         }
         catch (CryptographicException e)
         {
-            foreach (var c in certs)
-            {
-                c.Dispose();
-            }
             // Decode is lazy in places (certificates, attributes): a corrupt part surfaces here.
             var now = options.Now ?? DateTimeOffset.UtcNow;
             return new CodeSignatureVerification([new(SignatureProblemCode.CmsMalformed, e.Message)], null, TrustAnchorKind.None, [], now,
@@ -176,7 +167,7 @@ public static class CodeSignatureVerifier
     }
 
     private static CodeSignatureVerification VerifyCore(EmbeddedSignature signature, CodeSignatureVerifierOptions options, X509Certificate2 appleRoot,
-        ChainVerdictCache? cache, List<X509Certificate2> certificates)
+        ChainVerdictCache cache, List<X509Certificate2> certificates)
     {
         var problems = new List<SignatureProblem>();
         var now = options.Now ?? DateTimeOffset.UtcNow;
@@ -190,24 +181,42 @@ public static class CodeSignatureVerifier
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
 
+        // SignedCms decodes the message without its certificate set (else it would turn every certificate into an
+        // X509Certificate2 for every file); the certificates come from the run's cache, keyed by their exact bytes.
+        // A message this split does not understand is decoded as it is (then SignedCms reports what is wrong).
         var content = signature.CodeDirectory.Bytes.ToArray();
         var cms = new SignedCms(new ContentInfo(content), detached: true);
+        var split = CmsCertificateSet.TrySplit(cmsBytes, out var stripped, out var encodedCertificates);
         try
         {
-            cms.Decode(cmsBytes.Span);
+            if (split)
+            {
+                cms.Decode(stripped);
+            }
+            else
+            {
+                cms.Decode(cmsBytes.Span);
+                var decoded = cms.Certificates;
+                encodedCertificates = decoded.Select(c => (ReadOnlyMemory<byte>)c.RawData).ToArray();
+                foreach (var c in decoded)
+                {
+                    c.Dispose();
+                }
+            }
         }
         catch (CryptographicException e)
         {
             problems.Add(new(SignatureProblemCode.CmsMalformed, e.Message));
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
-        certificates.AddRange(cms.Certificates);
+        certificates.AddRange(encodedCertificates.Select(cache.Certificate));
         if (cms.SignerInfos.Count != 1)
         {
             problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{cms.SignerInfos.Count} signers"));
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
         var signer = cms.SignerInfos[0];
+        var leaf = FindSignerCertificate(signer.SignerIdentifier, certificates);
 
         // Content digest (messageDigest attribute vs. the slot-0 CodeDirectory), then the signature itself.
         var messageDigest = signer.SignedAttributes.Cast<CryptographicAttributeObject>()
@@ -232,7 +241,8 @@ public static class CodeSignatureVerifier
         {
             try
             {
-                signer.CheckSignature(verifySignatureOnly: true);
+                // Verified against the leaf found above and nothing else: the facts below describe the key that signed.
+                signer.CheckSignature(leaf is null ? [] : new X509Certificate2Collection(leaf), verifySignatureOnly: true);
             }
             catch (CryptographicException e)
             {
@@ -252,16 +262,13 @@ public static class CodeSignatureVerifier
         var time = signingTime is { } st ? new DateTimeOffset(DateTime.SpecifyKind(st, DateTimeKind.Utc)) : now;
         var source = signingTime is null ? VerificationTimeSource.Now : VerificationTimeSource.CmsSigningTime;
 
-        var leaf = signer.Certificate;
         if (leaf is null)
         {
             problems.Add(new(SignatureProblemCode.SignerCertificateMissing, "the CMS does not carry the signer certificate"));
             return Done(null, TrustAnchorKind.None, [], time, source, v1, v2);
         }
 
-        var verdict = cache is null
-            ? BuildChain(leaf, certificates, appleRoot, options.TestRoot, time)
-            : cache.GetOrBuild(leaf, certificates, options.TestRoot, time, () => BuildChain(leaf, certificates, appleRoot, options.TestRoot, time));
+        var verdict = cache.GetOrBuild(leaf, certificates, options.TestRoot, time, () => BuildChain(leaf, certificates, appleRoot, options.TestRoot, time));
         var chainFacts = verdict.Chain;
         var status = verdict.Status;
         var rootSha = chainFacts.Length > 0 ? chainFacts[^1].Sha256 : "";
@@ -340,6 +347,52 @@ public static class CodeSignatureVerifier
             foreach (var e in elements)
             {
                 e.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The signer's certificate among the CMS set, matched as <c>SignerInfo.Certificate</c> matches it
+    /// (<see cref="X509Certificate2Collection.Find"/> by serial number and then issuer name, or by subject key
+    /// identifier); the shared object, not the search's copy.
+    /// </summary>
+    private static X509Certificate2? FindSignerCertificate(SubjectIdentifier id, IReadOnlyList<X509Certificate2> certificates)
+    {
+        if (certificates.Count == 0)
+        {
+            return null;
+        }
+        var store = new X509Certificate2Collection(certificates.ToArray());
+        X509Certificate2Collection? found = null;
+        try
+        {
+            switch (id.Type)
+            {
+                case SubjectIdentifierType.IssuerAndSerialNumber:
+                {
+                    var issuerSerial = (System.Security.Cryptography.Xml.X509IssuerSerial)id.Value!;
+                    found = store.Find(X509FindType.FindBySerialNumber, issuerSerial.SerialNumber, false);
+                    var match = found.FirstOrDefault(c => c.IssuerName.Name == issuerSerial.IssuerName);
+                    return match is null ? null : certificates.First(c => c.RawDataMemory.Span.SequenceEqual(match.RawDataMemory.Span));
+                }
+                case SubjectIdentifierType.SubjectKeyIdentifier:
+                {
+                    found = store.Find(X509FindType.FindBySubjectKeyIdentifier, id.Value!, false);
+                    var match = found.FirstOrDefault();
+                    return match is null ? null : certificates.First(c => c.RawDataMemory.Span.SequenceEqual(match.RawDataMemory.Span));
+                }
+                default:
+                    return null;
+            }
+        }
+        finally
+        {
+            foreach (var c in found ?? [])
+            {
+                if (!certificates.Any(s => ReferenceEquals(s, c)))
+                {
+                    c.Dispose();
+                }
             }
         }
     }

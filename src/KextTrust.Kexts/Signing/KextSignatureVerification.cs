@@ -160,6 +160,13 @@ public sealed record KextSignatureVerifierOptions
     /// <summary>Pages hashed per work item (a chunk of one CodeDirectory of one slice).</summary>
     public int PagesPerWorkItem { get; init; } = 256;
 
+    /// <summary>
+    /// Hash the code pages of every CodeDirectory, alternates included (as <c>codesign --verify</c>'s static
+    /// validation does). Off by default: the pages are checked against the strongest CodeDirectory only, as the
+    /// kernel checks them, and the alternates are bound through their cdhashes in the CMS and their special slots.
+    /// </summary>
+    public bool AllCodeDirectories { get; init; }
+
     /// <summary>At most this many page mismatches are reported per CodeDirectory.</summary>
     public int MaxPageProblemsPerCodeDirectory { get; init; } = 8;
 }

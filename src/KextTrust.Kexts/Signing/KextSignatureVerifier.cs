@@ -13,8 +13,10 @@ public sealed record KextVerifyItem(string Path, KextSignatureVerification? Resu
 
 /// <summary>
 /// Verifies kext bundles and bare Mach-O files as kext_tools' <c>checkKextSignature</c> does with
-/// <c>kSecCSCheckAllArchitectures | kSecCSStrictValidate</c>: for every slice every code page of every
-/// CodeDirectory (hashed in parallel across files, slices and page ranges, straight from the memory map), the
+/// <c>kSecCSCheckAllArchitectures | kSecCSStrictValidate</c>: for every slice every code page of the best
+/// CodeDirectory as the kernel does (of every CodeDirectory with <see cref="KextSignatureVerifierOptions.AllCodeDirectories"/>;
+/// hashed in parallel across files, slices and page ranges, straight from the memory map), the cdhash of every
+/// CodeDirectory against the CMS and every CodeDirectory's special slots, the
 /// special slots (Info.plist, requirements, CodeResources, entitlements), the resource seal (<c>files2</c> under
 /// <c>rules2</c>, nested plug-ins recursively), the CMS and its chain to the pinned Apple Root CA, the kext-load
 /// requirement and the code's designated requirement.
@@ -105,6 +107,36 @@ public static class KextSignatureVerifier
         }
     }
 
+    /// <summary>
+    /// The CodeDirectories whose code pages are hashed by default: those of the strongest hash type present, as the
+    /// kernel chooses them. xnu's <c>cs_validate_csblob</c> (bsd/kern/ubc_subr.c) ranks every CodeDirectory of the
+    /// SuperBlob with <c>hash_rank</c> (<c>hashPriorities</c>: SHA-1 &lt; SHA-256-truncated &lt; SHA-256 &lt; SHA-384),
+    /// keeps the highest as the blob's <c>csb_cd</c>, and <c>cs_validate_hash</c> / <c>cs_validate_page</c> check every
+    /// page of the running code against that one only; Security.framework's <c>CodeDirectory::bestHashOf</c>
+    /// (libsecurity_codesigning codedirectory.cpp) makes the same choice for the code directory it reports. The
+    /// alternates are bound through the CMS: their cdhashes are in the signed CDHashes attributes, which
+    /// <see cref="CodeSignatureVerifier"/> checks against every CodeDirectory present, and their special slots are
+    /// checked like the primary's. Userland static validation (<c>SecStaticCode::validateExecutable</c> in
+    /// StaticCode.cpp, i.e. <c>codesign --verify</c>) hashes each page with every algorithm present; that is
+    /// <see cref="KextSignatureVerifierOptions.AllCodeDirectories"/>. Ties (two CodeDirectories of one type, which
+    /// the kernel rejects) are all hashed.
+    /// </summary>
+    internal static IReadOnlyList<CodeDirectory> BestCodeDirectories(IReadOnlyList<CodeDirectory> codeDirectories)
+    {
+        var best = codeDirectories.Max(cd => HashRank(cd.HashType));
+        return codeDirectories.Where(cd => HashRank(cd.HashType) == best).ToArray();
+    }
+
+    /// <summary>xnu's <c>hash_rank</c>: higher is stronger, 0 = not a code-signing hash the kernel uses.</summary>
+    private static int HashRank(CodeSigningHashType type) => type switch
+    {
+        CodeSigningHashType.Sha1 => 1,
+        CodeSigningHashType.Sha256Truncated => 2,
+        CodeSigningHashType.Sha256 => 3,
+        CodeSigningHashType.Sha384 => 4,
+        _ => 0,
+    };
+
     private sealed class PageChunk(SliceState slice, CodeDirectory cd, int first, int end)
     {
         public SliceState Slice { get; } = slice;
@@ -134,7 +166,7 @@ public static class KextSignatureVerifier
         }
     }
 
-    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature) : IDisposable
+    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature)
     {
         private CodeSignatureVerification? _cms;
         private IReadOnlyList<X509Certificate2> _cmsCertificates = [];
@@ -144,7 +176,7 @@ public static class KextSignatureVerifier
         public List<PageChunk> Chunks { get; } = [];
         public List<KextSignatureProblem> LayoutProblems { get; } = [];
 
-        /// <summary>The CMS certificate set, decoded once with the CMS (owned by this slice).</summary>
+        /// <summary>The CMS certificate set, decoded once per run and borrowed from the run's cache.</summary>
         public IReadOnlyList<X509Certificate2> CmsCertificates => _cmsCertificates;
 
         /// <summary>Verifies the CMS once (from the parallel pass or from <c>Finish</c>).</summary>
@@ -156,14 +188,6 @@ public static class KextSignatureVerifier
                 _cmsCertificates = certs;
             }
             return _cms;
-        }
-
-        public void Dispose()
-        {
-            foreach (var c in _cmsCertificates)
-            {
-                c.Dispose();
-            }
         }
     }
 
@@ -303,6 +327,7 @@ public static class KextSignatureVerifier
                 {
                     continue;
                 }
+                var hashed = options.AllCodeDirectories ? s.Signature.AllCodeDirectories : BestCodeDirectories(s.Signature.AllCodeDirectories);
                 foreach (var cd in s.Signature.AllCodeDirectories)
                 {
                     var limit = cd.EffectiveCodeLimit;
@@ -313,6 +338,10 @@ public static class KextSignatureVerifier
                             $"{cd.HashType} CodeDirectory covers {limit} bytes in {cd.CodeSlotCount} pages, but the slice is {s.Slice.Size} bytes and that limit needs {expectedSlots} pages",
                             s.Slice.Architecture, s.Slice.FileOffset, Path));
                         continue;
+                    }
+                    if (!hashed.Contains(cd))
+                    {
+                        continue; // an alternate: bound through its cdhash in the CMS, its pages not hashed
                     }
                     for (var first = 0; first < cd.CodeSlotCount; first += per)
                     {
@@ -494,7 +523,7 @@ public static class KextSignatureVerifier
         };
 
         /// <summary>
-        /// The built chain as certificate objects, borrowed (nothing here is owned): the CMS set's (owned by the slice),
+        /// The built chain as certificate objects, borrowed (nothing here is owned): the CMS set's (owned by the cache),
         /// the run's pinned Apple root (owned by the cache) and the caller's test root.
         /// </summary>
         private static List<X509Certificate2> ChainObjects(SliceState slice, CodeSignatureVerification cms, X509Certificate2 appleRoot, X509Certificate2? testRoot)
@@ -691,10 +720,6 @@ public static class KextSignatureVerifier
 
         public void Dispose()
         {
-            foreach (var s in Slices)
-            {
-                s.Dispose();
-            }
             File?.Dispose();
             foreach (var n in Nested)
             {

@@ -184,6 +184,98 @@ public class KextSignerTests
         Assert.DoesNotContain(KextSignatureProblemCode.CdHashMismatch, Set(info).Concat(Set(added)).Concat(Set(removed)).Concat(Set(changed)).Concat(Set(exe)));
     }
 
+    /// <summary>
+    /// A bare Mach-O signed with a SHA-1 CodeDirectory (slot 0) and a SHA-256 alternate, both bound by the CMS, where
+    /// the SHA-1 CodeDirectory records a wrong hash for its last code page (signed as it is, so every cdhash agrees).
+    /// </summary>
+    private static (string Path, int BadPage, long Sha256Pages) WriteSha1AlternateWithWrongPageHash(TempDir tmp, TestPki pki)
+    {
+        var kext = WriteKext(Directory.CreateDirectory(tmp.Combine("src")).FullName);
+        var exe = KextBundle.Open(kext).ExecutablePath!;
+        var thin = MachOFile.FromBytes(File.ReadAllBytes(exe), exe).Slices[0].Data.ToArray();
+        var requirements = RequirementCompiler.BuildSet([]);
+        var badPage = -1;
+        var sha256Pages = 0L;
+        var signed = MachOSignatureWriter.Sign(thin, exe, s =>
+        {
+            byte[] Cd(CodeSigningHashType type) => new CodeDirectoryBuilder
+            {
+                Identifier = "com.example.driver",
+                TeamId = Team,
+                HashType = type,
+                SpecialSlotHashes = new Dictionary<int, byte[]> { [2] = EmbeddedSignatureBuilder.SpecialSlotHash(type, requirements) },
+            }.Build(s.Code.Span);
+            var sha1 = Cd(CodeSigningHashType.Sha1);
+            var parsed = CodeDirectory.Parse(sha1, "sha1");
+            badPage = (int)parsed.CodeSlotCount - 1;
+            sha1[(int)parsed.HashOffset + badPage * parsed.HashSize] ^= 0xff;
+            var sha256 = Cd(CodeSigningHashType.Sha256);
+            sha256Pages = CodeDirectory.Parse(sha256, "sha256").CodeSlotCount;
+            return new EmbeddedSignatureBuilder
+            {
+                CodeDirectory = sha1,
+                AlternateCodeDirectories = [sha256],
+                Requirements = requirements,
+                Cms = CodeSignatureCmsSigner.Sign([sha1, sha256], pki.Leaf, [pki.Intermediate, pki.Root], SigningTime),
+            }.Build();
+        });
+        var path = tmp.Combine("driver");
+        File.WriteAllBytes(path, signed);
+        return (path, badPage, sha256Pages);
+    }
+
+    [Fact]
+    public void Alternate_code_directory_pages_are_hashed_only_with_all_code_directories()
+    {
+        using var pki = NewPki();
+        using var tmp = new TempDir();
+        var (path, badPage, sha256Pages) = WriteSha1AlternateWithWrongPageHash(tmp, pki);
+        Assert.True(badPage > 0);
+
+        // By default the pages are checked against the strongest CodeDirectory (SHA-256), as the kernel does; the
+        // SHA-1 one is bound by its cdhash in the CMS, which agrees.
+        var byDefault = KextSignatureVerifier.Verify(path, new KextSignatureVerifierOptions { TrustedTestRoot = pki.Root });
+        Assert.True(byDefault.Status == KextSignatureStatus.Valid, Codes(byDefault));
+        Assert.Equal(sha256Pages, byDefault.PagesVerified);
+
+        var all = KextSignatureVerifier.Verify(path, new KextSignatureVerifierOptions { TrustedTestRoot = pki.Root, AllCodeDirectories = true });
+        Assert.Equal(KextSignatureStatus.Invalid, all.Status);
+        var problem = Assert.Single(all.Problems);
+        Assert.Equal(KextSignatureProblemCode.CodePageHashMismatch, problem.Code);
+        Assert.Contains($"code page {badPage} does not match its Sha1 hash", problem.Message);
+        Assert.Equal(badPage * 4096L, problem.Offset);
+        Assert.Equal(2 * sha256Pages, all.PagesVerified);
+    }
+
+    [Fact]
+    public void Flipped_code_byte_is_reported_with_its_page_with_or_without_all_code_directories()
+    {
+        using var pki = NewPki();
+        using var tmp = new TempDir();
+        var kext = WriteKext(Directory.CreateDirectory(tmp.Combine("k")).FullName);
+        Sign(kext, pki, sha1: true);
+        var exe = KextBundle.Open(kext).ExecutablePath!;
+        var bytes = File.ReadAllBytes(exe);
+        long at;
+        using (var file = MachOFile.FromBytes(bytes, exe))
+        {
+            var slice = file.Slices[0];
+            at = slice.FileOffset + 4096 + 17; // code page 1 of the first slice
+        }
+        bytes[at] ^= 0x01;
+        File.WriteAllBytes(exe, bytes);
+
+        var byDefault = KextSignatureVerifier.Verify(kext, new KextSignatureVerifierOptions { TrustedTestRoot = pki.Root });
+        var page = Assert.Single(byDefault.Problems);
+        Assert.Equal(KextSignatureProblemCode.CodePageHashMismatch, page.Code);
+        Assert.Contains("code page 1 does not match its Sha256 hash", page.Message);
+        Assert.Equal(at - 17, page.Offset);
+
+        var all = KextSignatureVerifier.Verify(kext, new KextSignatureVerifierOptions { TrustedTestRoot = pki.Root, AllCodeDirectories = true });
+        Assert.Equal(["Sha1", "Sha256"], all.Problems.Select(p => Regex.Match(p.Message, "its (Sha\\d+) hash").Groups[1].Value).Order());
+        Assert.All(all.Problems, p => Assert.Equal(at - 17, p.Offset));
+    }
+
     [Fact]
     public void Ad_hoc_and_unsigned_kexts_get_their_own_status()
     {

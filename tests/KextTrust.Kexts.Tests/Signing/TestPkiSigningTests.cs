@@ -102,6 +102,62 @@ public class TestPkiSigningTests
         Assert.True(result.Signer.IsDeveloperIdApplication);
     }
 
+    private static byte[] WithCms(byte[] signature, Func<SignedCms, byte[]> edit)
+    {
+        var original = EmbeddedSignature.Parse(signature, "own");
+        var cms = new SignedCms();
+        cms.Decode(original.Signature!.CmsBytes.Span);
+        return new EmbeddedSignatureBuilder
+        {
+            CodeDirectory = original.CodeDirectory.Bytes.ToArray(),
+            Requirements = original.Requirements!.Bytes.ToArray(),
+            AlternateCodeDirectories = original.AlternateCodeDirectories.Select(cd => cd.Bytes.ToArray()).ToArray(),
+            Cms = edit(cms),
+        }.Build();
+    }
+
+    [Fact]
+    public void CMS_without_the_signer_certificate_names_the_missing_signer()
+    {
+        using var pki = NewPki();
+        var (bytes, _, _) = SignWith(pki);
+        var noLeaf = WithCms(bytes, cms =>
+        {
+            cms.RemoveCertificate(pki.Leaf);
+            return cms.Encode();
+        });
+        var result = CodeSignatureVerifier.Verify(EmbeddedSignature.Parse(noLeaf, "no-leaf"), new CodeSignatureVerifierOptions { TestRoot = pki.Root });
+        Assert.True(result.Has(SignatureProblemCode.SignerCertificateMissing), string.Join("; ", result.Problems));
+        Assert.True(result.Has(SignatureProblemCode.CmsSignatureInvalid), string.Join("; ", result.Problems));
+        Assert.Null(result.Signer);
+    }
+
+    [Fact]
+    public void CMS_followed_by_padding_verifies_and_a_foreign_leaf_in_the_bag_does_not_sign_for_it()
+    {
+        using var pki = NewPki();
+        using var other = TestPki.Create(new TestPki.Options("Other Corp", "KT4TEST009") { NotBefore = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero) });
+        var (bytes, _, _) = SignWith(pki);
+        // codesign reserves room for the CMS: zeros after the message are part of the blob.
+        var padded = WithCms(bytes, cms => [.. cms.Encode(), .. new byte[64]]);
+        var ok = CodeSignatureVerifier.Verify(EmbeddedSignature.Parse(padded, "padded"), new CodeSignatureVerifierOptions { TestRoot = pki.Root });
+        Assert.True(ok.IsValid, string.Join("; ", ok.Problems));
+        Assert.Equal(Team, ok.Signer!.TeamId);
+
+        // The other hierarchy's leaf replaces ours in the bag: the signature must be checked against the key that is
+        // named by the signer identifier, and that certificate is no longer there.
+        var swapped = WithCms(bytes, cms =>
+        {
+            cms.RemoveCertificate(pki.Leaf);
+            cms.AddCertificate(other.Leaf);
+            return cms.Encode();
+        });
+        var bad = CodeSignatureVerifier.Verify(EmbeddedSignature.Parse(swapped, "swapped-leaf"), new CodeSignatureVerifierOptions { TestRoot = pki.Root });
+        Assert.True(bad.Has(SignatureProblemCode.SignerCertificateMissing), string.Join("; ", bad.Problems));
+        Assert.True(bad.Has(SignatureProblemCode.CmsSignatureInvalid), string.Join("; ", bad.Problems));
+        Assert.Null(bad.Signer);
+    }
+
     [Fact]
     public void Stripped_stronger_code_directory_is_caught()
     {
