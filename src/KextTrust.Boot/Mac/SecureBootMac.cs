@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.Kernel;
 using KextTrust.Boot.KernelManagement;
@@ -389,7 +390,7 @@ public static class SecureBootMac
         return File.Exists(path) ? KextReceipt.FromBytes(File.ReadAllBytes(path)) : null;
     }
 
-    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
 
     internal static byte[]? ReadOptional(Mac mac, string relative)
     {
@@ -399,6 +400,10 @@ public static class SecureBootMac
 
     internal static KpiCatalog KpiCatalog => Catalog.Value;
 }
+
+/// <summary>Compile-time JSON metadata of the last startup's report (same bytes as the reflection-based serializer, no emitted accessors).</summary>
+[JsonSerializable(typeof(StartupReport))]
+internal sealed partial class StartupReportJsonContext : JsonSerializerContext;
 
 /// <summary>The secure-boot seam of <see cref="Mac.Startup"/>: iBoot, then the kernel.</summary>
 public sealed class SecureBootStartupHook : IStartupHook
