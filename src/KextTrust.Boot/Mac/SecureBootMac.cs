@@ -11,6 +11,7 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Boot.Startup;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
+using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
@@ -322,15 +323,16 @@ public static class SecureBootMac
         var root = mac.TrustRoot();
         var verifyOptions = new KextSignatureVerifierOptions { TrustedTestRoot = root };
         var exclude = mac.ReadExcludeList();
+        KextBundle[] candidates = [.. KextDiscovery.FindKexts(mac.Store.PathOf(MachineLayout.LibraryExtensions)).Select(KextBundle.Open)];
         var request = new AuxKcBuildRequest
         {
-            Candidates = [.. KextDiscovery.FindKexts(mac.Store.PathOf(MachineLayout.LibraryExtensions)).Select(KextBundle.Open)],
+            Candidates = candidates,
             Uakl = uakl,
             Architecture = Architecture(d),
             Release = Release(d),
             Sip = (CsrConfig)(ushort)d.CsrActiveConfig,
             IsBanned = (id, v) => exclude.Match(id, v) is not null,
-            VerifySignature = b => Facts(KextSignatureVerifier.Verify(b.Path, verifyOptions)),
+            VerifySignature = VerifySignatures(candidates, verifyOptions),
             Catalog = Catalog.Value,
             VolumeRoot = mac.Store.Root,
         };
@@ -352,6 +354,42 @@ public static class SecureBootMac
         }
         tx.Commit();
         return new KmutilCreateResult(build, signed, updated, uakl.Hash);
+    }
+
+    /// <summary>
+    /// kmd's signature verdicts for <paramref name="bundles"/> (and their plug-ins). With <paramref name="parallel"/> every
+    /// signature is checked up front across all cores in one <see cref="KextSignatureVerifier.VerifyMany"/> pass, which
+    /// shares chain verdicts between kexts signed by the same certificates; the returned function then looks a bundle's
+    /// verdict up (throwing what verifying it alone throws), so kmd's decisions, the AuxKC and the receipt are those of
+    /// the sequential check (<paramref name="parallel"/> false: each bundle verified when kmd asks, one at a time).
+    /// </summary>
+    public static Func<KextBundle, KernelManagement.KextSignatureFacts> VerifySignatures(IReadOnlyList<KextBundle> bundles, KextSignatureVerifierOptions options,
+        bool parallel = true)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
+        ArgumentNullException.ThrowIfNull(options);
+        KernelManagement.KextSignatureFacts One(string path) => Facts(KextSignatureVerifier.Verify(path, options));
+        if (!parallel)
+        {
+            return b => One(b.Path);
+        }
+        string[] paths = [.. bundles.SelectMany(b => b.SelfAndPlugIns()).Select(b => b.Path).Distinct(StringComparer.Ordinal)];
+        IReadOnlyList<KextVerifyItem> items;
+        try
+        {
+            items = KextSignatureVerifier.VerifyMany(paths, options);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Something no single verification reports as its own verdict: ask per bundle, as kmd would.
+            return b => One(b.Path);
+        }
+        var byPath = new Dictionary<string, KextVerifyItem>(paths.Length, StringComparer.Ordinal);
+        for (var i = 0; i < paths.Length; i++)
+        {
+            byPath[paths[i]] = items[i];
+        }
+        return b => byPath.TryGetValue(b.Path, out var item) ? Facts(item.Result ?? throw item.Error!) : One(b.Path);
     }
 
     private static KernelManagement.KextSignatureFacts Facts(KextSignatureVerification v) => new(
@@ -417,6 +455,20 @@ public sealed class SecureBootStartupHook : IStartupHook
         ArgumentNullException.ThrowIfNull(mac);
         ArgumentNullException.ThrowIfNull(next);
         ArgumentNullException.ThrowIfNull(transaction);
+        var mapped = new List<MappedFile>();
+        try
+        {
+            Run(mac, next, transaction, mapped);
+        }
+        finally
+        {
+            // The kernel's view of the AuxKC ends with the startup: nothing in the report refers to its bytes.
+            mapped.ForEach(m => m.Dispose());
+        }
+    }
+
+    private void Run(Mac mac, MachineDescription next, MachineTransaction transaction, List<MappedFile> mapped)
+    {
         var trace = new List<string>();
         StartupRefusal? refusal = null;
         AuxiliaryKernelCollection? auxKc = null;
@@ -435,10 +487,14 @@ public sealed class SecureBootStartupHook : IStartupHook
             using var sep = SecureBootMac.OpenEnclave(mac);
             var policyBytes = SecureBootMac.ReadOptional(mac, SecureBootLayout.LocalPolicy)
                 ?? throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
+            // The AuxKC and its Image4 are read in place (memory-mapped): iBoot hashes the IM4P and compares the AuxKC
+            // file with the signed payload without copying either, and the kernel loads the verified payload.
+            var image4File = Map(mac, SecureBootLayout.AuxKcImage4(p), mapped);
+            var auxKcFile = Map(mac, SecureBootLayout.AuxKc(p), mapped);
             var inputs = IbootInputs.For(sep, policyBytes) with
             {
-                AuxKcImage4 = SecureBootMac.ReadOptional(mac, SecureBootLayout.AuxKcImage4(p)),
-                AuxKc = SecureBootMac.ReadOptional(mac, SecureBootLayout.AuxKc(p)),
+                AuxKcImage4 = image4File?.Memory,
+                AuxKc = auxKcFile?.Memory,
                 Receipt = SecureBootMac.ReadOptional(mac, SecureBootLayout.Receipt(p)),
             };
             var boot = Iboot.Boot(inputs);
@@ -513,5 +569,15 @@ public sealed class SecureBootStartupHook : IStartupHook
         }
         Report = new StartupReport(next.RunningOS.ToString(), next.BootSessionUuid, loaded.Length > 0, refusal, [.. trace], loaded, notLoaded);
         transaction.StageFile(SecureBootLayout.LastStartup, JsonSerializer.SerializeToUtf8Bytes(Report, SecureBootMac.Json));
+    }
+
+    private static MappedFile? Map(Mac mac, string relative, List<MappedFile> mapped)
+    {
+        var file = MappedFile.OpenOptional(mac.Store.PathOf(relative));
+        if (file is not null)
+        {
+            mapped.Add(file);
+        }
+        return file;
     }
 }

@@ -117,10 +117,17 @@ public sealed record Im4Payload
 
     private byte[] EncodeCore()
     {
-        var writer = new AsnWriter(AsnEncodingRules.DER);
+        // Sized for the data up front: a large payload (an AuxKC) is then written once, not re-copied as the buffer grows.
+        var writer = new AsnWriter(AsnEncodingRules.DER, EncodingCapacity(_data.Length + (_keybags?.Length ?? 0)));
         Write(writer);
         return writer.Encode();
     }
+
+    /// <summary>An upper bound of a DER encoding holding <paramref name="bytes"/> of octet strings and small fields.</summary>
+    internal static int EncodingCapacity(long bytes) => (int)Math.Min(Array.MaxLength, bytes + 4096);
+
+    /// <summary>The DER encoding of the whole IM4P element, without a copy.</summary>
+    internal ReadOnlySpan<byte> EncodedSpan => _encoded;
 
     internal void Write(AsnWriter writer)
     {

@@ -22,10 +22,11 @@ public sealed record Img4
         Payload = payload ?? throw new ArgumentNullException(nameof(payload));
         Manifest = manifest ?? throw new ArgumentNullException(nameof(manifest));
         RestoreInfo = restoreInfo;
-        var writer = new AsnWriter(AsnEncodingRules.DER);
+        var payloadDer = Payload.EncodedSpan;
+        var writer = new AsnWriter(AsnEncodingRules.DER, Im4Payload.EncodingCapacity((long)payloadDer.Length + Manifest.EncodedSpan.Length));
         writer.PushSequence();
         writer.WriteCharacterString(UniversalTagNumber.IA5String, Magic);
-        Payload.Write(writer);
+        writer.WriteEncodedValue(payloadDer);
         writer.PushSequence(ManifestTag);
         writer.WriteEncodedValue(Manifest.EncodedSpan);
         writer.PopSequence(ManifestTag);
