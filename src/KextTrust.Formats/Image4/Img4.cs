@@ -52,6 +52,9 @@ public sealed record Img4
     /// <summary>The DER encoding.</summary>
     public byte[] Encode() => (byte[])_encoded.Clone();
 
+    /// <summary>The DER encoding, without a copy.</summary>
+    public ReadOnlyMemory<byte> Encoded => _encoded;
+
     /// <summary>Decodes a DER IMG4 strictly; <see cref="Image4FormatException"/> on any defect.</summary>
     public static Img4 FromBytes(ReadOnlyMemory<byte> der, string? sourceName = null) =>
         Im4Codec.DecodeTop(der, sourceName, Read);
