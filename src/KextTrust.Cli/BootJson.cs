@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
@@ -139,3 +140,17 @@ public sealed record ApplePayJson(bool Available, string Reason, IReadOnlyList<I
     public static ApplePayJson From(ApplePayStatus s) => new(s.Available, s.Reason.ToString(),
         [.. s.InterferingKexts.Select(IncludedKextJson.From)]);
 }
+
+/// <summary>
+/// Compile-time JSON metadata of the secure-boot commands' <c>--json</c> output: no reflection and no emitted
+/// accessors at run time (the naming policy, the enum converter and the encoder still come from
+/// <see cref="CliOutput"/>'s options, so the bytes do not change).
+/// </summary>
+[JsonSerializable(typeof(BootErrorJson))]
+[JsonSerializable(typeof(BputilJson))]
+[JsonSerializable(typeof(CsrutilJson))]
+[JsonSerializable(typeof(KmutilCreateJson))]
+[JsonSerializable(typeof(KmutilInspectJson))]
+[JsonSerializable(typeof(StartupJson))]
+[JsonSerializable(typeof(ApplePayJson))]
+internal sealed partial class BootJsonContext : JsonSerializerContext;

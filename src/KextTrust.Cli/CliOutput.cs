@@ -27,8 +27,8 @@ public sealed class CliOutput
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
-        // Source-generated metadata where a command has it (verify), reflection for the rest.
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(VerifyJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+        // Source-generated metadata where a command has it (verify, the secure-boot commands), reflection for the rest.
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(VerifyJsonContext.Default, BootJsonContext.Default, new DefaultJsonTypeInfoResolver()),
     };
 
     public CliOutput(TextWriter stdout, TextWriter stderr)

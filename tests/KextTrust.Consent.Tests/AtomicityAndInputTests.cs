@@ -97,6 +97,36 @@ public sealed class AtomicityAndInputTests : IDisposable
     }
 
     [Fact]
+    public void Staged_leftovers_are_marked_and_removed_on_open_and_a_committed_command_leaves_no_marker()
+    {
+        _f.Init();
+        var marker = Path.Combine(_f.MacDir, MachineStore.StagingMarkerFileName);
+        Assert.False(File.Exists(marker));
+        var kext = _f.Kext("com.example.driver");
+        var before = _f.Snapshot();
+        // Write 1 is the marker, then the bundle's staged copy starts (delete, folder, sub-folder): it fails half-way, as after a crash.
+        using (var mac = _f.Open(new FaultInjectingFileSystem(PhysicalFileSystem.Instance, 5)))
+        {
+            Assert.Throws<InjectedFaultException>(() => mac.Install([kext]));
+        }
+        Assert.True(File.Exists(marker));
+        Assert.NotEmpty(Directory.EnumerateFileSystemEntries(_f.MacDir, "*.kt-new", SearchOption.AllDirectories));
+        using (_f.Open())
+        {
+            // Opening removes the leftovers and the marker.
+        }
+        Assert.False(File.Exists(marker));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_f.MacDir, "*.kt-new", SearchOption.AllDirectories));
+        Assert.Equal(before, _f.Snapshot());
+        using (var mac = _f.Open())
+        {
+            mac.Install([kext]);
+        }
+        Assert.False(File.Exists(marker));
+        Assert.Single(Directory.EnumerateDirectories(Path.Combine(_f.MacDir, "Library", "Extensions")));
+    }
+
+    [Fact]
     public void Concurrent_commands_are_serialised_by_the_lock()
     {
         _f.Init();

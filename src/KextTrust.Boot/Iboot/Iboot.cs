@@ -200,7 +200,7 @@ public sealed record BootResult
     {
         AuxKcBytes = auxKc,
         ReceiptBytes = receipt,
-        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.Read(auxKc.Span)),
+        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.ReadInPlace(auxKc)),
         _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt.Span)),
     };
 

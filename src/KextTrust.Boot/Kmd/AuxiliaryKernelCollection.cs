@@ -47,9 +47,9 @@ public sealed record AuxiliaryKernelCollection
     /// <summary>Virtual address of the AuxKC header on Intel.</summary>
     public const ulong X86_64VmBase = 0xFFFFFF8010000000;
 
-    private readonly byte[] _bytes;
+    private readonly ReadOnlyMemory<byte> _bytes;
 
-    private AuxiliaryKernelCollection(byte[] bytes, KextArchitecture architecture, ImmutableArray<AuxKcKext> kexts)
+    private AuxiliaryKernelCollection(ReadOnlyMemory<byte> bytes, KextArchitecture architecture, ImmutableArray<AuxKcKext> kexts)
     {
         _bytes = bytes;
         Architecture = architecture;
@@ -73,7 +73,7 @@ public sealed record AuxiliaryKernelCollection
         architecture == KextArchitecture.Arm64 ? MachOTargetArchitecture.Arm64e : MachOTargetArchitecture.X86_64;
 
     /// <summary>SHA-384 of the file: the measurement the Secure Enclave signs (one pass over the bytes).</summary>
-    public Sha384Digest ComputeMeasurement() => Sha384Digest.Compute(_bytes);
+    public Sha384Digest ComputeMeasurement() => Sha384Digest.Compute(_bytes.Span);
 
     /// <summary>
     /// Reads and checks an AuxKC (copying the bytes): a thin MH_FILESET for arm64e or x86_64; a prelink info plist whose
@@ -82,9 +82,16 @@ public sealed record AuxiliaryKernelCollection
     /// parsing as an MH_KEXT_BUNDLE of the collection's architecture.
     /// </summary>
     /// <exception cref="AuxKcFormatException">Any defect.</exception>
-    public static AuxiliaryKernelCollection Read(ReadOnlySpan<byte> bytes)
+    public static AuxiliaryKernelCollection Read(ReadOnlySpan<byte> bytes) => ReadInPlace(bytes.ToArray());
+
+    /// <summary>
+    /// Reads and checks an AuxKC as <see cref="Read"/> does, without copying: the collection refers to
+    /// <paramref name="bytes"/>, which must stay valid and unchanged while it is used (iBoot's verified payload).
+    /// </summary>
+    /// <exception cref="AuxKcFormatException">Any defect.</exception>
+    public static AuxiliaryKernelCollection ReadInPlace(ReadOnlyMemory<byte> bytes)
     {
-        var copy = bytes.ToArray();
+        var copy = bytes;
         MachOSlice fileset;
         try
         {
@@ -205,7 +212,7 @@ public sealed record AuxiliaryKernelCollection
     }
 
     /// <summary>Equal when the bytes are equal.</summary>
-    public bool Equals(AuxiliaryKernelCollection? other) => other is not null && _bytes.AsSpan().SequenceEqual(other._bytes);
+    public bool Equals(AuxiliaryKernelCollection? other) => other is not null && _bytes.Span.SequenceEqual(other._bytes.Span);
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(_bytes.Length, Kexts.Length);

@@ -123,7 +123,7 @@ public static class Kmd
         ArgumentNullException.ThrowIfNull(build);
         ArgumentNullException.ThrowIfNull(secureEnclave);
         var image4 = AuxKcImage4.Create(secureEnclave, build.AuxKc.Bytes.Span);
-        return new SignedAuxKc(image4, image4.Encode(), AuxKcImage4.ManifestHash(image4), build.Receipt.ComputeHash(), build.Receipt.UaklHash);
+        return new SignedAuxKc(image4, image4.Encoded, AuxKcImage4.ManifestHash(image4), build.Receipt.ComputeHash(), build.Receipt.UaklHash);
     }
 
     /// <summary>
@@ -542,7 +542,8 @@ public static class Kmd
         var layout = MachOFile.FromBytes(NewBuilder([]).Build()).Slices[0].FilesetEntries.ToDictionary(e => e.EntryId, StringComparer.Ordinal);
         var infos = order.Select(c => (PlistNode)PrelinkInfo(c, layout.GetValueOrDefault(c.BundleId!))).ToList();
         var prelink = PropertyList.ToXml(new PlistDictionary((AuxiliaryKernelCollection.InfoDictionaryKey, new PlistArray(infos))));
-        return AuxiliaryKernelCollection.Read(NewBuilder(prelink).Build());
+        // The freshly built bytes belong to the collection alone: no copy.
+        return AuxiliaryKernelCollection.ReadInPlace(NewBuilder(prelink).Build());
     }
 
     private static PlistDictionary PrelinkInfo(Candidate c, MachOFilesetEntry? entry)

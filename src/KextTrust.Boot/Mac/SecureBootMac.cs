@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.Kernel;
 using KextTrust.Boot.KernelManagement;
@@ -10,10 +11,12 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Boot.Startup;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
+using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using Microsoft.Data.Sqlite;
 using ConsentUakl = KextTrust.Consent.Policy.UserApprovedKextList;
 using ConsentUaklEntry = KextTrust.Consent.Policy.UaklEntry;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
@@ -321,15 +324,16 @@ public static class SecureBootMac
         var root = mac.TrustRoot();
         var verifyOptions = new KextSignatureVerifierOptions { TrustedTestRoot = root };
         var exclude = mac.ReadExcludeList();
+        KextBundle[] candidates = [.. KextDiscovery.FindKexts(mac.Store.PathOf(MachineLayout.LibraryExtensions)).Select(KextBundle.Open)];
         var request = new AuxKcBuildRequest
         {
-            Candidates = [.. KextDiscovery.FindKexts(mac.Store.PathOf(MachineLayout.LibraryExtensions)).Select(KextBundle.Open)],
+            Candidates = candidates,
             Uakl = uakl,
             Architecture = Architecture(d),
             Release = Release(d),
             Sip = (CsrConfig)(ushort)d.CsrActiveConfig,
             IsBanned = (id, v) => exclude.Match(id, v) is not null,
-            VerifySignature = b => Facts(KextSignatureVerifier.Verify(b.Path, verifyOptions)),
+            VerifySignature = VerifySignatures(candidates, verifyOptions),
             Catalog = Catalog.Value,
             VolumeRoot = mac.Store.Root,
         };
@@ -351,6 +355,42 @@ public static class SecureBootMac
         }
         tx.Commit();
         return new KmutilCreateResult(build, signed, updated, uakl.Hash);
+    }
+
+    /// <summary>
+    /// kmd's signature verdicts for <paramref name="bundles"/> (and their plug-ins). With <paramref name="parallel"/> every
+    /// signature is checked up front across all cores in one <see cref="KextSignatureVerifier.VerifyMany"/> pass, which
+    /// shares chain verdicts between kexts signed by the same certificates; the returned function then looks a bundle's
+    /// verdict up (throwing what verifying it alone throws), so kmd's decisions, the AuxKC and the receipt are those of
+    /// the sequential check (<paramref name="parallel"/> false: each bundle verified when kmd asks, one at a time).
+    /// </summary>
+    public static Func<KextBundle, KernelManagement.KextSignatureFacts> VerifySignatures(IReadOnlyList<KextBundle> bundles, KextSignatureVerifierOptions options,
+        bool parallel = true)
+    {
+        ArgumentNullException.ThrowIfNull(bundles);
+        ArgumentNullException.ThrowIfNull(options);
+        KernelManagement.KextSignatureFacts One(string path) => Facts(KextSignatureVerifier.Verify(path, options));
+        if (!parallel)
+        {
+            return b => One(b.Path);
+        }
+        string[] paths = [.. bundles.SelectMany(b => b.SelfAndPlugIns()).Select(b => b.Path).Distinct(StringComparer.Ordinal)];
+        IReadOnlyList<KextVerifyItem> items;
+        try
+        {
+            items = KextSignatureVerifier.VerifyMany(paths, options);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Something no single verification reports as its own verdict: ask per bundle, as kmd would.
+            return b => One(b.Path);
+        }
+        var byPath = new Dictionary<string, KextVerifyItem>(paths.Length, StringComparer.Ordinal);
+        for (var i = 0; i < paths.Length; i++)
+        {
+            byPath[paths[i]] = items[i];
+        }
+        return b => byPath.TryGetValue(b.Path, out var item) ? Facts(item.Result ?? throw item.Error!) : One(b.Path);
     }
 
     private static KernelManagement.KextSignatureFacts Facts(KextSignatureVerification v) => new(
@@ -389,7 +429,7 @@ public static class SecureBootMac
         return File.Exists(path) ? KextReceipt.FromBytes(File.ReadAllBytes(path)) : null;
     }
 
-    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
 
     internal static byte[]? ReadOptional(Mac mac, string relative)
     {
@@ -399,6 +439,10 @@ public static class SecureBootMac
 
     internal static KpiCatalog KpiCatalog => Catalog.Value;
 }
+
+/// <summary>Compile-time JSON metadata of the last startup's report (same bytes as the reflection-based serializer, no emitted accessors).</summary>
+[JsonSerializable(typeof(StartupReport))]
+internal sealed partial class StartupReportJsonContext : JsonSerializerContext;
 
 /// <summary>The secure-boot seam of <see cref="Mac.Startup"/>: iBoot, then the kernel.</summary>
 public sealed class SecureBootStartupHook : IStartupHook
@@ -412,6 +456,20 @@ public sealed class SecureBootStartupHook : IStartupHook
         ArgumentNullException.ThrowIfNull(mac);
         ArgumentNullException.ThrowIfNull(next);
         ArgumentNullException.ThrowIfNull(transaction);
+        var mapped = new List<MappedFile>();
+        try
+        {
+            Run(mac, next, transaction, mapped);
+        }
+        finally
+        {
+            // The kernel's view of the AuxKC ends with the startup: nothing in the report refers to its bytes.
+            mapped.ForEach(m => m.Dispose());
+        }
+    }
+
+    private void Run(Mac mac, MachineDescription next, MachineTransaction transaction, List<MappedFile> mapped)
+    {
         var trace = new List<string>();
         StartupRefusal? refusal = null;
         AuxiliaryKernelCollection? auxKc = null;
@@ -430,10 +488,14 @@ public sealed class SecureBootStartupHook : IStartupHook
             using var sep = SecureBootMac.OpenEnclave(mac);
             var policyBytes = SecureBootMac.ReadOptional(mac, SecureBootLayout.LocalPolicy)
                 ?? throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
+            // The AuxKC and its Image4 are read in place (memory-mapped): iBoot hashes the IM4P and compares the AuxKC
+            // file with the signed payload without copying either, and the kernel loads the verified payload.
+            var image4File = Map(mac, SecureBootLayout.AuxKcImage4(p), mapped);
+            var auxKcFile = Map(mac, SecureBootLayout.AuxKc(p), mapped);
             var inputs = IbootInputs.For(sep, policyBytes) with
             {
-                AuxKcImage4 = SecureBootMac.ReadOptional(mac, SecureBootLayout.AuxKcImage4(p)),
-                AuxKc = SecureBootMac.ReadOptional(mac, SecureBootLayout.AuxKc(p)),
+                AuxKcImage4 = image4File?.Memory,
+                AuxKc = auxKcFile?.Memory,
                 Receipt = SecureBootMac.ReadOptional(mac, SecureBootLayout.Receipt(p)),
             };
             var boot = Iboot.Boot(inputs);
@@ -487,20 +549,21 @@ public sealed class SecureBootStartupHook : IStartupHook
             {
                 transaction.StageDatabase((db, tx) =>
                 {
+                    // One prepared statement for every row, inside the staged copy's single transaction.
+                    using var cmd = db.CreateCommand();
+                    cmd.Transaction = tx;
+                    cmd.CommandText = "INSERT OR REPLACE INTO kext_load_history_v3 (path, team_id, bundle_id, boot_uuid, created_at, last_seen, flags, cdhash) " +
+                        "VALUES ($p, $t, $b, $u, COALESCE((SELECT created_at FROM kext_load_history_v3 WHERE path = $p), $c), $l, $f, $h)";
+                    var parameters = new[] { "$p", "$t", "$b", "$u", "$c", "$l", "$f", "$h" }.Select(name => cmd.Parameters.Add(name, SqliteType.Text)).ToArray();
+                    parameters[6].SqliteType = SqliteType.Integer;
+                    cmd.Prepare();
                     foreach (var h in history)
                     {
-                        using var cmd = db.CreateCommand();
-                        cmd.Transaction = tx;
-                        cmd.CommandText = "INSERT OR REPLACE INTO kext_load_history_v3 (path, team_id, bundle_id, boot_uuid, created_at, last_seen, flags, cdhash) " +
-                            "VALUES ($p, $t, $b, $u, COALESCE((SELECT created_at FROM kext_load_history_v3 WHERE path = $p), $c), $l, $f, $h)";
-                        cmd.Parameters.AddWithValue("$p", h.Path);
-                        cmd.Parameters.AddWithValue("$t", h.TeamId);
-                        cmd.Parameters.AddWithValue("$b", h.BundleId);
-                        cmd.Parameters.AddWithValue("$u", h.BootUuid);
-                        cmd.Parameters.AddWithValue("$c", h.CreatedAt);
-                        cmd.Parameters.AddWithValue("$l", h.LastSeen);
-                        cmd.Parameters.AddWithValue("$f", h.Flags);
-                        cmd.Parameters.AddWithValue("$h", h.CdHash);
+                        object[] values = [h.Path, h.TeamId, h.BundleId, h.BootUuid, h.CreatedAt, h.LastSeen, h.Flags, h.CdHash];
+                        for (var i = 0; i < values.Length; i++)
+                        {
+                            parameters[i].Value = values[i];
+                        }
                         cmd.ExecuteNonQuery();
                     }
                 });
@@ -508,5 +571,15 @@ public sealed class SecureBootStartupHook : IStartupHook
         }
         Report = new StartupReport(next.RunningOS.ToString(), next.BootSessionUuid, loaded.Length > 0, refusal, [.. trace], loaded, notLoaded);
         transaction.StageFile(SecureBootLayout.LastStartup, JsonSerializer.SerializeToUtf8Bytes(Report, SecureBootMac.Json));
+    }
+
+    private static MappedFile? Map(Mac mac, string relative, List<MappedFile> mapped)
+    {
+        var file = MappedFile.OpenOptional(mac.Store.PathOf(relative));
+        if (file is not null)
+        {
+            mapped.Add(file);
+        }
+        return file;
     }
 }

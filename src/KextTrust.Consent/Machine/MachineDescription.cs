@@ -108,6 +108,7 @@ public sealed record MachineDescription(
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        TypeInfoResolver = MachineJsonContext.Default,
     };
 
     /// <summary>The running macOS version, parsed.</summary>
@@ -152,3 +153,12 @@ public sealed record MachineDescription(
         return d;
     }
 }
+
+/// <summary>
+/// Compile-time JSON metadata of the machine files (<c>machine.json</c>, the change journal): no reflection and no
+/// emitted accessors when a command opens the Mac. Naming policy, enum converter and member handling still come
+/// from the options that use it, so the bytes are those of the reflection-based serializer.
+/// </summary>
+[JsonSerializable(typeof(MachineDescription))]
+[JsonSerializable(typeof(MachineStore.JournalEntry[]))]
+internal sealed partial class MachineJsonContext : JsonSerializerContext;

@@ -14,7 +14,10 @@ namespace KextTrust.Consent.Machine;
 /// renamed into place. Deleting the journal is the commit point; the <c>.kt-old</c> copies are removed after.
 /// Opening a machine whose journal still exists (a command failed or was interrupted before its commit point)
 /// puts every <c>.kt-old</c> back, so the machine reads exactly as before; stray <c>.kt-new</c>/<c>.kt-old</c>
-/// without a journal are leftovers and are removed.
+/// without a journal are leftovers and are removed. Leftovers can exist only after a transaction staged something:
+/// the first staged change of a transaction first writes the marker <c>.kextrust-staging</c>, and a transaction
+/// that committed completely removes it; opening walks the folder for leftovers only while a journal or that
+/// marker exists, so opening a clean machine does not read every installed bundle.
 /// </para>
 /// Concurrent commands are serialised by <c>.kextrust.lock</c>, held open with <see cref="FileShare.None"/>.
 /// </summary>
@@ -24,10 +27,13 @@ public sealed class MachineStore : IDisposable
     public const string LockFileName = ".kextrust.lock";
     /// <summary>Name of the journal file in the machine folder.</summary>
     public const string JournalFileName = ".kextrust-journal";
+    /// <summary>Name of the marker that exists while staged changes (<c>.kt-new</c>/<c>.kt-old</c>) may exist.</summary>
+    public const string StagingMarkerFileName = ".kextrust-staging";
     internal const string NewSuffix = ".kt-new";
     internal const string OldSuffix = ".kt-old";
 
     private readonly FileStream _lock;
+    private int _staging;
 
     private MachineStore(string root, IMachineFileSystem fs, FileStream lockStream)
     {
@@ -102,12 +108,15 @@ public sealed class MachineStore : IDisposable
         var fs = PhysicalFileSystem.Instance;
         var journal = Path.Combine(Root, JournalFileName);
         fs.Delete(journal + ".tmp");
+        var marker = Path.Combine(Root, StagingMarkerFileName);
+        var staged = File.Exists(marker);
         if (File.Exists(journal))
         {
+            staged = true;
             JournalEntry[] entries;
             try
             {
-                entries = JsonSerializer.Deserialize<JournalEntry[]>(File.ReadAllBytes(journal)) ?? [];
+                entries = JsonSerializer.Deserialize(File.ReadAllBytes(journal), MachineJsonContext.Default.JournalEntryArray) ?? [];
             }
             catch (JsonException e)
             {
@@ -130,11 +139,36 @@ public sealed class MachineStore : IDisposable
             }
             fs.Delete(journal);
         }
+        if (!staged)
+        {
+            return;
+        }
         foreach (var leftover in Directory.EnumerateFileSystemEntries(Root, "*", SearchOption.AllDirectories)
                      .Where(p => p.EndsWith(NewSuffix, StringComparison.Ordinal) || p.EndsWith(OldSuffix, StringComparison.Ordinal))
                      .OrderByDescending(p => p.Length).ToArray())
         {
             fs.Delete(leftover);
+        }
+        fs.Delete(marker);
+    }
+
+    /// <summary>Called before a transaction stages its first change: writes the staging marker unless it exists.</summary>
+    internal void BeginStaging()
+    {
+        var marker = Path.Combine(Root, StagingMarkerFileName);
+        if (_staging == 0 && !File.Exists(marker))
+        {
+            FileSystem.WriteFileFlushed(marker, []);
+        }
+        _staging++;
+    }
+
+    /// <summary>Called when a transaction committed and removed its old copies: the last one removes the marker.</summary>
+    internal void EndStaging()
+    {
+        if (--_staging == 0)
+        {
+            FileSystem.Delete(Path.Combine(Root, StagingMarkerFileName));
         }
     }
 
@@ -170,6 +204,10 @@ public sealed class MachineTransaction
         if (_targets.Contains(relative))
         {
             throw new InvalidOperationException($"{relative} is staged twice");
+        }
+        if (_targets.Count == 0)
+        {
+            _store.BeginStaging();
         }
         _targets.Add(relative);
         var target = _store.PathOf(relative);
@@ -258,7 +296,7 @@ public sealed class MachineTransaction
         }
         var entries = _targets.Select(t => new MachineStore.JournalEntry(t, MachineStore.Exists(_store.PathOf(t)))).ToArray();
         var journal = Path.Combine(_store.Root, MachineStore.JournalFileName);
-        Fs.WriteFileFlushed(journal + ".tmp", JsonSerializer.SerializeToUtf8Bytes(entries));
+        Fs.WriteFileFlushed(journal + ".tmp", JsonSerializer.SerializeToUtf8Bytes(entries, MachineJsonContext.Default.JournalEntryArray));
         Fs.Move(journal + ".tmp", journal);
         foreach (var e in entries)
         {
@@ -273,6 +311,7 @@ public sealed class MachineTransaction
             }
         }
         Fs.Delete(journal);
+        var clean = true;
         foreach (var e in entries.Where(e => e.HadOld))
         {
             try
@@ -281,7 +320,19 @@ public sealed class MachineTransaction
             }
             catch (IOException)
             {
-                // Committed already; the next open removes the leftover.
+                // Committed already; the next open removes the leftover (the staging marker stays).
+                clean = false;
+            }
+        }
+        if (clean)
+        {
+            try
+            {
+                _store.EndStaging();
+            }
+            catch (IOException)
+            {
+                // Committed already; the marker only makes the next open look for leftovers.
             }
         }
     }

@@ -22,7 +22,7 @@ public sealed record Im4Payload
     private const string PropertiesMagic = "PAYP";
     private static readonly Asn1Tag PropertiesTag = new(TagClass.ContextSpecific, 0, isConstructed: true);
 
-    private readonly byte[] _data;
+    private readonly ReadOnlyMemory<byte> _data;
     private readonly byte[]? _keybags;
     private readonly byte[] _encoded;
 
@@ -35,11 +35,17 @@ public sealed record Im4Payload
         Type = FourCC.Validate(type, nameof(type));
         Im4Codec.ValidateIA5(description, nameof(description));
         Description = description;
-        _data = data.ToArray();
         _keybags = keybags is null ? null : (byte[])keybags.Clone();
         Compression = compression;
         Properties = properties;
-        _encoded = EncodeCore();
+        _encoded = EncodeCore(data);
+        // The payload bytes are kept once, inside the encoding: a large payload (an AuxKC) is not held twice.
+        var im4p = new AsnReader(_encoded, AsnEncodingRules.DER).ReadSequence();
+        im4p.ReadEncodedValue();
+        im4p.ReadEncodedValue();
+        im4p.ReadEncodedValue();
+        _data = im4p.TryReadPrimitiveOctetString(out var content) ? content
+            : throw new InvalidOperationException("the IM4P encoding has no primitive payload OCTET STRING");
     }
 
     /// <summary>The payload type 4CC (e.g. <c>krnl</c>, <c>auxk</c>).</summary>
@@ -115,20 +121,27 @@ public sealed record Im4Payload
         return new Im4Payload(type, description, data.Span, keybags, compression, properties);
     }
 
-    private byte[] EncodeCore()
+    private byte[] EncodeCore(ReadOnlySpan<byte> data)
     {
-        var writer = new AsnWriter(AsnEncodingRules.DER);
-        Write(writer);
+        // Sized for the data up front: a large payload (an AuxKC) is then written once, not re-copied as the buffer grows.
+        var writer = new AsnWriter(AsnEncodingRules.DER, EncodingCapacity(data.Length + (_keybags?.Length ?? 0)));
+        Write(writer, data);
         return writer.Encode();
     }
 
-    internal void Write(AsnWriter writer)
+    /// <summary>An upper bound of a DER encoding holding <paramref name="bytes"/> of octet strings and small fields.</summary>
+    internal static int EncodingCapacity(long bytes) => (int)Math.Min(Array.MaxLength, bytes + 4096);
+
+    /// <summary>The DER encoding of the whole IM4P element, without a copy.</summary>
+    internal ReadOnlySpan<byte> EncodedSpan => _encoded;
+
+    private void Write(AsnWriter writer, ReadOnlySpan<byte> data)
     {
         writer.PushSequence();
         writer.WriteCharacterString(UniversalTagNumber.IA5String, Magic);
         writer.WriteCharacterString(UniversalTagNumber.IA5String, Type);
         writer.WriteCharacterString(UniversalTagNumber.IA5String, Description);
-        writer.WriteOctetString(_data);
+        writer.WriteOctetString(data);
         if (_keybags is not null)
         {
             writer.WriteOctetString(_keybags);

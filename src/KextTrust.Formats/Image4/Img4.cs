@@ -22,10 +22,11 @@ public sealed record Img4
         Payload = payload ?? throw new ArgumentNullException(nameof(payload));
         Manifest = manifest ?? throw new ArgumentNullException(nameof(manifest));
         RestoreInfo = restoreInfo;
-        var writer = new AsnWriter(AsnEncodingRules.DER);
+        var payloadDer = Payload.EncodedSpan;
+        var writer = new AsnWriter(AsnEncodingRules.DER, Im4Payload.EncodingCapacity((long)payloadDer.Length + Manifest.EncodedSpan.Length));
         writer.PushSequence();
         writer.WriteCharacterString(UniversalTagNumber.IA5String, Magic);
-        Payload.Write(writer);
+        writer.WriteEncodedValue(payloadDer);
         writer.PushSequence(ManifestTag);
         writer.WriteEncodedValue(Manifest.EncodedSpan);
         writer.PopSequence(ManifestTag);
@@ -50,6 +51,9 @@ public sealed record Img4
 
     /// <summary>The DER encoding.</summary>
     public byte[] Encode() => (byte[])_encoded.Clone();
+
+    /// <summary>The DER encoding, without a copy.</summary>
+    public ReadOnlyMemory<byte> Encoded => _encoded;
 
     /// <summary>Decodes a DER IMG4 strictly; <see cref="Image4FormatException"/> on any defect.</summary>
     public static Img4 FromBytes(ReadOnlyMemory<byte> der, string? sourceName = null) =>
