@@ -298,7 +298,7 @@ public static class BootCommands
         {
             var path = mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform));
             var bytes = File.Exists(path) ? File.ReadAllBytes(path) : null;
-            var kc = bytes is null ? null : AuxiliaryKernelCollection.Read(bytes);
+            var kc = bytes is null ? null : AuxiliaryKernelCollection.Read(bytes, path);
             if (asJson)
             {
                 var receipt = SecureBootMac.ReadReceipt(mac);

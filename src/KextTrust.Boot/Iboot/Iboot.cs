@@ -40,6 +40,12 @@ public sealed record IbootInputs
     /// <summary>The kext receipt file, or null when there is none.</summary>
     public ReadOnlyMemory<byte>? Receipt { get; init; }
 
+    /// <summary>The AuxKC file's path (or a label), named when its bytes turn out malformed.</summary>
+    public string AuxKcName { get; init; } = "AuxKC";
+
+    /// <summary>The receipt file's path (or a label), named when its bytes turn out malformed.</summary>
+    public string ReceiptName { get; init; } = "kext receipt";
+
     /// <summary>Inputs with the identity (public key, ECID, current nonce hash) of <paramref name="secureEnclave"/>.</summary>
     public static IbootInputs For(SecureEnclave secureEnclave, ReadOnlyMemory<byte> localPolicy)
     {
@@ -196,12 +202,12 @@ public sealed record BootResult
     private Lazy<AuxiliaryKernelCollection>? _auxKc;
     private Lazy<KextReceipt>? _receipt;
 
-    internal BootResult WithAuxKc(ReadOnlyMemory<byte> auxKc, ReadOnlyMemory<byte> receipt) => this with
+    internal BootResult WithAuxKc(ReadOnlyMemory<byte> auxKc, ReadOnlyMemory<byte> receipt, IbootInputs names) => this with
     {
         AuxKcBytes = auxKc,
         ReceiptBytes = receipt,
-        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.ReadInPlace(auxKc)),
-        _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt.Span)),
+        _auxKc = new Lazy<AuxiliaryKernelCollection>(() => AuxiliaryKernelCollection.ReadInPlace(auxKc, names.AuxKcName)),
+        _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt.Span, names.ReceiptName)),
     };
 
     /// <summary>Every check in order.</summary>
@@ -265,7 +271,7 @@ public static class Iboot
         var (auxKc, receipt) = VerifyAuxKc(inputs, key, policy, trace);
         return auxKc is null || receipt is null
             ? Done(policy, AuxKcStatus.Refused, trace)
-            : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc.Value, receipt.Value);
+            : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc.Value, receipt.Value, inputs);
     }
 
     private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<BootCheck>.Builder trace) =>
@@ -402,7 +408,7 @@ public static class Iboot
 
         try
         {
-            var file = MachOFile.FromBytes(payload, "AuxKC");
+            var file = MachOFile.FromBytes(payload, inputs.AuxKcName);
             if (file.IsFat || file.Slices[0].FileType != MachOFileType.Fileset || file.Slices[0].Architecture != "arm64e")
             {
                 Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, "the signed AuxKC is not a thin arm64e MH_FILESET (LocalPolicies exist only on Apple silicon)");

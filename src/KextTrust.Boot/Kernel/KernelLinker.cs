@@ -71,14 +71,17 @@ public static class KernelLinker
     /// <summary>The first load tag given to an AuxKC kext.</summary>
     public const int FirstLoadTag = 100;
 
-    /// <summary>Reads <paramref name="auxKcBytes"/> and loads it; malformed bytes load nothing (one <see cref="KernelLoadFailureCode.ReceiptMismatch"/> entry).</summary>
-    public static KernelLoadResult LoadAuxKc(ReadOnlyMemory<byte> auxKcBytes, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release,
+    /// <summary>
+    /// Reads <paramref name="auxKcBytes"/> (the file <paramref name="auxKcName"/>) and loads it; malformed bytes load nothing
+    /// (one <see cref="KernelLoadFailureCode.ReceiptMismatch"/> entry naming the file, offset and rule).
+    /// </summary>
+    public static KernelLoadResult LoadAuxKc(ReadOnlyMemory<byte> auxKcBytes, string auxKcName, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release,
         KextArchitecture architecture, Guid bootSessionUuid, DateTimeOffset now)
     {
         AuxiliaryKernelCollection auxKc;
         try
         {
-            auxKc = AuxiliaryKernelCollection.Read(auxKcBytes.Span);
+            auxKc = AuxiliaryKernelCollection.Read(auxKcBytes.Span, auxKcName);
         }
         catch (AuxKcFormatException e)
         {

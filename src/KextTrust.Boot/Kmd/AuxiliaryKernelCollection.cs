@@ -8,8 +8,18 @@ using KextTrust.Kexts.Kpi;
 
 namespace KextTrust.Boot.KernelManagement;
 
-/// <summary>Thrown when bytes are not a well-formed Auxiliary Kernel Collection.</summary>
-public sealed class AuxKcFormatException(string message, Exception? inner = null) : Exception("AuxKC: " + message, inner);
+/// <summary>
+/// Bytes are not a well-formed Auxiliary Kernel Collection: names the file, the file offset where the rule was broken
+/// (a Mach-O structure, a fileset entry's load command, or the prelink info value) and the rule.
+/// </summary>
+public sealed class AuxKcFormatException : KextTrustFormatException
+{
+    /// <summary>Creates the exception for <paramref name="source"/> at file offset <paramref name="offset"/> (−1 when not applicable).</summary>
+    public AuxKcFormatException(string? source, long offset, string rule, Exception? inner = null)
+        : base("auxiliary kernel collection", source, offset, rule, inner)
+    {
+    }
+}
 
 /// <summary>One kext of an AuxKC as its prelink info and fileset entry describe it.</summary>
 /// <param name="BundleId">CFBundleIdentifier (and LC_FILESET_ENTRY id when it has code).</param>
@@ -79,95 +89,101 @@ public sealed record AuxiliaryKernelCollection
     /// Reads and checks an AuxKC (copying the bytes): a thin MH_FILESET for arm64e or x86_64; a prelink info plist whose
     /// every dictionary has a bundle id, version, bundle path and <c>_PrelinkKCID</c> 3; bundle ids unique; every fileset
     /// entry described by exactly one dictionary with code, at the <c>_PrelinkExecutableLoadAddr</c> it records, and
-    /// parsing as an MH_KEXT_BUNDLE of the collection's architecture.
+    /// parsing as an MH_KEXT_BUNDLE of the collection's architecture. <paramref name="source"/> (the file's path, or a
+    /// label for bytes that have none) is named by every error.
     /// </summary>
-    /// <exception cref="AuxKcFormatException">Any defect.</exception>
-    public static AuxiliaryKernelCollection Read(ReadOnlySpan<byte> bytes) => ReadInPlace(bytes.ToArray());
+    /// <exception cref="AuxKcFormatException">Any defect, with the file offset where it was found.</exception>
+    public static AuxiliaryKernelCollection Read(ReadOnlySpan<byte> bytes, string source) => ReadInPlace(bytes.ToArray(), source);
 
     /// <summary>
     /// Reads and checks an AuxKC as <see cref="Read"/> does, without copying: the collection refers to
     /// <paramref name="bytes"/>, which must stay valid and unchanged while it is used (iBoot's verified payload).
     /// </summary>
-    /// <exception cref="AuxKcFormatException">Any defect.</exception>
-    public static AuxiliaryKernelCollection ReadInPlace(ReadOnlyMemory<byte> bytes)
+    /// <exception cref="AuxKcFormatException">Any defect, with the file offset where it was found.</exception>
+    public static AuxiliaryKernelCollection ReadInPlace(ReadOnlyMemory<byte> bytes, string source)
     {
-        var copy = bytes;
+        ArgumentNullException.ThrowIfNull(source);
         MachOSlice fileset;
         try
         {
-            var file = MachOFile.FromBytes(copy, "AuxKC");
+            var file = MachOFile.FromBytes(bytes, source);
             if (file.IsFat)
             {
-                throw new AuxKcFormatException("a fat file, not a kernel collection");
+                throw new AuxKcFormatException(source, 0, "a fat file, not a kernel collection");
             }
             fileset = file.Slices[0];
         }
         catch (MachOFormatException e)
         {
-            throw new AuxKcFormatException(e.Message, e);
+            throw new AuxKcFormatException(source, e.Offset, e.Rule, e);
         }
         if (fileset.FileType != MachOFileType.Fileset)
         {
-            throw new AuxKcFormatException($"filetype is {fileset.FileType}, not MH_FILESET");
+            throw new AuxKcFormatException(source, fileset.FileOffset + fileset.HeaderOffset + FileTypeField, $"filetype is {fileset.FileType}, not MH_FILESET");
         }
         var architecture = fileset.Architecture switch
         {
             "arm64e" => KextArchitecture.Arm64,
             "x86_64" => KextArchitecture.X86_64,
-            var other => throw new AuxKcFormatException($"architecture {other} is not arm64e or x86_64"),
+            var other => throw new AuxKcFormatException(source, fileset.FileOffset + fileset.HeaderOffset + CpuTypeField, $"architecture {other} is not arm64e or x86_64"),
         };
         var info = fileset.Segments.Where(s => s.Name == "__PRELINK_INFO").SelectMany(s => s.Sections).Where(s => s.SectionName == "__info").ToList();
         if (info.Count != 1)
         {
-            throw new AuxKcFormatException("there must be exactly one __PRELINK_INFO,__info section");
+            throw new AuxKcFormatException(source, info.Count == 0 ? fileset.FileOffset + fileset.HeaderOffset : fileset.FileOffset + info[1].Offset,
+                $"there must be exactly one __PRELINK_INFO,__info section, there are {info.Count}");
         }
+        // Offsets of the prelink info's values are relative to the section: the file offset is infoAt + that.
+        var infoAt = fileset.FileOffset + info[0].Offset;
         PlistNode root;
+        PlistOffsets at;
         try
         {
-            root = PropertyList.ParseXml(fileset.Data.Span.Slice((int)info[0].Offset, (int)info[0].Size), "AuxKC prelink info");
+            root = PropertyList.ParseXml(fileset.Data.Span.Slice((int)info[0].Offset, (int)info[0].Size), source, out at);
         }
         catch (KextTrustFormatException e)
         {
-            throw new AuxKcFormatException($"prelink info: {e.Message}", e);
+            throw new AuxKcFormatException(source, e.Offset >= 0 ? infoAt + e.Offset : infoAt, $"prelink info: {e.Rule}", e);
         }
+        AuxKcFormatException Fail(long offsetInInfo, string rule) => new(source, offsetInInfo >= 0 ? infoAt + offsetInInfo : infoAt, rule);
         if (root is not PlistDictionary top || top.GetArray(InfoDictionaryKey) is not { } dicts)
         {
-            throw new AuxKcFormatException($"prelink info has no {InfoDictionaryKey} array");
+            throw Fail(root is PlistDictionary d0 ? at.Of(d0, InfoDictionaryKey) : at.Root, $"prelink info has no {InfoDictionaryKey} array");
         }
         var entries = new Dictionary<string, MachOFilesetEntry>(StringComparer.Ordinal);
         foreach (var e in fileset.FilesetEntries)
         {
             if (!entries.TryAdd(e.EntryId, e))
             {
-                throw new AuxKcFormatException($"two fileset entries have the id {e.EntryId}");
+                throw new AuxKcFormatException(source, e.CommandFileOffset, $"two fileset entries have the id {e.EntryId}");
             }
         }
         var used = new HashSet<string>(StringComparer.Ordinal);
         var kexts = ImmutableArray.CreateBuilder<AuxKcKext>(dicts.Count);
         var target = TargetFor(architecture);
-        foreach (var node in dicts)
+        for (var i = 0; i < dicts.Count; i++)
         {
-            if (node is not PlistDictionary d)
+            if (dicts[i] is not PlistDictionary d)
             {
-                throw new AuxKcFormatException($"an {InfoDictionaryKey} item is not a dictionary");
+                throw Fail(at.Of(dicts, i), $"an {InfoDictionaryKey} item is not a dictionary");
             }
-            var id = d.GetString("CFBundleIdentifier") ?? throw new AuxKcFormatException("a kext has no CFBundleIdentifier");
-            var version = d.GetString("CFBundleVersion") ?? throw new AuxKcFormatException($"{id} has no CFBundleVersion");
-            var path = d.GetString(BundlePathKey) ?? throw new AuxKcFormatException($"{id} has no {BundlePathKey}");
+            var id = d.GetString("CFBundleIdentifier") ?? throw Fail(at.Of(d, "CFBundleIdentifier"), "a kext has no CFBundleIdentifier string");
+            var version = d.GetString("CFBundleVersion") ?? throw Fail(at.Of(d, "CFBundleVersion"), $"{id} has no CFBundleVersion string");
+            var path = d.GetString(BundlePathKey) ?? throw Fail(at.Of(d, BundlePathKey), $"{id} has no {BundlePathKey} string");
             if (d.GetInt64(KcIdKey) != KcKindAuxiliary)
             {
-                throw new AuxKcFormatException($"{id}: {KcIdKey} is not {KcKindAuxiliary} (Auxiliary)");
+                throw Fail(at.Of(d, KcIdKey), $"{id}: {KcIdKey} is not {KcKindAuxiliary} (Auxiliary)");
             }
             if (!used.Add(id))
             {
-                throw new AuxKcFormatException($"{id} is described twice");
+                throw Fail(at.Of(d), $"{id} is described twice");
             }
             var libraries = new Dictionary<string, string>(StringComparer.Ordinal);
             if (d.TryGetValue("OSBundleLibraries", out var libs))
             {
                 if (libs is not PlistDictionary ld || ld.Any(kv => kv.Value is not PlistString))
                 {
-                    throw new AuxKcFormatException($"{id}: OSBundleLibraries is not a dictionary of version strings");
+                    throw Fail(at.Of(d, "OSBundleLibraries"), $"{id}: OSBundleLibraries is not a dictionary of version strings");
                 }
                 foreach (var (k, v) in ld)
                 {
@@ -181,11 +197,11 @@ public sealed record AuxiliaryKernelCollection
             {
                 if (!entries.TryGetValue(id, out entry))
                 {
-                    throw new AuxKcFormatException($"{id} has an executable but no fileset entry");
+                    throw Fail(at.Of(d, ExecutableRelativePathKey), $"{id} has an executable but no fileset entry");
                 }
                 if (d.Get<PlistInteger>(ExecutableLoadAddrKey)?.AsUInt64 != entry.VmAddress)
                 {
-                    throw new AuxKcFormatException($"{id}: {ExecutableLoadAddrKey} does not match its fileset entry's vmaddr");
+                    throw Fail(at.Of(d, ExecutableLoadAddrKey), $"{id}: {ExecutableLoadAddrKey} does not match its fileset entry's vmaddr");
                 }
                 try
                 {
@@ -193,23 +209,27 @@ public sealed record AuxiliaryKernelCollection
                 }
                 catch (MachOFormatException e)
                 {
-                    throw new AuxKcFormatException($"{id}: {e.Message}", e);
+                    throw new AuxKcFormatException(source, e.Offset, $"{id}: {e.Rule}", e);
                 }
                 if (executable.FileType != MachOFileType.KextBundle || executable.Architecture != fileset.Architecture)
                 {
-                    throw new AuxKcFormatException($"{id}: fileset entry is a {executable.Architecture} {executable.FileType}, not a {target} kext");
+                    throw new AuxKcFormatException(source, executable.FileOffset + executable.HeaderOffset,
+                        $"{id}: fileset entry is a {executable.Architecture} {executable.FileType}, not a {target} kext");
                 }
             }
             kexts.Add(new AuxKcKext(id, version, path, relative, libraries, d, entry, executable));
         }
         var described = kexts.Where(k => k.FilesetEntry is not null).Select(k => k.BundleId).ToHashSet(StringComparer.Ordinal);
-        var orphan = entries.Keys.FirstOrDefault(k => !described.Contains(k));
+        var orphan = entries.Values.FirstOrDefault(e => !described.Contains(e.EntryId));
         if (orphan is not null)
         {
-            throw new AuxKcFormatException($"fileset entry {orphan} is not described by the prelink info");
+            throw new AuxKcFormatException(source, orphan.CommandFileOffset, $"fileset entry {orphan.EntryId} is not described by the prelink info");
         }
-        return new AuxiliaryKernelCollection(copy, architecture, kexts.MoveToImmutable());
+        return new AuxiliaryKernelCollection(bytes, architecture, kexts.MoveToImmutable());
     }
+
+    /// <summary>Offsets in <c>mach_header_64</c> of cputype and filetype.</summary>
+    private const int CpuTypeField = 4, FileTypeField = 12;
 
     /// <summary>Equal when the bytes are equal.</summary>
     public bool Equals(AuxiliaryKernelCollection? other) => other is not null && _bytes.Span.SequenceEqual(other._bytes.Span);

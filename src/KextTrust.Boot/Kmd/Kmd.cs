@@ -543,7 +543,7 @@ public static class Kmd
         var infos = order.Select(c => (PlistNode)PrelinkInfo(c, layout.GetValueOrDefault(c.BundleId!))).ToList();
         var prelink = PropertyList.ToXml(new PlistDictionary((AuxiliaryKernelCollection.InfoDictionaryKey, new PlistArray(infos))));
         // The freshly built bytes belong to the collection alone: no copy.
-        return AuxiliaryKernelCollection.ReadInPlace(NewBuilder(prelink).Build());
+        return AuxiliaryKernelCollection.ReadInPlace(NewBuilder(prelink).Build(), "AuxKC built by kmd");
     }
 
     private static PlistDictionary PrelinkInfo(Candidate c, MachOFilesetEntry? entry)

@@ -426,7 +426,7 @@ public static class SecureBootMac
     public static KextReceipt? ReadReceipt(Mac mac)
     {
         var path = mac.Store.PathOf(SecureBootLayout.Receipt(mac.Description.Platform));
-        return File.Exists(path) ? KextReceipt.FromBytes(File.ReadAllBytes(path)) : null;
+        return File.Exists(path) ? KextReceipt.FromBytes(File.ReadAllBytes(path), path) : null;
     }
 
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
@@ -497,6 +497,8 @@ public sealed class SecureBootStartupHook : IStartupHook
                 AuxKcImage4 = image4File?.Memory,
                 AuxKc = auxKcFile?.Memory,
                 Receipt = SecureBootMac.ReadOptional(mac, SecureBootLayout.Receipt(p)),
+                AuxKcName = mac.Store.PathOf(SecureBootLayout.AuxKc(p)),
+                ReceiptName = mac.Store.PathOf(SecureBootLayout.Receipt(p)),
             };
             var boot = Iboot.Boot(inputs);
             trace.AddRange(boot.Trace.Select(c => c.ToString()));
@@ -531,8 +533,8 @@ public sealed class SecureBootStartupHook : IStartupHook
             var r = SecureBootMac.ReadOptional(mac, SecureBootLayout.Receipt(p));
             if (bytes is not null && r is not null)
             {
-                auxKc = AuxiliaryKernelCollection.Read(bytes);
-                receipt = KextReceipt.FromBytes(r);
+                auxKc = AuxiliaryKernelCollection.Read(bytes, mac.Store.PathOf(SecureBootLayout.AuxKc(p)));
+                receipt = KextReceipt.FromBytes(r, mac.Store.PathOf(SecureBootLayout.Receipt(p)));
                 trace.Add("Intel: AuxKC read from the data volume (no LocalPolicy)");
             }
         }

@@ -27,8 +27,15 @@ public sealed record ReceiptIncludedKext(string BundleId, string Version, string
 /// <param name="Detail">The explanation from kmd's trace.</param>
 public sealed record ReceiptExcludedKext(string BundleId, string Version, string BundlePath, KextExclusionCode Reason, string Detail);
 
-/// <summary>Thrown when receipt bytes are not a canonical receipt.</summary>
-public sealed class KextReceiptFormatException(string message, Exception? inner = null) : Exception("kext receipt: " + message, inner);
+/// <summary>Receipt bytes are not a canonical receipt: names the file, the byte offset where the rule was broken and the rule.</summary>
+public sealed class KextReceiptFormatException : KextTrustFormatException
+{
+    /// <summary>Creates the exception for <paramref name="source"/> at byte <paramref name="offset"/> (−1 when not applicable).</summary>
+    public KextReceiptFormatException(string? source, long offset, string rule, Exception? inner = null)
+        : base("kext receipt", source, offset, rule, inner)
+    {
+    }
+}
 
 /// <summary>
 /// The kext receipt kmd writes next to the AuxKC: exactly which kexts the AuxKC includes (in load order) and why
@@ -80,67 +87,67 @@ public sealed record KextReceipt
     /// <summary>SHA-384 of <see cref="ToBytes"/>: the value for <c>auxr</c>.</summary>
     public Sha384Digest ComputeHash() => Sha384Digest.Compute(ToBytes());
 
-    /// <summary>Parses receipt bytes strictly.</summary>
-    /// <exception cref="KextReceiptFormatException">Not a property list, wrong keys or types, unknown values, or not canonical.</exception>
-    public static KextReceipt FromBytes(ReadOnlySpan<byte> bytes)
+    /// <summary>Parses receipt bytes strictly; <paramref name="source"/> (the file's path, or a label) is named by every error.</summary>
+    /// <exception cref="KextReceiptFormatException">
+    /// Not a property list, wrong keys or types, unknown values, or not canonical; with the byte offset of the value
+    /// (or of the first byte that differs from the canonical encoding).
+    /// </exception>
+    public static KextReceipt FromBytes(ReadOnlySpan<byte> bytes, string source)
     {
+        ArgumentNullException.ThrowIfNull(source);
         PlistNode root;
+        PlistOffsets at;
         try
         {
-            root = PropertyList.ParseXml(bytes, "kext receipt");
+            root = PropertyList.ParseXml(bytes, source, out at);
         }
         catch (KextTrustFormatException e)
         {
-            throw new KextReceiptFormatException($"not an XML property list: {e.Message}", e);
+            throw new KextReceiptFormatException(source, e.Offset, $"not an XML property list: {e.Rule}", e);
         }
+        var r = new Fields(source, at);
         if (root is not PlistDictionary d)
         {
-            throw new KextReceiptFormatException("the root is not a dictionary");
+            throw new KextReceiptFormatException(source, at.Root, "the root is not a dictionary");
         }
-        ExpectKeys(d, "receipt", ["KextReceiptVersion", "AuxKCSHA384", "UAKLSHA384", "MacOSRelease", "Architecture", "SIPConfiguration", "IncludedKexts", "ExcludedKexts"]);
-        if (Int(d, "KextReceiptVersion") != FormatVersion)
+        r.ExpectKeys(d, "receipt", ["KextReceiptVersion", "AuxKCSHA384", "UAKLSHA384", "MacOSRelease", "Architecture", "SIPConfiguration", "IncludedKexts", "ExcludedKexts"]);
+        if (r.Int(d, "KextReceiptVersion") != FormatVersion)
         {
-            throw new KextReceiptFormatException($"KextReceiptVersion is not {FormatVersion}");
+            throw r.Fail(d, "KextReceiptVersion", $"KextReceiptVersion is not {FormatVersion}");
         }
-        var releaseKey = Str(d, "MacOSRelease");
-        var release = MacOSRelease.All.FirstOrDefault(r => r.Key == releaseKey) ?? throw new KextReceiptFormatException($"unknown MacOSRelease '{releaseKey}'");
-        var arch = Str(d, "Architecture") switch
+        var releaseKey = r.Str(d, "MacOSRelease");
+        var release = MacOSRelease.All.FirstOrDefault(x => x.Key == releaseKey) ?? throw r.Fail(d, "MacOSRelease", $"unknown MacOSRelease '{releaseKey}'");
+        var arch = r.Str(d, "Architecture") switch
         {
             "arm64e" => KextArchitecture.Arm64,
             "x86_64" => KextArchitecture.X86_64,
-            var other => throw new KextReceiptFormatException($"unknown Architecture '{other}'"),
+            var other => throw r.Fail(d, "Architecture", $"unknown Architecture '{other}'"),
         };
-        var sip = Int(d, "SIPConfiguration");
+        var sip = r.Int(d, "SIPConfiguration");
         if (sip is < 0 or > ushort.MaxValue)
         {
-            throw new KextReceiptFormatException("SIPConfiguration is not a 16-bit mask");
+            throw r.Fail(d, "SIPConfiguration", "SIPConfiguration is not a 16-bit mask");
         }
         var receipt = new KextReceipt
         {
-            AuxKcMeasurement = Digest(d, "AuxKCSHA384"),
-            UaklHash = Digest(d, "UAKLSHA384"),
+            AuxKcMeasurement = r.Digest(d, "AuxKCSHA384"),
+            UaklHash = r.Digest(d, "UAKLSHA384"),
             Release = release,
             Architecture = arch,
             Sip = (CsrConfig)(ushort)sip,
-            Included = [.. Array(d, "IncludedKexts").Select(n =>
-            {
-                var k = Dict(n, "IncludedKexts item");
-                ExpectKeys(k, "included kext", ["BundleIdentifier", "BundleVersion", "TeamIdentifier", "CDHash", "ConsentSource", "BundlePath", "HasExecutable"]);
-                return new ReceiptIncludedKext(Str(k, "BundleIdentifier"), Str(k, "BundleVersion"), Str(k, "TeamIdentifier"), Str(k, "CDHash"),
-                    EnumValue<KextConsentSource>(k, "ConsentSource"), Str(k, "BundlePath"),
-                    k.Get<PlistBoolean>("HasExecutable")?.Value ?? throw new KextReceiptFormatException("HasExecutable is not a boolean"));
-            })],
-            Excluded = [.. Array(d, "ExcludedKexts").Select(n =>
-            {
-                var k = Dict(n, "ExcludedKexts item");
-                ExpectKeys(k, "excluded kext", ["BundleIdentifier", "BundleVersion", "BundlePath", "Reason", "Detail"]);
-                return new ReceiptExcludedKext(Str(k, "BundleIdentifier"), Str(k, "BundleVersion"), Str(k, "BundlePath"),
-                    EnumValue<KextExclusionCode>(k, "Reason"), Str(k, "Detail"));
-            })],
+            Included = [.. r.Items(d, "IncludedKexts", "included kext", ["BundleIdentifier", "BundleVersion", "TeamIdentifier", "CDHash", "ConsentSource", "BundlePath", "HasExecutable"], k =>
+                new ReceiptIncludedKext(r.Str(k, "BundleIdentifier"), r.Str(k, "BundleVersion"), r.Str(k, "TeamIdentifier"), r.Str(k, "CDHash"),
+                    r.EnumValue<KextConsentSource>(k, "ConsentSource"), r.Str(k, "BundlePath"),
+                    k.Get<PlistBoolean>("HasExecutable")?.Value ?? throw r.Fail(k, "HasExecutable", "HasExecutable is not a boolean")))],
+            Excluded = [.. r.Items(d, "ExcludedKexts", "excluded kext", ["BundleIdentifier", "BundleVersion", "BundlePath", "Reason", "Detail"], k =>
+                new ReceiptExcludedKext(r.Str(k, "BundleIdentifier"), r.Str(k, "BundleVersion"), r.Str(k, "BundlePath"),
+                    r.EnumValue<KextExclusionCode>(k, "Reason"), r.Str(k, "Detail")))],
         };
-        if (!receipt.ToBytes().AsSpan().SequenceEqual(bytes))
+        var canonical = receipt.ToBytes().AsSpan();
+        var differs = canonical.CommonPrefixLength(bytes);
+        if (differs != canonical.Length || differs != bytes.Length)
         {
-            throw new KextReceiptFormatException("the bytes are not the canonical encoding of the receipt they hold");
+            throw new KextReceiptFormatException(source, differs, "the bytes are not the canonical encoding of the receipt they hold");
         }
         return receipt;
     }
@@ -173,39 +180,53 @@ public sealed record KextReceipt
             ("Reason", new PlistString(k.Reason.ToString())),
             ("Detail", new PlistString(k.Detail)))))));
 
-    private static void ExpectKeys(PlistDictionary d, string what, string[] keys)
+    /// <summary>Reads typed values out of the parsed receipt; every failure names the source and the value's offset.</summary>
+    private sealed class Fields(string source, PlistOffsets at)
     {
-        if (!d.Keys.SequenceEqual(keys, StringComparer.Ordinal))
+        public KextReceiptFormatException Fail(PlistDictionary d, string key, string rule) => new(source, at.Of(d, key), rule);
+
+        public void ExpectKeys(PlistDictionary d, string what, string[] keys)
         {
-            throw new KextReceiptFormatException($"the {what} keys are [{string.Join(", ", d.Keys)}], expected [{string.Join(", ", keys)}]");
+            var differs = d.Keys.Zip(keys).TakeWhile(p => p.First == p.Second).Count();
+            if (differs != d.Count || differs != keys.Length)
+            {
+                // The first key out of place (or, when only a key is missing at the end, the dictionary itself).
+                var offset = differs < d.Count ? at.Of(d, d[differs].Key) : at.Of(d);
+                throw new KextReceiptFormatException(source, offset,
+                    $"the {what} keys are [{string.Join(", ", d.Keys)}], expected [{string.Join(", ", keys)}]");
+            }
         }
-    }
 
-    private static string Str(PlistDictionary d, string key) =>
-        d.Get<PlistString>(key)?.Value ?? throw new KextReceiptFormatException($"{key} is not a string");
+        public string Str(PlistDictionary d, string key) => d.Get<PlistString>(key)?.Value ?? throw Fail(d, key, $"{key} is not a string");
 
-    private static long Int(PlistDictionary d, string key) =>
-        d.Get<PlistInteger>(key)?.AsInt64 ?? throw new KextReceiptFormatException($"{key} is not an integer");
+        public long Int(PlistDictionary d, string key) => d.Get<PlistInteger>(key)?.AsInt64 ?? throw Fail(d, key, $"{key} is not an integer");
 
-    private static IEnumerable<PlistNode> Array(PlistDictionary d, string key) =>
-        d.Get<PlistArray>(key) ?? throw new KextReceiptFormatException($"{key} is not an array");
-
-    private static PlistDictionary Dict(PlistNode n, string what) =>
-        n as PlistDictionary ?? throw new KextReceiptFormatException($"an {what} is not a dictionary");
-
-    private static T EnumValue<T>(PlistDictionary d, string key) where T : struct, Enum
-    {
-        var text = Str(d, key);
-        return System.Array.IndexOf(Enum.GetNames<T>(), text) >= 0 ? Enum.Parse<T>(text) : throw new KextReceiptFormatException($"{key} '{text}' is not a known value");
-    }
-
-    private static Sha384Digest Digest(PlistDictionary d, string key)
-    {
-        var text = Str(d, key);
-        if (text.Length != 2 * Sha384Digest.Length || !text.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
+        /// <summary>The dictionaries of array <paramref name="key"/>, each with exactly <paramref name="keys"/>, read by <paramref name="read"/>.</summary>
+        public IEnumerable<T> Items<T>(PlistDictionary d, string key, string what, string[] keys, Func<PlistDictionary, T> read)
         {
-            throw new KextReceiptFormatException($"{key} is not 96 lowercase hex digits");
+            var array = d.Get<PlistArray>(key) ?? throw Fail(d, key, $"{key} is not an array");
+            for (var i = 0; i < array.Count; i++)
+            {
+                var k = array[i] as PlistDictionary ?? throw new KextReceiptFormatException(source, at.Of(array, i), $"an {key} item is not a dictionary");
+                ExpectKeys(k, what, keys);
+                yield return read(k);
+            }
         }
-        return Sha384Digest.FromBytes(Convert.FromHexString(text));
+
+        public T EnumValue<T>(PlistDictionary d, string key) where T : struct, Enum
+        {
+            var text = Str(d, key);
+            return System.Array.IndexOf(Enum.GetNames<T>(), text) >= 0 ? Enum.Parse<T>(text) : throw Fail(d, key, $"{key} '{text}' is not a known value");
+        }
+
+        public Sha384Digest Digest(PlistDictionary d, string key)
+        {
+            var text = Str(d, key);
+            if (text.Length != 2 * Sha384Digest.Length || !text.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
+            {
+                throw Fail(d, key, $"{key} is not 96 lowercase hex digits");
+            }
+            return Sha384Digest.FromBytes(Convert.FromHexString(text));
+        }
     }
 }

@@ -4,12 +4,15 @@ using System.Text;
 
 namespace KextTrust.Formats.CodeSigning;
 
-/// <summary>The requirement text could not be compiled.</summary>
-public sealed class RequirementSyntaxException : Exception
+/// <summary>
+/// The requirement text could not be compiled: names the text's source, the UTF-8 byte offset in the text where the
+/// problem was found (<see cref="Position"/> is the same place as a character index) and the rule.
+/// </summary>
+public sealed class RequirementSyntaxException : KextTrustFormatException
 {
-    /// <summary>Creates the exception for a problem at character <paramref name="position"/>.</summary>
-    public RequirementSyntaxException(int position, string message)
-        : base($"requirement text, character {position}: {message}")
+    /// <summary>Creates the exception for a problem at character <paramref name="position"/> of <paramref name="text"/>.</summary>
+    public RequirementSyntaxException(string? source, string text, int position, string rule)
+        : base("code requirement", source, Encoding.UTF8.GetByteCount(text.AsSpan(0, Math.Clamp(position, 0, text.Length))), rule)
     {
         Position = position;
     }
@@ -25,11 +28,21 @@ public sealed class RequirementSyntaxException : Exception
 /// </summary>
 public static class RequirementCompiler
 {
+    /// <summary>The source named by errors when the caller names none.</summary>
+    public const string DefaultSource = "requirement text";
+
     /// <summary>Compiles one expression to a requirement blob (0xfade0c00, expression form).</summary>
-    public static byte[] Compile(string expression)
+    /// <exception cref="RequirementSyntaxException">The text is not a requirement; names <paramref name="source"/> and the byte offset.</exception>
+    public static byte[] Compile(string expression, string? source = DefaultSource)
     {
         ArgumentNullException.ThrowIfNull(expression);
-        var p = new Parser(expression);
+        return Compile(expression, 0, expression.Length, source);
+    }
+
+    /// <summary>Compiles <paramref name="length"/> characters of <paramref name="text"/> from <paramref name="start"/>; errors give offsets in the whole text.</summary>
+    private static byte[] Compile(string text, int start, int length, string? source)
+    {
+        var p = new Parser(text, start, length, source);
         var body = new List<byte>();
         p.OrExpr(body, 0);
         p.ExpectEnd();
@@ -42,12 +55,18 @@ public static class RequirementCompiler
     }
 
     /// <summary>Compiles a set, e.g. <c>designated =&gt; identifier "x" and anchor apple generic</c>, one requirement per line.</summary>
-    public static byte[] CompileSet(string text)
+    /// <exception cref="RequirementSyntaxException">A line is not a requirement; names <paramref name="source"/> and the byte offset in the whole text.</exception>
+    public static byte[] CompileSet(string text, string? source = DefaultSource)
     {
         ArgumentNullException.ThrowIfNull(text);
         var entries = new List<(RequirementType, byte[])>();
-        foreach (var rawLine in text.Split('\n'))
+        for (var lineStart = 0; lineStart <= text.Length;)
         {
+            var lineEnd = text.IndexOf('\n', lineStart);
+            lineEnd = lineEnd < 0 ? text.Length : lineEnd;
+            var rawLine = text[lineStart..lineEnd];
+            var lineAt = lineStart + (rawLine.Length - rawLine.TrimStart().Length);
+            lineStart = lineEnd + 1;
             var line = rawLine.Trim();
             if (line.Length == 0)
             {
@@ -56,7 +75,7 @@ public static class RequirementCompiler
             var arrow = line.IndexOf("=>", StringComparison.Ordinal);
             if (arrow < 0)
             {
-                throw new RequirementSyntaxException(0, $"expected 'type => expression' in line '{line}'");
+                throw new RequirementSyntaxException(source, text, lineAt, $"expected 'type => expression' in line '{line}'");
             }
             var typeName = line[..arrow].Trim();
             var type = typeName switch
@@ -66,9 +85,9 @@ public static class RequirementCompiler
                 "designated" => RequirementType.Designated,
                 "library" => RequirementType.Library,
                 "plugin" => RequirementType.Plugin,
-                _ => throw new RequirementSyntaxException(0, $"unknown requirement type '{typeName}'"),
+                _ => throw new RequirementSyntaxException(source, text, lineAt, $"unknown requirement type '{typeName}'"),
             };
-            entries.Add((type, Compile(line[(arrow + 2)..])));
+            entries.Add((type, Compile(text, lineAt + arrow + 2, line.Length - arrow - 2, source)));
         }
         return BuildSet(entries);
     }
@@ -105,12 +124,22 @@ public static class RequirementCompiler
     private sealed class Parser
     {
         private readonly List<Token> _tokens;
+        private readonly string _text;
+        private readonly int _start;
+        private readonly string? _source;
         private int _i;
 
-        public Parser(string text)
+        /// <summary>Parses <paramref name="length"/> characters of <paramref name="text"/> from <paramref name="start"/>.</summary>
+        public Parser(string text, int start, int length, string? source)
         {
-            _tokens = Tokenize(text);
+            _text = text;
+            _start = start;
+            _source = source;
+            _tokens = Tokenize(text.Substring(start, length));
         }
+
+        /// <summary>An error at <paramref name="position"/> of the parsed part, placed in the whole text.</summary>
+        private RequirementSyntaxException Fail(int position, string rule) => new(_source, _text, _start + position, rule);
 
         private Token Peek => _tokens[_i];
 
@@ -124,7 +153,7 @@ public static class RequirementCompiler
         {
             if (!IsPunct(punct))
             {
-                throw new RequirementSyntaxException(Peek.Position, $"expected '{punct}', found '{Peek.Text}'");
+                throw Fail(Peek.Position, $"expected '{punct}', found '{Peek.Text}'");
             }
             _i++;
         }
@@ -133,7 +162,7 @@ public static class RequirementCompiler
         {
             if (Peek.Kind != TokenKind.End)
             {
-                throw new RequirementSyntaxException(Peek.Position, $"unexpected '{Peek.Text}'");
+                throw Fail(Peek.Position, $"unexpected '{Peek.Text}'");
             }
         }
 
@@ -196,7 +225,7 @@ public static class RequirementCompiler
         {
             if (depth > MaxDepth * 4)
             {
-                throw new RequirementSyntaxException(Peek.Position, "expression nests too deeply");
+                throw Fail(Peek.Position, "expression nests too deeply");
             }
         }
 
@@ -230,7 +259,7 @@ public static class RequirementCompiler
             }
             if (t.Kind != TokenKind.Word)
             {
-                throw new RequirementSyntaxException(t.Position, $"expected an expression, found '{t.Text}'");
+                throw Fail(t.Position, $"expected an expression, found '{t.Text}'");
             }
             _i++;
             switch (t.Text)
@@ -261,7 +290,7 @@ public static class RequirementCompiler
                     var n = Next();
                     if (n.Kind != TokenKind.Word || !int.TryParse(n.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var platform))
                     {
-                        throw new RequirementSyntaxException(n.Position, "platform needs an integer");
+                        throw Fail(n.Position, "platform needs an integer");
                     }
                     Op(o, (uint)RequirementOpcode.Platform);
                     Op(o, unchecked((uint)platform));
@@ -316,13 +345,13 @@ public static class RequirementCompiler
                         "leaf" => 0,
                         "anchor" or "root" => -1,
                         _ when s.Kind == TokenKind.Word && int.TryParse(s.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) => n,
-                        _ => throw new RequirementSyntaxException(s.Position, $"expected a certificate slot, found '{s.Text}'"),
+                        _ => throw Fail(s.Position, $"expected a certificate slot, found '{s.Text}'"),
                     };
                     CertificateTail(o, slot);
                     return;
                 }
                 default:
-                    throw new RequirementSyntaxException(t.Position, $"unknown keyword '{t.Text}'");
+                    throw Fail(t.Position, $"unknown keyword '{t.Text}'");
             }
         }
 
@@ -352,7 +381,7 @@ public static class RequirementCompiler
             var keyToken = Next();
             if (keyToken.Kind is not (TokenKind.Word or TokenKind.String))
             {
-                throw new RequirementSyntaxException(keyToken.Position, "expected a key");
+                throw Fail(keyToken.Position, "expected a key");
             }
             var key = keyToken.Text;
             Expect("]");
@@ -370,7 +399,7 @@ public static class RequirementCompiler
                         }
                         catch (Exception e) when (e is ArgumentException or FormatException or System.Security.Cryptography.CryptographicException)
                         {
-                            throw new RequirementSyntaxException(keyToken.Position, $"'{key[prefix.Length..]}' is not a dotted OID");
+                            throw Fail(keyToken.Position, $"'{key[prefix.Length..]}' is not a dotted OID");
                         }
                         break;
                     }
@@ -415,7 +444,7 @@ public static class RequirementCompiler
                     ">" => RequirementMatchOperation.After,
                     "<=" => RequirementMatchOperation.OnOrBefore,
                     ">=" => RequirementMatchOperation.OnOrAfter,
-                    _ => throw new RequirementSyntaxException(op.Position, $"'{op.Text}' cannot compare a timestamp"),
+                    _ => throw Fail(op.Position, $"'{op.Text}' cannot compare a timestamp"),
                 };
                 Op(o, (uint)dateOp);
                 long seconds;
@@ -425,7 +454,7 @@ public static class RequirementCompiler
                 }
                 catch (FormatException)
                 {
-                    throw new RequirementSyntaxException(when.Position, $"bad timestamp '{when.Text}'");
+                    throw Fail(when.Position, $"bad timestamp '{when.Text}'");
                 }
                 var b = new byte[8];
                 BinaryPrimitives.WriteInt64BigEndian(b, seconds);
@@ -456,7 +485,7 @@ public static class RequirementCompiler
                 case ">": Op(o, (uint)RequirementMatchOperation.GreaterThan); break;
                 case "<=": Op(o, (uint)RequirementMatchOperation.LessEqual); break;
                 case ">=": Op(o, (uint)RequirementMatchOperation.GreaterEqual); break;
-                default: throw new RequirementSyntaxException(op.Position, $"unexpected '{op.Text}' in a match");
+                default: throw Fail(op.Position, $"unexpected '{op.Text}' in a match");
             }
             Data(o, Value());
         }
@@ -468,7 +497,7 @@ public static class RequirementCompiler
             {
                 return ValueBytes(t);
             }
-            throw new RequirementSyntaxException(t.Position, $"expected a value, found '{t.Text}'");
+            throw Fail(t.Position, $"expected a value, found '{t.Text}'");
         }
 
         private static byte[] ValueBytes(Token t) => t.Kind is TokenKind.Hash or TokenKind.Hex ? t.Bytes : Encoding.UTF8.GetBytes(t.Text);
@@ -477,7 +506,7 @@ public static class RequirementCompiler
 
         private static bool IsWordChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '/' or '$' or '+';
 
-        private static List<Token> Tokenize(string s)
+        private List<Token> Tokenize(string s)
         {
             var list = new List<Token>();
             var i = 0;
@@ -492,7 +521,7 @@ public static class RequirementCompiler
                     var end = s.IndexOf("*/", i + 2, StringComparison.Ordinal);
                     if (end < 0)
                     {
-                        throw new RequirementSyntaxException(i, "unterminated comment");
+                        throw Fail(i, "unterminated comment");
                     }
                     i = end + 2;
                     continue;
@@ -509,7 +538,7 @@ public static class RequirementCompiler
                     var end = s.IndexOf('"', i + 2);
                     if (end < 0)
                     {
-                        throw new RequirementSyntaxException(i, "unterminated hash");
+                        throw Fail(i, "unterminated hash");
                     }
                     list.Add(new Token(TokenKind.Hash, s[start..(end + 1)], Hex(s[(i + 2)..end], i), start));
                     i = end + 1;
@@ -531,7 +560,7 @@ public static class RequirementCompiler
                     {
                         if (i >= s.Length)
                         {
-                            throw new RequirementSyntaxException(start, "unterminated string");
+                            throw Fail(start, "unterminated string");
                         }
                         if (s[i] == '\\' && i + 1 < s.Length)
                         {
@@ -553,7 +582,7 @@ public static class RequirementCompiler
                     var end = s.IndexOf('>', i);
                     if (end < 0)
                     {
-                        throw new RequirementSyntaxException(i, "unterminated timestamp");
+                        throw Fail(i, "unterminated timestamp");
                     }
                     list.Add(new Token(TokenKind.Timestamp, s[(i + 1)..end], [], start));
                     i = end + 1;
@@ -578,12 +607,12 @@ public static class RequirementCompiler
                 }
                 else
                 {
-                    throw new RequirementSyntaxException(i, $"unexpected character '{c}'");
+                    throw Fail(i, $"unexpected character '{c}'");
                 }
             }
         }
 
-        private static byte[] Hex(string hex, int position)
+        private byte[] Hex(string hex, int position)
         {
             try
             {
@@ -591,7 +620,7 @@ public static class RequirementCompiler
             }
             catch (FormatException)
             {
-                throw new RequirementSyntaxException(position, $"bad hex '{hex}'");
+                throw Fail(position, $"bad hex '{hex}'");
             }
         }
     }

@@ -28,7 +28,7 @@ public sealed class PlistArray : PlistNode, IReadOnlyList<PlistNode>
 
     private PlistArray(ImmutableArray<PlistNode> items) => Items = items;
 
-    internal static PlistArray Wrap(ImmutableArray<PlistNode> items) => items.IsEmpty ? Empty : new PlistArray(items);
+    internal static PlistArray Wrap(ImmutableArray<PlistNode> items, bool distinct = false) => items.IsEmpty && !distinct ? Empty : new PlistArray(items);
 
     /// <summary>The elements.</summary>
     public ImmutableArray<PlistNode> Items { get; }

@@ -48,8 +48,11 @@ public sealed class PlistDictionary : PlistNode, IReadOnlyList<KeyValuePair<stri
     }
 
     /// <summary>Used by the readers, which have already rejected duplicate keys.</summary>
-    internal static PlistDictionary Wrap(ImmutableArray<KeyValuePair<string, PlistNode>> entries, Dictionary<string, int> index) =>
-        entries.IsEmpty ? Empty : new PlistDictionary(entries, index);
+    internal static PlistDictionary Wrap(ImmutableArray<KeyValuePair<string, PlistNode>> entries, Dictionary<string, int> index, bool distinct = false) =>
+        entries.IsEmpty && !distinct ? Empty : new PlistDictionary(entries, index);
+
+    /// <summary>The position of <paramref name="key"/> in <see cref="Entries"/>, or −1.</summary>
+    public int IndexOf(string key) => _index.TryGetValue(key, out var i) ? i : -1;
 
     /// <summary>The entries, in source order.</summary>
     public ImmutableArray<KeyValuePair<string, PlistNode>> Entries { get; }

@@ -6,10 +6,20 @@ public static class PropertyList
     /// <summary>Parses <paramref name="bytes"/>, choosing binary when they start with <c>bplist</c> and XML otherwise.</summary>
     /// <exception cref="PropertyListFormatException">The input is malformed.</exception>
     public static PlistNode Parse(ReadOnlySpan<byte> bytes, string? sourceName = null) =>
-        IsBinary(bytes) ? BinaryPropertyListReader.Parse(bytes, sourceName) : XmlPropertyListReader.Parse(bytes, sourceName);
+        IsBinary(bytes) ? BinaryPropertyListReader.Parse(bytes, sourceName) : XmlPropertyListReader.Parse(bytes, sourceName, null);
 
     /// <summary>Parses an XML property list.</summary>
-    public static PlistNode ParseXml(ReadOnlySpan<byte> bytes, string? sourceName = null) => XmlPropertyListReader.Parse(bytes, sourceName);
+    public static PlistNode ParseXml(ReadOnlySpan<byte> bytes, string? sourceName = null) => XmlPropertyListReader.Parse(bytes, sourceName, null);
+
+    /// <summary>
+    /// Parses an XML property list and tells where each value starts, for callers whose own checks of the contents
+    /// must name an offset (see <see cref="PlistOffsets"/>).
+    /// </summary>
+    public static PlistNode ParseXml(ReadOnlySpan<byte> bytes, string? sourceName, out PlistOffsets offsets)
+    {
+        offsets = new PlistOffsets();
+        return XmlPropertyListReader.Parse(bytes, sourceName, offsets);
+    }
 
     /// <summary>Parses a <c>bplist00</c> binary property list.</summary>
     public static PlistNode ParseBinary(ReadOnlySpan<byte> bytes, string? sourceName = null) => BinaryPropertyListReader.Parse(bytes, sourceName);

@@ -19,19 +19,22 @@ internal ref struct XmlPropertyListReader
     private readonly ReadOnlySpan<byte> _s;
     private readonly string? _source;
     private readonly StringBuilder _text;
+    private readonly PlistOffsets? _offsets;
     private int _pos;
 
-    private XmlPropertyListReader(ReadOnlySpan<byte> s, string? source)
+    private XmlPropertyListReader(ReadOnlySpan<byte> s, string? source, PlistOffsets? offsets)
     {
         _s = s;
         _source = source;
+        _offsets = offsets;
         _text = new StringBuilder();
         _pos = 0;
     }
 
-    public static PlistNode Parse(ReadOnlySpan<byte> bytes, string? source)
+    /// <summary>Parses a document; with <paramref name="offsets"/>, records where every value starts.</summary>
+    public static PlistNode Parse(ReadOnlySpan<byte> bytes, string? source, PlistOffsets? offsets)
     {
-        var reader = new XmlPropertyListReader(bytes, source);
+        var reader = new XmlPropertyListReader(bytes, source, offsets);
         return reader.ParseDocument();
     }
 
@@ -74,6 +77,10 @@ internal ref struct XmlPropertyListReader
         if (At("</"u8))
         {
             throw Fail(_pos, "<plist> must hold exactly one value, it is empty");
+        }
+        if (_offsets is not null)
+        {
+            _offsets.Root = _pos;
         }
         var value = ParseValue(1);
         SkipSpaceAndComments();
@@ -340,11 +347,15 @@ internal ref struct XmlPropertyListReader
         var name = ReadStartTag(out var selfClosing);
         if (name.SequenceEqual("dict"u8))
         {
-            return selfClosing ? PlistDictionary.Empty : ParseDict(depth, start);
+            return !selfClosing ? ParseDict(depth, start)
+                : _offsets is null ? PlistDictionary.Empty
+                : Located(PlistDictionary.Wrap([], new Dictionary<string, int>(0, StringComparer.Ordinal), distinct: true), start, null);
         }
         if (name.SequenceEqual("array"u8))
         {
-            return selfClosing ? PlistArray.Empty : ParseArray(depth, start);
+            return !selfClosing ? ParseArray(depth, start)
+                : _offsets is null ? PlistArray.Empty
+                : Located(PlistArray.Wrap([], distinct: true), start, null);
         }
         if (name.SequenceEqual("true"u8) || name.SequenceEqual("false"u8))
         {
@@ -394,9 +405,17 @@ internal ref struct XmlPropertyListReader
         return text;
     }
 
+    /// <summary>Records a container's offset and its values' offsets when offsets are being kept.</summary>
+    private readonly PlistNode Located(PlistNode container, long start, List<long>? childStarts)
+    {
+        _offsets?.Record(container, start, childStarts is null ? [] : [.. childStarts]);
+        return container;
+    }
+
     private PlistNode ParseArray(int depth, int openOffset)
     {
         var items = ImmutableArray.CreateBuilder<PlistNode>();
+        var starts = _offsets is null ? null : new List<long>();
         while (true)
         {
             SkipSpaceAndComments();
@@ -407,8 +426,9 @@ internal ref struct XmlPropertyListReader
             if (At("</"u8))
             {
                 ReadEndTag("array"u8, openOffset);
-                return PlistArray.Wrap(items.DrainToImmutable());
+                return Located(PlistArray.Wrap(items.DrainToImmutable(), _offsets is not null), openOffset, starts);
             }
+            starts?.Add(_pos);
             items.Add(ParseValue(depth + 1));
         }
     }
@@ -417,6 +437,7 @@ internal ref struct XmlPropertyListReader
     {
         var entries = ImmutableArray.CreateBuilder<KeyValuePair<string, PlistNode>>();
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        var starts = _offsets is null ? null : new List<long>();
         while (true)
         {
             SkipSpaceAndComments();
@@ -445,6 +466,7 @@ internal ref struct XmlPropertyListReader
             {
                 throw Fail(keyOffset, $"<key>{key}</key> has no value");
             }
+            starts?.Add(_pos);
             var value = ParseValue(depth + 1);
             if (!index.TryAdd(key, entries.Count))
             {
@@ -456,7 +478,7 @@ internal ref struct XmlPropertyListReader
         {
             return new PlistUid((uint)uid.Value);
         }
-        return PlistDictionary.Wrap(entries.DrainToImmutable(), index);
+        return Located(PlistDictionary.Wrap(entries.DrainToImmutable(), index, _offsets is not null), openOffset, starts);
     }
 
     /// <summary>Reads character data up to the next end tag: entities, character references, CDATA and comments.</summary>

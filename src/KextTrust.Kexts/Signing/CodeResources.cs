@@ -96,14 +96,14 @@ public sealed record CodeResourceEntry(string Path, byte[]? Hash, byte[]? Hash2,
     }
 }
 
-/// <summary>A CodeResources was malformed: names the file and the broken rule.</summary>
-public sealed class CodeResourcesFormatException(string path, string rule, Exception? inner = null)
-    : Exception($"{path}: invalid CodeResources: {rule}", inner)
+/// <summary>A CodeResources was malformed: names the file, the byte offset of the value that broke the rule, and the rule.</summary>
+public sealed class CodeResourcesFormatException : KextTrustFormatException
 {
-    /// <summary>The CodeResources path.</summary>
-    public string PathName { get; } = path;
-    /// <summary>The broken rule.</summary>
-    public string Rule { get; } = rule;
+    /// <summary>Creates the exception for <paramref name="path"/> at byte <paramref name="offset"/> (−1 when not applicable).</summary>
+    public CodeResourcesFormatException(string path, long offset, string rule, Exception? inner = null)
+        : base("CodeResources", path, offset, rule, inner)
+    {
+    }
 }
 
 /// <summary>
@@ -170,28 +170,32 @@ public sealed record CodeResources(
     }
 
     /// <summary>Parses CodeResources bytes (XML or binary plist).</summary>
-    /// <exception cref="CodeResourcesFormatException">Not a plist dictionary, or an entry of the wrong shape.</exception>
+    /// <exception cref="CodeResourcesFormatException">
+    /// Not a plist dictionary, or an entry of the wrong shape; with the offset of the offending value (XML; a binary
+    /// plist's values have no single place, so its shape errors give −1).
+    /// </exception>
     public static CodeResources Parse(ReadOnlySpan<byte> bytes, string path)
     {
         PlistNode root;
+        PlistOffsets? at = null;
         try
         {
-            root = PropertyList.Parse(bytes, path);
+            root = PropertyList.IsBinary(bytes) ? PropertyList.ParseBinary(bytes, path) : PropertyList.ParseXml(bytes, path, out at);
         }
         catch (KextTrustFormatException e)
         {
-            throw new CodeResourcesFormatException(path, e.Message, e);
+            throw new CodeResourcesFormatException(path, e.Offset, e.Rule, e);
         }
         if (root is not PlistDictionary d)
         {
-            throw new CodeResourcesFormatException(path, "the root is not a dictionary");
+            throw new CodeResourcesFormatException(path, at?.Root ?? -1, "the root is not a dictionary");
         }
         return new CodeResources(
-            ParseRules(d, "rules", path), ParseRules(d, "rules2", path),
-            ParseFiles(d, "files", path), ParseFiles(d, "files2", path));
+            ParseRules(d, "rules", path, at), ParseRules(d, "rules2", path, at),
+            ParseFiles(d, "files", path, at), ParseFiles(d, "files2", path, at));
     }
 
-    private static List<CodeResourceRule> ParseRules(PlistDictionary d, string key, string path)
+    private static List<CodeResourceRule> ParseRules(PlistDictionary d, string key, string path, PlistOffsets? at)
     {
         var list = new List<CodeResourceRule>();
         if (d[key] is null)
@@ -200,7 +204,7 @@ public sealed record CodeResources(
         }
         if (d[key] is not PlistDictionary rules)
         {
-            throw new CodeResourcesFormatException(path, $"'{key}' is not a dictionary");
+            throw new CodeResourcesFormatException(path, at?.Of(d, key) ?? -1, $"'{key}' is not a dictionary");
         }
         foreach (var (pattern, value) in rules)
         {
@@ -211,7 +215,7 @@ public sealed record CodeResources(
             }
             catch (ArgumentException e)
             {
-                throw new CodeResourcesFormatException(path, $"rule '{pattern}' in '{key}' is not a valid regular expression: {e.Message}", e);
+                throw new CodeResourcesFormatException(path, at?.Of(rules, pattern) ?? -1, $"rule '{pattern}' in '{key}' is not a valid regular expression: {e.Message}", e);
             }
             list.Add(value switch
             {
@@ -219,13 +223,13 @@ public sealed record CodeResources(
                 PlistDictionary r => new CodeResourceRule(pattern,
                     r.GetBoolean("omit") ?? false, r.GetBoolean("optional") ?? false, r.GetBoolean("nested") ?? false,
                     r["weight"] switch { PlistReal w => w.Value, PlistInteger i => (double)i.Value, _ => 1 }) { Regex = regex },
-                _ => throw new CodeResourcesFormatException(path, $"rule '{pattern}' in '{key}' is neither a boolean nor a dictionary"),
+                _ => throw new CodeResourcesFormatException(path, at?.Of(rules, pattern) ?? -1, $"rule '{pattern}' in '{key}' is neither a boolean nor a dictionary"),
             });
         }
         return list;
     }
 
-    private static Dictionary<string, CodeResourceEntry> ParseFiles(PlistDictionary d, string key, string path)
+    private static Dictionary<string, CodeResourceEntry> ParseFiles(PlistDictionary d, string key, string path, PlistOffsets? at)
     {
         var map = new Dictionary<string, CodeResourceEntry>(StringComparer.Ordinal);
         if (d[key] is null)
@@ -234,7 +238,7 @@ public sealed record CodeResources(
         }
         if (d[key] is not PlistDictionary files)
         {
-            throw new CodeResourcesFormatException(path, $"'{key}' is not a dictionary");
+            throw new CodeResourcesFormatException(path, at?.Of(d, key) ?? -1, $"'{key}' is not a dictionary");
         }
         foreach (var (file, value) in files)
         {
@@ -243,7 +247,7 @@ public sealed record CodeResources(
                 PlistData data => new CodeResourceEntry(file, data.ToArray(), null, false, null, null, null),
                 PlistDictionary e => new CodeResourceEntry(file, e.GetData("hash")?.ToArray(), e.GetData("hash2")?.ToArray(),
                     e.GetBoolean("optional") ?? false, e.GetString("symlink"), e.GetData("cdhash")?.ToArray(), e.GetString("requirement")),
-                _ => throw new CodeResourcesFormatException(path, $"entry '{file}' in '{key}' is neither data nor a dictionary"),
+                _ => throw new CodeResourcesFormatException(path, at?.Of(files, file) ?? -1, $"entry '{file}' in '{key}' is neither data nor a dictionary"),
             };
         }
         return map;

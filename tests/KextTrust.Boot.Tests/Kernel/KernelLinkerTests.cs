@@ -69,7 +69,7 @@ public sealed class KernelLinkerTests
         var load = Load(other.AuxKc, build.Receipt);
         Assert.Empty(load.Loaded);
         Assert.All(load.NotLoaded, n => Assert.Equal(KernelLoadFailureCode.ReceiptMismatch, n.Code));
-        var garbage = KernelLinker.LoadAuxKc(new byte[] { 1, 2, 3 }, build.Receipt, KextFixtures.Catalog, MacOSRelease.Sequoia15_4, KextArchitecture.Arm64, Session, Now);
+        var garbage = KernelLinker.LoadAuxKc(new byte[] { 1, 2, 3 }, "garbage.kc", build.Receipt, KextFixtures.Catalog, MacOSRelease.Sequoia15_4, KextArchitecture.Arm64, Session, Now);
         Assert.Equal(KernelLoadFailureCode.ReceiptMismatch, Assert.Single(garbage.NotLoaded).Code);
     }
 
@@ -114,7 +114,7 @@ public sealed class KernelLinkerTests
             ? new KeyValuePair<string, PlistNode>(kv.Key, new PlistInteger(layout[k.BundleId].VmAddress))
             : kv))));
         var prelink = PropertyList.ToXml(new PlistDictionary((AuxiliaryKernelCollection.InfoDictionaryKey, new PlistArray(infos))));
-        return AuxiliaryKernelCollection.Read(Builder(prelink).Build());
+        return AuxiliaryKernelCollection.Read(Builder(prelink).Build(), "test.kc");
     }
 
     /// <summary>The kext's own arm64e slice, from its bundle on the fixture volume.</summary>

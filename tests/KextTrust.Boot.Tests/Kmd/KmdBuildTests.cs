@@ -104,7 +104,7 @@ public sealed class KmdBuildTests
             Assert.Equal(own.Uuid, embedded.Uuid);
         }
 
-        var read = AuxiliaryKernelCollection.Read(bytes);
+        var read = AuxiliaryKernelCollection.Read(bytes, "built.kc");
         Assert.Equal(KextArchitecture.Arm64, read.Architecture);
         var client = read.Kexts.Single(k => k.BundleId == "com.acme.client");
         Assert.Equal("/Library/Extensions/client.kext", client.BundlePath);
@@ -287,6 +287,6 @@ public sealed class KmdBuildTests
         using var f = new KextFixtures();
         var result = Kmd.BuildAuxKc(f.Request());
         Assert.Empty(result.Receipt.Included);
-        Assert.Empty(AuxiliaryKernelCollection.Read(result.AuxKc.Bytes.Span).Kexts);
+        Assert.Empty(AuxiliaryKernelCollection.Read(result.AuxKc.Bytes.Span, "built.kc").Kexts);
     }
 }

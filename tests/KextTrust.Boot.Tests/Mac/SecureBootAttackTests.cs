@@ -154,7 +154,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
             Assert.Equal(expected, created.Build.DecisionFor(bundleId)?.Exclusion);
             Assert.Equal([Driver, Second], created.Build.IncludedBundleIds.Order());
             Assert.Contains(SecureBootMac.ReadReceipt(mac)!.Excluded, x => x.BundleId == bundleId && x.Reason == expected);
-            Assert.DoesNotContain(AuxiliaryKernelCollection.Read(File.ReadAllBytes(mac.Store.PathOf(AuxKcFile))).Kexts, k => k.BundleId == bundleId);
+            Assert.DoesNotContain(AuxiliaryKernelCollection.Read(File.ReadAllBytes(mac.Store.PathOf(AuxKcFile)), mac.Store.PathOf(AuxKcFile)).Kexts, k => k.BundleId == bundleId);
         }
         var boot = Restart(dir);
         Assert.Null(boot.Refusal);

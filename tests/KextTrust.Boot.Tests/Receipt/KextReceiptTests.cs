@@ -30,7 +30,7 @@ public sealed class KextReceiptTests
     {
         var receipt = Sample(Driver);
         var bytes = receipt.ToBytes();
-        var back = KextReceipt.FromBytes(bytes);
+        var back = KextReceipt.FromBytes(bytes, "receipt.plist");
         Assert.Equal(receipt, back);
         Assert.Equal(Driver, back.Included.Single());
         Assert.Equal(receipt.Excluded.Single(), back.Excluded.Single());
@@ -62,8 +62,48 @@ public sealed class KextReceiptTests
         ];
         foreach (var b in bad)
         {
-            Assert.Throws<KextReceiptFormatException>(() => KextReceipt.FromBytes(Encoding.UTF8.GetBytes(b)));
+            Assert.Throws<KextReceiptFormatException>(() => KextReceipt.FromBytes(Encoding.UTF8.GetBytes(b), "receipt.plist"));
         }
+    }
+
+    [Theory]
+    [InlineData("<string>Mdm</string>", "<string>Friend</string>", "ConsentSource 'Friend' is not a known value")]
+    [InlineData("<string>Banned</string>", "<string>Because</string>", "Reason 'Because' is not a known value")]
+    [InlineData("<key>HasExecutable</key>\n\t\t\t<true/>", "<key>HasExecutable</key>\n\t\t\t<string>yes</string>", "HasExecutable is not a boolean")]
+    public void AReceiptValueThatBreaksARuleIsNamedWithItsFileAndOffset(string from, string to, string rule)
+    {
+        var text = Encoding.UTF8.GetString(Sample(Driver).ToBytes()).Replace(from, to);
+        // The offset of the replaced value's element (the last line of `to`, after its indentation).
+        var expected = Encoding.UTF8.GetByteCount(text[..(text.IndexOf(to, StringComparison.Ordinal) + to.LastIndexOf('\t') + 1)]);
+        var e = Assert.Throws<KextReceiptFormatException>(() => KextReceipt.FromBytes(Encoding.UTF8.GetBytes(text), "/Preboot/kextreceipt.plist"));
+        Assert.IsAssignableFrom<KextTrust.Formats.KextTrustFormatException>(e);
+        Assert.Equal("/Preboot/kextreceipt.plist", e.SourceName);
+        Assert.Equal(expected, e.Offset);
+        Assert.Equal(rule, e.Rule);
+    }
+
+    [Fact]
+    public void ATruncatedReceiptIsNamedWithTheOffsetWhereTheXmlBroke()
+    {
+        var bytes = Sample(Driver).ToBytes();
+        var cut = bytes[..(bytes.Length / 2)];
+        var e = Assert.Throws<KextReceiptFormatException>(() => KextReceipt.FromBytes(cut, "/Preboot/kextreceipt.plist"));
+        Assert.Equal("/Preboot/kextreceipt.plist", e.SourceName);
+        var xml = Assert.IsType<PropertyListFormatException>(e.InnerException);
+        Assert.Equal(xml.Offset, e.Offset);
+        Assert.InRange(e.Offset, 0, cut.Length);
+        Assert.StartsWith("not an XML property list: ", e.Rule);
+    }
+
+    [Fact]
+    public void ANonCanonicalReceiptIsNamedAtTheFirstByteThatDiffersFromTheCanonicalEncoding()
+    {
+        var text = Encoding.UTF8.GetString(Sample(Driver).ToBytes());
+        var spaced = text.Replace("\t", "  ");
+        var e = Assert.Throws<KextReceiptFormatException>(() => KextReceipt.FromBytes(Encoding.UTF8.GetBytes(spaced), "r.plist"));
+        Assert.Equal(text.IndexOf('\t', StringComparison.Ordinal), e.Offset);
+        Assert.Equal("r.plist: invalid kext receipt at offset " + e.Offset + " (0x" + e.Offset.ToString("x", System.Globalization.CultureInfo.InvariantCulture)
+            + "): the bytes are not the canonical encoding of the receipt they hold", e.Message);
     }
 
     [Fact]

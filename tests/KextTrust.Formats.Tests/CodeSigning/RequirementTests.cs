@@ -148,4 +148,28 @@ public class RequirementTests
     {
         Assert.Throws<RequirementSyntaxException>(() => RequirementCompiler.Compile(text));
     }
+
+    [Theory]
+    [InlineData("anchor apple and", 16, "expected an expression, found '<end>'")]
+    [InlineData("identifier \"é\" and bogus", 20, "unknown keyword 'bogus'")]
+    public void A_syntax_error_names_the_source_and_the_utf8_byte_offset(string text, long offset, string rule)
+    {
+        var e = Assert.Throws<RequirementSyntaxException>(() => RequirementCompiler.Compile(text, "designated.req"));
+        Assert.IsAssignableFrom<KextTrust.Formats.KextTrustFormatException>(e);
+        Assert.Equal("designated.req", e.SourceName);
+        Assert.Equal(offset, e.Offset);
+        Assert.Equal(rule, e.Rule);
+    }
+
+    [Fact]
+    public void A_syntax_error_in_a_set_is_placed_in_the_whole_text()
+    {
+        const string text = "designated => anchor apple\n  library => identifier \"x\" and (";
+        var e = Assert.Throws<RequirementSyntaxException>(() => RequirementCompiler.CompileSet(text));
+        Assert.Equal(RequirementCompiler.DefaultSource, e.SourceName);
+        Assert.Equal(text.Length, e.Offset);
+        var unknown = Assert.Throws<RequirementSyntaxException>(() => RequirementCompiler.CompileSet("designated => anchor apple\n\tmaker => anchor apple"));
+        Assert.Equal(28, unknown.Offset);
+        Assert.Equal("unknown requirement type 'maker'", unknown.Rule);
+    }
 }
