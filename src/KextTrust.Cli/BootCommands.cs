@@ -6,6 +6,7 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
+using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 
 namespace KextTrust.Cli;
@@ -46,7 +47,8 @@ public static class BootCommands
         }
         catch (SecureBootException e)
         {
-            return Fail(output, json, e.Code.ToString(), e.Message, ExitCodes.Failed);
+            // A LocalPolicy file that cannot be decoded is unreadable input, not a refusal.
+            return Fail(output, json, e.Code.ToString(), e.Message, e.Code == SecureBootCode.LocalPolicyMalformed ? ExitCodes.InputError : ExitCodes.Failed);
         }
         catch (LocalPolicyException e)
         {
@@ -73,6 +75,11 @@ public static class BootCommands
         catch (KextReceiptFormatException e)
         {
             return Fail(output, json, "ReceiptMalformed", e.Message, ExitCodes.InputError);
+        }
+        catch (KextTrustFormatException e)
+        {
+            // Any other file of the Mac that does not parse: the message names the file, the offset and the rule.
+            return Fail(output, json, "Malformed", e.Message, ExitCodes.InputError);
         }
     }
 

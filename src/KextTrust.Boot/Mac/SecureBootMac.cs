@@ -66,10 +66,12 @@ public enum SecureBootCode
     ThirdPartyKextsDisabled,
     /// <summary>The requested settings contradict each other.</summary>
     InconsistentPolicy,
+    /// <summary>The LocalPolicy file cannot be read: not a well-formed Image4 manifest, or not a well-formed policy.</summary>
+    LocalPolicyMalformed,
 }
 
 /// <summary>A refused secure-boot operation.</summary>
-public sealed class SecureBootException(SecureBootCode code, string message) : Exception(message)
+public sealed class SecureBootException(SecureBootCode code, string message, Exception? inner = null) : Exception(message, inner)
 {
     /// <summary>The stable code.</summary>
     public SecureBootCode Code { get; } = code;
@@ -175,6 +177,10 @@ public static class SecureBootMac
     }
 
     /// <summary>The LocalPolicy on disk (decoded, not verified).</summary>
+    /// <exception cref="SecureBootException">
+    /// <see cref="SecureBootCode.LocalPolicyMalformed"/> (naming the file, and the offset when the DER broke) when the file
+    /// cannot be decoded; <see cref="SecureBootCode.NoLocalPolicy"/>, <see cref="SecureBootCode.NotOnIntel"/>.
+    /// </exception>
     public static LocalPolicyRecord ReadPolicy(Mac mac)
     {
         if (mac.Description.Platform != MachinePlatform.AppleSilicon)
@@ -186,7 +192,18 @@ public static class SecureBootMac
         {
             throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
         }
-        return LocalPolicyRecord.FromBytes(File.ReadAllBytes(path), path);
+        try
+        {
+            return LocalPolicyRecord.FromBytes(File.ReadAllBytes(path), path);
+        }
+        catch (Image4FormatException e)
+        {
+            throw new SecureBootException(SecureBootCode.LocalPolicyMalformed, e.Message, e);
+        }
+        catch (LocalPolicyException e)
+        {
+            throw new SecureBootException(SecureBootCode.LocalPolicyMalformed, $"{path}: invalid LocalPolicy: {string.Join("; ", e.Failures.Select(f => f.Detail))}", e);
+        }
     }
 
     /// <summary>Checks that the Mac runs One True Recovery (recoveryOS on Intel) and that <paramref name="user"/> is an admin with this password.</summary>
