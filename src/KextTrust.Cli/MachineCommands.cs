@@ -96,8 +96,7 @@ public static partial class MachineCommands
                 CsrActiveConfig = csr,
                 TrustRootPem = r.GetValue(trustRoot) is { } tr ? File.ReadAllText(tr) : null,
             };
-            using var mac = Mac.Init(path, options, verifier: MachineOption.Verifier);
-            KextTrust.Boot.SecureBoot.SecureBootMac.Initialize(mac);
+            using var mac = KextTrust.Boot.SecureBoot.SecureBootMac.Init(path, options, verifier: MachineOption.Verifier);
             var d = mac.Description;
             output.Out.WriteLine($"created a simulated {PlatformName(d.Platform)} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
             output.Out.WriteLine($"users: {string.Join(", ", d.Users.Select(x => x.Name + (x.IsAdmin ? " (admin)" : "")))}; MDM: {MdmName(d.Mdm)}; SIP: {SipName(d.CsrActiveConfig)}; clock: {MachineOption.Time(d.Clock)}");

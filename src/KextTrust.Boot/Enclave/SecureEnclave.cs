@@ -72,6 +72,33 @@ public sealed class SecureEnclave : IDisposable
             throw new SecureEnclaveException(SecureEnclaveError.AlreadyProvisioned,
                 $"'{directory}' already holds a sealed Secure Enclave key");
         }
+        var provisioned = Provision(directory, hardwareUid, ecid);
+        try
+        {
+            // Provisioning writes the first nonce itself: there is no LocalPolicy yet that an interrupted write could invalidate.
+            SealedStore.WriteAtomically(keyPath, provisioned.SealedKey.Span);
+            SealedStore.WriteAtomically(Path.Combine(directory, NonceFileName), provisioned.FirstNonce.SealedBytes.Span);
+            provisioned.Enclave.ReloadLocalPolicyNonce();
+            return provisioned.Enclave;
+        }
+        catch
+        {
+            provisioned.Enclave.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Provisions a new Secure Enclave in memory, writing nothing: a fresh P-384 key, its self-issued certificate and a
+    /// first LPN, sealed to <paramref name="hardwareUid"/> and <paramref name="ecid"/>. The caller stores
+    /// <see cref="ProvisionedSecureEnclave.SealedKey"/> as <see cref="KeyFileName"/> and the first nonce's sealed bytes
+    /// as <see cref="NonceFileName"/> in <paramref name="directory"/>, in the same atomic change as the first LocalPolicy
+    /// the returned enclave signs (its current nonce hash is already the first nonce's).
+    /// </summary>
+    public static ProvisionedSecureEnclave Provision(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        CheckUid(hardwareUid);
         var store = new SealedStore(hardwareUid, ecid);
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP384);
         try
@@ -85,21 +112,20 @@ public sealed class SecureEnclave : IDisposable
             writer.WriteOctetString(certificate);
             writer.PopSequence();
             var plaintext = writer.Encode();
+            byte[] sealedKey;
             try
             {
-                store.Write(keyPath, KeyPurpose, plaintext);
+                sealedKey = store.Seal(KeyPurpose, plaintext);
             }
             finally
             {
                 CryptographicOperations.ZeroMemory(pkcs8);
                 CryptographicOperations.ZeroMemory(plaintext);
             }
-            // Provisioning writes the first nonce itself: there is no LocalPolicy yet that an interrupted write could invalidate.
-            var first = new SecureEnclave(directory, store, ecid, key, certificate, Sha384Digest.Compute([]));
-            var nonce = first.PrepareLocalPolicyNonce();
-            SealedStore.WriteAtomically(Path.Combine(directory, NonceFileName), nonce.SealedBytes.Span);
-            first.ReloadLocalPolicyNonce();
-            return first;
+            var enclave = new SecureEnclave(directory, store, ecid, key, certificate, Sha384Digest.Compute([]));
+            var first = enclave.PrepareLocalPolicyNonce();
+            enclave._nonceHash = first.Hash;
+            return new ProvisionedSecureEnclave(enclave, sealedKey, first);
         }
         catch
         {
@@ -362,3 +388,9 @@ public sealed class PendingLocalPolicyNonce
     /// <summary>The new content of <see cref="SecureEnclave.NonceFileName"/> (sealed to the Mac's hardware UID and ECID).</summary>
     public ReadOnlyMemory<byte> SealedBytes => _sealed;
 }
+
+/// <summary>A Secure Enclave provisioned in memory (<see cref="SecureEnclave.Provision"/>) and the sealed files it still needs on disk.</summary>
+/// <param name="Enclave">The enclave (its current nonce is <paramref name="FirstNonce"/>); the caller disposes it.</param>
+/// <param name="SealedKey">The content of <see cref="SecureEnclave.KeyFileName"/>.</param>
+/// <param name="FirstNonce">The first Local Policy Nonce: <see cref="PendingLocalPolicyNonce.SealedBytes"/> is the content of <see cref="SecureEnclave.NonceFileName"/>.</param>
+public sealed record ProvisionedSecureEnclave(SecureEnclave Enclave, ReadOnlyMemory<byte> SealedKey, PendingLocalPolicyNonce FirstNonce);

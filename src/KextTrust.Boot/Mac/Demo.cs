@@ -67,12 +67,11 @@ public static class Demo
         var kextDir = Path.Combine(workDir, "kexts");
         Directory.CreateDirectory(kextDir);
         using var pki = TestPki.Create(new TestPki.Options("KextTrust Demo Developer", TeamId));
-        using var mac = Mac.Init(macDir, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
+        using var mac = SecureBootMac.Init(macDir, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 10_000,
         });
-        SecureBootMac.Initialize(mac);
         var initial = SecureBootMac.ReadPolicy(mac);
         Step("A new Mac with Apple silicon (macOS 14.5) and its Secure Enclave", "Full Security LocalPolicy signed by the SEP",
             initial.SecurityMode == SecurityMode.Full && !initial.ThirdPartyKextsEnabled, $"LocalPolicy: {initial.SecurityMode} Security, smb2 = {initial.ThirdPartyKextsEnabled}",

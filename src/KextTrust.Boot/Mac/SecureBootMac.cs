@@ -11,6 +11,7 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Boot.Startup;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
+using KextTrust.Consent.Signing;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
@@ -30,6 +31,8 @@ public static class SecureBootLayout
     public const string Enclave = "SEP";
     /// <summary>The Secure Enclave's sealed Local Policy Nonce: replaced only in the same transaction as the LocalPolicy.</summary>
     public const string EnclaveNonce = Enclave + "/" + SecureEnclave.NonceFileName;
+    /// <summary>The Secure Enclave's sealed signing key: written once, at <c>machine init</c>.</summary>
+    public const string EnclaveKey = Enclave + "/" + SecureEnclave.KeyFileName;
     /// <summary>The SEP-signed LocalPolicy (IM4M).</summary>
     public const string LocalPolicy = MachineLayout.Preboot + "/LocalPolicy/LocalPolicy.im4m";
     /// <summary>Apple silicon: the AuxKC folder on the Preboot volume.</summary>
@@ -138,7 +141,18 @@ public static class SecureBootMac
 {
     private static readonly Lazy<KpiCatalog> Catalog = new(KpiCatalog.Load);
 
-    /// <summary>Sets up secure boot on a freshly initialized Mac: on Apple silicon a Secure Enclave sealed with the hardware UID and a Full Security LocalPolicy.</summary>
+    /// <summary>
+    /// <c>machine init</c> with secure boot: creates the Mac (<see cref="Mac.Init"/>) and, on Apple silicon, in the same
+    /// transaction, its Secure Enclave (sealed key and first Local Policy Nonce, sealed with the hardware UID) and a Full
+    /// Security LocalPolicy it signed. All or nothing: a failure at any write leaves no Mac, and init can run again.
+    /// </summary>
+    public static Mac Init(string directory, MachineInitOptions options, IMachineFileSystem? fs = null, IKextSignatureVerifier? verifier = null) =>
+        Mac.Init(directory, options, fs, verifier, StageSecureBoot);
+
+    /// <summary>
+    /// Sets up secure boot on a Mac created without it (<see cref="Mac.Init"/> alone): on Apple silicon the Secure
+    /// Enclave and a Full Security LocalPolicy, in one transaction. Does nothing on Intel or when a LocalPolicy exists.
+    /// </summary>
     public static void Initialize(Mac mac)
     {
         ArgumentNullException.ThrowIfNull(mac);
@@ -147,14 +161,31 @@ public static class SecureBootMac
         {
             return;
         }
-        var dir = mac.Store.PathOf(SecureBootLayout.Enclave);
-        using var sep = File.Exists(Path.Combine(dir, SecureEnclave.KeyFileName))
-            ? SecureEnclave.Open(dir, Convert.FromHexString(d.HardwareUid), d.Ecid)
-            : SecureEnclave.Create(dir, Convert.FromHexString(d.HardwareUid), d.Ecid);
-        var policy = LocalPolicyRecord.CreateFullSecurity(sep, VolumeGroup(d));
         var tx = mac.Store.Begin();
-        tx.StageFile(SecureBootLayout.LocalPolicy, policy.Sign(sep).Encode());
+        StageSecureBoot(mac.Store, d, tx);
         tx.Commit();
+    }
+
+    /// <summary>Stages the Secure Enclave's sealed files and the first LocalPolicy (Apple silicon; nothing on Intel).</summary>
+    private static void StageSecureBoot(MachineStore store, MachineDescription d, MachineTransaction tx)
+    {
+        if (d.Platform != MachinePlatform.AppleSilicon)
+        {
+            return;
+        }
+        var dir = store.PathOf(SecureBootLayout.Enclave);
+        if (File.Exists(Path.Combine(dir, SecureEnclave.KeyFileName)))
+        {
+            // A Mac of an earlier version whose Secure Enclave was provisioned without a LocalPolicy: keep its key.
+            using var existing = SecureEnclave.Open(dir, Convert.FromHexString(d.HardwareUid), d.Ecid);
+            var nonce = existing.PrepareLocalPolicyNonce();
+            StageSigned(tx, (LocalPolicyRecord.CreateFullSecurity(existing, VolumeGroup(d)) with { LocalPolicyNonceHash = nonce.Hash }).Sign(existing, nonce).Encode(), nonce);
+            return;
+        }
+        var provisioned = SecureEnclave.Provision(dir, Convert.FromHexString(d.HardwareUid), d.Ecid);
+        using var sep = provisioned.Enclave;
+        tx.StageFile(SecureBootLayout.EnclaveKey, provisioned.SealedKey.Span);
+        StageSigned(tx, LocalPolicyRecord.CreateFullSecurity(sep, VolumeGroup(d)).Sign(sep).Encode(), provisioned.FirstNonce);
     }
 
     /// <summary>The volume group UUID (derived from the hardware UID).</summary>

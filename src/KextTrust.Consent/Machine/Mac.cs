@@ -10,6 +10,12 @@ using Microsoft.Data.Sqlite;
 
 namespace KextTrust.Consent.Machine;
 
+/// <summary>
+/// Stages files of a new Mac in <see cref="Mac.Init"/>'s transaction, before its description: they are committed with
+/// the Mac or not at all.
+/// </summary>
+public delegate void MachineInitStage(MachineStore store, MachineDescription description, MachineTransaction transaction);
+
 /// <summary>Options of <see cref="Mac.Init"/>.</summary>
 public sealed record MachineInitOptions(MachinePlatform Platform, string MacOSVersion, string AdminName, string AdminPassword)
 {
@@ -79,8 +85,14 @@ public sealed class Mac : IDisposable
     /// <summary>The signature verifier in use.</summary>
     public IKextSignatureVerifier Verifier => _verifier;
 
-    /// <summary>Creates a new Mac in <paramref name="directory"/> (which must not hold one).</summary>
-    public static Mac Init(string directory, MachineInitOptions options, IMachineFileSystem? fs = null, IKextSignatureVerifier? verifier = null)
+    /// <summary>
+    /// Creates a new Mac in <paramref name="directory"/> (which must not hold one), all or nothing: every file, those
+    /// <paramref name="stage"/> adds too (the secure-boot layer's Secure Enclave and first LocalPolicy), is written in one
+    /// <see cref="MachineTransaction"/> whose last file is the description. On any failure the folder is left as it
+    /// was (no Mac; folders and lock file the init created are removed) and the init can be run again.
+    /// </summary>
+    public static Mac Init(string directory, MachineInitOptions options, IMachineFileSystem? fs = null, IKextSignatureVerifier? verifier = null,
+        MachineInitStage? stage = null)
     {
         if (!Kexts.Kpi.MacOSVersion.TryParse(options.MacOSVersion, out var version))
         {
@@ -91,11 +103,15 @@ public sealed class Mac : IDisposable
             throw new ConsentException(ConsentCode.InvalidArgument, null, "Macs with Apple silicon run macOS 11 or later");
         }
         ValidateUserName(options.AdminName);
+        var createdRoot = !Directory.Exists(directory);
         var store = MachineStore.Open(directory, fs, create: true);
+        var foldersBefore = Directory.EnumerateDirectories(store.Root, "*", SearchOption.AllDirectories).ToHashSet(StringComparer.Ordinal);
+        var existed = false;
         try
         {
             if (File.Exists(store.PathOf(MachineLayout.Description)))
             {
+                existed = true;
                 throw new ConsentException(ConsentCode.InvalidArgument, store.Root, "a simulated Mac already exists here");
             }
             var users = new List<MachineUser> { new(options.AdminName, true, PasswordHash.Create(options.AdminPassword, options.PasswordIterations)) };
@@ -131,13 +147,22 @@ public sealed class Mac : IDisposable
                 }
                 tx.StageFile(MachineLayout.TrustRoot, System.Text.Encoding.ASCII.GetBytes(pem));
             }
+            stage?.Invoke(store, d, tx);
+            // The description last: the Mac exists only once everything else is in place.
             tx.StageFile(MachineLayout.Description, d.ToJson());
             tx.Commit();
             return new Mac(store, d, verifier ?? DefaultVerifier(store));
         }
         catch
         {
-            store.Dispose();
+            if (existed)
+            {
+                store.Dispose();
+            }
+            else
+            {
+                store.AbandonInit(foldersBefore, createdRoot);
+            }
             throw;
         }
     }

@@ -152,6 +152,37 @@ public sealed class MachineStore : IDisposable
         fs.Delete(marker);
     }
 
+    /// <summary>
+    /// After a failed <c>machine init</c>: with the real file system (the failure may have been the file system's),
+    /// rolls back whatever the init staged or switched (as opening would), removes the folders it created while they
+    /// are empty, releases and removes the lock file, and removes the root when the init created it and it is empty.
+    /// The folder is left as it was before the init, so the init can be run again. Disposes the store.
+    /// </summary>
+    internal void AbandonInit(IReadOnlySet<string> foldersBefore, bool createdRoot)
+    {
+        try
+        {
+            Recover();
+            foreach (var dir in Directory.EnumerateDirectories(Root, "*", SearchOption.AllDirectories)
+                         .Where(d => !foldersBefore.Contains(d)).OrderByDescending(d => d.Length).ToArray())
+            {
+                if (!Directory.EnumerateFileSystemEntries(dir).Any())
+                {
+                    Directory.Delete(dir);
+                }
+            }
+        }
+        finally
+        {
+            Dispose();
+        }
+        File.Delete(Path.Combine(Root, LockFileName));
+        if (createdRoot && !Directory.EnumerateFileSystemEntries(Root).Any())
+        {
+            Directory.Delete(Root);
+        }
+    }
+
     /// <summary>Called before a transaction stages its first change: writes the staging marker unless it exists.</summary>
     internal void BeginStaging()
     {

@@ -170,13 +170,11 @@ public sealed class SecureBootMacFixture : IDisposable
 
     private static Mac NewMac(string dir, TestPki pki)
     {
-        var mac = Mac.Init(dir, new MachineInitOptions(Platform, "14.5", Admin, Password)
+        return SecureBootMac.Init(dir, new MachineInitOptions(Platform, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 1000,
         });
-        SecureBootMac.Initialize(mac);
-        return mac;
     }
 
     public void Dispose() => _root.Dispose();
