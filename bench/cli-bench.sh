@@ -9,7 +9,7 @@ count="${1:-1000}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-dotnet publish src/KextTrust.Cli -c Release -o "$work/cli" -p:PublishReadyToRun=true --nologo -v q >/dev/null
+bash bench/publish-cli.sh "$work/cli"   # Native AOT as shipped; KEXTRUST_BUILD=r2r for ReadyToRun
 dotnet run -c Release --project bench/KextTrust.Benchmarks -- corpus "$work/corpus" "$count"
 find "$work/corpus" -path '*/Contents/MacOS/*' -type f | sort > "$work/exes.txt"
 bytes=$(xargs -a "$work/exes.txt" cat | wc -c)

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 if [ $# -gt 0 ]; then counts=("$@"); else counts=(10 100 500); fi
 if [ -n "${BENCH_WORK:-}" ]; then work="$BENCH_WORK"; mkdir -p "$work"; else work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT; fi
 
-dotnet publish src/KextTrust.Cli -c Release -o "$work/cli" -p:PublishReadyToRun=true --nologo -v q >/dev/null
+bash bench/publish-cli.sh "$work/cli"   # Native AOT as shipped; KEXTRUST_BUILD=r2r for ReadyToRun
 dotnet build bench/KextTrust.Benchmarks -c Release --nologo -v q >/dev/null
 bench_dll=bench/KextTrust.Benchmarks/bin/Release/net10.0/KextTrust.Benchmarks.dll
 kx="$work/cli/kextrust"

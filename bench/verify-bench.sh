@@ -21,7 +21,7 @@ find "${packs[@]}" -type f \( -name '*.dylib' -o -name createdump \) | sort > "$
 bytes=$(xargs -a "$work/files.txt" cat | wc -c)
 echo "runtime packs: $(wc -l < "$work/files.txt") Mach-O files, $bytes bytes"
 
-dotnet publish src/KextTrust.Cli -c Release -o "$work/cli" -p:PublishReadyToRun=true --nologo -v q >/dev/null
+bash bench/publish-cli.sh "$work/cli"   # Native AOT as shipped; KEXTRUST_BUILD=r2r for ReadyToRun
 kx="$work/cli/kextrust"
 "$kx" pki init "$work/pki" >/dev/null
 dotnet run -c Release --project bench/KextTrust.Benchmarks -- corpus "$work/fixtures" "$count"

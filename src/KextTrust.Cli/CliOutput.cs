@@ -20,18 +20,14 @@ public static class ExitCodes
 /// <summary>Where a command writes: plain text, Spectre tables, or JSON, to the given writers.</summary>
 public sealed class CliOutput
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
-        // Source-generated metadata where a command has it (verify, the secure-boot commands), reflection for the rest.
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(VerifyJsonContext.Default, BootJsonContext.Default, new DefaultJsonTypeInfoResolver()),
-    };
+    /// <summary>
+    /// The options of every JSON document a command writes from a record: indented, camelCase, enums in kebab-case.
+    /// Metadata comes only from source-generated contexts, so the command runs the same under Native AOT; a type
+    /// that none of them lists fails at once, never falls back to reflection.
+    /// </summary>
+    internal static readonly JsonSerializerOptions JsonOptions = CliJsonContext.CreateOptions();
 
-    public CliOutput(TextWriter stdout, TextWriter stderr)
+        public CliOutput(TextWriter stdout, TextWriter stderr)
     {
         Out = stdout;
         Error = stderr;
@@ -66,7 +62,10 @@ public sealed class CliOutput
     /// <summary>True when writing to a terminal (progress bars and colour allowed).</summary>
     public bool IsInteractive { get; }
 
-    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value, JsonOptions);
+    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value, TypeInfo<T>());
+
+    /// <summary>The source-generated metadata of <typeparamref name="T"/> under <see cref="JsonOptions"/>.</summary>
+    internal static JsonTypeInfo<T> TypeInfo<T>() => (JsonTypeInfo<T>)JsonOptions.GetTypeInfo(typeof(T));
 
     public void WriteJson<T>(T value)
     {
@@ -76,7 +75,7 @@ public sealed class CliOutput
             Out.Flush();
             using var stdout = System.Console.OpenStandardOutput();
             using var buffered = new BufferedStream(stdout, 1 << 16);
-            JsonSerializer.Serialize(buffered, value, JsonOptions);
+            JsonSerializer.Serialize(buffered, value, TypeInfo<T>());
             buffered.WriteByte((byte)'\n');
             return;
         }

@@ -115,7 +115,7 @@ public class InspectCommandTests
 
         foreach (var input in new[] { tmp.Path, signed })
         {
-            var expected = CliOutput.ToJson(KextTrust.Kexts.Inspection.KextInspector.InspectPath(input)) + Environment.NewLine;
+            var expected = JsonSerializer.Serialize(KextTrust.Kexts.Inspection.KextInspector.InspectPath(input), CliJsonReflectionOracleTests.Reflection) + Environment.NewLine;
             var r = CliRunner.Run("inspect", input, "--json");
             Assert.Equal(expected, r.StdOut);
         }

@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.Kernel;
 using KextTrust.Boot.KernelManagement;
@@ -467,7 +468,7 @@ public static class SecureBootMac
     public static StartupReport? LastStartup(Mac mac)
     {
         var path = mac.Store.PathOf(SecureBootLayout.LastStartup);
-        return File.Exists(path) ? JsonSerializer.Deserialize<StartupReport>(File.ReadAllBytes(path), Json) : null;
+        return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllBytes(path), ReportJson) : null;
     }
 
     /// <summary>The receipt on disk, if any.</summary>
@@ -477,7 +478,9 @@ public static class SecureBootMac
         return File.Exists(path) ? KextReceipt.FromBytes(File.ReadAllBytes(path), path) : null;
     }
 
-    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
+
+    internal static JsonTypeInfo<StartupReport> ReportJson => (JsonTypeInfo<StartupReport>)Json.GetTypeInfo(typeof(StartupReport));
 
     internal static byte[]? ReadOptional(Mac mac, string relative)
     {
@@ -620,7 +623,7 @@ public sealed class SecureBootStartupHook : IStartupHook
             }
         }
         Report = new StartupReport(next.RunningOS.ToString(), next.BootSessionUuid, loaded.Length > 0, refusal, [.. trace], loaded, notLoaded);
-        transaction.StageFile(SecureBootLayout.LastStartup, JsonSerializer.SerializeToUtf8Bytes(Report, SecureBootMac.Json));
+        transaction.StageFile(SecureBootLayout.LastStartup, JsonSerializer.SerializeToUtf8Bytes(Report, SecureBootMac.ReportJson));
     }
 
     private static MappedFile? Map(Mac mac, string relative, List<MappedFile> mapped)

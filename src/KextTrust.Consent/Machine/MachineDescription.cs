@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using KextTrust.Kexts.Kpi;
 
 namespace KextTrust.Consent.Machine;
@@ -106,10 +107,17 @@ public sealed record MachineDescription(
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
+        Converters =
+        {
+            new JsonStringEnumConverter<MachinePlatform>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
+            new JsonStringEnumConverter<MdmEnrollment>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
+            new JsonStringEnumConverter<RunningOS>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
+        },
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         TypeInfoResolver = MachineJsonContext.Default,
     };
+
+    private static JsonTypeInfo<MachineDescription> TypeInfo => (JsonTypeInfo<MachineDescription>)Json.GetTypeInfo(typeof(MachineDescription));
 
     /// <summary>The running macOS version, parsed.</summary>
     [JsonIgnore]
@@ -131,7 +139,7 @@ public sealed record MachineDescription(
     public MachineUser? FindUser(string name) => Users.FirstOrDefault(u => u.Name == name);
 
     /// <summary>Serialises as <c>machine.json</c>.</summary>
-    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, TypeInfo);
 
     /// <summary>Parses <c>machine.json</c>; a malformed file is a <see cref="ConsentException"/> naming it.</summary>
     public static MachineDescription Parse(ReadOnlySpan<byte> json, string path)
@@ -139,7 +147,7 @@ public sealed record MachineDescription(
         MachineDescription? d;
         try
         {
-            d = JsonSerializer.Deserialize<MachineDescription>(json, Json);
+            d = JsonSerializer.Deserialize(json, TypeInfo);
         }
         catch (JsonException e)
         {

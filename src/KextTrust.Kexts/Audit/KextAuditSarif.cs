@@ -91,14 +91,14 @@ public static class KextAuditSarif
             {
                 rule["helpUri"] = r.HelpUri;
             }
-            rules.Add(rule);
+            rules.Add((JsonNode)rule);
         }
         var results = new JsonArray();
         foreach (var report in reports.SelectMany(r => r.SelfAndPlugIns()))
         {
             foreach (var result in Results(report, baseDirectory))
             {
-                results.Add(result);
+                results.Add((JsonNode)result);
             }
         }
         return new JsonObject
@@ -107,7 +107,7 @@ public static class KextAuditSarif
             ["version"] = "2.1.0",
             ["runs"] = new JsonArray
             {
-                new JsonObject
+                (JsonNode)new JsonObject
                 {
                     ["tool"] = new JsonObject
                     {
@@ -177,7 +177,7 @@ public static class KextAuditSarif
         ["message"] = new JsonObject { ["text"] = message },
         ["locations"] = new JsonArray
         {
-            new JsonObject
+            (JsonNode)new JsonObject
             {
                 ["physicalLocation"] = new JsonObject
                 {
