@@ -250,7 +250,7 @@ public sealed class KextAuditor
         var intelSlices = slices.Where(s => s.IsIntel).ToArray();
         var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
         // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
-        var sliceImports = slices.Select(_imports.Lookup).ToArray();
+        var sliceImports = slices.Select(_imports.Imports).ToArray();
         var allImports = KextImportIndex.RuleRelevant(sliceImports);
         var intelImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsIntel));
         var asImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsArm64e));
@@ -460,7 +460,7 @@ public sealed class KextAuditor
 
     private KextExecutableFacts Executable(string path)
     {
-        return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static p => KextExecutableFacts.Read(p));
+        return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static (p, imports) => KextExecutableFacts.Read(p, imports), _imports);
     }
 
     /// <summary>
@@ -469,7 +469,7 @@ public sealed class KextAuditor
     /// read again through <see cref="Executable"/>).
     /// </summary>
     private KextExecutableFacts AuditedExecutable(string path) =>
-        _executables.TryGetValue(System.IO.Path.GetFullPath(path), out var known) ? known : KextExecutableFacts.Read(path);
+        _executables.TryGetValue(System.IO.Path.GetFullPath(path), out var known) ? known : KextExecutableFacts.Read(path, _imports);
 
     private void Register(KextBundle bundle)
     {

@@ -95,7 +95,7 @@ public sealed class KextLinkChecker
             var unresolved = new ImmutableArray<KextUnresolvedSymbol>.Builder?[slots.Length];
             var assumed = new ImmutableArray<KextAssumedSymbol>.Builder?[slots.Length];
             // Symbol by symbol, every checked release at once: one index lookup per import, slot masks for the rest.
-            foreach (var facts in sliceImports?[sliceIndex] ?? _imports.Lookup(slice))
+            foreach (var facts in sliceImports?[sliceIndex] ?? _imports.Imports(slice))
             {
                 var symbol = facts.Symbol;
                 var resolvedSlots = 0;
