@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Inspection;
 
 namespace KextTrust.Cli;
@@ -77,9 +78,21 @@ public static class InspectJson
     private static void WriteStrings(Utf8JsonWriter w, JsonEncodedText name, IReadOnlyList<string> values)
     {
         w.WriteStartArray(name);
-        foreach (var v in values)
+        if (values is Utf8StringList { IsValidUtf8: true } utf8)
         {
-            w.WriteStringValue(v);
+            // Well-formed UTF-8 is written as its string would be, without the string. (Ill-formed bytes are written
+            // as "\uFFFD" by the writer but raw by the string: those lists take the decoded strings below.)
+            for (var i = 0; i < utf8.Count; i++)
+            {
+                w.WriteStringValue(utf8.Utf8(i));
+            }
+        }
+        else
+        {
+            foreach (var v in values)
+            {
+                w.WriteStringValue(v);
+            }
         }
         w.WriteEndArray();
     }

@@ -109,6 +109,22 @@ public class InspectCommandTests
             PlugIns = [new KextBundleSpec("com.example.Fat.Helper", "1.0") { Slices = [new KextSliceSpec(MachOTargetArchitecture.X86_64, ["_IOLog"])] }],
         });
         KextBundleWriter.Write(tmp.Path, new KextBundleSpec("com.example.Codeless \"quoted\" <b>", "1.0"));
+        // Symbols written from their UTF-8 bytes must come out as their strings would: escapes, non-ASCII, and
+        // ill-formed bytes (the strings hold U+FFFD, written raw, where the writer would escape it).
+        var odd = KextBundleWriter.Write(tmp.Path, new KextBundleSpec("com.example.Odd", "1.0")
+        {
+            Slices = [new KextSliceSpec(MachOTargetArchitecture.X86_64, ["_a\"b\\c<>&'", "_\u2028\U0001F600\uE000", "_tab\tx"])],
+        });
+        var bad = KextBundleWriter.Write(tmp.Path, new KextBundleSpec("com.example.IllFormed", "1.0")
+        {
+            Slices = [new KextSliceSpec(MachOTargetArchitecture.X86_64, ["_IOLog", "_x_marks"])],
+        });
+        var badExe = KextBundle.Open(bad).ExecutablePath!;
+        var exeBytes = File.ReadAllBytes(badExe);
+        exeBytes[exeBytes.AsSpan().IndexOf("_x_marks\0"u8) + 1] = 0xFF;
+        File.WriteAllBytes(badExe, exeBytes);
+        Assert.Contains("_\uFFFD_marks", KextTrust.Kexts.Inspection.KextInspector.InspectPath(bad)[0].Slices[0].UndefinedSymbols);
+        Assert.Contains("_\u2028\U0001F600\uE000", KextTrust.Kexts.Inspection.KextInspector.InspectPath(odd)[0].Slices[0].UndefinedSymbols);
         var broken = Directory.CreateDirectory(tmp.Combine("Broken.kext", "Contents")).FullName;
         File.WriteAllText(Path.Combine(broken, "Info.plist"), "not a plist");
         var signed = Corpus.RuntimePackMachOFiles().First(f => f.Contains("osx-arm64") && f.EndsWith("libSystem.Native.dylib"));

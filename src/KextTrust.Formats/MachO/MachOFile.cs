@@ -25,12 +25,14 @@ public sealed class MachOFile : IDisposable
     public const int MaxFatArchitectures = 30;
 
     private readonly IDisposable? _owner;
+    private readonly MachOBytesLifetime? _lifetime;
 
     private MachOFile(ReadOnlyMemory<byte> data, string? sourceName, IDisposable? owner)
     {
         Data = data;
         SourceName = sourceName;
         _owner = owner;
+        _lifetime = owner is null ? null : new MachOBytesLifetime();
         var span = data.Span;
         if (span.Length < 4)
         {
@@ -44,7 +46,7 @@ public sealed class MachOFile : IDisposable
         }
         else
         {
-            Slices = [new MachOSlice(sourceName, data, 0, 0, isFilesetEntry: false)];
+            Slices = [new MachOSlice(sourceName, data, 0, 0, isFilesetEntry: false, _lifetime)];
         }
     }
 
@@ -169,8 +171,15 @@ public sealed class MachOFile : IDisposable
         return false;
     }
 
-    /// <summary>Releases the memory map (for <see cref="Open"/>); slices must not be used afterwards.</summary>
-    public void Dispose() => _owner?.Dispose();
+    /// <summary>
+    /// Releases the memory map or pooled buffer (for <see cref="Open"/> and <see cref="OpenPooled"/>); slices must not
+    /// be used afterwards: what they would still have to decode from the file's bytes then throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Dispose()
+    {
+        _lifetime?.Release();
+        _owner?.Dispose();
+    }
 
     private MachOSlice[] ReadFat(ReadOnlySpan<byte> span, bool is64)
     {
@@ -231,8 +240,25 @@ public sealed class MachOFile : IDisposable
             {
                 throw new MachOFormatException(SourceName, start, "fat slice is itself a fat file: nesting is not allowed");
             }
-            slices[i] = new MachOSlice(SourceName, data, start, 0, isFilesetEntry: false);
+            slices[i] = new MachOSlice(SourceName, data, start, 0, isFilesetEntry: false, _lifetime);
         }
         return slices;
+    }
+}
+
+/// <summary>Whether the bytes a <see cref="MachOFile"/> views (a pooled buffer or a memory map) are still its own.</summary>
+internal sealed class MachOBytesLifetime
+{
+    private volatile bool _released;
+
+    public void Release() => _released = true;
+
+    /// <summary>Throws once the file was disposed: its bytes may already hold another file.</summary>
+    public void ThrowIfReleased(string? source)
+    {
+        if (_released)
+        {
+            throw new ObjectDisposedException(nameof(MachOFile), $"{source ?? "Mach-O"}: the file was disposed before this was read from its bytes");
+        }
     }
 }

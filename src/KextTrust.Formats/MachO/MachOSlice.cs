@@ -14,11 +14,20 @@ public sealed class MachOSlice
 
     private readonly string? _source;
     private readonly bool _isFilesetEntry;
+    private readonly MachOBytesLifetime? _lifetime;
 
-    internal MachOSlice(string? source, ReadOnlyMemory<byte> data, long fileOffset, long headerOffset, bool isFilesetEntry)
+    // Where each undefined symbol's name lies in Data, in UndefinedSymbols order; the strings are decoded on first use.
+    private readonly Utf8Range[] _undefined;
+    private readonly bool _undefinedValidUtf8;
+    private IReadOnlyList<string>? _undefinedNames;
+    // Where each chained import's name lies in Data (ReadChainedFixups), for the undefined symbols of a slice without symbol table.
+    private Utf8Range[]? _importNames;
+
+    internal MachOSlice(string? source, ReadOnlyMemory<byte> data, long fileOffset, long headerOffset, bool isFilesetEntry, MachOBytesLifetime? lifetime)
     {
         _source = source;
         _isFilesetEntry = isFilesetEntry;
+        _lifetime = lifetime;
         Data = data;
         FileOffset = fileOffset;
         Size = data.Length;
@@ -165,7 +174,7 @@ public sealed class MachOSlice
         {
             ChainedFixups = ReadChainedFixups(s, fixupsAt, U32(s, fixupsAt + 4));
         }
-        UndefinedSymbols = ReadUndefinedSymbols();
+        (_undefined, _undefinedValidUtf8, _undefinedNames) = ReadUndefinedSymbols();
         _definedExternals = new Lazy<IReadOnlyList<MachOSymbol>>(ReadDefinedExternalSymbols, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -223,9 +232,24 @@ public sealed class MachOSlice
     public IReadOnlyList<MachOFilesetEntry> FilesetEntries { get; }
     /// <summary>
     /// Names of undefined symbols (not stab, N_UNDF, value 0) sorted by byte order as llvm-nm -u prints them;
-    /// when the symbol table has none, the distinct chained-fixup import names.
+    /// when the symbol table has none, the distinct chained-fixup import names. Decoded on first use (the file must
+    /// still be open then; the list stays valid after).
     /// </summary>
-    public IReadOnlyList<string> UndefinedSymbols { get; }
+    public IReadOnlyList<string> UndefinedSymbols => _undefinedNames ?? DecodeUndefinedSymbols();
+
+    /// <summary>
+    /// The names of <see cref="UndefinedSymbols"/> as their UTF-8 bytes in the file, in the same order, without
+    /// decoding or copying them: views of the file's bytes, valid while it is open.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The file was disposed.</exception>
+    public MachOSymbolNames UndefinedSymbolNames
+    {
+        get
+        {
+            _lifetime?.ThrowIfReleased(_source);
+            return new MachOSymbolNames(Data.Span, _undefined, _undefinedValidUtf8);
+        }
+    }
     /// <summary>
     /// External (N_EXT) defined symbols (N_SECT, N_ABS, N_INDR, …), sorted by name in byte order; decoded on
     /// first use (the file must still be open).
@@ -246,7 +270,7 @@ public sealed class MachOSlice
         {
             throw Fail(entry.CommandFileOffset - FileOffset, "fileset entry inside a fileset entry: nested filesets are refused");
         }
-        return new MachOSlice(_source, Data, FileOffset, (long)entry.FileOffset, isFilesetEntry: true);
+        return new MachOSlice(_source, Data, FileOffset, (long)entry.FileOffset, isFilesetEntry: true, _lifetime);
     }
 
     /// <summary>Architecture name for a cputype and masked cpusubtype.</summary>
@@ -463,6 +487,7 @@ public sealed class MachOSlice
     /// <summary>Decodes the entries <paramref name="keep"/> accepts (by raw n_type/n_value), names included.</summary>
     private List<MachOSymbol> DecodeSymbols(uint symoff, uint nsyms, uint stroff, uint strsize, Func<MachOSymbol, bool> keep)
     {
+        _lifetime?.ThrowIfReleased(_source);
         var s = Data.Span;
         var entrySize = Is64Bit ? Nlist64Size : Nlist32Size;
         var strtab = s.Slice((int)stroff, (int)strsize);
@@ -583,7 +608,8 @@ public sealed class MachOSlice
         }
         var pool = blob[(int)symbolsOffset..];
         var imports = new MachOChainedImport[importsCount];
-        var names = new Dictionary<uint, string>();
+        var names = new Dictionary<uint, (string Name, Utf8Range At)>();
+        var nameRanges = new Utf8Range[importsCount];
         for (var i = 0; i < importsCount; i++)
         {
             long at = importsOffset + (long)i * importSize;
@@ -612,7 +638,7 @@ public sealed class MachOSlice
                     addend = (int)U32(blob, at + 4);
                 }
             }
-            if (!names.TryGetValue(nameOffset, out var name))
+            if (!names.TryGetValue(nameOffset, out var known))
             {
                 if (nameOffset >= pool.Length)
                 {
@@ -624,59 +650,124 @@ public sealed class MachOSlice
                 {
                     throw Fail(baseAt + symbolsOffset + nameOffset, $"chained import {i} name is not NUL-terminated within the symbol pool");
                 }
-                name = names[nameOffset] = Encoding.UTF8.GetString(rest[..end]);
+                var range = new Utf8Range((int)(baseAt + symbolsOffset + nameOffset), end);
+                known = names[nameOffset] = (Encoding.UTF8.GetString(rest[..end]), range);
             }
-            imports[i] = new MachOChainedImport(name, ordinal, weak, addend);
+            imports[i] = new MachOChainedImport(known.Name, ordinal, weak, addend);
+            nameRanges[i] = known.At;
         }
+        _importNames = nameRanges;
         return new MachOChainedFixups(version, startsOffset, importsOffset, symbolsOffset, importsCount, importsFormat, symbolsFormat, imports);
     }
 
-    private IReadOnlyList<string> ReadUndefinedSymbols()
+    /// <summary>
+    /// Locates the undefined symbols' names and sorts them: by their bytes when all are well-formed UTF-8 (the order of
+    /// the decoded strings then), else by the decoded strings (U+FFFD for ill-formed bytes), which are then kept.
+    /// </summary>
+    private (Utf8Range[] Names, bool ValidUtf8, IReadOnlyList<string>? Decoded) ReadUndefinedSymbols()
     {
-        var undefined = new List<string>();
-        var ascii = true;
+        var s = Data.Span;
+        var valid = true;
+        Utf8Range[] names = [];
         if (SymbolTable is { } st)
         {
-            // One pass over the validated nlist entries: no symbol records, each name decoded once.
-            var s = Data.Span;
+            // Two passes over the validated nlist entries (count, then locate): no symbol records, no strings.
             var entrySize = Is64Bit ? Nlist64Size : Nlist32Size;
-            var strtab = s.Slice((int)st.StringOffset, (int)st.StringSize);
+            var stroff = (int)st.StringOffset;
+            var strtab = s.Slice(stroff, (int)st.StringSize);
+            var count = 0;
             for (var i = 0; i < st.SymbolCount; i++)
             {
+                count += IsUndefinedEntry(s, (int)(st.SymbolOffset + (long)i * entrySize)) ? 1 : 0;
+            }
+            names = count == 0 ? [] : new Utf8Range[count];
+            for (int i = 0, n = 0; n < count; i++)
+            {
                 var at = (int)(st.SymbolOffset + (long)i * entrySize);
-                var type = s[at + 4];
-                var value = Is64Bit ? U64(s, at + 8) : U32(s, at + 8);
-                if (!new MachOSymbol("", type, 0, 0, value).IsUndefined)
+                if (!IsUndefinedEntry(s, at))
                 {
                     continue;
                 }
-                var strx = U32(s, at);
+                var strx = (int)U32(s, at);
                 if (strx == 0 && strtab.Length == 0)
                 {
-                    undefined.Add("");
+                    names[n++] = new Utf8Range(stroff, 0);
                     continue;
                 }
-                var rest = strtab[(int)strx..]; // in range and NUL-terminated: checked by ReadSymtab
-                var name = rest[..rest.IndexOf((byte)0)];
-                ascii = ascii && System.Text.Ascii.IsValid(name);
-                undefined.Add(Encoding.UTF8.GetString(name));
+                var name = strtab[strx..]; // in range and NUL-terminated: checked by ReadSymtab
+                name = name[..name.IndexOf((byte)0)];
+                valid = valid && System.Text.Unicode.Utf8.IsValid(name);
+                names[n++] = new Utf8Range(stroff + strx, name.Length);
             }
         }
-        if (undefined.Count == 0 && ChainedFixups is { } fx)
+        if (names.Length == 0 && ChainedFixups is { } fx)
         {
+            // The distinct import names (by their decoded strings, as before), already decoded by ReadChainedFixups.
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var import in fx.Imports)
+            var kept = new List<Utf8Range>();
+            var decoded = new List<string>();
+            for (var i = 0; i < fx.Imports.Count; i++)
             {
-                if (seen.Add(import.Name))
+                if (seen.Add(fx.Imports[i].Name))
                 {
-                    undefined.Add(import.Name);
-                    ascii = ascii && System.Text.Ascii.IsValid(import.Name);
+                    kept.Add(_importNames![i]);
+                    decoded.Add(fx.Imports[i].Name);
+                    valid = valid && System.Text.Unicode.Utf8.IsValid(_importNames[i].Of(s));
                 }
             }
+            return SortDecoded([.. kept], [.. decoded], valid);
         }
+        if (!valid)
+        {
+            var decoded = new string[names.Length];
+            for (var i = 0; i < names.Length; i++)
+            {
+                decoded[i] = Encoding.UTF8.GetString(names[i].Of(s));
+            }
+            return SortDecoded(names, decoded, valid: false);
+        }
+        // Well-formed UTF-8: byte order is the order of the decoded strings (UTF-16 ordinal order but above U+D7FF).
+        // ld writes undefined symbols sorted by name: check that first (n - 1 comparisons), sort only otherwise.
+        if (!InByteOrder(s, names))
+        {
+            Array.Sort(names, new Utf8RangeOrder(Data));
+        }
+        return (names, true, null);
+    }
+
+    private static bool InByteOrder(ReadOnlySpan<byte> s, Utf8Range[] names)
+    {
+        for (var i = 1; i < names.Length; i++)
+        {
+            if (names[i - 1].Of(s).SequenceCompareTo(names[i].Of(s)) > 0)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static (Utf8Range[], bool, IReadOnlyList<string>?) SortDecoded(Utf8Range[] names, string[] decoded, bool valid)
+    {
+        var ascii = Array.TrueForAll(decoded, static d => System.Text.Ascii.IsValid(d));
         // Without surrogates, UTF-16 ordinal order is UTF-8 byte order (and the ordinal comparer is vectorized).
-        undefined.Sort(ascii ? StringComparer.Ordinal : Utf8Comparer);
-        return undefined;
+        Array.Sort(decoded, names, ascii ? StringComparer.Ordinal : Utf8Comparer);
+        return (names, valid, decoded);
+    }
+
+    private bool IsUndefinedEntry(ReadOnlySpan<byte> s, int at) =>
+        new MachOSymbol("", s[at + 4], 0, 0, Is64Bit ? U64(s, at + 8) : U32(s, at + 8)).IsUndefined;
+
+    private IReadOnlyList<string> DecodeUndefinedSymbols()
+    {
+        _lifetime?.ThrowIfReleased(_source);
+        var s = Data.Span;
+        var names = new string[_undefined.Length];
+        for (var i = 0; i < names.Length; i++)
+        {
+            names[i] = Encoding.UTF8.GetString(_undefined[i].Of(s));
+        }
+        return Interlocked.CompareExchange(ref _undefinedNames, names, null) ?? names;
     }
 
     private static readonly IComparer<string> Utf8Comparer = Comparer<string>.Create(Utf8Order);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
@@ -53,6 +54,8 @@ public sealed class KextAuditor
     private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal); // guarded by _scanLock
     private readonly Lock _scanLock = new();
     private readonly ConcurrentDictionary<string, KextLibrary> _libraries = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<KpiRule, string[]> _kpiMessages = new(ReferenceEqualityComparer.Instance);
+    private readonly ImmutableArray<string> _exemptions;
 
     /// <summary>An auditor over a loaded catalog.</summary>
     public KextAuditor(KpiCatalog catalog, KextAuditOptions? options = null)
@@ -62,6 +65,7 @@ public sealed class KextAuditor
         _imports = new KextImportIndex(catalog);
         _linker = new KextLinkChecker(catalog, _imports);
         Options = options ?? new KextAuditOptions();
+        _exemptions = ExemptionCodes(Options.Enforcement);
         if (Options.Releases.IsDefaultOrEmpty || Options.Platforms.IsDefaultOrEmpty)
         {
             throw new ArgumentException("at least one release and one platform must be audited", nameof(options));
@@ -250,7 +254,7 @@ public sealed class KextAuditor
         var intelSlices = slices.Where(s => s.IsIntel).ToArray();
         var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
         // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
-        var sliceImports = slices.Select(_imports.Lookup).ToArray();
+        var sliceImports = slices.Select(_imports.Imports).ToArray();
         var allImports = KextImportIndex.RuleRelevant(sliceImports);
         var intelImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsIntel));
         var asImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsArm64e));
@@ -309,16 +313,10 @@ public sealed class KextAuditor
         else if (platformSlices.Length > 0)
         {
             var arch = platform == MacPlatform.Intel ? KextArchitecture.X86_64 : KextArchitecture.Arm64;
-            var sliceNames = platformSlices.Select(s => s.Architecture).ToHashSet(StringComparer.Ordinal);
-            var results = link.For(release, arch).Where(r => sliceNames.Contains(r.SliceArchitecture)).ToArray();
-            var unresolved = results.SelectMany(r => r.Unresolved).DistinctBy(u => u.Symbol).OrderBy(u => u.Symbol, StringComparer.Ordinal).ToArray();
-            if (unresolved.Length > 0)
+            var unresolved = UnresolvedOn(link, release, arch, platformSlices);
+            if (unresolved.Count > 0)
             {
-                var shown = string.Join(", ", unresolved.Take(5).Select(u => u.AvailableFrom.IsEmpty ? u.Symbol : $"{u.Symbol} (in {string.Join(" / ", u.AvailableFrom)})"));
-                reasons.Add(Refuse(KextAuditCodes.UnresolvedSymbols,
-                    $"{unresolved.Length} symbol(s) no declared library provides: {shown}{(unresolved.Length > 5 ? ", …" : "")}",
-                    [.. unresolved.Select(u => u.Symbol)],
-                    [.. unresolved.SelectMany(u => u.AvailableFrom).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)]));
+                reasons.Add(UnresolvedReason(unresolved));
             }
             AddKpiReasons(reasons, kpi.On(release));
         }
@@ -335,41 +333,179 @@ public sealed class KextAuditor
                 $"no Developer ID kext signature ({signature.Detail}) and SIP requires one"));
         }
 
-        var ordered = reasons.OrderBy(r => r.Severity).ToImmutableArray();
+        var ordered = BySeverity(reasons);
         var verdict = ordered.Any(r => r.Severity == KextReasonSeverity.Refuses) ? KextLoadVerdict.Refused
             : ordered.Any(r => r.Severity == KextReasonSeverity.Warns) ? KextLoadVerdict.LoadsWithWarning
             : KextLoadVerdict.Loads;
         return new KextVerdict(release, platform, verdict, ordered);
     }
 
+    /// <summary>
+    /// The distinct symbols unresolved on a release by the slices of one platform, sorted (ordinal). One slice's
+    /// results are in its symbol order, usually already ascending: then they are taken as they are.
+    /// </summary>
+    private static IReadOnlyList<KextUnresolvedSymbol> UnresolvedOn(KextLinkReport link, MacOSRelease release, KextArchitecture arch, KextSliceFacts[] platformSlices)
+    {
+        List<KextUnresolvedSymbol>? all = null;
+        foreach (var r in link.Results)
+        {
+            if (r.Release == release && r.Architecture == arch && !r.Unresolved.IsEmpty && HasSlice(platformSlices, r.SliceArchitecture))
+            {
+                (all ??= new List<KextUnresolvedSymbol>(r.Unresolved.Length)).AddRange(r.Unresolved);
+            }
+        }
+        if (all is null)
+        {
+            return [];
+        }
+        for (var i = 1; i < all.Count; i++)
+        {
+            if (string.CompareOrdinal(all[i - 1].Symbol, all[i].Symbol) >= 0)
+            {
+                return [.. all.DistinctBy(u => u.Symbol).OrderBy(u => u.Symbol, StringComparer.Ordinal)];
+            }
+        }
+        return all; // strictly ascending: distinct and sorted
+    }
+
+    private static bool HasSlice(KextSliceFacts[] slices, string architecture)
+    {
+        foreach (var s in slices)
+        {
+            if (s.Architecture == architecture)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The unresolved-symbols refusal: count, the first five (with where they are available), every symbol, every library that would provide one.</summary>
+    private static KextAuditReason UnresolvedReason(IReadOnlyList<KextUnresolvedSymbol> unresolved)
+    {
+        var message = new System.Runtime.CompilerServices.DefaultInterpolatedStringHandler(0, 0, null, stackalloc char[1024]);
+        message.AppendFormatted(unresolved.Count);
+        message.AppendLiteral(" symbol(s) no declared library provides: ");
+        var symbols = new string[unresolved.Count];
+        List<string>? libraries = null;
+        for (var i = 0; i < unresolved.Count; i++)
+        {
+            var u = unresolved[i];
+            symbols[i] = u.Symbol;
+            if (!u.AvailableFrom.IsEmpty)
+            {
+                (libraries ??= []).AddRange(u.AvailableFrom);
+            }
+            if (i < 5)
+            {
+                if (i > 0)
+                {
+                    message.AppendLiteral(", ");
+                }
+                message.AppendLiteral(u.Symbol);
+                if (!u.AvailableFrom.IsEmpty)
+                {
+                    message.AppendLiteral(" (in ");
+                    for (var j = 0; j < u.AvailableFrom.Length; j++)
+                    {
+                        message.AppendLiteral(j == 0 ? "" : " / ");
+                        message.AppendLiteral(u.AvailableFrom[j]);
+                    }
+                    message.AppendLiteral(")");
+                }
+            }
+        }
+        if (unresolved.Count > 5)
+        {
+            message.AppendLiteral(", …");
+        }
+        return Refuse(KextAuditCodes.UnresolvedSymbols, message.ToStringAndClear(),
+            ImmutableCollectionsMarshal.AsImmutableArray(symbols), SortedDistinct(libraries));
+    }
+
+    private static ImmutableArray<string> SortedDistinct(List<string>? values)
+    {
+        if (values is null)
+        {
+            return [];
+        }
+        values.Sort(StringComparer.Ordinal);
+        var kept = 0;
+        for (var i = 0; i < values.Count; i++)
+        {
+            if (kept == 0 || !string.Equals(values[kept - 1], values[i], StringComparison.Ordinal))
+            {
+                values[kept++] = values[i];
+            }
+        }
+        return [.. System.Runtime.InteropServices.CollectionsMarshal.AsSpan(values)[..kept]];
+    }
+
+    /// <summary>The reasons ordered by severity, stably (a handful: insertion sort).</summary>
+    private static ImmutableArray<KextAuditReason> BySeverity(List<KextAuditReason> reasons)
+    {
+        if (reasons.Count == 0)
+        {
+            return [];
+        }
+        var sorted = reasons.ToArray();
+        for (var i = 1; i < sorted.Length; i++)
+        {
+            var r = sorted[i];
+            var j = i - 1;
+            for (; j >= 0 && sorted[j].Severity > r.Severity; j--)
+            {
+                sorted[j + 1] = sorted[j];
+            }
+            sorted[j + 1] = r;
+        }
+        return ImmutableCollectionsMarshal.AsImmutableArray(sorted);
+    }
+
     private void AddKpiReasons(List<KextAuditReason> reasons, KpiReleaseVerdict onRelease)
     {
-        var exemptions = ExemptionCodes(Options.Enforcement);
         foreach (var fs in onRelease.Findings)
         {
             var rule = fs.Finding.Rule;
             var symbols = fs.Finding.TriggeringSymbols;
             var libraries = fs.Finding.TriggeringLibraries;
-            var advice = $"move to {rule.Replacement} ({string.Join(", ", rule.ReplacementEntitlements)})";
             switch (fs.Status)
             {
                 case KpiSupportStatus.Unsupported when fs.BlocksLoad:
                     reasons.Add(new(KextAuditCodes.UnsupportedKpi(rule.Id), KextReasonSeverity.Refuses,
-                        $"{rule.Title} KPI unsupported since macOS {rule.UnsupportedSince}: {advice}", symbols, libraries, []));
+                        KpiMessage(rule, KpiMessageKind.Unsupported), symbols, libraries, []));
                     break;
                 case KpiSupportStatus.Unsupported:
                     reasons.Add(new(KextAuditCodes.KpiNotEnforced(rule.Id), KextReasonSeverity.Warns,
-                        $"{rule.Title} KPI unsupported since macOS {rule.UnsupportedSince}, not enforced ({string.Join(", ", exemptions.Select(DescribeExemption))}): {advice}",
-                        symbols, libraries, exemptions));
+                        KpiMessage(rule, KpiMessageKind.NotEnforced), symbols, libraries, _exemptions));
                     break;
                 case KpiSupportStatus.Deprecated:
                     reasons.Add(new(KextAuditCodes.DeprecatedKpi(rule.Id), KextReasonSeverity.Warns,
-                        $"{rule.Title} KPI deprecated since macOS {rule.DeprecatedSince}: loads with the \"legacy system extension\" alert (from 10.15.4); {advice}",
-                        symbols, libraries, []));
+                        KpiMessage(rule, KpiMessageKind.Deprecated), symbols, libraries, []));
                     break;
             }
         }
     }
+
+    private enum KpiMessageKind
+    {
+        Unsupported,
+        NotEnforced,
+        Deprecated,
+    }
+
+    /// <summary>A KPI reason's message: the same for every kext under these options, so made once per rule (by instance).</summary>
+    private string KpiMessage(KpiRule rule, KpiMessageKind kind) =>
+        _kpiMessages.GetOrAdd(rule, static (rule, exemptions) =>
+        {
+            var advice = $"move to {rule.Replacement} ({string.Join(", ", rule.ReplacementEntitlements)})";
+            return
+            [
+                $"{rule.Title} KPI unsupported since macOS {rule.UnsupportedSince}: {advice}",
+                $"{rule.Title} KPI unsupported since macOS {rule.UnsupportedSince}, not enforced ({string.Join(", ", exemptions.Select(DescribeExemption))}): {advice}",
+                $"{rule.Title} KPI deprecated since macOS {rule.DeprecatedSince}: loads with the \"legacy system extension\" alert (from 10.15.4); {advice}",
+            ];
+        }, _exemptions)[(int)kind];
 
     /// <summary>The footnote's exemption codes that apply under an enforcement context, in <see cref="KpiRules.EnforcementExemptions"/> order.</summary>
     public static ImmutableArray<string> ExemptionCodes(KpiEnforcementContext enforcement)
@@ -460,7 +596,7 @@ public sealed class KextAuditor
 
     private KextExecutableFacts Executable(string path)
     {
-        return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static p => KextExecutableFacts.Read(p));
+        return _executables.GetOrAdd(System.IO.Path.GetFullPath(path), static (p, imports) => KextExecutableFacts.Read(p, imports), _imports);
     }
 
     /// <summary>
@@ -469,7 +605,7 @@ public sealed class KextAuditor
     /// read again through <see cref="Executable"/>).
     /// </summary>
     private KextExecutableFacts AuditedExecutable(string path) =>
-        _executables.TryGetValue(System.IO.Path.GetFullPath(path), out var known) ? known : KextExecutableFacts.Read(path);
+        _executables.TryGetValue(System.IO.Path.GetFullPath(path), out var known) ? known : KextExecutableFacts.Read(path, _imports);
 
     private void Register(KextBundle bundle)
     {

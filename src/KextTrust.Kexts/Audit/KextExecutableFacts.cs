@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using KextTrust.Formats;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Kpi;
@@ -29,6 +30,12 @@ public sealed record KextSliceFacts(
 
     /// <summary>True for MH_KEXT_BUNDLE.</summary>
     public bool IsKextBundle => FileType == MachOFileType.KextBundle;
+
+    /// <summary>The facts of each of <see cref="UndefinedSymbols"/> in <see cref="ImportIndex"/>, when the slice was read with one.</summary>
+    internal KextImportFacts[]? Imports { get; init; }
+
+    /// <summary>The index <see cref="Imports"/> come from.</summary>
+    internal KextImportIndex? ImportIndex { get; init; }
 }
 
 /// <summary>A parsed executable: its slices, or why it could not be read.</summary>
@@ -38,7 +45,14 @@ public sealed record KextSliceFacts(
 public sealed record KextExecutableFacts(string Path, ImmutableArray<KextSliceFacts> Slices, string? Error)
 {
     /// <summary>Reads a file: one pass over the Mach-O, no exception for malformed input.</summary>
-    public static KextExecutableFacts Read(string path)
+    public static KextExecutableFacts Read(string path) => Read(path, null);
+
+    /// <summary>
+    /// Reads a file: one pass over the Mach-O, no exception for malformed input. With an index, each import is looked
+    /// up there from its bytes in the file and <see cref="KextSliceFacts.UndefinedSymbols"/> are the index's strings
+    /// (no string per import).
+    /// </summary>
+    public static KextExecutableFacts Read(string path, KextImportIndex? imports)
     {
         ArgumentNullException.ThrowIfNull(path);
         var full = System.IO.Path.GetFullPath(path);
@@ -54,8 +68,27 @@ public sealed record KextExecutableFacts(string Path, ImmutableArray<KextSliceFa
                 {
                     defined.Add(d.Name);
                 }
-                slices.Add(new KextSliceFacts(
-                    s.Architecture, arch, s.FileType, [.. s.UndefinedSymbols], defined, KextSignaturePresence.Read(s, full)));
+                ImmutableArray<string> undefined;
+                KextImportFacts[]? facts = null;
+                if (imports is null)
+                {
+                    undefined = [.. s.UndefinedSymbols];
+                }
+                else
+                {
+                    facts = imports.Lookup(s.UndefinedSymbolNames);
+                    var names = new string[facts.Length];
+                    for (var i = 0; i < names.Length; i++)
+                    {
+                        names[i] = facts[i].Symbol;
+                    }
+                    undefined = ImmutableCollectionsMarshal.AsImmutableArray(names);
+                }
+                slices.Add(new KextSliceFacts(s.Architecture, arch, s.FileType, undefined, defined, KextSignaturePresence.Read(s, full))
+                {
+                    Imports = facts,
+                    ImportIndex = facts is null ? null : imports,
+                });
             }
             return new KextExecutableFacts(full, slices.MoveToImmutable(), null);
         }

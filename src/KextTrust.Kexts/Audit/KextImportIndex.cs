@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Text;
+using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Kpi;
 
 namespace KextTrust.Kexts.Audit;
@@ -36,14 +38,16 @@ public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bo
 /// <summary>
 /// A memo of <see cref="KextImportFacts"/> per distinct imported symbol: kexts share most of their imports, so a scan
 /// pays one catalog lookup (all releases and architectures at once), one demangling and one rule-relevance test
-/// per distinct symbol, and a single hash lookup per import after that. Thread-safe; grows with the distinct
-/// imports seen.
+/// per distinct symbol, and a single hash lookup per import after that — from the import's UTF-8 bytes in the file,
+/// so that only a new distinct symbol makes a string (kept in <see cref="KextImportFacts.Symbol"/>, shared by every
+/// kext importing it). Thread-safe; grows with the distinct imports seen.
 /// </summary>
 public sealed class KextImportIndex
 {
     private readonly KpiCatalog _catalog;
     private readonly KpiRelevance _relevance = new(KpiRules.All);
-    private readonly ConcurrentDictionary<string, KextImportFacts> _facts = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, KextImportFacts> _facts = new(Utf8SymbolComparer.Instance);
+    private readonly ConcurrentDictionary<string, KextImportFacts>.AlternateLookup<ReadOnlySpan<byte>> _byUtf8;
     private readonly Func<string, KextImportFacts> _create;
 
     /// <summary>An index over a loaded catalog.</summary>
@@ -52,15 +56,41 @@ public sealed class KextImportIndex
         ArgumentNullException.ThrowIfNull(catalog);
         _catalog = catalog;
         _create = Create;
+        _byUtf8 = _facts.GetAlternateLookup<ReadOnlySpan<byte>>();
     }
 
     /// <summary>The facts of one symbol (computed on first use).</summary>
     public KextImportFacts this[string symbol] => _facts.TryGetValue(symbol, out var known) ? known : _facts.GetOrAdd(symbol, _create);
 
+    /// <summary>
+    /// The facts of one symbol given as its UTF-8 bytes, standing for the string <see cref="Encoding.UTF8"/> decodes
+    /// them to (computed on first use; a string is made only then).
+    /// </summary>
+    public KextImportFacts this[ReadOnlySpan<byte> utf8Symbol] =>
+        _byUtf8.TryGetValue(utf8Symbol, out var known) ? known : _facts.GetOrAdd(Encoding.UTF8.GetString(utf8Symbol), _create);
+
     /// <summary>The facts of each import of a slice, in its order.</summary>
-    public KextImportFacts[] Lookup(KextSliceFacts slice)
+    public KextImportFacts[] Lookup(KextSliceFacts slice) => [.. Imports(slice)];
+
+    /// <summary>The facts of each name, in order (see <see cref="MachOSlice.UndefinedSymbolNames"/>).</summary>
+    public KextImportFacts[] Lookup(MachOSymbolNames names)
+    {
+        var facts = names.Count == 0 ? [] : new KextImportFacts[names.Count];
+        for (var i = 0; i < facts.Length; i++)
+        {
+            facts[i] = this[names[i]];
+        }
+        return facts;
+    }
+
+    /// <summary>As <see cref="Lookup(KextSliceFacts)"/>, without a copy when the slice was read with this index (the array is shared: read only).</summary>
+    internal KextImportFacts[] Imports(KextSliceFacts slice)
     {
         ArgumentNullException.ThrowIfNull(slice);
+        if (slice.ImportIndex == this && slice.Imports is { } known)
+        {
+            return known;
+        }
         var facts = new KextImportFacts[slice.UndefinedSymbols.Length];
         for (var i = 0; i < facts.Length; i++)
         {

@@ -95,7 +95,7 @@ public sealed class KextLinkChecker
             var unresolved = new ImmutableArray<KextUnresolvedSymbol>.Builder?[slots.Length];
             var assumed = new ImmutableArray<KextAssumedSymbol>.Builder?[slots.Length];
             // Symbol by symbol, every checked release at once: one index lookup per import, slot masks for the rest.
-            foreach (var facts in sliceImports?[sliceIndex] ?? _imports.Lookup(slice))
+            foreach (var facts in sliceImports?[sliceIndex] ?? _imports.Imports(slice))
             {
                 var symbol = facts.Symbol;
                 var resolvedSlots = 0;
@@ -164,26 +164,27 @@ public sealed class KextLinkChecker
         var family = facts.Family;
         if (family is not null)
         {
-            var lib = family.LibraryIds.FirstOrDefault(ctx.AppleFamilies.Contains);
-            if (lib is not null)
+            foreach (var id in family.LibraryIds)
             {
-                return; // an Apple family accepted by name, and the symbol names one of its classes
+                if (Array.IndexOf(ctx.AppleFamilies, id) >= 0)
+                {
+                    return; // an Apple family accepted by name, and the symbol names one of its classes
+                }
             }
         }
 
-        var candidates = ImmutableArray.CreateBuilder<string>();
-        if (ctx.KernelDeclared)
+        var fromFamilies = facts.IsMangled && family is null ? ctx.AppleFamilies : [];
+        var count = (ctx.KernelDeclared ? 1 : 0) + fromFamilies.Length + ctx.Unknown.Length;
+        if (count > 0)
         {
-            candidates.Add(KernelBundleId);
-        }
-        if (facts.IsMangled && family is null)
-        {
-            candidates.AddRange(ctx.AppleFamilies);
-        }
-        candidates.AddRange(ctx.Unknown);
-        if (candidates.Count > 0)
-        {
-            (assumed ??= ImmutableArray.CreateBuilder<KextAssumedSymbol>()).Add(new KextAssumedSymbol(facts.Symbol, candidates.ToImmutable()));
+            var candidates = ImmutableArray.CreateBuilder<string>(count);
+            if (ctx.KernelDeclared)
+            {
+                candidates.Add(KernelBundleId);
+            }
+            candidates.AddRange(fromFamilies);
+            candidates.AddRange(ctx.Unknown);
+            (assumed ??= ImmutableArray.CreateBuilder<KextAssumedSymbol>()).Add(new KextAssumedSymbol(facts.Symbol, candidates.MoveToImmutable()));
             if (ctx.KernelDeclared)
             {
                 used.Add(KernelBundleId);
@@ -199,10 +200,12 @@ public sealed class KextLinkChecker
     {
         foreach (var identifier in ItaniumIdentifiers.Extract(symbol))
         {
-            var hit = ClassFamilies.FirstOrDefault(f => f.MatchesIdentifier(identifier));
-            if (hit is not null)
+            foreach (var family in ClassFamilies)
             {
-                return hit;
+                if (family.MatchesIdentifier(identifier))
+                {
+                    return family;
+                }
             }
         }
         return null;
@@ -251,11 +254,11 @@ public sealed class KextLinkChecker
                         KextVersion.TryParse(p.Version, out var v);
                         return (c, v);
                     });
-                    AddVersionProblem(problems, r, pk.CompatibleVersion is null ? null : pkCompat, pk.CompatibleVersion, pkVersion, pk.Version, $" on {release}");
+                    AddVersionProblem(problems, r, pk.CompatibleVersion is null ? null : pkCompat, pk.CompatibleVersion, pkVersion, pk.Version, release, null);
                     break;
                 case KextLibraryKind.Bundled:
                     var lib = l.Library!;
-                    AddVersionProblem(problems, r, lib.CompatibleVersion, lib.CompatibleVersion?.Text, lib.Version, lib.Version?.Text, $" ({lib.Path})");
+                    AddVersionProblem(problems, r, lib.CompatibleVersion, lib.CompatibleVersion?.Text, lib.Version, lib.Version?.Text, null, lib.Path);
                     break;
                 case KextLibraryKind.Unknown when r.BundleId.StartsWith(KpiPrefix, StringComparison.Ordinal):
                     problems.Add(new(r.BundleId, KextLibraryProblemKind.Missing, r.RequestedVersion, null, null,
@@ -273,8 +276,12 @@ public sealed class KextLinkChecker
         string? compatibleText,
         KextVersion? version,
         string? versionText,
-        string where)
+        MacOSRelease? release,
+        string? libraryPath)
     {
+        // Where the library was looked at, for the message (made only for a problem): " on RELEASE" or " (PATH)".
+        string Where() => release is not null ? $" on {release}" : $" ({libraryPath})";
+
         if (r.Version is not { } requested)
         {
             problems.Add(new(r.BundleId, KextLibraryProblemKind.RequestedVersionInvalid, r.RequestedVersion, compatibleText, versionText,
@@ -284,13 +291,13 @@ public sealed class KextLinkChecker
         if (compatible is not { } c || version is not { } v)
         {
             problems.Add(new(r.BundleId, KextLibraryProblemKind.NotALibrary, r.RequestedVersion, compatibleText, versionText,
-                $"{r.BundleId}{where} has no OSBundleCompatibleVersion: no kext can link against it"));
+                $"{r.BundleId}{Where()} has no OSBundleCompatibleVersion: no kext can link against it"));
             return;
         }
         if (!v.Satisfies(requested, c))
         {
             problems.Add(new(r.BundleId, KextLibraryProblemKind.VersionOutOfRange, r.RequestedVersion, compatibleText, versionText,
-                $"{r.BundleId} {r.RequestedVersion} requested, {where.Trim()} it provides {compatibleText}…{versionText}"));
+                $"{r.BundleId} {r.RequestedVersion} requested, {Where().Trim()} it provides {compatibleText}…{versionText}"));
         }
     }
 

@@ -100,8 +100,17 @@ public sealed record KextLibraryCheck(MacOSRelease Release, ImmutableArray<KextL
 public sealed record KextLinkReport(ImmutableArray<KextLibraryUse> Libraries, ImmutableArray<KextLinkResult> Results, ImmutableArray<KextLibraryCheck> LibraryChecks)
 {
     /// <summary>The library problems on one release (empty when that release was not checked).</summary>
-    public ImmutableArray<KextLibraryProblem> LibraryProblemsOn(MacOSRelease release) =>
-        LibraryChecks.FirstOrDefault(c => c.Release == release)?.Problems ?? [];
+    public ImmutableArray<KextLibraryProblem> LibraryProblemsOn(MacOSRelease release)
+    {
+        foreach (var c in LibraryChecks)
+        {
+            if (c.Release == release)
+            {
+                return c.Problems;
+            }
+        }
+        return [];
+    }
 
     /// <summary>Declared libraries no imported symbol resolves to (where that is knowable).</summary>
     public ImmutableArray<string> UnusedLibraries => [.. Libraries.Where(l => l.Used == false).Select(l => l.BundleId)];

@@ -168,7 +168,7 @@ public static class KextInspector
             platform,
             minOS,
             sdk,
-            slice.UndefinedSymbols,
+            slice.UndefinedSymbolNames.ToList(), // one buffer, not a string per symbol (JSON writes the bytes)
             slice.DefinedExternalSymbols.Count,
             SummarizeSignature(slice, path));
     }

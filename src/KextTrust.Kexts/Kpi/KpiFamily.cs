@@ -17,9 +17,22 @@ public sealed record KpiFamily(
     ImmutableArray<string> ClassPrefixes)
 {
     /// <summary>True when the identifier names one of the family's classes.</summary>
-    public bool MatchesIdentifier(string identifier) =>
-        ClassNames.Contains(identifier, StringComparer.Ordinal) ||
-        ClassPrefixes.Any(p => identifier.StartsWith(p, StringComparison.Ordinal));
+    public bool MatchesIdentifier(string identifier)
+    {
+        ArgumentNullException.ThrowIfNull(identifier);
+        if (ClassNames.Contains(identifier, StringComparer.Ordinal))
+        {
+            return true;
+        }
+        foreach (var p in ClassPrefixes)
+        {
+            if (identifier.StartsWith(p, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 }
 
 /// <summary>

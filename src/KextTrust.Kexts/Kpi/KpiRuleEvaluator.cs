@@ -31,11 +31,11 @@ public static class KpiRuleEvaluator
         var findings = ImmutableArray.CreateBuilder<KpiFinding>();
         foreach (var rule in rules)
         {
-            var symbols = new SortedSet<string>(StringComparer.Ordinal);
-            var libraries = new SortedSet<string>(StringComparer.Ordinal);
-            if (Match(rule.Trigger, imports, symbols, libraries))
+            // The sets are made on the first hit: most rules match nothing.
+            SortedSet<string>? symbols = null, libraries = null;
+            if (Match(rule.Trigger, imports, ref symbols, ref libraries))
             {
-                findings.Add(new KpiFinding(rule, [.. symbols], [.. libraries]));
+                findings.Add(new KpiFinding(rule, symbols is null ? [] : [.. symbols], libraries is null ? [] : [.. libraries]));
             }
         }
         var all = findings.ToImmutable();
@@ -43,20 +43,24 @@ public static class KpiRuleEvaluator
         var verdicts = ImmutableArray.CreateBuilder<KpiReleaseVerdict>(MacOSRelease.All.Count);
         foreach (var release in MacOSRelease.All)
         {
-            var statuses = all
-                .Select(f =>
-                {
-                    var s = f.StatusOn(release);
-                    return new KpiFindingStatus(f, s, s == KpiSupportStatus.Unsupported && !context.IsExempt);
-                })
-                .ToImmutableArray();
-            var worst = statuses.Length == 0 ? KpiSupportStatus.Supported : statuses.Max(s => s.Status);
-            verdicts.Add(new KpiReleaseVerdict(release, worst, statuses.Any(s => s.BlocksLoad), statuses));
+            var statuses = ImmutableArray.CreateBuilder<KpiFindingStatus>(all.Length);
+            var worst = KpiSupportStatus.Supported;
+            var blocks = false;
+            foreach (var f in all)
+            {
+                var s = f.StatusOn(release);
+                var status = new KpiFindingStatus(f, s, s == KpiSupportStatus.Unsupported && !context.IsExempt);
+                statuses.Add(status);
+                worst = status.Status > worst ? status.Status : worst;
+                blocks |= status.BlocksLoad;
+            }
+            verdicts.Add(new KpiReleaseVerdict(release, worst, blocks, statuses.MoveToImmutable()));
         }
         return new KpiEvaluation(all, context, verdicts.MoveToImmutable());
     }
 
-    private static bool Match(KpiTrigger trigger, Imports imports, SortedSet<string> symbols, SortedSet<string> libraries)
+    /// <summary>Matches a trigger, adding what it matched to the sets (made on first use).</summary>
+    private static bool Match(KpiTrigger trigger, Imports imports, ref SortedSet<string>? symbols, ref SortedSet<string>? libraries)
     {
         switch (trigger)
         {
@@ -66,7 +70,7 @@ public static class KpiRuleEvaluator
                 {
                     if (imports.Symbols.Contains(s))
                     {
-                        symbols.Add(s);
+                        (symbols ??= new SortedSet<string>(StringComparer.Ordinal)).Add(s);
                         hit = true;
                     }
                 }
@@ -77,15 +81,15 @@ public static class KpiRuleEvaluator
                 {
                     if (imports.Libraries.ContainsKey(id))
                     {
-                        libraries.Add(id);
+                        (libraries ??= new SortedSet<string>(StringComparer.Ordinal)).Add(id);
                         used = true;
                     }
                 }
                 foreach (var (symbol, identifiers) in imports.Mangled)
                 {
-                    if (identifiers.Any(t.Family.MatchesIdentifier))
+                    if (NamesFamily(identifiers, t.Family))
                     {
-                        symbols.Add(symbol);
+                        (symbols ??= new SortedSet<string>(StringComparer.Ordinal)).Add(symbol);
                         used = true;
                     }
                 }
@@ -94,27 +98,52 @@ public static class KpiRuleEvaluator
                 var any = false;
                 foreach (var sub in t.Triggers)
                 {
-                    any |= Match(sub, imports, symbols, libraries);
+                    any |= Match(sub, imports, ref symbols, ref libraries);
                 }
                 return any;
             case KpiAllOfTrigger t:
-                var s2 = new SortedSet<string>(StringComparer.Ordinal);
-                var l2 = new SortedSet<string>(StringComparer.Ordinal);
+                SortedSet<string>? s2 = null, l2 = null;
                 foreach (var sub in t.Triggers)
                 {
-                    if (!Match(sub, imports, s2, l2))
+                    if (!Match(sub, imports, ref s2, ref l2))
                     {
                         return false;
                     }
                 }
-                symbols.UnionWith(s2);
-                libraries.UnionWith(l2);
+                if (s2 is not null)
+                {
+                    (symbols ??= new SortedSet<string>(StringComparer.Ordinal)).UnionWith(s2);
+                }
+                if (l2 is not null)
+                {
+                    (libraries ??= new SortedSet<string>(StringComparer.Ordinal)).UnionWith(l2);
+                }
                 return true;
             case KpiNoneOfTrigger t:
-                return !t.Triggers.Any(sub => Match(sub, imports, new SortedSet<string>(StringComparer.Ordinal), new SortedSet<string>(StringComparer.Ordinal)));
+                foreach (var sub in t.Triggers)
+                {
+                    SortedSet<string>? ignoredSymbols = null, ignoredLibraries = null;
+                    if (Match(sub, imports, ref ignoredSymbols, ref ignoredLibraries))
+                    {
+                        return false;
+                    }
+                }
+                return true;
             default:
                 throw new ArgumentException($"unknown trigger {trigger.GetType().Name}", nameof(trigger));
         }
+    }
+
+    private static bool NamesFamily(IReadOnlyList<string> identifiers, KpiFamily family)
+    {
+        for (var i = 0; i < identifiers.Count; i++)
+        {
+            if (family.MatchesIdentifier(identifiers[i]))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private sealed class Imports

@@ -14,6 +14,12 @@ public sealed record MacOSRelease : IComparable<MacOSRelease>
         FirstVersion = first;
         EndVersion = end;
         KernelMajor = kernelMajor;
+        DisplayName = key switch
+        {
+            "15" => $"macOS {name} 15.0–15.3",
+            "15.4" => $"macOS {name} 15.4+",
+            _ => $"macOS {name} {key}",
+        };
     }
 
     /// <summary>Position in <see cref="All"/> (0 = 10.15).</summary>
@@ -38,12 +44,7 @@ public sealed record MacOSRelease : IComparable<MacOSRelease>
     public string FolderName => "macos-" + Key;
 
     /// <summary>"macOS Big Sur 11", "macOS Sequoia 15.0–15.3", "macOS Sequoia 15.4+".</summary>
-    public string DisplayName => Key switch
-    {
-        "15" => $"macOS {Name} 15.0–15.3",
-        "15.4" => $"macOS {Name} 15.4+",
-        _ => $"macOS {Name} {Key}",
-    };
+    public string DisplayName { get; }
 
     /// <summary>macOS Catalina 10.15.</summary>
     public static MacOSRelease Catalina { get; } = new(0, "10.15", "Catalina", new(10, 15), new(10, 16), 19);
