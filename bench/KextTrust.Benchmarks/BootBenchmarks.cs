@@ -49,11 +49,16 @@ public class BootBenchmarks
         var signed = Kmd.SignAuxKc(build, _sep);
         var policy = LocalPolicy.CreateFullSecurity(_sep, Guid.NewGuid()) with { ReducedSecurity = true, ThirdPartyKextsEnabled = true };
         var update = Kmd.UpdateLocalPolicy(policy, _sep, signed);
+        // The new policy's nonce takes effect once installed, as a Mac's transaction does when it commits the policy.
+        File.WriteAllBytes(Path.Combine(_root, "sep", SecureEnclave.NonceFileName), update.Nonce.SealedBytes.ToArray());
+        _sep.ReloadLocalPolicyNonce();
         _auxKc = build.AuxKc.Bytes.ToArray();
         _inputs = IbootInputs.For(_sep, update.ToBytes()) with { AuxKcImage4 = signed.Image4Bytes, AuxKc = _auxKc, Receipt = build.ReceiptBytes() };
-        if (!Iboot.Boot(_inputs).ThirdPartyKextsLoaded)
+        var check = Iboot.Boot(_inputs);
+        if (!check.ThirdPartyKextsLoaded)
         {
-            throw new InvalidOperationException("benchmark setup: the AuxKC does not verify");
+            throw new InvalidOperationException("benchmark setup: the AuxKC does not verify: "
+                + string.Join("; ", check.Failures.Select(f => f.ToString())));
         }
         Console.WriteLine($"// AuxKC of {Kexts} kexts: {_auxKc.Length} bytes ({_auxKc.Length / 1048576.0:F2} MiB)");
     }
