@@ -719,12 +719,7 @@ public sealed class MachOSlice
         }
         if (!valid)
         {
-            var decoded = new string[names.Length];
-            for (var i = 0; i < names.Length; i++)
-            {
-                decoded[i] = Encoding.UTF8.GetString(names[i].Of(s));
-            }
-            return SortDecoded(names, decoded, valid: false);
+            return SortDecoded(names, Decode(s, names), valid: false);
         }
         // Well-formed UTF-8: byte order is the order of the decoded strings (UTF-16 ordinal order but above U+D7FF).
         // ld writes undefined symbols sorted by name: check that first (n - 1 comparisons), sort only otherwise.
@@ -761,13 +756,19 @@ public sealed class MachOSlice
     private IReadOnlyList<string> DecodeUndefinedSymbols()
     {
         _lifetime?.ThrowIfReleased(_source);
-        var s = Data.Span;
-        var names = new string[_undefined.Length];
+        var names = Decode(Data.Span, _undefined);
+        return Interlocked.CompareExchange(ref _undefinedNames, names, null) ?? names;
+    }
+
+    /// <summary>The strings of <paramref name="names"/> (U+FFFD for ill-formed bytes).</summary>
+    private static string[] Decode(ReadOnlySpan<byte> s, Utf8Range[] names)
+    {
+        var decoded = new string[names.Length];
         for (var i = 0; i < names.Length; i++)
         {
-            names[i] = Encoding.UTF8.GetString(_undefined[i].Of(s));
+            decoded[i] = Encoding.UTF8.GetString(names[i].Of(s));
         }
-        return Interlocked.CompareExchange(ref _undefinedNames, names, null) ?? names;
+        return decoded;
     }
 
     private static readonly IComparer<string> Utf8Comparer = Comparer<string>.Create(Utf8Order);
