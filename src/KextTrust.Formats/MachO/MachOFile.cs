@@ -27,8 +27,11 @@ public sealed class MachOFile : IDisposable
     private readonly IDisposable? _owner;
     private readonly MachOBytesLifetime? _lifetime;
 
-    private MachOFile(ReadOnlyMemory<byte> data, string? sourceName, IDisposable? owner)
+    private readonly bool _readSymbols;
+
+    private MachOFile(ReadOnlyMemory<byte> data, string? sourceName, IDisposable? owner, MachOReadOptions? options = null)
     {
+        _readSymbols = (options ?? MachOReadOptions.Default).Symbols;
         Data = data;
         SourceName = sourceName;
         _owner = owner;
@@ -46,7 +49,7 @@ public sealed class MachOFile : IDisposable
         }
         else
         {
-            Slices = [new MachOSlice(sourceName, data, 0, 0, isFilesetEntry: false, _lifetime)];
+            Slices = [new MachOSlice(sourceName, data, 0, 0, isFilesetEntry: false, _lifetime, _readSymbols)];
         }
     }
 
@@ -77,9 +80,26 @@ public sealed class MachOFile : IDisposable
     /// </summary>
     public static MachOFile OpenPooled(string path) => Open(path, pooled: true);
 
+    /// <summary>
+    /// Like <see cref="OpenPooled(string)"/>, but through a handle the caller opened and keeps (it is not closed here,
+    /// nor when the file is disposed): a caller that later reads more of the file through the same handle (to stream
+    /// its code pages, say) reads the very file that was parsed, even if the path is replaced in between.
+    /// <see cref="IsMemoryMapped"/> tells which way the bytes came.
+    /// </summary>
+    public static MachOFile OpenPooled(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path, MachOReadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        return Open(handle, path, pooled: true, options);
+    }
+
     private static MachOFile Open(string path, bool pooled)
     {
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return Open(handle, path, pooled, null);
+    }
+
+    private static MachOFile Open(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path, bool pooled, MachOReadOptions? options)
+    {
         var length = RandomAccess.GetLength(handle);
         if (length > int.MaxValue)
         {
@@ -87,18 +107,21 @@ public sealed class MachOFile : IDisposable
         }
         if (length == 0)
         {
-            return new MachOFile(ReadOnlyMemory<byte>.Empty, path, null);
+            return new MachOFile(ReadOnlyMemory<byte>.Empty, path, null, options);
         }
         if (length < MemoryMapThreshold)
         {
             // Mapping a file costs a fixed ~0.5 ms (open, mmap, munmap, handles); for small files one read
             // is several times faster, and the bytes are no larger than the map would touch anyway.
-            var buffer = pooled ? ArrayPool<byte>.Shared.Rent((int)length) : new byte[length];
+            // Pooled: always a buffer of the threshold's size, so that one buffer per thread serves every small file
+            // in turn (buffers rented by each file's own size class would each be fresh memory, and a fresh page's
+            // first touch costs more than reading it). Only the bytes read are touched.
+            var buffer = pooled ? ArrayPool<byte>.Shared.Rent((int)MemoryMapThreshold) : new byte[length];
             var lease = pooled ? new PooledBuffer(buffer) : null;
             try
             {
                 ReadFully(handle, path, buffer.AsSpan(0, (int)length));
-                return new MachOFile(buffer.AsMemory(0, (int)length), path, lease);
+                return new MachOFile(buffer.AsMemory(0, (int)length), path, lease, options);
             }
             catch
             {
@@ -106,10 +129,10 @@ public sealed class MachOFile : IDisposable
                 throw;
             }
         }
-        var manager = new MappedMemoryManager(path, (int)length);
+        var manager = new MappedMemoryManager(handle, (int)length);
         try
         {
-            return new MachOFile(manager.Memory, path, manager);
+            return new MachOFile(manager.Memory, path, manager, options);
         }
         catch
         {
@@ -117,6 +140,14 @@ public sealed class MachOFile : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// True when <see cref="Data"/> is a read-only memory map of the file (files of at least
+    /// <see cref="MemoryMapThreshold"/> bytes opened from a path or handle): touching a byte then faults its page
+    /// in, so a caller that walks the whole file once (hashing every code page) does better reading it through its
+    /// own handle into a small reused buffer than through the map.
+    /// </summary>
+    public bool IsMemoryMapped => _owner is MappedMemoryManager;
 
     /// <summary>Files at least this large are read through a memory map; smaller ones with one read.</summary>
     public const long MemoryMapThreshold = 1 << 20;
@@ -240,7 +271,7 @@ public sealed class MachOFile : IDisposable
             {
                 throw new MachOFormatException(SourceName, start, "fat slice is itself a fat file: nesting is not allowed");
             }
-            slices[i] = new MachOSlice(SourceName, data, start, 0, isFilesetEntry: false, _lifetime);
+            slices[i] = new MachOSlice(SourceName, data, start, 0, isFilesetEntry: false, _lifetime, _readSymbols);
         }
         return slices;
     }

@@ -23,9 +23,16 @@ public sealed class MachOSlice
     // Where each chained import's name lies in Data (ReadChainedFixups), for the undefined symbols of a slice without symbol table.
     private Utf8Range[]? _importNames;
 
-    internal MachOSlice(string? source, ReadOnlyMemory<byte> data, long fileOffset, long headerOffset, bool isFilesetEntry, MachOBytesLifetime? lifetime)
+    private readonly bool _symbolsRead;
+    private readonly MachOSymbolTable? _symbolTable;
+    private readonly MachODynamicSymbolTable? _dynamicSymbolTable;
+    private readonly MachOChainedFixups? _chainedFixups;
+
+    internal MachOSlice(string? source, ReadOnlyMemory<byte> data, long fileOffset, long headerOffset, bool isFilesetEntry, MachOBytesLifetime? lifetime,
+        bool readSymbols = true)
     {
         _source = source;
+        _symbolsRead = readSymbols;
         _isFilesetEntry = isFilesetEntry;
         _lifetime = lifetime;
         Data = data;
@@ -162,17 +169,24 @@ public sealed class MachOSlice
         Dylibs = dylibs;
         VersionMins = versionMins;
         FilesetEntries = filesetEntries;
+        if (!readSymbols)
+        {
+            _undefined = [];
+            _undefinedValidUtf8 = true;
+            _definedExternals = new Lazy<IReadOnlyList<MachOSymbol>>(() => []);
+            return;
+        }
         if (symtabAt >= 0)
         {
-            SymbolTable = ReadSymtab(s, symtabAt);
+            _symbolTable = ReadSymtab(s, symtabAt);
         }
         if (dysymtabAt >= 0)
         {
-            DynamicSymbolTable = ReadDysymtab(s, dysymtabAt);
+            _dynamicSymbolTable = ReadDysymtab(s, dysymtabAt);
         }
         if (fixupsAt >= 0)
         {
-            ChainedFixups = ReadChainedFixups(s, fixupsAt, U32(s, fixupsAt + 4));
+            _chainedFixups = ReadChainedFixups(s, fixupsAt, U32(s, fixupsAt + 4));
         }
         (_undefined, _undefinedValidUtf8, _undefinedNames) = ReadUndefinedSymbols();
         _definedExternals = new Lazy<IReadOnlyList<MachOSymbol>>(ReadDefinedExternalSymbols, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -209,9 +223,11 @@ public sealed class MachOSlice
     /// <summary>LC_SEGMENT / LC_SEGMENT_64 commands with their sections.</summary>
     public IReadOnlyList<MachOSegment> Segments { get; }
     /// <summary>LC_SYMTAB with its entries, or null.</summary>
-    public MachOSymbolTable? SymbolTable { get; }
+    /// <exception cref="InvalidOperationException">The file was read without symbols (<see cref="MachOReadOptions.Symbols"/>).</exception>
+    public MachOSymbolTable? SymbolTable => SymbolsRead(_symbolTable);
     /// <summary>LC_DYSYMTAB, or null.</summary>
-    public MachODynamicSymbolTable? DynamicSymbolTable { get; }
+    /// <exception cref="InvalidOperationException">The file was read without symbols (<see cref="MachOReadOptions.Symbols"/>).</exception>
+    public MachODynamicSymbolTable? DynamicSymbolTable => SymbolsRead(_dynamicSymbolTable);
     /// <summary>LC_UUID, or null.</summary>
     public Guid? Uuid { get; }
     /// <summary>LC_UUID as llvm prints it (uppercase 8-4-4-4-12), or null.</summary>
@@ -223,7 +239,14 @@ public sealed class MachOSlice
     /// <summary>Dylib commands (load, weak, reexport, id, lazy, upward).</summary>
     public IReadOnlyList<MachODylib> Dylibs { get; }
     /// <summary>LC_DYLD_CHAINED_FIXUPS header and imports, or null.</summary>
-    public MachOChainedFixups? ChainedFixups { get; }
+    /// <exception cref="InvalidOperationException">The file was read without symbols (<see cref="MachOReadOptions.Symbols"/>).</exception>
+    public MachOChainedFixups? ChainedFixups => SymbolsRead(_chainedFixups);
+
+    /// <summary>Whether the symbol table, dynamic symbol table and chained fixups were read (<see cref="MachOReadOptions.Symbols"/>).</summary>
+    public bool HasSymbols => _symbolsRead;
+
+    private T SymbolsRead<T>(T value) => _symbolsRead ? value
+        : throw new InvalidOperationException($"{_source ?? "the Mach-O file"} was read without its symbol table and fixups (MachOReadOptions.Symbols = false)");
     /// <summary>LC_CODE_SIGNATURE location, or null.</summary>
     public MachOLinkEditData? CodeSignature { get; }
     /// <summary>The code signature blob bytes (a view of <see cref="Data"/>); empty without LC_CODE_SIGNATURE.</summary>
@@ -235,17 +258,20 @@ public sealed class MachOSlice
     /// when the symbol table has none, the distinct chained-fixup import names. Decoded on first use (the file must
     /// still be open then; the list stays valid after).
     /// </summary>
-    public IReadOnlyList<string> UndefinedSymbols => _undefinedNames ?? DecodeUndefinedSymbols();
+    /// <exception cref="InvalidOperationException">The file was read without symbols (<see cref="MachOReadOptions.Symbols"/>).</exception>
+    public IReadOnlyList<string> UndefinedSymbols => SymbolsRead(_undefinedNames) ?? DecodeUndefinedSymbols();
 
     /// <summary>
     /// The names of <see cref="UndefinedSymbols"/> as their UTF-8 bytes in the file, in the same order, without
     /// decoding or copying them: views of the file's bytes, valid while it is open.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The file was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The file was read without symbols (<see cref="MachOReadOptions.Symbols"/>).</exception>
     public MachOSymbolNames UndefinedSymbolNames
     {
         get
         {
+            SymbolsRead(0);
             _lifetime?.ThrowIfReleased(_source);
             return new MachOSymbolNames(Data.Span, _undefined, _undefinedValidUtf8);
         }
@@ -254,7 +280,8 @@ public sealed class MachOSlice
     /// External (N_EXT) defined symbols (N_SECT, N_ABS, N_INDR, …), sorted by name in byte order; decoded on
     /// first use (the file must still be open).
     /// </summary>
-    public IReadOnlyList<MachOSymbol> DefinedExternalSymbols => _definedExternals.Value;
+    /// <exception cref="InvalidOperationException">The file was read without symbols (<see cref="MachOReadOptions.Symbols"/>).</exception>
+    public IReadOnlyList<MachOSymbol> DefinedExternalSymbols => SymbolsRead(_definedExternals).Value;
 
     private readonly Lazy<IReadOnlyList<MachOSymbol>> _definedExternals;
 
@@ -270,7 +297,7 @@ public sealed class MachOSlice
         {
             throw Fail(entry.CommandFileOffset - FileOffset, "fileset entry inside a fileset entry: nested filesets are refused");
         }
-        return new MachOSlice(_source, Data, FileOffset, (long)entry.FileOffset, isFilesetEntry: true, _lifetime);
+        return new MachOSlice(_source, Data, FileOffset, (long)entry.FileOffset, isFilesetEntry: true, _lifetime, _symbolsRead);
     }
 
     /// <summary>Architecture name for a cputype and masked cpusubtype.</summary>
@@ -542,7 +569,7 @@ public sealed class MachOSlice
         {
             f[i] = U32(s, pos + 8 + i * 4);
         }
-        var nsyms = (ulong)(SymbolTable?.SymbolCount ?? 0);
+        var nsyms = (ulong)(_symbolTable?.SymbolCount ?? 0);
         string[] groups = ["local", "external defined", "undefined"];
         for (var g = 0; g < 3; g++)
         {
@@ -669,7 +696,7 @@ public sealed class MachOSlice
         var s = Data.Span;
         var valid = true;
         Utf8Range[] names = [];
-        if (SymbolTable is { } st)
+        if (_symbolTable is { } st)
         {
             // Two passes over the validated nlist entries (count, then locate): no symbol records, no strings.
             var entrySize = Is64Bit ? Nlist64Size : Nlist32Size;
@@ -700,7 +727,7 @@ public sealed class MachOSlice
                 names[n++] = new Utf8Range(stroff + strx, name.Length);
             }
         }
-        if (names.Length == 0 && ChainedFixups is { } fx)
+        if (names.Length == 0 && _chainedFixups is { } fx)
         {
             // The distinct import names (by their decoded strings, as before), already decoded by ReadChainedFixups.
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -775,7 +802,7 @@ public sealed class MachOSlice
 
     private IReadOnlyList<MachOSymbol> ReadDefinedExternalSymbols()
     {
-        if (SymbolTable is not { } st)
+        if (_symbolTable is not { } st)
         {
             return [];
         }

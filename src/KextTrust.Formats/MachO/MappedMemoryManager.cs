@@ -13,8 +13,19 @@ internal sealed unsafe class MappedMemoryManager : MemoryManager<byte>
     private bool _disposed;
 
     public MappedMemoryManager(string path, int length)
+        : this(MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, capacity: 0, MemoryMappedFileAccess.Read), length)
     {
-        _file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, capacity: 0, MemoryMappedFileAccess.Read);
+    }
+
+    /// <summary>Maps the file behind a handle the caller keeps open (it is not closed with the map).</summary>
+    public MappedMemoryManager(Microsoft.Win32.SafeHandles.SafeFileHandle handle, int length)
+        : this(MemoryMappedFile.CreateFromFile(handle, mapName: null, capacity: 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true), length)
+    {
+    }
+
+    private MappedMemoryManager(MemoryMappedFile file, int length)
+    {
+        _file = file;
         try
         {
             _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);

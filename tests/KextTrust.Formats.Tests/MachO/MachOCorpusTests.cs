@@ -114,6 +114,68 @@ public sealed partial class MachOCorpusTests
         Assert.True(MachOFile.IsMachO(File.ReadAllBytes(path).AsSpan(0, 8)));
     }
 
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void OpenPooledThroughAHandleReadsTheSameFileAndKeepsTheHandle(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        using var full = MachOFile.Open(path);
+        using (var pooled = MachOFile.OpenPooled(handle, path))
+        {
+            Assert.Equal(new FileInfo(path).Length >= MachOFile.MemoryMapThreshold, pooled.IsMemoryMapped);
+            Assert.True(pooled.Data.Span.SequenceEqual(full.Data.Span));
+            Assert.Equal(full.Slices[0].UndefinedSymbols, pooled.Slices[0].UndefinedSymbols);
+        }
+        // The handle is the caller's: still open and readable after the file is disposed.
+        Span<byte> magic = stackalloc byte[4];
+        Assert.Equal(4, RandomAccess.Read(handle, magic, 0));
+        Assert.True(magic.SequenceEqual(full.Data.Span[..4]));
+    }
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void LoadCommandsOnlyReadsTheSameCommandsAndRefusesSymbolQuestions(string path)
+    {
+        using var full = MachOFile.Open(path);
+        using var handle = File.OpenHandle(path);
+        using var lean = MachOFile.OpenPooled(handle, path, MachOReadOptions.LoadCommandsOnly);
+        var a = full.Slices[0];
+        var b = lean.Slices[0];
+        Assert.True(a.HasSymbols);
+        Assert.False(b.HasSymbols);
+        Assert.Equal(a.LoadCommands.Select(c => (c.Command, c.FileOffset)), b.LoadCommands.Select(c => (c.Command, c.FileOffset)));
+        Assert.Equal(a.Segments.Select(s => s.Name), b.Segments.Select(s => s.Name));
+        Assert.Equal(a.CodeSignature, b.CodeSignature);
+        Assert.True(a.CodeSignatureData.Span.SequenceEqual(b.CodeSignatureData.Span));
+        Assert.Equal(a.Uuid, b.Uuid);
+        Assert.Equal(a.Dylibs.Select(d => d.Name), b.Dylibs.Select(d => d.Name));
+        Assert.Throws<InvalidOperationException>(() => b.SymbolTable);
+        Assert.Throws<InvalidOperationException>(() => b.DynamicSymbolTable);
+        Assert.Throws<InvalidOperationException>(() => b.ChainedFixups);
+        Assert.Throws<InvalidOperationException>(() => b.UndefinedSymbols);
+        Assert.Throws<InvalidOperationException>(() => { _ = b.UndefinedSymbolNames.Count; });
+        Assert.Throws<InvalidOperationException>(() => b.DefinedExternalSymbols);
+    }
+
+    [Fact]
+    public void LoadCommandsOnlyDoesNotReadAMalformedSymbolTable()
+    {
+        // nsyms pointing far past the end of the file: an error for a full read, not read at all without symbols.
+        var path = Corpus.RuntimePackMachOFiles().First(p => p.Contains("osx-x64") && p.EndsWith("libSystem.Native.dylib"));
+        var bytes = File.ReadAllBytes(path);
+        var symtab = MachOFile.FromBytes(bytes, path).Slices[0].LoadCommands.Single(c => c.Command == MachOLoadCommandType.Symtab);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)symtab.FileOffset + 12), 0x7fff_ffff);
+        using var tmp = new TempDir();
+        var copy = tmp.Combine("libSystem.Native.dylib");
+        File.WriteAllBytes(copy, bytes);
+
+        var e = Assert.Throws<MachOFormatException>(() => MachOFile.Open(copy));
+        Assert.Equal(copy, e.SourceName);
+        using var handle = File.OpenHandle(copy);
+        using var lean = MachOFile.OpenPooled(handle, copy, MachOReadOptions.LoadCommandsOnly);
+        Assert.NotNull(lean.Slices[0].CodeSignature);
+    }
+
     internal static string LlvmArch(string cpu, string sub) => (cpu, sub) switch
     {
         ("X86_64", "ALL") => "x86_64",
