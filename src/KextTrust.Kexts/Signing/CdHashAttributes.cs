@@ -1,8 +1,9 @@
 using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Text;
-using System.Xml;
+using KextTrust.Formats;
 using KextTrust.Formats.CodeSigning;
+using KextTrust.Formats.PropertyLists;
 
 namespace KextTrust.Kexts.Signing;
 
@@ -41,7 +42,11 @@ public static class CdHashAttributes
         return w.Encode();
     }
 
-    /// <summary>Decodes the <c>.9.1</c> value; null when it is malformed.</summary>
+    /// <summary>
+    /// Decodes the <c>.9.1</c> value; null when it is malformed. The OCTET STRING holds a property list (Apple writes
+    /// XML; like CoreFoundation, which Security.framework reads it with, a binary one is read too) whose root
+    /// dictionary's <c>cdhashes</c> is an array of data items, nothing else.
+    /// </summary>
     public static IReadOnlyList<byte[]>? TryDecodePlistAttribute(ReadOnlySpan<byte> value)
     {
         try
@@ -51,49 +56,23 @@ public static class CdHashAttributes
             {
                 return null;
             }
-            var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Ignore, XmlResolver = null, MaxCharactersInDocument = 1 << 20 };
-            using var reader = XmlReader.Create(new MemoryStream(plist), settings);
-            var doc = new XmlDocument { XmlResolver = null };
-            doc.Load(reader);
-            var dict = doc.SelectSingleNode("/plist/dict");
-            if (dict is null)
+            if (PropertyList.Parse(plist, "CMS cdhashes attribute (1.2.840.113635.100.9.1)") is not PlistDictionary root
+                || root.GetArray("cdhashes") is not { } array)
             {
                 return null;
             }
-            XmlNode? array = null;
-            for (var n = dict.FirstChild; n is not null; n = n.NextSibling)
+            var list = new List<byte[]>(array.Count);
+            foreach (var item in array)
             {
-                if (n is XmlElement { Name: "key" } k && k.InnerText == "cdhashes")
-                {
-                    var next = n.NextSibling;
-                    while (next is not null and not XmlElement)
-                    {
-                        next = next.NextSibling;
-                    }
-                    array = next;
-                    break;
-                }
-            }
-            if (array is not XmlElement { Name: "array" })
-            {
-                return null;
-            }
-            var list = new List<byte[]>();
-            foreach (XmlNode item in array.ChildNodes)
-            {
-                if (item is not XmlElement e)
-                {
-                    continue;
-                }
-                if (e.Name != "data")
+                if (item is not PlistData data)
                 {
                     return null;
                 }
-                list.Add(Convert.FromBase64String(string.Concat(e.InnerText.Where(c => !char.IsWhiteSpace(c)))));
+                list.Add(data.Span.ToArray());
             }
             return list;
         }
-        catch (Exception e) when (e is AsnContentException or XmlException or FormatException or CryptographicException)
+        catch (Exception e) when (e is AsnContentException or KextTrustFormatException)
         {
             return null;
         }

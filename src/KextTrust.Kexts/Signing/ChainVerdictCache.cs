@@ -8,10 +8,16 @@ namespace KextTrust.Kexts.Signing;
 internal sealed record ChainVerdict(ChainCertificate[] Chain, X509ChainStatusFlags Status, bool IntermediateIsDeveloperIdCa);
 
 /// <summary>
-/// Chain verdicts of one verification run, keyed by EVERY input of the build: the leaf's DER, the DER of each
-/// certificate of the CMS set (the extra store, in order), the test root's DER (the pinned Apple root and the
-/// policy are constant) and the verification time to the tick. Identical inputs give an identical verdict, so
-/// a hit skips only redundant work (Microsoft's runtime-pack files share one leaf, chain and signing time).
+/// Chain verdicts of one verification run, keyed by every input of the build: the leaf, each certificate of the CMS
+/// set (the extra store, in order) and the test root, each by its exact encoding (the run decodes an encoding into
+/// one shared object, so the objects' identities stand for their bytes; the pinned Apple root and the policy are
+/// constant), and the verification time as far as a build can see it. With revocation off and no downloads, the
+/// time enters a chain build only through the validity check of each candidate certificate (OpenSSL's
+/// <c>X509_cmp_time</c> against notBefore and notAfter, which also decides which issuer it prefers), so two times
+/// at which every candidate is valid or invalid alike give the same verdict; a time within two seconds of any
+/// candidate's notBefore or notAfter is keyed exactly, so the whole-second rounding of either side cannot merge
+/// two times that differ. Microsoft's runtime-pack files share one leaf and chain but each has its own CMS
+/// signing time (the verification time, as Apple's loader uses it): they share one build.
 /// Also the run's decoded CMS certificates, keyed by their exact encoded bytes: a certificate that several
 /// files carry is turned into an <see cref="X509Certificate2"/> once (an OpenSSL decode costs ~0.2 ms) and the
 /// object is shared, read-only, by those files' signature checks and chain builds; the cache owns and disposes it.
@@ -19,7 +25,7 @@ internal sealed record ChainVerdict(ChainCertificate[] Chain, X509ChainStatusFla
 /// </summary>
 internal sealed class ChainVerdictCache : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Lazy<ChainVerdict>> _verdicts = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ChainKey, Lazy<ChainVerdict>> _verdicts = new();
     private readonly ConcurrentDictionary<byte[], Lazy<X509Certificate2>> _certificates = new(EncodedBytesComparer.Instance);
     private readonly Lazy<X509Certificate2> _appleRoot = new(AppleRootCertificate.Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
@@ -32,9 +38,13 @@ internal sealed class ChainVerdictCache : IDisposable
     /// <summary>Builds (how many chains were really built) — for tests.</summary>
     public int Builds => _verdicts.Count;
 
+    /// <summary>
+    /// The verdict for these inputs: built once, shared by every later call with the same certificates (the same
+    /// objects, as <see cref="Certificate"/> hands them out) and an equivalent time.
+    /// </summary>
     public ChainVerdict GetOrBuild(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> extra, X509Certificate2? testRoot, DateTimeOffset time, Func<ChainVerdict> build)
     {
-        var key = Key(leaf, extra, testRoot, time);
+        var key = new ChainKey(leaf, [.. extra], testRoot, time, AppleRoot);
         return _verdicts.GetOrAdd(key, _ => new Lazy<ChainVerdict>(build, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
     }
 
@@ -78,30 +88,67 @@ internal sealed class ChainVerdictCache : IDisposable
         }
     }
 
-    private static string Key(X509Certificate2 leaf, IReadOnlyList<X509Certificate2> extra, X509Certificate2? testRoot, DateTimeOffset time)
+    /// <summary>
+    /// One chain build's inputs: the certificate objects by identity, and the time as the set of candidates valid at
+    /// it (bit i: candidate i of leaf, extra…, test root, Apple root), or exactly when it lies within two seconds of
+    /// a candidate's validity bound or there are more than 64 candidates.
+    /// </summary>
+    private sealed class ChainKey : IEquatable<ChainKey>
     {
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Add(h, leaf.RawDataMemory.Span);
-        AddNumber(h, extra.Count);
-        foreach (var c in extra)
+        private static readonly TimeSpan Margin = TimeSpan.FromSeconds(2);
+        private readonly X509Certificate2 _leaf;
+        private readonly X509Certificate2[] _extra;
+        private readonly X509Certificate2? _testRoot;
+        private readonly ulong _valid;
+        private readonly long? _exactTicks;
+
+        public ChainKey(X509Certificate2 leaf, X509Certificate2[] extra, X509Certificate2? testRoot, DateTimeOffset time, X509Certificate2 appleRoot)
         {
-            Add(h, c.RawDataMemory.Span);
+            _leaf = leaf;
+            _extra = extra;
+            _testRoot = testRoot;
+            var candidates = extra.Prepend(leaf).Append(testRoot).Append(appleRoot).OfType<X509Certificate2>().ToArray();
+            var t = time.UtcDateTime;
+            var exact = candidates.Length > 64;
+            for (var i = 0; i < candidates.Length && !exact; i++)
+            {
+                var notBefore = candidates[i].NotBefore.ToUniversalTime();
+                var notAfter = candidates[i].NotAfter.ToUniversalTime();
+                if ((t - notBefore).Duration() <= Margin || (t - notAfter).Duration() <= Margin)
+                {
+                    exact = true;
+                }
+                else if (notBefore < t && t < notAfter)
+                {
+                    _valid |= 1UL << i;
+                }
+            }
+            _exactTicks = exact ? time.UtcTicks : null;
         }
-        Add(h, testRoot is null ? [] : testRoot.RawDataMemory.Span);
-        AddNumber(h, time.UtcTicks);
-        return Convert.ToHexString(h.GetHashAndReset());
-    }
 
-    private static void Add(IncrementalHash h, ReadOnlySpan<byte> der)
-    {
-        AddNumber(h, der.Length);
-        h.AppendData(der);
-    }
+        public bool Equals(ChainKey? other) =>
+            other is not null
+            && ReferenceEquals(_leaf, other._leaf)
+            && ReferenceEquals(_testRoot, other._testRoot)
+            && _valid == other._valid
+            && _exactTicks == other._exactTicks
+            && _extra.Length == other._extra.Length
+            && _extra.AsSpan().SequenceEqual(other._extra, ReferenceEqualityComparer.Instance);
 
-    private static void AddNumber(IncrementalHash h, long value)
-    {
-        Span<byte> n = stackalloc byte[8];
-        BitConverter.TryWriteBytes(n, value);
-        h.AppendData(n);
+        public override bool Equals(object? obj) => Equals(obj as ChainKey);
+
+        public override int GetHashCode()
+        {
+            var h = new HashCode();
+            h.Add(_leaf, ReferenceEqualityComparer.Instance);
+            h.Add(_testRoot, ReferenceEqualityComparer.Instance);
+            h.Add(_valid);
+            h.Add(_exactTicks);
+            foreach (var c in _extra)
+            {
+                h.Add(c, ReferenceEqualityComparer.Instance);
+            }
+            return h.ToHashCode();
+        }
     }
 }

@@ -31,66 +31,78 @@ public static class KextSignatureVerifier
         return item.Result ?? throw item.Error!;
     }
 
-    /// <summary>Verifies several inputs, hashing all their pages in one parallel pass.</summary>
+    /// <summary>
+    /// Verifies several inputs. Each input is opened, hashed, judged and closed before the worker takes the next, so
+    /// at most one input per worker is open and read buffers are reused; the inputs are spread over
+    /// <see cref="KextSignatureVerifierOptions.MaxDegreeOfParallelism"/> workers largest first, and the pages of one
+    /// input are also spread over idle workers, so one large file does not finish alone on one core.
+    /// </summary>
     public static IReadOnlyList<KextVerifyItem> VerifyMany(IReadOnlyList<string> paths, KextSignatureVerifierOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         options ??= new KextSignatureVerifierOptions();
-        var targets = new Target?[paths.Count];
-        var errors = new KextSignatureInputException?[paths.Count];
-        try
+        var dop = options.MaxDegreeOfParallelism is > 0 ? options.MaxDegreeOfParallelism.Value : Environment.ProcessorCount;
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = dop };
+        var results = new KextVerifyItem[paths.Count];
+        using var cache = new ChainVerdictCache();
+
+        void VerifyOne(int i)
+        {
+            Target target;
+            try
+            {
+                target = Target.Prepare(paths[i], depth: 0);
+            }
+            catch (KextSignatureInputException e)
+            {
+                results[i] = new KextVerifyItem(paths[i], null, e);
+                return;
+            }
+            using (target)
+            {
+                var chunks = target.SelfAndNested().SelectMany(t => t.Chunks(options)).ToArray();
+                if (dop == 1 || chunks.Length == 1)
+                {
+                    foreach (var c in chunks)
+                    {
+                        c.Run();
+                    }
+                }
+                else
+                {
+                    Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(chunks, loadBalance: true), parallel, c => c.Run());
+                }
+                results[i] = new KextVerifyItem(paths[i], target.Finish(options, cache), null);
+            }
+        }
+
+        if (dop == 1 || paths.Count == 1)
         {
             for (var i = 0; i < paths.Count; i++)
             {
-                try
-                {
-                    targets[i] = Target.Prepare(paths[i], depth: 0);
-                }
-                catch (KextSignatureInputException e)
-                {
-                    errors[i] = e;
-                }
+                VerifyOne(i);
             }
-            using var cache = new ChainVerdictCache();
-            var all = targets.Where(t => t is not null).SelectMany(t => t!.SelfAndNested()).ToArray();
-            var chunks = all.SelectMany(t => t.Chunks(options)).ToArray();
-            var dop = options.MaxDegreeOfParallelism is > 0 ? options.MaxDegreeOfParallelism.Value : Environment.ProcessorCount;
-            var results = new KextVerifyItem[paths.Count];
-            void FinishOne(int i) => results[i] = targets[i] is { } t
-                ? new KextVerifyItem(paths[i], t.Finish(options, cache), null)
-                : new KextVerifyItem(paths[i], null, errors[i]);
-            if (dop == 1)
-            {
-                foreach (var c in chunks)
-                {
-                    c.Run();
-                }
-                for (var i = 0; i < paths.Count; i++)
-                {
-                    FinishOne(i);
-                }
-            }
-            else
-            {
-                // One CMS goes first so that the one-time set-up (the first chain build loads the runtime's
-                // certificate machinery) overlaps the page hashing on the other cores; the other CMS come after
-                // the pages (their chain verdicts are then mostly cache hits, never a wait on the first build).
-                // Items are handed out one at a time (load-balanced), not in static ranges.
-                var cmsWork = all.SelectMany(t => t.Slices).Where(s => s.Signature is not null)
-                    .Select(s => (Action)(() => s.VerifyCms(options, cache))).ToArray();
-                var parallel = new ParallelOptions { MaxDegreeOfParallelism = dop };
-                var work = cmsWork.Take(1).Concat(chunks.Select(c => (Action)c.Run)).Concat(cmsWork.Skip(1)).ToArray();
-                Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(work, loadBalance: true), parallel, w => w());
-                Parallel.For(0, paths.Count, parallel, FinishOne);
-            }
-            return results;
         }
-        finally
+        else
         {
-            foreach (var t in targets)
-            {
-                t?.Dispose();
-            }
+            // Largest first (files by length; folders count as small), handed out one at a time: the big files
+            // start early and the small ones fill the gaps.
+            var order = Enumerable.Range(0, paths.Count).OrderByDescending(i => LengthOf(paths[i])).ToArray();
+            Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(order, loadBalance: true), parallel, VerifyOne);
+        }
+        return results;
+    }
+
+    private static long LengthOf(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            return info.Exists ? info.Length : 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return 0;
         }
     }
 
@@ -144,35 +156,137 @@ public static class KextSignatureVerifier
         public List<(int Page, long Offset)>? Mismatches { get; private set; }
         public int Count => end - first;
 
+        /// <summary>Bytes read per call when the pages come through the file handle: large enough to amortise the call, small enough to stay in cache.</summary>
+        private const int ReadSize = 256 * 1024;
+
         public void Run()
         {
-            Span<byte> digest = stackalloc byte[64];
-            var data = Slice.Slice.Data.Span;
-            var stored = Cd.Bytes.Span;
             var limit = (long)Cd.EffectiveCodeLimit;
             var pageSize = Cd.PageSize == 0 ? limit : Cd.PageSize;
-            var hashSize = Cd.HashSize;
+            if (Slice.Pages is { } handle)
+            {
+                RunFromFile(handle, limit, pageSize);
+                return;
+            }
+            Span<byte> digest = stackalloc byte[64];
+            var data = Slice.Slice.Data.Span;
             for (var i = first; i < end; i++)
             {
                 var start = i * pageSize;
-                var length = (int)Math.Min(pageSize, limit - start);
-                HashInto(Cd.HashType, data.Slice((int)start, length), digest);
-                var expected = stored.Slice((int)Cd.HashOffset + i * hashSize, hashSize);
-                if (!digest[..hashSize].SequenceEqual(expected))
-                {
-                    (Mismatches ??= []).Add((i, Slice.Slice.FileOffset + start));
-                }
+                Check(i, data.Slice((int)start, (int)Math.Min(pageSize, limit - start)), digest);
             }
         }
+
+        private void Check(int page, ReadOnlySpan<byte> bytes, Span<byte> digest)
+        {
+            HashInto(Cd.HashType, bytes, digest);
+            if (!digest[..Cd.HashSize].SequenceEqual(Cd.Bytes.Span.Slice((int)Cd.HashOffset + page * Cd.HashSize, Cd.HashSize)))
+            {
+                Mismatch(page);
+            }
+        }
+
+        private void Mismatch(int page) => (Mismatches ??= []).Add((page, Slice.Slice.FileOffset + (long)page * (Cd.PageSize == 0 ? (long)Cd.EffectiveCodeLimit : Cd.PageSize)));
+
+        /// <summary>
+        /// The pages of a memory-mapped file, read through the file's own handle into one pooled buffer (reused
+        /// by the next chunk on this thread, so it stays in cache and no fresh page is touched) instead of faulting
+        /// the map in page by page. Pages that cannot be read (the file shrank since it was opened) are mismatches.
+        /// </summary>
+        private void RunFromFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long limit, long pageSize)
+        {
+            Span<byte> digest = stackalloc byte[64];
+            var fileBase = Slice.Slice.FileOffset;
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
+            try
+            {
+                if (pageSize <= buffer.Length)
+                {
+                    var perRead = (int)(buffer.Length / pageSize);
+                    for (var i = first; i < end; i += perRead)
+                    {
+                        var n = Math.Min(perRead, end - i);
+                        var start = i * pageSize;
+                        var bytes = (int)Math.Min(n * pageSize, limit - start);
+                        var got = ReadAll(handle, buffer.AsSpan(0, bytes), fileBase + start);
+                        for (var k = 0; k < n; k++)
+                        {
+                            var from = (int)(k * pageSize);
+                            var length = (int)Math.Min(pageSize, bytes - from);
+                            if (from + length > got)
+                            {
+                                Mismatch(i + k);
+                                continue;
+                            }
+                            Check(i + k, buffer.AsSpan(from, length), digest);
+                        }
+                    }
+                    return;
+                }
+                // A page larger than the buffer (page size 0 = one page over the whole code): hashed as it streams.
+                using var hash = IncrementalHash.CreateHash(AlgorithmOf(Cd.HashType));
+                for (var i = first; i < end; i++)
+                {
+                    var start = i * pageSize;
+                    var length = Math.Min(pageSize, limit - start);
+                    var complete = true;
+                    for (long done = 0; done < length && complete;)
+                    {
+                        var want = (int)Math.Min(buffer.Length, length - done);
+                        var got = ReadAll(handle, buffer.AsSpan(0, want), fileBase + start + done);
+                        hash.AppendData(buffer, 0, got);
+                        complete = got == want;
+                        done += got;
+                    }
+                    var size = hash.GetHashAndReset(digest);
+                    if (!complete || !digest[..Cd.HashSize].SequenceEqual(Cd.Bytes.Span.Slice((int)Cd.HashOffset + i * Cd.HashSize, Cd.HashSize)))
+                    {
+                        Mismatch(i);
+                    }
+                    _ = size;
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; returns the bytes read.</summary>
+        private static int ReadAll(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> buffer, long offset)
+        {
+            var read = 0;
+            while (read < buffer.Length)
+            {
+                var n = RandomAccess.Read(handle, buffer[read..], offset + read);
+                if (n == 0)
+                {
+                    break;
+                }
+                read += n;
+            }
+            return read;
+        }
+
+        private static HashAlgorithmName AlgorithmOf(CodeSigningHashType type) => type switch
+        {
+            CodeSigningHashType.Sha1 => HashAlgorithmName.SHA1,
+            CodeSigningHashType.Sha256 or CodeSigningHashType.Sha256Truncated => HashAlgorithmName.SHA256,
+            CodeSigningHashType.Sha384 => HashAlgorithmName.SHA384,
+            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown code-signing hash type"),
+        };
     }
 
-    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature)
+    private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature, Microsoft.Win32.SafeHandles.SafeFileHandle? pages)
     {
         private CodeSignatureVerification? _cms;
         private IReadOnlyList<X509Certificate2> _cmsCertificates = [];
 
         public MachOSlice Slice { get; } = slice;
         public EmbeddedSignature? Signature { get; } = signature;
+
+        /// <summary>The open file to read code pages through when the slice's bytes are a memory map (owned by the target); null when they are in memory.</summary>
+        public Microsoft.Win32.SafeHandles.SafeFileHandle? Pages { get; } = pages;
         public List<PageChunk> Chunks { get; } = [];
         public List<KextSignatureProblem> LayoutProblems { get; } = [];
 
@@ -193,8 +307,12 @@ public static class KextSignatureVerifier
 
     private sealed class Target : IDisposable
     {
-        private Target(string path, string kind, KextBundle? bundle, MachOFile? file, List<SliceState> slices, List<Target> nested, List<KextSignatureProblem> problems)
+        private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _pages;
+
+        private Target(string path, string kind, KextBundle? bundle, MachOFile? file, Microsoft.Win32.SafeHandles.SafeFileHandle? pages, List<SliceState> slices,
+            List<Target> nested, List<KextSignatureProblem> problems)
         {
+            _pages = pages;
             Path = path;
             Kind = kind;
             Bundle = bundle;
@@ -219,14 +337,15 @@ public static class KextSignatureVerifier
             var problems = new List<KextSignatureProblem>();
             if (System.IO.File.Exists(path))
             {
-                var file = OpenMachO(path);
+                var (file, pages) = OpenMachO(path);
                 try
                 {
-                    return new Target(System.IO.Path.GetFullPath(path), "macho", null, file, ReadSlices(file, path), [], problems);
+                    return new Target(System.IO.Path.GetFullPath(path), "macho", null, file, pages, ReadSlices(file, pages, path), [], problems);
                 }
                 catch
                 {
                     file.Dispose();
+                    pages?.Dispose();
                     throw;
                 }
             }
@@ -249,24 +368,26 @@ public static class KextSignatureVerifier
                 problems.Add(new(KextSignatureProblemCode.Unreadable, p.Message, Path: p.Path));
             }
             MachOFile? exe = null;
+            Microsoft.Win32.SafeHandles.SafeFileHandle? exePages = null;
             var slices = new List<SliceState>();
             var nested = new List<Target>();
             try
             {
                 if (bundle.HasExecutable)
                 {
-                    exe = OpenMachO(bundle.ExecutablePath!);
-                    slices = ReadSlices(exe, bundle.ExecutablePath!);
+                    (exe, exePages) = OpenMachO(bundle.ExecutablePath!);
+                    slices = ReadSlices(exe, exePages, bundle.ExecutablePath!);
                 }
                 foreach (var plugIn in bundle.PlugIns)
                 {
                     nested.Add(Prepare(plugIn.Path, depth + 1));
                 }
-                return new Target(bundle.Path, "kext", bundle, exe, slices, nested, problems);
+                return new Target(bundle.Path, "kext", bundle, exe, exePages, slices, nested, problems);
             }
             catch
             {
                 exe?.Dispose();
+                exePages?.Dispose();
                 foreach (var n in nested)
                 {
                     n.Dispose();
@@ -275,27 +396,42 @@ public static class KextSignatureVerifier
             }
         }
 
-        private static MachOFile OpenMachO(string path)
+        /// <summary>
+        /// Opens and parses an executable through one handle: its bytes are read into a pooled buffer, or mapped when
+        /// large, and then the handle is kept to stream the code pages from the same file (null when in memory).
+        /// </summary>
+        private static (MachOFile File, Microsoft.Win32.SafeHandles.SafeFileHandle? Pages) OpenMachO(string path)
         {
+            Microsoft.Win32.SafeHandles.SafeFileHandle? handle = null;
             try
             {
-                return MachOFile.Open(path);
+                handle = System.IO.File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+                var file = MachOFile.OpenPooled(handle, path, MachOReadOptions.LoadCommandsOnly);
+                if (file.IsMemoryMapped)
+                {
+                    return (file, handle);
+                }
+                handle.Dispose();
+                return (file, null);
             }
             catch (KextTrustFormatException e)
             {
+                handle?.Dispose();
                 throw new KextSignatureInputException(path, e.Offset, e.Rule, e);
             }
             catch (IOException e)
             {
+                handle?.Dispose();
                 throw new KextSignatureInputException(path, -1, e.Message, e);
             }
             catch (UnauthorizedAccessException e)
             {
+                handle?.Dispose();
                 throw new KextSignatureInputException(path, -1, e.Message, e);
             }
         }
 
-        private static List<SliceState> ReadSlices(MachOFile file, string path)
+        private static List<SliceState> ReadSlices(MachOFile file, Microsoft.Win32.SafeHandles.SafeFileHandle? pages, string path)
         {
             var list = new List<SliceState>();
             foreach (var slice in file.Slices)
@@ -313,7 +449,7 @@ public static class KextSignatureVerifier
                             $"embedded signature of the {slice.Architecture} slice: {e.Rule}", e);
                     }
                 }
-                list.Add(new SliceState(slice, sig));
+                list.Add(new SliceState(slice, sig, pages));
             }
             return list;
         }
@@ -721,6 +857,7 @@ public static class KextSignatureVerifier
         public void Dispose()
         {
             File?.Dispose();
+            _pages?.Dispose();
             foreach (var n in Nested)
             {
                 n.Dispose();

@@ -64,6 +64,68 @@ public class KextSignatureVerifierCorpusTests
             all.Select(i => (i.Result!.Status, string.Join(",", i.Result.CdHashes), i.Result.PagesVerified)));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void Large_fat_file_streamed_through_its_handle_finds_a_flipped_page_in_the_second_slice(int threads)
+    {
+        // Microsoft's x86_64 and arm64 libcoreclr side by side in one fat file (each slice's signature covers only
+        // that slice): large enough to be memory-mapped, so its pages are read through the file handle at each
+        // slice's own offset.
+        using var tmp = new TempDir();
+        var fat = MachOFatBuilder.Build([File.ReadAllBytes(CoreClr("osx-x64")), File.ReadAllBytes(CoreClr("osx-arm64"))]);
+        var path = tmp.Combine("libcoreclr-universal.dylib");
+        File.WriteAllBytes(path, fat);
+        using (var file = MachOFile.Open(path))
+        {
+            Assert.True(file.IsMemoryMapped);
+        }
+        var options = new KextSignatureVerifierOptions { MaxDegreeOfParallelism = threads };
+
+        var intact = KextSignatureVerifier.Verify(path, options);
+        Assert.True(intact.Status == KextSignatureStatus.Valid, string.Join("\n", intact.Problems));
+        Assert.Equal(["x86_64", "arm64"], intact.Slices.Select(s => s.Arch));
+
+        long flipped, pageSize;
+        using (var file = MachOFile.FromBytes(fat, path))
+        {
+            var arm = file.Slices[1];
+            var cd = EmbeddedSignature.Parse(arm.CodeSignatureData, path).CodeDirectory;
+            pageSize = cd.PageSize;
+            flipped = arm.FileOffset + 40 * pageSize + 7; // page 40 of the arm64 slice
+        }
+        fat[flipped] ^= 0x80;
+        File.WriteAllBytes(path, fat);
+
+        var r = KextSignatureVerifier.Verify(path, options);
+
+        Assert.Equal(KextSignatureStatus.Invalid, r.Status);
+        var page = Assert.Single(r.Problems);
+        Assert.Equal(KextSignatureProblemCode.CodePageHashMismatch, page.Code);
+        Assert.Equal("arm64", page.Arch);
+        Assert.Contains("code page 40 ", page.Message);
+        Assert.Equal(flipped - 7, page.Offset);
+    }
+
+    [Fact]
+    public void A_malformed_fixups_blob_is_a_page_mismatch_not_unreadable_input()
+    {
+        // codesign --verify does not read the chained fixups; neither does the verifier. A corrupted header
+        // (imports_format 9) breaks the signed page it lies in, and that is what is reported.
+        using var tmp = new TempDir();
+        var (path, slice, _, bytes) = Copy(tmp, CoreClr("osx-arm64"));
+        var fixups = slice.LoadCommands.Single(c => c.Command == MachOLoadCommandType.DyldChainedFixups);
+        var dataOffset = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(fixups.Data.Span[8..]);
+        bytes[slice.FileOffset + dataOffset + 20] = 9;
+        File.WriteAllBytes(path, bytes);
+        Assert.Throws<MachOFormatException>(() => MachOFile.Open(path));
+
+        var r = KextSignatureVerifier.Verify(path);
+
+        Assert.Equal(KextSignatureStatus.Invalid, r.Status);
+        Assert.Equal([KextSignatureProblemCode.CodePageHashMismatch], r.Problems.Select(p => p.Code).Distinct());
+    }
+
     private static (string Path, MachOSlice Slice, EmbeddedSignature Sig, byte[] Bytes) Copy(TempDir tmp, string source)
     {
         var bytes = File.ReadAllBytes(source);

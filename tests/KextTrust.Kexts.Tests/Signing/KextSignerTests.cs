@@ -468,4 +468,35 @@ public class ChainVerdictCacheTests
         Assert.Equal(items[0].Result!.Chain.Select(c => c.Sha256), items[3].Result!.Chain.Select(c => c.Sha256));
         Assert.NotEqual(items[0].Result!.Chain[0].Sha256, items[1].Result!.Chain[0].Sha256);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void One_leaf_signed_at_different_times_is_judged_at_each_time(int threads)
+    {
+        // A leaf valid for 30 days: signed twice inside that window (one verdict may serve both), a second before
+        // and a second after its notAfter (each keyed exactly), and well after it.
+        var notBefore = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        using var pki = TestPki.Create(new TestPki.Options("Example Corp", "KT4TEST003") { NotBefore = notBefore, Validity = TimeSpan.FromDays(30) });
+        var notAfter = pki.Leaf.NotAfter.ToUniversalTime();
+        using var tmp = new TempDir();
+        DateTimeOffset[] times =
+        [
+            notBefore.AddDays(3), notBefore.AddDays(20),
+            new DateTimeOffset(notAfter).AddSeconds(-1), new DateTimeOffset(notAfter).AddSeconds(1), notBefore.AddDays(45),
+        ];
+        var kexts = times.Select((t, i) =>
+        {
+            var kext = KextSignerTests.WriteKext(Path.Combine(tmp.Path, $"k{i}"), $"com.example.k{i}");
+            using var identity = KextSigningIdentity.Create(pki.Leaf, [pki.Intermediate, pki.Root]);
+            KextSigner.Sign(kext, new KextSigningOptions { Identity = identity, SigningTime = t });
+            return kext;
+        }).ToArray();
+
+        var items = KextSignatureVerifier.VerifyMany(kexts, new KextSignatureVerifierOptions { TrustedTestRoot = pki.Root, MaxDegreeOfParallelism = threads });
+
+        Assert.Equal([true, true, true, false, false], items.Select(i => i.Result!.Status == KextSignatureStatus.Valid));
+        Assert.All(items.Skip(3), i => Assert.True(i.Result!.Has(KextSignatureProblemCode.CertificateExpired), string.Join("\n", i.Result!.Problems)));
+        Assert.All(items.Take(3), i => Assert.Empty(i.Result!.Problems));
+    }
 }
