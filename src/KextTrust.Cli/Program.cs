@@ -1,3 +1,4 @@
 using KextTrust.Cli;
 
+OpenSslTrustStore.KeepOut();
 return KextTrustCommand.Run(args, Console.Out, Console.Error);
