@@ -65,5 +65,5 @@ public static class AppleRootCertificate
     public static X509Certificate2 Load() => X509CertificateLoader.LoadCertificate(LoadDer());
 
     /// <summary>Upper-case hex SHA-256 of a certificate's DER.</summary>
-    public static string Sha256Of(X509Certificate2 certificate) => Convert.ToHexString(SHA256.HashData(certificate.RawData));
+    public static string Sha256Of(X509Certificate2 certificate) => Convert.ToHexString(SHA256.HashData(certificate.RawDataMemory.Span));
 }

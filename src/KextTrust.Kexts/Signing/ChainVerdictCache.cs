@@ -27,6 +27,7 @@ internal sealed class ChainVerdictCache : IDisposable
 {
     private readonly ConcurrentDictionary<ChainKey, Lazy<ChainVerdict>> _verdicts = new();
     private readonly ConcurrentDictionary<byte[], Lazy<X509Certificate2>> _certificates = new(EncodedBytesComparer.Instance);
+    private readonly ConcurrentDictionary<X509Certificate2, string> _fingerprints = new(ReferenceEqualityComparer.Instance);
     private readonly Lazy<X509Certificate2> _appleRoot = new(AppleRootCertificate.Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
@@ -47,6 +48,9 @@ internal sealed class ChainVerdictCache : IDisposable
         var key = new ChainKey(leaf, [.. extra], testRoot, time, AppleRoot);
         return _verdicts.GetOrAdd(key, _ => new Lazy<ChainVerdict>(build, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
     }
+
+    /// <summary>The SHA-256 fingerprint (uppercase hex) of a certificate object, computed once per object and run.</summary>
+    public string Sha256Of(X509Certificate2 certificate) => _fingerprints.GetOrAdd(certificate, AppleRootCertificate.Sha256Of);
 
     /// <summary>Certificates decoded so far (distinct encodings) — for tests.</summary>
     public int CertificatesDecoded => _certificates.Values.Count(l => l.IsValueCreated);

@@ -210,16 +210,18 @@ public static class CodeSignatureVerifier
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
         certificates.AddRange(encodedCertificates.Select(cache.Certificate));
-        if (cms.SignerInfos.Count != 1)
+        var signerInfos = cms.SignerInfos; // each read of SignedCms.SignerInfos decodes them anew
+        if (signerInfos.Count != 1)
         {
-            problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{cms.SignerInfos.Count} signers"));
+            problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{signerInfos.Count} signers"));
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
-        var signer = cms.SignerInfos[0];
+        var signer = signerInfos[0];
         var leaf = FindSignerCertificate(signer.SignerIdentifier, certificates);
+        var attributes = signer.SignedAttributes.Cast<CryptographicAttributeObject>().ToArray(); // likewise decoded on every read
 
         // Content digest (messageDigest attribute vs. the slot-0 CodeDirectory), then the signature itself.
-        var messageDigest = signer.SignedAttributes.Cast<CryptographicAttributeObject>()
+        var messageDigest = attributes
             .Where(a => a.Oid.Value == "1.2.840.113549.1.9.4")
             .SelectMany(a => a.Values.Cast<AsnEncodedData>())
             .Select(v => { var d = new Pkcs9MessageDigest(); d.CopyFrom(v); return d.MessageDigest; })
@@ -250,11 +252,11 @@ public static class CodeSignatureVerifier
             }
         }
 
-        var v1 = CheckPlistAttribute(signer, signature, problems);
-        var v2 = CheckV2Attribute(signer, signature, problems);
+        var v1 = CheckPlistAttribute(attributes, signature, problems);
+        var v2 = CheckV2Attribute(attributes, signature, problems);
 
         // Verification time.
-        var signingTime = signer.SignedAttributes.Cast<CryptographicAttributeObject>()
+        var signingTime = attributes
             .Where(a => a.Oid.Value == AppleOids.SigningTime)
             .SelectMany(a => a.Values.Cast<AsnEncodedData>())
             .Select(v => (DateTime?)new Pkcs9SigningTime(v.RawData).SigningTime)
@@ -281,7 +283,7 @@ public static class CodeSignatureVerifier
         {
             anchor = TrustAnchorKind.AppleRoot;
         }
-        else if (options.TestRoot is not null && rootSha == AppleRootCertificate.Sha256Of(options.TestRoot))
+        else if (options.TestRoot is not null && rootSha == cache.Sha256Of(options.TestRoot))
         {
             anchor = TrustAnchorKind.TestRoot;
         }
@@ -302,7 +304,7 @@ public static class CodeSignatureVerifier
         var facts = new SignerFacts(
             TeamId: SubjectAttribute(leaf, "2.5.4.11"),
             CommonName: SubjectAttribute(leaf, "2.5.4.3"),
-            LeafSha256: AppleRootCertificate.Sha256Of(leaf),
+            LeafSha256: cache.Sha256Of(leaf),
             IsDeveloperIdApplication: leaf.Extensions[AppleOids.DeveloperIdApplication] is not null,
             IntermediateIsDeveloperIdCa: verdict.IntermediateIsDeveloperIdCa,
             HasKextSigningAuthority: leaf.Extensions[AppleOids.DeveloperIdKernel] is not null);
@@ -417,14 +419,14 @@ public static class CodeSignatureVerifier
         return null;
     }
 
-    private static IEnumerable<AsnEncodedData> AttributeValues(SignerInfo signer, string oid) =>
-        signer.SignedAttributes.Cast<CryptographicAttributeObject>()
+    private static IEnumerable<AsnEncodedData> AttributeValues(CryptographicAttributeObject[] attributes, string oid) =>
+        attributes
             .Where(a => a.Oid.Value == oid)
             .SelectMany(a => a.Values.Cast<AsnEncodedData>());
 
-    private static CdHashAttributeStatus CheckPlistAttribute(SignerInfo signer, EmbeddedSignature signature, List<SignatureProblem> problems)
+    private static CdHashAttributeStatus CheckPlistAttribute(CryptographicAttributeObject[] attributes, EmbeddedSignature signature, List<SignatureProblem> problems)
     {
-        var values = AttributeValues(signer, AppleOids.CdHashesPlistAttribute).ToArray();
+        var values = AttributeValues(attributes, AppleOids.CdHashesPlistAttribute).ToArray();
         if (values.Length == 0)
         {
             if (signature.AlternateCodeDirectories.Count > 0)
@@ -449,9 +451,9 @@ public static class CodeSignatureVerifier
         return CdHashAttributeStatus.Agrees;
     }
 
-    private static CdHashAttributeStatus CheckV2Attribute(SignerInfo signer, EmbeddedSignature signature, List<SignatureProblem> problems)
+    private static CdHashAttributeStatus CheckV2Attribute(CryptographicAttributeObject[] attributes, EmbeddedSignature signature, List<SignatureProblem> problems)
     {
-        var values = AttributeValues(signer, AppleOids.CdHashesV2Attribute).ToArray();
+        var values = AttributeValues(attributes, AppleOids.CdHashesV2Attribute).ToArray();
         if (values.Length == 0)
         {
             return CdHashAttributeStatus.Absent;

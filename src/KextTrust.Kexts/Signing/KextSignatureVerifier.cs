@@ -598,7 +598,7 @@ public static class KextSignatureVerifier
                     }
                 }
 
-                var chain = ChainObjects(s, cms, cache.AppleRoot, options.TrustedTestRoot);
+                var chain = ChainObjects(s, cms, cache, options.TrustedTestRoot);
                 var anchor = cms.Has(SignatureProblemCode.UntrustedRoot) ? TrustAnchorKind.None : cms.Anchor;
                 var ctx = new RequirementContext(sig.CodeDirectory.Identifier, chain, anchor, Bundle?.InfoPlist, allCdHashes, sig.CodeDirectory.Platform);
                 var kr = RequirementEvaluator.Evaluate(RequirementEvaluator.KextRequirement(identifier), ctx);
@@ -662,7 +662,7 @@ public static class KextSignatureVerifier
         /// The built chain as certificate objects, borrowed (nothing here is owned): the CMS set's (owned by the cache),
         /// the run's pinned Apple root (owned by the cache) and the caller's test root.
         /// </summary>
-        private static List<X509Certificate2> ChainObjects(SliceState slice, CodeSignatureVerification cms, X509Certificate2 appleRoot, X509Certificate2? testRoot)
+        private static List<X509Certificate2> ChainObjects(SliceState slice, CodeSignatureVerification cms, ChainVerdictCache cache, X509Certificate2? testRoot)
         {
             var list = new List<X509Certificate2>();
             if (cms.Chain.Count == 0 || slice.Signature?.Signature is null)
@@ -670,13 +670,13 @@ public static class KextSignatureVerifier
                 return list;
             }
             var pool = new List<(X509Certificate2 Certificate, string Sha256)>();
-            foreach (var c in slice.CmsCertificates.Append(appleRoot))
+            foreach (var c in slice.CmsCertificates.Append(cache.AppleRoot))
             {
-                pool.Add((c, AppleRootCertificate.Sha256Of(c)));
+                pool.Add((c, cache.Sha256Of(c)));
             }
             if (testRoot is not null)
             {
-                pool.Add((testRoot, AppleRootCertificate.Sha256Of(testRoot)));
+                pool.Add((testRoot, cache.Sha256Of(testRoot)));
             }
             foreach (var element in cms.Chain)
             {
