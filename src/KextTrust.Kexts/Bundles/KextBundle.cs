@@ -42,6 +42,12 @@ public sealed class KextBundle
     /// <summary>The parsed Info.plist, when it is a readable dictionary.</summary>
     public PlistDictionary? InfoPlist { get; private set; }
 
+    /// <summary>
+    /// The bytes of Info.plist exactly as read and parsed when the bundle was opened (so that a signature check hashes
+    /// the very bytes the facts came from); null when it was missing, an escaping link or unreadable.
+    /// </summary>
+    public ReadOnlyMemory<byte>? InfoPlistBytes { get; private set; }
+
     public string? BundleId { get; private set; }
     public string? VersionString { get; private set; }
     public KextVersion? Version { get; private set; }
@@ -116,9 +122,11 @@ public sealed class KextBundle
             return;
         }
         PlistNode root;
+        byte[] bytes;
         try
         {
-            root = PropertyList.ReadFile(infoPath);
+            bytes = File.ReadAllBytes(infoPath);
+            root = PropertyList.Parse(bytes, infoPath);
         }
         catch (KextTrustFormatException ex)
         {
@@ -136,6 +144,7 @@ public sealed class KextBundle
             return;
         }
         InfoPlist = info;
+        InfoPlistBytes = bytes;
 
         BundleId = info.GetString("CFBundleIdentifier");
         if (string.IsNullOrEmpty(BundleId))

@@ -529,7 +529,9 @@ public static class KextSignatureVerifier
                 }
             }
 
-            var infoBytes = Bundle is not null && System.IO.File.Exists(Bundle.InfoPlistPath) ? System.IO.File.ReadAllBytes(Bundle.InfoPlistPath) : null;
+            // The bytes the bundle parsed; read here only when it could not use them (unparsable, or behind an escaping link).
+            var infoBytes = Bundle?.InfoPlistBytes is { } parsed ? parsed.ToArray()
+                : Bundle is not null && System.IO.File.Exists(Bundle.InfoPlistPath) ? System.IO.File.ReadAllBytes(Bundle.InfoPlistPath) : null;
             var resourcesBytes = codeResourcesPath is not null && System.IO.File.Exists(codeResourcesPath) ? System.IO.File.ReadAllBytes(codeResourcesPath) : null;
             var adhocSlices = 0;
             CodeSignatureVerification? cmsFacts = null;

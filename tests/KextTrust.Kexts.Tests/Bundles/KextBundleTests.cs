@@ -142,6 +142,27 @@ public class KextBundleTests
     }
 
     [Fact]
+    public void Keeps_the_Info_plist_bytes_it_parsed_and_none_it_could_not()
+    {
+        using var tmp = new TempDir();
+        var path = KextBundleWriter.Write(tmp.Path, Sample());
+        var info = Path.Combine(path, "Contents", "Info.plist");
+        var k = KextBundle.Open(path);
+        var bytes = File.ReadAllBytes(info);
+        Assert.True(k.InfoPlistBytes!.Value.Span.SequenceEqual(bytes));
+        Assert.Equal(k.InfoPlist, PropertyList.Parse(k.InfoPlistBytes.Value.Span));
+
+        // The file changes after the bundle was opened: the bundle keeps what it read.
+        File.WriteAllText(info, "<plist version=\"1.0\"><dict/></plist>");
+        Assert.True(k.InfoPlistBytes.Value.Span.SequenceEqual(bytes));
+
+        File.WriteAllText(info, "not a property list");
+        Assert.Null(KextBundle.Open(path).InfoPlistBytes);
+        File.Delete(info);
+        Assert.Null(KextBundle.Open(path).InfoPlistBytes);
+    }
+
+    [Fact]
     public void Opening_a_missing_path_or_a_file_throws_a_typed_exception()
     {
         using var tmp = new TempDir();
