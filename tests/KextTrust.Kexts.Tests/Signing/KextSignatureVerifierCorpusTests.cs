@@ -107,6 +107,53 @@ public class KextSignatureVerifierCorpusTests
         Assert.Equal(flipped - 7, page.Offset);
     }
 
+    [Theory]
+    [InlineData(16)] // 64 KiB pages: several per read of the verifier's 256 KiB buffer
+    [InlineData(20)] // 1 MiB pages: larger than the buffer, hashed as they stream through it
+    public void Large_pages_of_a_mapped_file_are_read_through_the_buffer_and_a_flip_names_its_page(int pageSizeLog2)
+    {
+        // Microsoft's libcoreclr re-signed ad hoc with a CodeDirectory of 2^pageSizeLog2-byte pages (the kernel
+        // accepts any power of two): the file is memory-mapped, so its pages come through the file handle.
+        using var tmp = new TempDir();
+        var thin = File.ReadAllBytes(CoreClr("osx-x64"));
+        var signed = MachOSignatureWriter.Sign(thin, "libcoreclr.dylib", s => new EmbeddedSignatureBuilder
+        {
+            CodeDirectory = new CodeDirectoryBuilder
+            {
+                Identifier = "libcoreclr",
+                Flags = CodeDirectoryFlags.Adhoc,
+                PageSizeLog2 = (byte)pageSizeLog2,
+            }.Build(s.Code.Span),
+        }.Build());
+        var path = tmp.Combine("libcoreclr.dylib");
+        File.WriteAllBytes(path, signed);
+        long pages;
+        using (var file = MachOFile.Open(path))
+        {
+            Assert.True(file.IsMemoryMapped);
+            var cd = EmbeddedSignature.Parse(file.Slices[0].CodeSignatureData, path).CodeDirectory;
+            Assert.Equal(1L << pageSizeLog2, cd.PageSize);
+            pages = cd.CodeSlotCount;
+        }
+
+        var intact = KextSignatureVerifier.Verify(path);
+        Assert.True(intact.Status == KextSignatureStatus.AdHoc, string.Join("\n", intact.Problems));
+        Assert.Empty(intact.Problems);
+        Assert.Equal(pages, intact.PagesVerified);
+
+        var page = (int)pages - 2;
+        var at = ((long)page << pageSizeLog2) + (1L << pageSizeLog2) - 1; // the page's last byte
+        signed[at] ^= 0x01;
+        File.WriteAllBytes(path, signed);
+
+        var r = KextSignatureVerifier.Verify(path);
+
+        var problem = Assert.Single(r.Problems);
+        Assert.Equal(KextSignatureProblemCode.CodePageHashMismatch, problem.Code);
+        Assert.Contains($"code page {page} ", problem.Message);
+        Assert.Equal((long)page << pageSizeLog2, problem.Offset);
+    }
+
     [Fact]
     public void A_malformed_fixups_blob_is_a_page_mismatch_not_unreadable_input()
     {
