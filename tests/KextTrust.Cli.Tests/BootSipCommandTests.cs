@@ -25,8 +25,11 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         Assert.Equal(off.Str("csrActiveConfig"), policy.Str("sip0"));
 
         // Without user consent in force every installed kext is in the UAKL: the LocalPolicy's auxp no longer
-        // matches until an admin rebuilds.
+        // matches until an admin rebuilds, and the refusal says so rather than suggesting tampering.
         AssertRefused(mac, "UaklModified");
+        var detail = mac.Json("startup").Json.GetProperty("refusal").GetProperty("detail").GetString()!;
+        Assert.Contains("user consent is not in force (SIP CSR_ALLOW_UNAPPROVED_KEXTS is set)", detail);
+        Assert.Contains("kmutil create", detail);
         var permissive = mac.Rebuild();
         Assert.Contains(Unsigned, permissive.BundleIds("included"));
         Assert.Contains(Kauth, permissive.BundleIds("included"));
@@ -39,6 +42,9 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         Assert.True(on.Json.GetProperty("kextSigningEnforced").GetBoolean());
         Assert.Equal("0x0", mac.Ok("bputil", "-d").Str("sip0"));
         AssertRefused(mac, "UaklModified");
+        detail = mac.Json("startup").Json.GetProperty("refusal").GetProperty("detail").GetString()!;
+        Assert.Contains("a change of SIP or kext consent", detail);
+        Assert.DoesNotContain("not in force", detail);
         var enforced = mac.Rebuild();
         Assert.Equal([Driver], enforced.BundleIds("included"));
         Assert.Equal("SignatureUnsigned", enforced.ExclusionCode(Unsigned));

@@ -562,8 +562,13 @@ public sealed class SecureBootStartupHook : IStartupHook
                 var uaklHash = Sha384Digest.Compute(mac.BuildUakl().ToBytes());
                 if (boot.Policy?.AuxKextPolicyHash is { } auxp && auxp != uaklHash)
                 {
+                    // Say what most likely changed: with consent not in force (csrutil disable sets
+                    // CSR_ALLOW_UNAPPROVED_KEXTS) the list names every installed kext, which is no tampering.
+                    var cause = mac.UserConsentNotInForce is { } off
+                        ? $"user consent is not in force ({off}), so the list now names every installed kext"
+                        : "it changed since the last authorized kmd rebuild: an approval or removal, a change of SIP or kext consent, or an edit by hand";
                     refusal = new StartupRefusal("UaklModified",
-                        $"auxp mismatch: the user-authorized kext list on disk (SHA-384 {uaklHash}) is not the one the LocalPolicy names ({auxp}): it changed without an authorized kmd rebuild");
+                        $"auxp mismatch: the user-authorized kext list on disk (SHA-384 {uaklHash}) is not the one the LocalPolicy names ({auxp}): {cause}; no third-party kext loads until an administrator runs kmutil create");
                     trace.Add($"UserApprovedKextList: Failed (UaklModified) {refusal.Detail}");
                 }
                 else

@@ -950,6 +950,13 @@ public sealed class Mac : IDisposable
 
     // ---------------------------------------------------------------- UAKL
 
+    /// <summary>
+    /// Why user consent is not in force on this Mac (macOS 10.12 or earlier, SIP's CSR_ALLOW_UNAPPROVED_KEXTS,
+    /// early MDM enrollment, <c>spctl kext-consent disable</c>), or null when it is. When it is not, the UAKL names
+    /// every installed kext.
+    /// </summary>
+    public string? UserConsentNotInForce => LoadState().ConsentNotInForce;
+
     /// <summary>Derives the user-authorized kext list from the Mac's state.</summary>
     public UserApprovedKextList BuildUakl()
     {
