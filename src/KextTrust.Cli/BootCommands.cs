@@ -157,13 +157,14 @@ public static class BootCommands
             if (r.GetValue(display))
             {
                 var current = SecureBootMac.ReadPolicy(mac);
+                var check = SecureBootMac.VerifyPolicy(mac);
                 if (asJson)
                 {
-                    output.WriteJson(LocalPolicyJson.From(current));
+                    output.WriteJson(LocalPolicyJson.From(current, check));
                 }
                 else
                 {
-                    Display(output, current);
+                    Display(output, current, check);
                 }
                 return ExitCodes.Ok;
             }
@@ -180,7 +181,7 @@ public static class BootCommands
             var policy = SecureBootMac.Bputil(mac, new BputilRequest(mode, r.GetValue(kexts), r.GetValue(mdm), u, pw));
             if (asJson)
             {
-                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy)));
+                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy, SecureBootMac.VerifyPolicy(mac))));
             }
             else
             {
@@ -191,8 +192,12 @@ public static class BootCommands
         return cmd;
     }
 
-    private static void Display(CliOutput output, LocalPolicy p)
+    private static void Display(CliOutput output, LocalPolicy p, LocalPolicyVerification check)
     {
+        // bputil itself only displays; what iBoot would conclude is worth saying next to it.
+        output.Out.WriteLine(check.Valid
+            ? "verified as iBoot checks it: signed by this Mac's Secure Enclave, this ECID, the current nonce"
+            : $"NOT VERIFIED (startup would refuse it): {string.Join("; ", check.Failures)}");
         output.Out.WriteLine($"ECID: 0x{p.Ecid:x16}");
         output.Out.WriteLine($"lpnh: {p.LocalPolicyNonceHash}");
         output.Out.WriteLine($"vuid: {p.VolumeGroupUuid}");
@@ -278,7 +283,8 @@ public static class BootCommands
             var result = SecureBootMac.KmutilCreate(mac, r.GetValue(user)!, r.GetValue(password)!);
             if (asJson)
             {
-                output.WriteJson(KmutilCreateJson.From(result, mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform))));
+                output.WriteJson(KmutilCreateJson.From(result, mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform)),
+                    result.Policy is null ? null : SecureBootMac.VerifyPolicy(mac)));
                 return ExitCodes.Ok;
             }
             foreach (var d in result.Build.Decisions)

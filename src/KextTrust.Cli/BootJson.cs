@@ -30,13 +30,19 @@ public sealed record LocalPolicyJson(
     string Sip0,
     string? Auxp,
     string? Auxi,
-    string? Auxr)
+    string? Auxr,
+    bool Verified,
+    IReadOnlyList<string> VerificationFailures)
 {
-    /// <summary>The JSON of <paramref name="p"/>.</summary>
-    public static LocalPolicyJson From(LocalPolicy p) => new(
+    /// <summary>
+    /// The JSON of <paramref name="p"/> and of its verification as iBoot performs it (this Mac's Secure Enclave key,
+    /// ECID and current nonce): <c>verified</c>, and each failure as <c>Code: detail</c>.
+    /// </summary>
+    public static LocalPolicyJson From(LocalPolicy p, LocalPolicyVerification check) => new(
         $"0x{p.Ecid:x16}", p.LocalPolicyNonceHash.ToString(), p.VolumeGroupUuid.ToString(), p.SecurityMode.ToString(),
         p.ReducedSecurity, p.PermissiveSecurity, p.ThirdPartyKextsEnabled, p.MdmManagesKexts, Hex((ushort)p.SipConfig),
-        p.AuxKextPolicyHash?.ToString(), p.AuxKcImage4Hash?.ToString(), p.AuxKcReceiptHash?.ToString());
+        p.AuxKextPolicyHash?.ToString(), p.AuxKcImage4Hash?.ToString(), p.AuxKcReceiptHash?.ToString(),
+        check.Valid, check.Failures.Select(f => f.ToString()).ToArray());
 
     /// <summary><c>0x1f</c>.</summary>
     public static string Hex(uint value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
@@ -77,13 +83,13 @@ public sealed record ExcludedKextJson(string BundleId, string Version, string Pa
 public sealed record KmutilCreateJson(IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded, AuxKcJson AuxKc,
     string Auxp, string? Auxi, string? Auxr, LocalPolicyJson? Policy, bool RestartRequired)
 {
-    /// <summary>The JSON of a rebuild written to <paramref name="auxKcPath"/>.</summary>
-    public static KmutilCreateJson From(KmutilCreateResult r, string auxKcPath)
+    /// <summary>The JSON of a rebuild written to <paramref name="auxKcPath"/>, with the new LocalPolicy as verified from disk.</summary>
+    public static KmutilCreateJson From(KmutilCreateResult r, string auxKcPath, LocalPolicyVerification? policyCheck)
     {
         var receipt = ReceiptJson.From(r.Build.Receipt);
         return new(receipt.Included, receipt.Excluded, new AuxKcJson(auxKcPath, r.Build.AuxKc.Kexts.Length, r.Build.AuxKc.Bytes.Length, r.Build.Measurement.ToString()),
             r.UaklHash.ToString(), r.Signed?.AuxKcImage4Hash.ToString(), r.Signed?.ReceiptHash.ToString(),
-            r.Policy is { } p ? LocalPolicyJson.From(p) : null, true);
+            r.Policy is { } p && policyCheck is { } check ? LocalPolicyJson.From(p, check) : null, true);
     }
 }
 

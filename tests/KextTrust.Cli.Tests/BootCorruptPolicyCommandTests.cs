@@ -82,4 +82,36 @@ public sealed class BootCorruptPolicyCommandTests(BootMacFixture fx)
         Assert.NotEqual(0, boot.ExitCode);
         Assert.DoesNotContain("Unhandled", boot.StdErr);
     }
+
+    [Fact]
+    public void Bputil_display_says_whether_iBoot_would_accept_the_policy()
+    {
+        using var mac = fx.Clone();
+        var good = mac.Ok("bputil", "-d");
+        Assert.True(good.Json.GetProperty("verified").GetBoolean());
+        Assert.Equal(0, good.Json.GetProperty("verificationFailures").GetArrayLength());
+        Assert.StartsWith("verified as iBoot checks it", mac.K("bputil", "-d").StdOut);
+
+        // A flip inside the manifest signature (IM4M: "IM4M", version, body SET, signature OCTET STRING, certificates)
+        // still decodes: displayed, but named as not verified, as startup refuses it.
+        var bytes = mac.Read(BootMac.LocalPolicy);
+        System.Formats.Asn1.AsnDecoder.ReadEncodedValue(bytes, System.Formats.Asn1.AsnEncodingRules.DER, out var pos, out _, out _);
+        for (var i = 0; i < 3; i++)
+        {
+            System.Formats.Asn1.AsnDecoder.ReadEncodedValue(bytes.AsSpan(pos), System.Formats.Asn1.AsnEncodingRules.DER, out _, out _, out var consumed);
+            pos += consumed;
+        }
+        System.Formats.Asn1.AsnDecoder.ReadEncodedValue(bytes.AsSpan(pos), System.Formats.Asn1.AsnEncodingRules.DER, out var signatureAt, out var signatureLength, out _);
+        Assert.True(signatureLength > 40);
+        mac.FlipByte(BootMac.LocalPolicy, pos + signatureAt + 12); // inside the ECDSA signature's r
+        var bad = mac.Ok("bputil", "-d");
+        Assert.False(bad.Json.GetProperty("verified").GetBoolean());
+        var failure = Assert.Single(bad.Json.GetProperty("verificationFailures").EnumerateArray()).GetString()!;
+        Assert.StartsWith("BadSignature: ", failure);
+        Assert.Equal(good.Str("securityMode"), bad.Str("securityMode"));
+        var text = mac.K("bputil", "-d");
+        Assert.Equal(0, text.ExitCode);
+        Assert.StartsWith("NOT VERIFIED (startup would refuse it): BadSignature: ", text.StdOut);
+        Assert.NotEqual(0, mac.Json("startup").ExitCode);
+    }
 }

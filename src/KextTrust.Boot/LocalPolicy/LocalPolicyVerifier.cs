@@ -86,6 +86,14 @@ public static class LocalPolicyVerifier
         return Verify(manifest, sepPublicKey, ecid, currentNonceHash);
     }
 
+    /// <summary>Decodes the IM4M bytes and verifies them against the given Secure Enclave's public key, ECID and current nonce hash.</summary>
+    public static LocalPolicyVerification Verify(ReadOnlyMemory<byte> im4m, string? sourceName, SecureEnclave secureEnclave)
+    {
+        ArgumentNullException.ThrowIfNull(secureEnclave);
+        using var key = secureEnclave.CreatePublicKey();
+        return Verify(im4m, sourceName, key, secureEnclave.Ecid, secureEnclave.CurrentLocalPolicyNonceHash);
+    }
+
     /// <summary>Verifies against the given Secure Enclave's public key, ECID and current nonce hash.</summary>
     public static LocalPolicyVerification Verify(Im4Manifest manifest, SecureEnclave secureEnclave)
     {

@@ -208,7 +208,25 @@ public static class SecureBootMac
         return SecureEnclave.Open(dir, Convert.FromHexString(d.HardwareUid), d.Ecid);
     }
 
-    /// <summary>The LocalPolicy on disk (decoded, not verified).</summary>
+    /// <summary>
+    /// The LocalPolicy on disk verified as iBoot verifies it at startup: signed by this Mac's Secure Enclave key, for its
+    /// ECID, carrying the SEP's current Local Policy Nonce hash, well formed and consistent. The failures say why not.
+    /// </summary>
+    /// <exception cref="SecureBootException"><see cref="SecureBootCode.NoLocalPolicy"/>, <see cref="SecureBootCode.NotOnIntel"/>.</exception>
+    public static LocalPolicyVerification VerifyPolicy(Mac mac)
+    {
+        ArgumentNullException.ThrowIfNull(mac);
+        if (mac.Description.Platform != MachinePlatform.AppleSilicon)
+        {
+            throw new SecureBootException(SecureBootCode.NotOnIntel, "Intel Macs have no LocalPolicy: their AuxKC lives on the data volume");
+        }
+        var bytes = ReadOptional(mac, SecureBootLayout.LocalPolicy)
+            ?? throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
+        using var sep = OpenEnclave(mac);
+        return LocalPolicyVerifier.Verify(bytes, mac.Store.PathOf(SecureBootLayout.LocalPolicy), sep);
+    }
+
+    /// <summary>The LocalPolicy on disk (decoded, not verified: see <see cref="VerifyPolicy"/>).</summary>
     /// <exception cref="SecureBootException">
     /// <see cref="SecureBootCode.LocalPolicyMalformed"/> (naming the file, and the offset when the DER broke) when the file
     /// cannot be decoded; <see cref="SecureBootCode.NoLocalPolicy"/>, <see cref="SecureBootCode.NotOnIntel"/>.
