@@ -115,6 +115,15 @@ public static class CodeSigningHash
     public static bool IsKnown(CodeSigningHashType type) =>
         type is CodeSigningHashType.Sha1 or CodeSigningHashType.Sha256 or CodeSigningHashType.Sha256Truncated or CodeSigningHashType.Sha384;
 
+    /// <summary>The .NET name of the digest algorithm behind <paramref name="type"/> (SHA-256 for the truncated kind), for incremental hashing.</summary>
+    public static System.Security.Cryptography.HashAlgorithmName AlgorithmOf(CodeSigningHashType type) => type switch
+    {
+        CodeSigningHashType.Sha1 => System.Security.Cryptography.HashAlgorithmName.SHA1,
+        CodeSigningHashType.Sha256 or CodeSigningHashType.Sha256Truncated => System.Security.Cryptography.HashAlgorithmName.SHA256,
+        CodeSigningHashType.Sha384 => System.Security.Cryptography.HashAlgorithmName.SHA384,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown code-signing hash type"),
+    };
+
     /// <summary>The full (untruncated) digest of <paramref name="data"/> with the algorithm of <paramref name="type"/>.</summary>
     public static byte[] ComputeFull(CodeSigningHashType type, ReadOnlySpan<byte> data) => type switch
     {

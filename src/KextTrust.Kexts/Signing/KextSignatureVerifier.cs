@@ -159,10 +159,13 @@ public static class KextSignatureVerifier
         /// <summary>Bytes read per call when the pages come through the file handle: large enough to amortise the call, small enough to stay in cache.</summary>
         private const int ReadSize = 256 * 1024;
 
+        /// <summary>Bytes per code page: the CodeDirectory's page size, or the whole code limit for page size 0.</summary>
+        private long PageBytes => Cd.PageSize == 0 ? (long)Cd.EffectiveCodeLimit : Cd.PageSize;
+
         public void Run()
         {
             var limit = (long)Cd.EffectiveCodeLimit;
-            var pageSize = Cd.PageSize == 0 ? limit : Cd.PageSize;
+            var pageSize = PageBytes;
             if (Slice.Pages is { } handle)
             {
                 RunFromFile(handle, limit, pageSize);
@@ -180,13 +183,17 @@ public static class KextSignatureVerifier
         private void Check(int page, ReadOnlySpan<byte> bytes, Span<byte> digest)
         {
             HashInto(Cd.HashType, bytes, digest);
-            if (!digest[..Cd.HashSize].SequenceEqual(Cd.Bytes.Span.Slice((int)Cd.HashOffset + page * Cd.HashSize, Cd.HashSize)))
+            if (!Matches(page, digest))
             {
                 Mismatch(page);
             }
         }
 
-        private void Mismatch(int page) => (Mismatches ??= []).Add((page, Slice.Slice.FileOffset + (long)page * (Cd.PageSize == 0 ? (long)Cd.EffectiveCodeLimit : Cd.PageSize)));
+        /// <summary>True when <paramref name="digest"/> starts with the hash the CodeDirectory records for <paramref name="page"/>.</summary>
+        private bool Matches(int page, ReadOnlySpan<byte> digest) =>
+            digest[..Cd.HashSize].SequenceEqual(Cd.Bytes.Span.Slice((int)Cd.HashOffset + page * Cd.HashSize, Cd.HashSize));
+
+        private void Mismatch(int page) => (Mismatches ??= []).Add((page, Slice.Slice.FileOffset + page * PageBytes));
 
         /// <summary>
         /// The pages of a memory-mapped file, read through the file's own handle into one pooled buffer (reused
@@ -224,7 +231,7 @@ public static class KextSignatureVerifier
                     return;
                 }
                 // A page larger than the buffer (page size 0 = one page over the whole code): hashed as it streams.
-                using var hash = IncrementalHash.CreateHash(AlgorithmOf(Cd.HashType));
+                using var hash = IncrementalHash.CreateHash(CodeSigningHash.AlgorithmOf(Cd.HashType));
                 for (var i = first; i < end; i++)
                 {
                     var start = i * pageSize;
@@ -238,12 +245,11 @@ public static class KextSignatureVerifier
                         complete = got == want;
                         done += got;
                     }
-                    var size = hash.GetHashAndReset(digest);
-                    if (!complete || !digest[..Cd.HashSize].SequenceEqual(Cd.Bytes.Span.Slice((int)Cd.HashOffset + i * Cd.HashSize, Cd.HashSize)))
+                    hash.GetHashAndReset(digest);
+                    if (!complete || !Matches(i, digest))
                     {
                         Mismatch(i);
                     }
-                    _ = size;
                 }
             }
             finally
@@ -267,14 +273,6 @@ public static class KextSignatureVerifier
             }
             return read;
         }
-
-        private static HashAlgorithmName AlgorithmOf(CodeSigningHashType type) => type switch
-        {
-            CodeSigningHashType.Sha1 => HashAlgorithmName.SHA1,
-            CodeSigningHashType.Sha256 or CodeSigningHashType.Sha256Truncated => HashAlgorithmName.SHA256,
-            CodeSigningHashType.Sha384 => HashAlgorithmName.SHA384,
-            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown code-signing hash type"),
-        };
     }
 
     private sealed class SliceState(MachOSlice slice, EmbeddedSignature? signature, Microsoft.Win32.SafeHandles.SafeFileHandle? pages)
@@ -530,8 +528,8 @@ public static class KextSignatureVerifier
             }
 
             // The bytes the bundle parsed; read here only when it could not use them (unparsable, or behind an escaping link).
-            var infoBytes = Bundle?.InfoPlistBytes is { } parsed ? parsed.ToArray()
-                : Bundle is not null && System.IO.File.Exists(Bundle.InfoPlistPath) ? System.IO.File.ReadAllBytes(Bundle.InfoPlistPath) : null;
+            ReadOnlyMemory<byte>? infoBytes = Bundle?.InfoPlistBytes
+                ?? (Bundle is not null && System.IO.File.Exists(Bundle.InfoPlistPath) ? System.IO.File.ReadAllBytes(Bundle.InfoPlistPath) : (ReadOnlyMemory<byte>?)null);
             var resourcesBytes = codeResourcesPath is not null && System.IO.File.Exists(codeResourcesPath) ? System.IO.File.ReadAllBytes(codeResourcesPath) : null;
             var adhocSlices = 0;
             CodeSignatureVerification? cmsFacts = null;
@@ -693,7 +691,7 @@ public static class KextSignatureVerifier
             return list;
         }
 
-        private void CheckSpecialSlots(CodeDirectory cd, EmbeddedSignature sig, string arch, byte[]? info, byte[]? resources, string? resourcesPath, List<KextSignatureProblem> problems)
+        private void CheckSpecialSlots(CodeDirectory cd, EmbeddedSignature sig, string arch, ReadOnlyMemory<byte>? info, byte[]? resources, string? resourcesPath, List<KextSignatureProblem> problems)
         {
             var exe = File?.SourceName;
             void Slot(int slot, ReadOnlySpan<byte> actual, bool present, KextSignatureProblemCode mismatch, KextSignatureProblemCode missing, string what, string? path)
@@ -720,7 +718,7 @@ public static class KextSignatureVerifier
                 _ = n;
             }
 
-            Slot(1, info, info is not null, KextSignatureProblemCode.InfoPlistHashMismatch, KextSignatureProblemCode.InfoPlistMissing, "Info.plist", Bundle?.InfoPlistPath ?? exe);
+            Slot(1, info.GetValueOrDefault().Span, info is not null, KextSignatureProblemCode.InfoPlistHashMismatch, KextSignatureProblemCode.InfoPlistMissing, "Info.plist", Bundle?.InfoPlistPath ?? exe);
             if (Bundle is not null && info is not null && !cd.HasSpecialSlotHash(1))
             {
                 problems.Add(new(KextSignatureProblemCode.InfoPlistHashMismatch, "Info.plist is not bound to the signature (special slot 1 is empty)", arch, null, Bundle.InfoPlistPath));

@@ -115,6 +115,11 @@ public class KextSignerTests
         Assert.Equal([KextSignatureProblemCode.InfoPlistHashMismatch], Set(info));
         Assert.Equal(["x86_64", "arm64e"], info.Problems.Select(p => p.Arch));
 
+        // Info.plist removed: the bundle no longer names its executable, so the kext is unreadable, not a mismatch.
+        var gone = Tampered("gone", k => File.Delete(Path.Combine(k, "Contents", "Info.plist")));
+        Assert.Contains(KextSignatureProblemCode.Unreadable, Set(gone));
+        Assert.DoesNotContain(KextSignatureProblemCode.InfoPlistHashMismatch, Set(gone));
+
         var added = Tampered("added", k => File.WriteAllText(Path.Combine(k, "Contents", "Resources", "Extra.txt"), "x"));
         Assert.Equal([KextSignatureProblemCode.ResourceAdded], Set(added));
         Assert.EndsWith(Path.Combine("Resources", "Extra.txt"), added.Problems[0].Path);
