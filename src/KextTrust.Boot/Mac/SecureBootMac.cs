@@ -216,14 +216,9 @@ public static class SecureBootMac
     public static LocalPolicyVerification VerifyPolicy(Mac mac)
     {
         ArgumentNullException.ThrowIfNull(mac);
-        if (mac.Description.Platform != MachinePlatform.AppleSilicon)
-        {
-            throw new SecureBootException(SecureBootCode.NotOnIntel, "Intel Macs have no LocalPolicy: their AuxKC lives on the data volume");
-        }
-        var bytes = ReadOptional(mac, SecureBootLayout.LocalPolicy)
-            ?? throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
+        var (bytes, path) = LocalPolicyFile(mac);
         using var sep = OpenEnclave(mac);
-        return LocalPolicyVerifier.Verify(bytes, mac.Store.PathOf(SecureBootLayout.LocalPolicy), sep);
+        return LocalPolicyVerifier.Verify(bytes, path, sep);
     }
 
     /// <summary>The LocalPolicy on disk (decoded, not verified: see <see cref="VerifyPolicy"/>).</summary>
@@ -233,18 +228,10 @@ public static class SecureBootMac
     /// </exception>
     public static LocalPolicyRecord ReadPolicy(Mac mac)
     {
-        if (mac.Description.Platform != MachinePlatform.AppleSilicon)
-        {
-            throw new SecureBootException(SecureBootCode.NotOnIntel, "Intel Macs have no LocalPolicy: their AuxKC lives on the data volume");
-        }
-        var path = mac.Store.PathOf(SecureBootLayout.LocalPolicy);
-        if (!File.Exists(path))
-        {
-            throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
-        }
+        var (bytes, path) = LocalPolicyFile(mac);
         try
         {
-            return LocalPolicyRecord.FromBytes(File.ReadAllBytes(path), path);
+            return LocalPolicyRecord.FromBytes(bytes, path);
         }
         catch (Image4FormatException e)
         {
@@ -254,6 +241,18 @@ public static class SecureBootMac
         {
             throw new SecureBootException(SecureBootCode.LocalPolicyMalformed, $"{path}: invalid LocalPolicy: {string.Join("; ", e.Failures.Select(f => f.Detail))}", e);
         }
+    }
+
+    /// <summary>The LocalPolicy file's bytes and path, for <see cref="ReadPolicy"/> and <see cref="VerifyPolicy"/>.</summary>
+    private static (byte[] Bytes, string Path) LocalPolicyFile(Mac mac)
+    {
+        if (mac.Description.Platform != MachinePlatform.AppleSilicon)
+        {
+            throw new SecureBootException(SecureBootCode.NotOnIntel, "Intel Macs have no LocalPolicy: their AuxKC lives on the data volume");
+        }
+        var bytes = ReadOptional(mac, SecureBootLayout.LocalPolicy)
+            ?? throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
+        return (bytes, mac.Store.PathOf(SecureBootLayout.LocalPolicy));
     }
 
     /// <summary>Checks that the Mac runs One True Recovery (recoveryOS on Intel) and that <paramref name="user"/> is an admin with this password.</summary>
