@@ -72,8 +72,8 @@ public sealed class MachOFile : IDisposable
     public static MachOFile Open(string path) => Open(path, pooled: false);
 
     /// <summary>
-    /// Like <see cref="Open(string)"/>, but a file below <see cref="MemoryMapThreshold"/> is read into a buffer
-    /// rented from <see cref="ArrayPool{T}.Shared"/> and given back on <see cref="Dispose"/>: for scans of many
+    /// Like <see cref="Open(string)"/>, but a file below <see cref="PooledReadLimit"/> is read into a buffer
+    /// rented from <see cref="ArrayPool{T}.Shared"/> and given back on <see cref="Dispose"/> (larger ones are mapped): for scans of many
     /// files, where a fresh buffer per file costs more (zeroing, page faults) than parsing it. Nothing that views
     /// the file's bytes (<see cref="Data"/>, slices, lazily decoded symbols) may be used after Dispose; strings
     /// already returned stay valid.
@@ -109,14 +109,15 @@ public sealed class MachOFile : IDisposable
         {
             return new MachOFile(ReadOnlyMemory<byte>.Empty, path, null, options);
         }
-        if (length < MemoryMapThreshold)
+        if (length < (pooled ? PooledReadLimit : MemoryMapThreshold))
         {
             // Mapping a file costs a fixed ~0.5 ms (open, mmap, munmap, handles); for small files one read
             // is several times faster, and the bytes are no larger than the map would touch anyway.
-            // Pooled: always a buffer of the threshold's size, so that one buffer per thread serves every small file
+            // Pooled: always a buffer of PooledReadLimit bytes, so that one buffer per thread serves every small file
             // in turn (buffers rented by each file's own size class would each be fresh memory, and a fresh page's
-            // first touch costs more than reading it). Only the bytes read are touched.
-            var buffer = pooled ? ArrayPool<byte>.Shared.Rent((int)MemoryMapThreshold) : new byte[length];
+            // first touch costs more than reading it). Only the bytes read are touched, and the size is the one a
+            // verifier rents for streaming the pages of mapped files, so one buffer per thread serves both.
+            var buffer = pooled ? ArrayPool<byte>.Shared.Rent(PooledReadLimit) : new byte[length];
             var lease = pooled ? new PooledBuffer(buffer) : null;
             try
             {
@@ -143,7 +144,7 @@ public sealed class MachOFile : IDisposable
 
     /// <summary>
     /// True when <see cref="Data"/> is a read-only memory map of the file (files of at least
-    /// <see cref="MemoryMapThreshold"/> bytes opened from a path or handle): touching a byte then faults its page
+    /// <see cref="MemoryMapThreshold"/> bytes, or <see cref="PooledReadLimit"/> for pooled opens): touching a byte then faults its page
     /// in, so a caller that walks the whole file once (hashing every code page) does better reading it through its
     /// own handle into a small reused buffer than through the map.
     /// </summary>
@@ -151,6 +152,13 @@ public sealed class MachOFile : IDisposable
 
     /// <summary>Files at least this large are read through a memory map; smaller ones with one read.</summary>
     public const long MemoryMapThreshold = 1 << 20;
+
+    /// <summary>
+    /// Pooled opens read files below this size into one pooled buffer of this size; larger ones are mapped. A 1 MiB
+    /// buffer cost ~250 first-touch page faults per thread (~3 ms of a 28-file verify) for files that a map serves
+    /// as well once their pages are read through the handle.
+    /// </summary>
+    public const int PooledReadLimit = 256 * 1024;
 
     private static void ReadFully(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path, Span<byte> buffer)
     {

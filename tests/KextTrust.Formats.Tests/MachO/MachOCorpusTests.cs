@@ -122,7 +122,7 @@ public sealed partial class MachOCorpusTests
         using var full = MachOFile.Open(path);
         using (var pooled = MachOFile.OpenPooled(handle, path))
         {
-            Assert.Equal(new FileInfo(path).Length >= MachOFile.MemoryMapThreshold, pooled.IsMemoryMapped);
+            Assert.Equal(new FileInfo(path).Length >= MachOFile.PooledReadLimit, pooled.IsMemoryMapped);
             Assert.True(pooled.Data.Span.SequenceEqual(full.Data.Span));
             Assert.Equal(full.Slices[0].UndefinedSymbols, pooled.Slices[0].UndefinedSymbols);
         }
