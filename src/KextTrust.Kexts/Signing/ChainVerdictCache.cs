@@ -28,6 +28,8 @@ internal sealed class ChainVerdictCache : IDisposable
     private readonly ConcurrentDictionary<ChainKey, Lazy<ChainVerdict>> _verdicts = new();
     private readonly ConcurrentDictionary<byte[], Lazy<X509Certificate2>> _certificates = new(EncodedBytesComparer.Instance);
     private readonly ConcurrentDictionary<X509Certificate2, string> _fingerprints = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentDictionary<X509Certificate2, Lazy<AsymmetricAlgorithm?>> _publicKeys = new(ReferenceEqualityComparer.Instance);
+    private int _confirmedSignatures;
     private readonly Lazy<X509Certificate2> _appleRoot = new(AppleRootCertificate.Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
@@ -65,8 +67,37 @@ internal sealed class ChainVerdictCache : IDisposable
         return _certificates.GetOrAdd(key, k => new Lazy<X509Certificate2>(() => X509CertificateLoader.LoadCertificate(k), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
     }
 
+    /// <summary>
+    /// The RSA or ECDSA public key of a certificate object, imported once per object and run (null for another key
+    /// type or a key OpenSSL will not import). Shared: callers lock it around each use.
+    /// </summary>
+    public AsymmetricAlgorithm? PublicKeyOf(X509Certificate2 certificate) =>
+        _publicKeys.GetOrAdd(certificate, c => new Lazy<AsymmetricAlgorithm?>(() => ImportPublicKey(c), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+
+    private static AsymmetricAlgorithm? ImportPublicKey(X509Certificate2 certificate)
+    {
+        try
+        {
+            return (AsymmetricAlgorithm?)certificate.GetRSAPublicKey() ?? certificate.GetECDsaPublicKey();
+        }
+        catch (CryptographicException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Signer-info signatures confirmed with a cached key (<see cref="CmsSignatureCheck"/>) — for tests.</summary>
+    public int ConfirmedSignatures => Volatile.Read(ref _confirmedSignatures);
+
+    /// <summary>Counts one signature <see cref="CmsSignatureCheck"/> confirmed.</summary>
+    public void CountConfirmedSignature() => Interlocked.Increment(ref _confirmedSignatures);
+
     public void Dispose()
     {
+        foreach (var k in _publicKeys.Values.Where(l => l.IsValueCreated))
+        {
+            k.Value?.Dispose();
+        }
         if (_appleRoot.IsValueCreated)
         {
             _appleRoot.Value.Dispose();

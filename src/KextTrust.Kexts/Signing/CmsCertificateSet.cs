@@ -35,7 +35,7 @@ internal static class CmsCertificateSet
             var explicitContent = contentInfo.ReadSequence(Context0);
             var signedData = explicitContent.ReadSequence();
 
-            var writer = new AsnWriter(AsnEncodingRules.BER);
+            var writer = new AsnWriter(AsnEncodingRules.BER, initialCapacity: first.Length); // enough unless the input used indefinite lengths
             var found = new List<ReadOnlyMemory<byte>>();
             using (writer.PushSequence())
             {
@@ -84,11 +84,59 @@ internal static class CmsCertificateSet
                     writer.WriteEncodedValue(contentInfo.ReadEncodedValue().Span);
                 }
             }
-            var head = writer.Encode();
-            withoutCertificates = new byte[head.Length + trailing.Length];
-            head.CopyTo(withoutCertificates, 0);
-            trailing.Span.CopyTo(withoutCertificates.AsSpan(head.Length));
+            var headLength = writer.GetEncodedLength();
+            withoutCertificates = new byte[headLength + trailing.Length];
+            writer.Encode(withoutCertificates);
+            trailing.Span.CopyTo(withoutCertificates.AsSpan(headLength));
             certificates = found;
+            return true;
+        }
+        catch (AsnContentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Reads the same structure without writing anything: the certificates (as <see cref="TrySplit"/> gives them) and
+    /// the signer infos (<see cref="CmsSignerParts"/>, slices of <paramref name="message"/>). False when the bytes are
+    /// not a ContentInfo / SignedData this reader understands; <paramref name="signers"/> is null when the signer
+    /// infos are not in a shape <see cref="CmsSignerParts"/> takes, or when the encapsulated content info carries
+    /// content of its own (the message is not detached, and its signature covers more than the CodeDirectory).
+    /// </summary>
+    public static bool TryRead(ReadOnlyMemory<byte> message, out IReadOnlyList<ReadOnlyMemory<byte>> certificates, out IReadOnlyList<CmsSignerParts>? signers)
+    {
+        certificates = [];
+        signers = null;
+        try
+        {
+            var contentInfo = new AsnReader(message, AsnEncodingRules.BER).ReadSequence();
+            contentInfo.ReadEncodedValue(); // contentType
+            var signedData = contentInfo.ReadSequence(Context0).ReadSequence();
+            signedData.ReadEncodedValue(); // version
+            signedData.ReadEncodedValue(); // digestAlgorithms
+            var encapsulated = signedData.ReadEncodedValue();
+            var found = new List<ReadOnlyMemory<byte>>();
+            if (signedData.HasData && signedData.PeekTag() == Context0)
+            {
+                var set = signedData.ReadSetOf(skipSortOrderValidation: true, Context0);
+                while (set.HasData)
+                {
+                    var tag = set.PeekTag();
+                    var choice = set.ReadEncodedValue();
+                    if (tag == Asn1Tag.Sequence)
+                    {
+                        found.Add(choice);
+                    }
+                }
+            }
+            ReadOnlyMemory<byte> signerInfos = default;
+            while (signedData.HasData)
+            {
+                signerInfos = signedData.ReadEncodedValue(); // crls, then the signer infos last
+            }
+            certificates = found;
+            signers = CmsSignerParts.IsDetached(encapsulated) ? CmsSignerParts.TryReadAll(signerInfos) : null;
             return true;
         }
         catch (AsnContentException)

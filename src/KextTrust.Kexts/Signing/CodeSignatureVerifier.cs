@@ -1,3 +1,4 @@
+using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Security.Cryptography.Pkcs;
 using System.Security.Cryptography.X509Certificates;
@@ -181,15 +182,38 @@ public static class CodeSignatureVerifier
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
 
-        // SignedCms decodes the message without its certificate set (else it would turn every certificate into an
-        // X509Certificate2 for every file); the certificates come from the run's cache, keyed by their exact bytes.
-        // A message this split does not understand is decoded as it is (then SignedCms reports what is wrong).
-        var content = signature.CodeDirectory.Bytes.ToArray();
-        var cms = new SignedCms(new ContentInfo(content), detached: true);
-        var split = CmsCertificateSet.TrySplit(cmsBytes, out var stripped, out var encodedCertificates);
+        // The common shape (one signer named by issuer and serial, DER signed attributes, RSA or ECDSA) is confirmed
+        // with the run's key for the leaf before SignedCms is asked (CmsSignatureCheck). SignedCms then still decodes
+        // the message (a message it refuses is malformed whatever the signature says), but holds no content (it would
+        // copy the CodeDirectory, up to ~100 KB) and builds no signer infos (each read decodes the issuer name to a
+        // string, ~0.1 ms of OID look-ups per file); nothing of it decodes a certificate.
+        var codeDirectory = signature.CodeDirectory.Bytes;
+        var understood = CmsCertificateSet.TryRead(cmsBytes, out var encodedCertificates, out var signerParts);
+        var parts = understood && signerParts is [var only] ? only : null;
+        X509Certificate2? confirmedLeaf = null;
+        IReadOnlyList<CmsAttribute>? confirmedAttributes = null;
+        if (parts is not null)
+        {
+            certificates.AddRange(encodedCertificates.Select(cache.Certificate));
+            var candidate = CmsSignatureCheck.FindByIssuerAndSerial(parts, certificates);
+            if (candidate is not null && CmsSignatureCheck.DigestAlgorithmOf(parts) is { } partsDigest
+                && CmsSignatureCheck.Confirms(parts, candidate, CryptographicOperations.HashData(partsDigest, codeDirectory.Span), cache, out confirmedAttributes))
+            {
+                confirmedLeaf = candidate;
+            }
+        }
+
+        // Otherwise SignedCms decodes the message without its certificate set (else it would turn every certificate
+        // into an X509Certificate2 for every file); the certificates come from the run's cache, keyed by their exact
+        // bytes. A message this split does not understand is decoded as it is (then SignedCms reports what is wrong).
+        var cms = new SignedCms(new ContentInfo(confirmedLeaf is null ? codeDirectory.ToArray() : []), detached: true);
         try
         {
-            if (split)
+            if (confirmedLeaf is not null)
+            {
+                cms.Decode(cmsBytes.Span);
+            }
+            else if (CmsCertificateSet.TrySplit(cmsBytes, out var stripped, out encodedCertificates))
             {
                 cms.Decode(stripped);
             }
@@ -209,46 +233,64 @@ public static class CodeSignatureVerifier
             problems.Add(new(SignatureProblemCode.CmsMalformed, e.Message));
             return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
         }
-        certificates.AddRange(encodedCertificates.Select(cache.Certificate));
-        var signerInfos = cms.SignerInfos; // each read of SignedCms.SignerInfos decodes them anew
-        if (signerInfos.Count != 1)
-        {
-            problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{signerInfos.Count} signers"));
-            return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
-        }
-        var signer = signerInfos[0];
-        var leaf = FindSignerCertificate(signer.SignerIdentifier, certificates);
-        var attributes = signer.SignedAttributes.Cast<CryptographicAttributeObject>().ToArray(); // likewise decoded on every read
 
-        // Content digest (messageDigest attribute vs. the slot-0 CodeDirectory), then the signature itself.
-        var messageDigest = attributes
-            .Where(a => a.Oid.Value == "1.2.840.113549.1.9.4")
-            .SelectMany(a => a.Values.Cast<AsnEncodedData>())
-            .Select(v => { var d = new Pkcs9MessageDigest(); d.CopyFrom(v); return d.MessageDigest; })
-            .FirstOrDefault();
-        var digestAlgorithm = signer.DigestAlgorithm.Value switch
+        X509Certificate2? leaf;
+        IReadOnlyList<CmsAttribute> attributes;
+        if (confirmedLeaf is not null)
         {
-            "2.16.840.1.101.3.4.2.1" => HashAlgorithmName.SHA256,
-            "2.16.840.1.101.3.4.2.2" => HashAlgorithmName.SHA384,
-            "2.16.840.1.101.3.4.2.3" => HashAlgorithmName.SHA512,
-            "1.3.14.3.2.26" => HashAlgorithmName.SHA1,
-            _ => default,
-        };
-        if (messageDigest is not null && digestAlgorithm.Name is not null
-            && !CryptographicOperations.FixedTimeEquals(messageDigest, CryptographicOperations.HashData(digestAlgorithm, content)))
-        {
-            problems.Add(new(SignatureProblemCode.ContentDigestMismatch, "the CMS messageDigest does not match the slot-0 CodeDirectory"));
+            // Confirmed above over the same bytes: one signer, exactly one messageDigest, equal to the CodeDirectory's
+            // digest under the signer's digest algorithm, and the signature verified with this leaf's key.
+            cache.CountConfirmedSignature();
+            leaf = confirmedLeaf;
+            attributes = confirmedAttributes!;
         }
         else
         {
-            try
+            if (parts is null)
             {
-                // Verified against the leaf found above and nothing else: the facts below describe the key that signed.
-                signer.CheckSignature(leaf is null ? [] : new X509Certificate2Collection(leaf), verifySignatureOnly: true);
+                certificates.AddRange(encodedCertificates.Select(cache.Certificate));
             }
-            catch (CryptographicException e)
+            var signerInfos = cms.SignerInfos; // each read of SignedCms.SignerInfos decodes them anew
+            if (signerInfos.Count != 1)
             {
-                problems.Add(new(SignatureProblemCode.CmsSignatureInvalid, e.Message));
+                problems.Add(new(SignatureProblemCode.SignerCountNotOne, $"{signerInfos.Count} signers"));
+                return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
+            }
+            var signer = signerInfos[0];
+            leaf = (parts is null ? null : CmsSignatureCheck.FindByIssuerAndSerial(parts, certificates))
+                ?? FindSignerCertificate(signer.SignerIdentifier, certificates);
+            attributes = signer.SignedAttributes.Cast<CryptographicAttributeObject>() // likewise decoded on every read
+                .Select(a => new CmsAttribute(a.Oid.Value ?? "", a.Values.Cast<AsnEncodedData>().Select(v => (ReadOnlyMemory<byte>)v.RawData).ToArray()))
+                .ToArray();
+
+            // Content digest (messageDigest attribute vs. the slot-0 CodeDirectory), then the signature itself.
+            var messageDigest = AttributeValues(attributes, "1.2.840.113549.1.9.4")
+                .Select(MessageDigestValue)
+                .FirstOrDefault();
+            var digestAlgorithm = signer.DigestAlgorithm.Value switch
+            {
+                "2.16.840.1.101.3.4.2.1" => HashAlgorithmName.SHA256,
+                "2.16.840.1.101.3.4.2.2" => HashAlgorithmName.SHA384,
+                "2.16.840.1.101.3.4.2.3" => HashAlgorithmName.SHA512,
+                "1.3.14.3.2.26" => HashAlgorithmName.SHA1,
+                _ => default,
+            };
+            if (messageDigest is not null && digestAlgorithm.Name is not null
+                && !CryptographicOperations.FixedTimeEquals(messageDigest, CryptographicOperations.HashData(digestAlgorithm, codeDirectory.Span)))
+            {
+                problems.Add(new(SignatureProblemCode.ContentDigestMismatch, "the CMS messageDigest does not match the slot-0 CodeDirectory"));
+            }
+            else
+            {
+                try
+                {
+                    // Verified against the leaf found above and nothing else: the facts below describe the key that signed.
+                    signer.CheckSignature(leaf is null ? [] : new X509Certificate2Collection(leaf), verifySignatureOnly: true);
+                }
+                catch (CryptographicException e)
+                {
+                    problems.Add(new(SignatureProblemCode.CmsSignatureInvalid, e.Message));
+                }
             }
         }
 
@@ -256,10 +298,8 @@ public static class CodeSignatureVerifier
         var v2 = CheckV2Attribute(attributes, signature, problems);
 
         // Verification time.
-        var signingTime = attributes
-            .Where(a => a.Oid.Value == AppleOids.SigningTime)
-            .SelectMany(a => a.Values.Cast<AsnEncodedData>())
-            .Select(v => (DateTime?)new Pkcs9SigningTime(v.RawData).SigningTime)
+        var signingTime = AttributeValues(attributes, AppleOids.SigningTime)
+            .Select(v => (DateTime?)new Pkcs9SigningTime(v.ToArray()).SigningTime)
             .FirstOrDefault();
         var time = signingTime is { } st ? new DateTimeOffset(DateTime.SpecifyKind(st, DateTimeKind.Utc)) : now;
         var source = signingTime is null ? VerificationTimeSource.Now : VerificationTimeSource.CmsSigningTime;
@@ -419,12 +459,26 @@ public static class CodeSignatureVerifier
         return null;
     }
 
-    private static IEnumerable<AsnEncodedData> AttributeValues(CryptographicAttributeObject[] attributes, string oid) =>
-        attributes
-            .Where(a => a.Oid.Value == oid)
-            .SelectMany(a => a.Values.Cast<AsnEncodedData>());
+    /// <summary>The digest a messageDigest attribute value carries (an OCTET STRING, read as <c>Pkcs9MessageDigest</c> reads it).</summary>
+    private static byte[] MessageDigestValue(ReadOnlyMemory<byte> encoded)
+    {
+        try
+        {
+            var value = AsnDecoder.ReadOctetString(encoded.Span, AsnEncodingRules.BER, out var consumed);
+            return consumed == encoded.Length ? value : throw new CryptographicException("the messageDigest attribute value has bytes after its OCTET STRING");
+        }
+        catch (AsnContentException e)
+        {
+            throw new CryptographicException("the messageDigest attribute value is not an OCTET STRING", e);
+        }
+    }
 
-    private static CdHashAttributeStatus CheckPlistAttribute(CryptographicAttributeObject[] attributes, EmbeddedSignature signature, List<SignatureProblem> problems)
+    private static IEnumerable<ReadOnlyMemory<byte>> AttributeValues(IReadOnlyList<CmsAttribute> attributes, string oid) =>
+        attributes
+            .Where(a => a.Oid == oid)
+            .SelectMany(a => a.Values);
+
+    private static CdHashAttributeStatus CheckPlistAttribute(IReadOnlyList<CmsAttribute> attributes, EmbeddedSignature signature, List<SignatureProblem> problems)
     {
         var values = AttributeValues(attributes, AppleOids.CdHashesPlistAttribute).ToArray();
         if (values.Length == 0)
@@ -435,7 +489,7 @@ public static class CodeSignatureVerifier
             }
             return CdHashAttributeStatus.Absent;
         }
-        var listed = values.Length == 1 ? CdHashAttributes.TryDecodePlistAttribute(values[0].RawData) : null;
+        var listed = values.Length == 1 ? CdHashAttributes.TryDecodePlistAttribute(values[0].Span) : null;
         if (listed is null)
         {
             problems.Add(new(SignatureProblemCode.CdHashesAttributeMalformed, "the cdhashes plist attribute does not decode"));
@@ -451,14 +505,14 @@ public static class CodeSignatureVerifier
         return CdHashAttributeStatus.Agrees;
     }
 
-    private static CdHashAttributeStatus CheckV2Attribute(CryptographicAttributeObject[] attributes, EmbeddedSignature signature, List<SignatureProblem> problems)
+    private static CdHashAttributeStatus CheckV2Attribute(IReadOnlyList<CmsAttribute> attributes, EmbeddedSignature signature, List<SignatureProblem> problems)
     {
         var values = AttributeValues(attributes, AppleOids.CdHashesV2Attribute).ToArray();
         if (values.Length == 0)
         {
             return CdHashAttributeStatus.Absent;
         }
-        var entries = values.Select(v => CdHashAttributes.TryDecodeV2Value(v.RawData)).ToArray();
+        var entries = values.Select(CdHashAttributes.TryDecodeV2Value).ToArray();
         if (entries.Any(e => e is null))
         {
             problems.Add(new(SignatureProblemCode.CdHashesV2Malformed, "a hash-agility v2 value does not decode"));
