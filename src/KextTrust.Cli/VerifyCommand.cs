@@ -36,8 +36,9 @@ public sealed record VerifyItemJson(
     string? Error);
 
 /// <summary>
-/// Compile-time JSON metadata of the verify report: no reflection and no emitted accessors at run time (the naming
-/// policy, the enum converter and the encoder still come from <see cref="CliOutput"/>'s options).
+/// Compile-time JSON metadata of the verify report, the document's schema under <see cref="CliOutput"/>'s options.
+/// The command itself writes the report with <see cref="VerifyJsonWriter"/> (no serializer metadata to build at run
+/// time); the tests hold the two to the same bytes.
 /// </summary>
 [JsonSerializable(typeof(VerifyItemJson[]))]
 internal sealed partial class VerifyJsonContext : JsonSerializerContext;
@@ -98,7 +99,7 @@ public static class VerifyCommand
             var report = items.Select(i => ToJson(i, note)).Concat(missing.Select(m => Unreadable(m, $"{m}: no such file or folder"))).ToArray();
             if (json)
             {
-                output.WriteJson(report);
+                output.WriteJson(w => VerifyJsonWriter.Write(w, report));
             }
             else
             {

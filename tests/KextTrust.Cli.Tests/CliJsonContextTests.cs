@@ -125,4 +125,34 @@ public sealed class CliJsonReflectionOracleTests : IDisposable
         AssertReflectionWritesTheSame<VerifyItemJson[]>(_f.Raw("verify", kext, "--trust-root", _f.Temp.Combine("pki", "root.pem"), "--json"));
         AssertReflectionWritesTheSame<KextTrust.Boot.SecureBoot.DemoReport>(_f.Raw("demo", "--json"));
     }
+
+    [Fact]
+    public void Verify_document_with_problems_nested_items_and_an_unreadable_input()
+    {
+        // The verify report is written field by field (VerifyJsonWriter): every kind of field must come out as the
+        // serializer writes it. A signed kext with a plug-in (nested) and a changed resource (a problem with a path),
+        // Microsoft's libhostfxr with a flipped page byte (a problem with arch and offset), and a missing path.
+        Assert.Equal(0, _f.Raw("pki", "init", _f.Temp.Combine("pki")).ExitCode);
+        var kext = CodesignCommandTests.WriteKext(_f.Temp.Path);
+        Assert.Equal(0, _f.Raw("codesign", kext, "--p12", _f.Temp.Combine("pki", "leaf.p12"), "--password", "kextrust").ExitCode);
+        File.AppendAllText(Path.Combine(kext, "Contents", "Resources", "readme.txt"), "changed\n");
+        var source = KextTrust.TestSupport.Corpus.RuntimePackMachOFiles().First(f => f.EndsWith("libhostfxr.dylib", StringComparison.Ordinal));
+        var bytes = File.ReadAllBytes(source);
+        bytes[KextTrust.Formats.MachO.MachOFile.FromBytes(bytes).Slices[0].FileOffset + 4096 + 7] ^= 0x01;
+        var dylib = _f.Temp.Combine("libhostfxr.dylib");
+        File.WriteAllBytes(dylib, bytes);
+
+        var r = _f.Raw("verify", kext, dylib, _f.Temp.Combine("missing"), "--trust-root", _f.Temp.Combine("pki", "root.pem"), "--json");
+
+        Assert.True(r.ExitCode == 2, r.StdErr); // an unreadable input
+        var value = System.Text.Json.JsonSerializer.Deserialize<VerifyItemJson[]>(r.StdOut, Reflection)!;
+        Assert.Equal(r.StdOut, System.Text.Json.JsonSerializer.Serialize(value, Reflection) + Environment.NewLine);
+        Assert.Equal(3, value.Length);
+        Assert.Contains(value[0].Problems, p => p.Path is not null && p.Offset is null);
+        Assert.NotEmpty(value[0].Nested);
+        Assert.Contains(value[1].Problems, p => p.Code == KextTrust.Kexts.Signing.KextSignatureProblemCode.CodePageHashMismatch && p.Offset is not null && p.Arch is not null);
+        Assert.NotEmpty(value[1].Slices[0].CdHashes);
+        Assert.Equal("unreadable", value[2].Status);
+        Assert.NotNull(value[2].Error);
+    }
 }
