@@ -156,6 +156,25 @@ public class VerifyCommandTests
     }
 
     [Fact]
+    public void Folder_lists_its_kexts_and_the_bare_Mach_O_files_in_its_subfolders_but_not_the_kexts_contents()
+    {
+        using var tmp = new TempDir();
+        var folder = tmp.Combine("mixed");
+        var kext = CodesignCommandTests.WriteKext(Path.Combine(folder, "a", "b"));
+        Directory.CreateDirectory(Path.Combine(folder, "lib", "deep"));
+        var dylib = Path.Combine(folder, "lib", "deep", "libhostfxr.dylib");
+        File.Copy(Corpus.RuntimePackMachOFiles().First(f => f.EndsWith("libhostfxr.dylib", StringComparison.Ordinal)), dylib);
+        File.WriteAllText(Path.Combine(folder, "lib", "notes.txt"), "not a Mach-O\n");
+        // A Mach-O file inside the kext but outside its executable's place: still the kext's, never a separate item.
+        File.Copy(dylib, Path.Combine(kext, "Contents", "Resources", "extra.dylib"));
+
+        var r = CliRunner.Run("verify", folder, "--json");
+        using var doc = JsonDocument.Parse(r.StdOut);
+        var paths = doc.RootElement.EnumerateArray().Select(i => i.GetProperty("path").GetString()!).ToArray();
+        Assert.Equal([kext, dylib], paths);
+    }
+
+    [Fact]
     public void Unsigned_kext_exits_1()
     {
         using var tmp = new TempDir();
