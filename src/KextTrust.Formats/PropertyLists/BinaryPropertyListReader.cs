@@ -27,9 +27,11 @@ internal ref struct BinaryPropertyListReader
     private readonly int _refSize;
     private readonly long _numObjects;
     private readonly long _offsetTable;
+    private readonly PlistOffsets? _offsets;
 
-    private BinaryPropertyListReader(ReadOnlySpan<byte> s, string? source, int offsetIntSize, int refSize, long numObjects, long offsetTable)
+    private BinaryPropertyListReader(ReadOnlySpan<byte> s, string? source, int offsetIntSize, int refSize, long numObjects, long offsetTable, PlistOffsets? offsets)
     {
+        _offsets = offsets;
         _s = s;
         _source = source;
         _offsetIntSize = offsetIntSize;
@@ -44,7 +46,13 @@ internal ref struct BinaryPropertyListReader
 
     private readonly PropertyListFormatException Fail(long offset, string rule) => new(_source, offset, rule);
 
-    public static PlistNode Parse(ReadOnlySpan<byte> s, string? source)
+    public static PlistNode Parse(ReadOnlySpan<byte> s, string? source) => Parse(s, source, null);
+
+    /// <summary>
+    /// Parses, and when <paramref name="offsets"/> is given records where each dictionary and array object starts and
+    /// where each of its values' objects starts (an object referenced from several places has its one offset).
+    /// </summary>
+    public static PlistNode Parse(ReadOnlySpan<byte> s, string? source, PlistOffsets? offsets)
     {
         if (!s.StartsWith("bplist"u8))
         {
@@ -84,8 +92,13 @@ internal ref struct BinaryPropertyListReader
         {
             throw Fail(source, t + 16, $"top object {topObject} is not below the object count {numObjects}");
         }
-        var reader = new BinaryPropertyListReader(s, source, offsetIntSize, refSize, (long)numObjects, (long)offsetTable);
-        return reader.ParseObject((long)topObject, 1, t + 16);
+        var reader = new BinaryPropertyListReader(s, source, offsetIntSize, refSize, (long)numObjects, (long)offsetTable, offsets);
+        var root = reader.ParseObject((long)topObject, 1, t + 16);
+        if (offsets is not null)
+        {
+            offsets.Root = reader.ObjectOffset((long)topObject);
+        }
+        return root;
     }
 
     private readonly ulong ReadUnsigned(long offset, int size) => size switch
@@ -284,12 +297,17 @@ internal ref struct BinaryPropertyListReader
                 var count = ReadCount(offset, low, out var start);
                 CheckCount(offset, start, count, _refSize, high == 0xA ? "array" : "set");
                 var items = ImmutableArray.CreateBuilder<PlistNode>((int)count);
+                var starts = _offsets is null ? null : new long[count];
                 for (long i = 0; i < count; i++)
                 {
                     var at = start + (i * _refSize);
-                    items.Add(ParseObject(ReadRef(at), depth + 1, at));
+                    var child = ReadRef(at);
+                    items.Add(ParseObject(child, depth + 1, at));
+                    starts?[i] = ObjectOffset(child);
                 }
-                return PlistArray.Wrap(items.MoveToImmutable());
+                var array = PlistArray.Wrap(items.MoveToImmutable());
+                _offsets?.Record(array, offset, starts!);
+                return array;
             }
             case 0xD:
             {
@@ -297,6 +315,7 @@ internal ref struct BinaryPropertyListReader
                 CheckCount(offset, start, count, 2 * _refSize, "dictionary");
                 var entries = ImmutableArray.CreateBuilder<KeyValuePair<string, PlistNode>>((int)count);
                 var index = new Dictionary<string, int>((int)count, StringComparer.Ordinal);
+                var starts = _offsets is null ? null : new long[count];
                 for (long i = 0; i < count; i++)
                 {
                     var keyAt = start + (i * _refSize);
@@ -310,9 +329,13 @@ internal ref struct BinaryPropertyListReader
                     {
                         throw Fail(keyAt, $"duplicate key '{k.Value}'");
                     }
-                    entries.Add(KeyValuePair.Create(k.Value, ParseObject(ReadRef(valueAt), depth + 1, valueAt)));
+                    var value = ReadRef(valueAt);
+                    entries.Add(KeyValuePair.Create(k.Value, ParseObject(value, depth + 1, valueAt)));
+                    starts?[i] = ObjectOffset(value);
                 }
-                return PlistDictionary.Wrap(entries.MoveToImmutable(), index);
+                var dictionary = PlistDictionary.Wrap(entries.MoveToImmutable(), index);
+                _offsets?.Record(dictionary, offset, starts!);
+                return dictionary;
             }
             default:
                 throw Fail(offset, $"unknown object marker 0x{marker:x2}");

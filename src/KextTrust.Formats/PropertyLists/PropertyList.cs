@@ -24,6 +24,20 @@ public static class PropertyList
     /// <summary>Parses a <c>bplist00</c> binary property list.</summary>
     public static PlistNode ParseBinary(ReadOnlySpan<byte> bytes, string? sourceName = null) => BinaryPropertyListReader.Parse(bytes, sourceName);
 
+    /// <summary>
+    /// Parses a <c>bplist00</c> binary property list and tells where each value's object starts (its marker byte; an
+    /// object that several containers reference has that one offset), like <see cref="ParseXml(ReadOnlySpan{byte}, string?, out PlistOffsets)"/>.
+    /// </summary>
+    public static PlistNode ParseBinary(ReadOnlySpan<byte> bytes, string? sourceName, out PlistOffsets offsets)
+    {
+        offsets = new PlistOffsets();
+        return BinaryPropertyListReader.Parse(bytes, sourceName, offsets);
+    }
+
+    /// <summary>Parses either form (as <see cref="Parse"/> chooses) and tells where each value starts.</summary>
+    public static PlistNode Parse(ReadOnlySpan<byte> bytes, string? sourceName, out PlistOffsets offsets) =>
+        IsBinary(bytes) ? ParseBinary(bytes, sourceName, out offsets) : ParseXml(bytes, sourceName, out offsets);
+
     /// <summary>Reads and parses the file at <paramref name="path"/>; errors name the path.</summary>
     public static PlistNode ReadFile(string path) => Parse(File.ReadAllBytes(path), path);
 

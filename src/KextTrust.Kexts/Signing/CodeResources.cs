@@ -171,16 +171,16 @@ public sealed record CodeResources(
 
     /// <summary>Parses CodeResources bytes (XML or binary plist).</summary>
     /// <exception cref="CodeResourcesFormatException">
-    /// Not a plist dictionary, or an entry of the wrong shape; with the offset of the offending value (XML; a binary
-    /// plist's values have no single place, so its shape errors give −1).
+    /// Not a plist dictionary, or an entry of the wrong shape; with the offset of the offending value (its start tag in
+    /// XML, its object in a binary plist).
     /// </exception>
     public static CodeResources Parse(ReadOnlySpan<byte> bytes, string path)
     {
         PlistNode root;
-        PlistOffsets? at = null;
+        PlistOffsets at;
         try
         {
-            root = PropertyList.IsBinary(bytes) ? PropertyList.ParseBinary(bytes, path) : PropertyList.ParseXml(bytes, path, out at);
+            root = PropertyList.Parse(bytes, path, out at);
         }
         catch (KextTrustFormatException e)
         {
@@ -188,14 +188,14 @@ public sealed record CodeResources(
         }
         if (root is not PlistDictionary d)
         {
-            throw new CodeResourcesFormatException(path, at?.Root ?? -1, "the root is not a dictionary");
+            throw new CodeResourcesFormatException(path, at.Root, "the root is not a dictionary");
         }
         return new CodeResources(
             ParseRules(d, "rules", path, at), ParseRules(d, "rules2", path, at),
             ParseFiles(d, "files", path, at), ParseFiles(d, "files2", path, at));
     }
 
-    private static List<CodeResourceRule> ParseRules(PlistDictionary d, string key, string path, PlistOffsets? at)
+    private static List<CodeResourceRule> ParseRules(PlistDictionary d, string key, string path, PlistOffsets at)
     {
         var list = new List<CodeResourceRule>();
         if (d[key] is null)
@@ -204,7 +204,7 @@ public sealed record CodeResources(
         }
         if (d[key] is not PlistDictionary rules)
         {
-            throw new CodeResourcesFormatException(path, at?.Of(d, key) ?? -1, $"'{key}' is not a dictionary");
+            throw new CodeResourcesFormatException(path, at.Of(d, key), $"'{key}' is not a dictionary");
         }
         foreach (var (pattern, value) in rules)
         {
@@ -215,7 +215,7 @@ public sealed record CodeResources(
             }
             catch (ArgumentException e)
             {
-                throw new CodeResourcesFormatException(path, at?.Of(rules, pattern) ?? -1, $"rule '{pattern}' in '{key}' is not a valid regular expression: {e.Message}", e);
+                throw new CodeResourcesFormatException(path, at.Of(rules, pattern), $"rule '{pattern}' in '{key}' is not a valid regular expression: {e.Message}", e);
             }
             list.Add(value switch
             {
@@ -223,13 +223,13 @@ public sealed record CodeResources(
                 PlistDictionary r => new CodeResourceRule(pattern,
                     r.GetBoolean("omit") ?? false, r.GetBoolean("optional") ?? false, r.GetBoolean("nested") ?? false,
                     r["weight"] switch { PlistReal w => w.Value, PlistInteger i => (double)i.Value, _ => 1 }) { Regex = regex },
-                _ => throw new CodeResourcesFormatException(path, at?.Of(rules, pattern) ?? -1, $"rule '{pattern}' in '{key}' is neither a boolean nor a dictionary"),
+                _ => throw new CodeResourcesFormatException(path, at.Of(rules, pattern), $"rule '{pattern}' in '{key}' is neither a boolean nor a dictionary"),
             });
         }
         return list;
     }
 
-    private static Dictionary<string, CodeResourceEntry> ParseFiles(PlistDictionary d, string key, string path, PlistOffsets? at)
+    private static Dictionary<string, CodeResourceEntry> ParseFiles(PlistDictionary d, string key, string path, PlistOffsets at)
     {
         var map = new Dictionary<string, CodeResourceEntry>(StringComparer.Ordinal);
         if (d[key] is null)
@@ -238,7 +238,7 @@ public sealed record CodeResources(
         }
         if (d[key] is not PlistDictionary files)
         {
-            throw new CodeResourcesFormatException(path, at?.Of(d, key) ?? -1, $"'{key}' is not a dictionary");
+            throw new CodeResourcesFormatException(path, at.Of(d, key), $"'{key}' is not a dictionary");
         }
         foreach (var (file, value) in files)
         {
@@ -247,7 +247,7 @@ public sealed record CodeResources(
                 PlistData data => new CodeResourceEntry(file, data.ToArray(), null, false, null, null, null),
                 PlistDictionary e => new CodeResourceEntry(file, e.GetData("hash")?.ToArray(), e.GetData("hash2")?.ToArray(),
                     e.GetBoolean("optional") ?? false, e.GetString("symlink"), e.GetData("cdhash")?.ToArray(), e.GetString("requirement")),
-                _ => throw new CodeResourcesFormatException(path, at?.Of(files, file) ?? -1, $"entry '{file}' in '{key}' is neither data nor a dictionary"),
+                _ => throw new CodeResourcesFormatException(path, at.Of(files, file), $"entry '{file}' in '{key}' is neither data nor a dictionary"),
             };
         }
         return map;

@@ -61,4 +61,36 @@ public sealed class CodeResourcesFormatTests
         Assert.Equal(value, e.Offset);
         Assert.Equal("'rules2' is not a dictionary", e.Rule);
     }
+
+    private static CodeResourcesFormatException RefusedBinary(byte[] bplist)
+    {
+        Assert.True(PropertyList.IsBinary(bplist));
+        var e = Assert.Throws<CodeResourcesFormatException>(() => CodeResources.Parse(bplist, Path));
+        Assert.Equal(Path, e.SourceName);
+        return e;
+    }
+
+    [Fact]
+    public void ABinarySealsEntryOfTheWrongTypeIsRefusedAtItsObject()
+    {
+        // A binary CodeResources whose files2 entry is a string: the error names the string object's offset (its
+        // marker byte: 0x5F, then the length as an integer object 0x10 0x14, then the 20 ASCII bytes).
+        var seal = PropertyList.Parse(Encoding.UTF8.GetBytes(Seal()));
+        var root = Assert.IsType<PlistDictionary>(seal);
+        var files2 = new PlistDictionary(("Resources/a.plist", new PlistString("NOT-A-HASH-VALUE-XYZ")));
+        var bplist = PropertyList.ToBinary(new PlistDictionary(root.Select(kv => kv.Key == "files2" ? KeyValuePair.Create(kv.Key, (PlistNode)files2) : kv)));
+        var e = RefusedBinary(bplist);
+        Assert.Equal("entry 'Resources/a.plist' in 'files2' is neither data nor a dictionary", e.Rule);
+        Assert.Equal(bplist.AsSpan().IndexOf("NOT-A-HASH-VALUE-XYZ"u8) - 3, e.Offset);
+        Assert.Equal(0x5F, bplist[e.Offset]);
+    }
+
+    [Fact]
+    public void ABinarySealWhoseRootIsNotADictionaryIsRefusedAtTheRootObject()
+    {
+        var bplist = PropertyList.ToBinary(new PlistArray([new PlistString("x")]));
+        var e = RefusedBinary(bplist);
+        Assert.Equal("the root is not a dictionary", e.Rule);
+        Assert.Equal(0xA1, bplist[e.Offset]); // an array of one element
+    }
 }
