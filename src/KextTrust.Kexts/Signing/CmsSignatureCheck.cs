@@ -57,12 +57,19 @@ internal static class CmsSignatureCheck
         bool verified;
         lock (key)
         {
-            verified = (scheme, key) switch
+            try
             {
-                (Scheme.RsaPkcs1, RSA rsa) => rsa.VerifyHash(hash, signer.Signature.Span, digest, RSASignaturePadding.Pkcs1),
-                (Scheme.Ecdsa, ECDsa ecdsa) => ecdsa.VerifyHash(hash, signer.Signature.Span, DSASignatureFormat.Rfc3279DerSequence),
-                _ => false,
-            };
+                verified = (scheme, key) switch
+                {
+                    (Scheme.RsaPkcs1, RSA rsa) => rsa.VerifyHash(hash, signer.Signature.Span, digest, RSASignaturePadding.Pkcs1),
+                    (Scheme.Ecdsa, ECDsa ecdsa) => ecdsa.VerifyHash(hash, signer.Signature.Span, DSASignatureFormat.Rfc3279DerSequence),
+                    _ => false,
+                };
+            }
+            catch (CryptographicException)
+            {
+                verified = false; // a signature value the key cannot even read: SignedCms words that failure
+            }
         }
         signedAttributes = verified ? read : null;
         return verified;
