@@ -21,21 +21,28 @@ internal static class CmsSignatureCheck
     private const string MessageDigestOid = "1.2.840.113549.1.9.4";
     private static readonly Asn1Tag Context0 = new(TagClass.ContextSpecific, 0, isConstructed: true);
 
-    /// <summary>The digest algorithm of a signer info (SHA-1 and SHA-2 only; parameters absent or NULL), or null.</summary>
-    public static HashAlgorithmName? DigestAlgorithmOf(CmsSignerParts signer) =>
-        IsAbsentOrNull(signer.DigestAlgorithmParameters) ? HashOf(signer.DigestAlgorithm) : null;
+    /// <summary>The digest algorithm a CMS digest-algorithm OID names (SHA-1 and SHA-2), or null.</summary>
+    public static HashAlgorithmName? DigestAlgorithm(string? oid) => oid switch
+    {
+        "1.3.14.3.2.26" => HashAlgorithmName.SHA1,
+        "2.16.840.1.101.3.4.2.1" => HashAlgorithmName.SHA256,
+        "2.16.840.1.101.3.4.2.2" => HashAlgorithmName.SHA384,
+        "2.16.840.1.101.3.4.2.3" => HashAlgorithmName.SHA512,
+        _ => null,
+    };
 
     /// <summary>
-    /// True when <paramref name="signer"/>'s signature verifies as described above with <paramref name="leaf"/>'s key
-    /// (from <paramref name="cache"/>), given the digest of the detached content under the signer's digest algorithm;
-    /// then also the signed attributes as read (each value's encoding, in document order).
+    /// True when <paramref name="signer"/>'s signature over the detached <paramref name="content"/> verifies as
+    /// described above with <paramref name="leaf"/>'s key (from <paramref name="cache"/>); then also the signed
+    /// attributes as read (each value's encoding, in document order).
     /// </summary>
-    public static bool Confirms(CmsSignerParts signer, X509Certificate2 leaf, ReadOnlySpan<byte> contentDigest, ChainVerdictCache cache,
+    public static bool Confirms(CmsSignerParts signer, X509Certificate2 leaf, ReadOnlySpan<byte> content, ChainVerdictCache cache,
         [NotNullWhen(true)] out IReadOnlyList<CmsAttribute>? signedAttributes)
     {
         signedAttributes = null;
-        if (DigestAlgorithmOf(signer) is not { } digest || signer.SignedAttributes is not { } attributes
-            || ReadDerWithDigest(attributes, contentDigest) is not { } read)
+        if (!IsAbsentOrNull(signer.DigestAlgorithmParameters) || DigestAlgorithm(signer.DigestAlgorithm) is not { } digest
+            || signer.SignedAttributes is not { } attributes
+            || ReadDerWithDigest(attributes, CryptographicOperations.HashData(digest, content)) is not { } read)
         {
             return false;
         }
@@ -140,15 +147,6 @@ internal static class CmsSignatureCheck
         "1.2.840.10045.4.3.2" when digest == HashAlgorithmName.SHA256 => Scheme.Ecdsa,
         "1.2.840.10045.4.3.3" when digest == HashAlgorithmName.SHA384 => Scheme.Ecdsa,
         "1.2.840.10045.4.3.4" when digest == HashAlgorithmName.SHA512 => Scheme.Ecdsa,
-        _ => null,
-    };
-
-    private static HashAlgorithmName? HashOf(string oid) => oid switch
-    {
-        "1.3.14.3.2.26" => HashAlgorithmName.SHA1,
-        "2.16.840.1.101.3.4.2.1" => HashAlgorithmName.SHA256,
-        "2.16.840.1.101.3.4.2.2" => HashAlgorithmName.SHA384,
-        "2.16.840.1.101.3.4.2.3" => HashAlgorithmName.SHA512,
         _ => null,
     };
 

@@ -190,14 +190,13 @@ public static class CodeSignatureVerifier
         var codeDirectory = signature.CodeDirectory.Bytes;
         var understood = CmsCertificateSet.TryRead(cmsBytes, out var encodedCertificates, out var signerParts);
         var parts = understood && signerParts is [var only] ? only : null;
-        X509Certificate2? confirmedLeaf = null;
+        X509Certificate2? candidate = null, confirmedLeaf = null;
         IReadOnlyList<CmsAttribute>? confirmedAttributes = null;
         if (parts is not null)
         {
             certificates.AddRange(encodedCertificates.Select(cache.Certificate));
-            var candidate = CmsSignatureCheck.FindByIssuerAndSerial(parts, certificates);
-            if (candidate is not null && CmsSignatureCheck.DigestAlgorithmOf(parts) is { } partsDigest
-                && CmsSignatureCheck.Confirms(parts, candidate, CryptographicOperations.HashData(partsDigest, codeDirectory.Span), cache, out confirmedAttributes))
+            candidate = CmsSignatureCheck.FindByIssuerAndSerial(parts, certificates);
+            if (candidate is not null && CmsSignatureCheck.Confirms(parts, candidate, codeDirectory.Span, cache, out confirmedAttributes))
             {
                 confirmedLeaf = candidate;
             }
@@ -257,8 +256,7 @@ public static class CodeSignatureVerifier
                 return Done(null, TrustAnchorKind.None, [], now, VerificationTimeSource.Now, CdHashAttributeStatus.Absent, CdHashAttributeStatus.Absent);
             }
             var signer = signerInfos[0];
-            leaf = (parts is null ? null : CmsSignatureCheck.FindByIssuerAndSerial(parts, certificates))
-                ?? FindSignerCertificate(signer.SignerIdentifier, certificates);
+            leaf = candidate ?? FindSignerCertificate(signer.SignerIdentifier, certificates);
             attributes = signer.SignedAttributes.Cast<CryptographicAttributeObject>() // likewise decoded on every read
                 .Select(a => new CmsAttribute(a.Oid.Value ?? "", a.Values.Cast<AsnEncodedData>().Select(v => (ReadOnlyMemory<byte>)v.RawData).ToArray()))
                 .ToArray();
@@ -267,14 +265,7 @@ public static class CodeSignatureVerifier
             var messageDigest = AttributeValues(attributes, "1.2.840.113549.1.9.4")
                 .Select(MessageDigestValue)
                 .FirstOrDefault();
-            var digestAlgorithm = signer.DigestAlgorithm.Value switch
-            {
-                "2.16.840.1.101.3.4.2.1" => HashAlgorithmName.SHA256,
-                "2.16.840.1.101.3.4.2.2" => HashAlgorithmName.SHA384,
-                "2.16.840.1.101.3.4.2.3" => HashAlgorithmName.SHA512,
-                "1.3.14.3.2.26" => HashAlgorithmName.SHA1,
-                _ => default,
-            };
+            var digestAlgorithm = CmsSignatureCheck.DigestAlgorithm(signer.DigestAlgorithm.Value) ?? default;
             if (messageDigest is not null && digestAlgorithm.Name is not null
                 && !CryptographicOperations.FixedTimeEquals(messageDigest, CryptographicOperations.HashData(digestAlgorithm, codeDirectory.Span)))
             {
