@@ -1,6 +1,5 @@
 using System.Formats.Asn1;
 using System.Security.Cryptography;
-using System.Text.RegularExpressions;
 using KextTrust.Formats.Image4;
 using KextTrust.TestSupport;
 
@@ -10,7 +9,7 @@ namespace KextTrust.Formats.Tests.Image4;
 /// Real Image4 files (Apple's signing server, PyIMG4's test files; tests/data/image4/PROVENANCE.md) decode,
 /// and what we decode is what <c>openssl asn1parse</c> shows.
 /// </summary>
-public sealed partial class RealImage4Tests
+public sealed class RealImage4Tests
 {
     private static byte[] Read(string name) => File.ReadAllBytes(Corpus.Image4File(name));
 
@@ -33,9 +32,7 @@ public sealed partial class RealImage4Tests
     {
         var path = Corpus.Image4File("pyimg4-IM4M");
         var manifest = Im4Manifest.FromBytes(File.ReadAllBytes(path), path);
-        var openssl = ExternalTool.Run(ExternalTool.OpenSsl, "asn1parse", "-inform", "DER", "-in", path);
-        Assert.Equal(0, openssl.ExitCode);
-        var fromOpenSsl = ParseAsn1ParseProperties(openssl.StdOut);
+        var fromOpenSsl = ParseAsn1ParseProperties(Asn1Parse.RunFile(path));
 
         var ours = new List<(string Group, string FourCC, string Value)>();
         void Add(string group, Im4PropertySet set) =>
@@ -85,58 +82,34 @@ public sealed partial class RealImage4Tests
             "SET", "priv [ 1296125520 ]", "SEQUENCE", "IA5STRING:MANP", "SET"], ours.Take(12));
     }
 
-    private static List<string> Asn1ParseShape(byte[] der)
-    {
-        var file = Path.GetTempFileName();
-        try
-        {
-            File.WriteAllBytes(file, der);
-            var r = ExternalTool.Run(ExternalTool.OpenSsl, "asn1parse", "-inform", "DER", "-in", file);
-            Assert.Equal(0, r.ExitCode);
-            return [.. r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line =>
-            {
-                var m = ShapeLine().Match(line);
-                var kind = m.Groups["kind"].Value.Trim();
-                return m.Groups["value"].Success && !kind.StartsWith("OCTET", StringComparison.Ordinal)
-                    ? $"{kind}:{m.Groups["value"].Value}" : kind;
-            })];
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
+    private static List<string> Asn1ParseShape(byte[] der) => [.. Asn1Parse.Run(der).Select(e => e.Shape)];
 
     /// <summary>
     /// (group, 4CC, value) of every property in asn1parse's listing: a property is an IA5String 4CC at depth d+1
     /// followed by its value at d+1, inside a private tag; the group is the last 4CC read at depth 7 (MANP or an object).
     /// </summary>
-    private static List<(string, string, string)> ParseAsn1ParseProperties(string listing)
+    private static List<(string, string, string)> ParseAsn1ParseProperties(IReadOnlyList<Asn1Parse.Element> lines)
     {
-        var lines = listing.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => ShapeLine().Match(l)).ToList();
         var result = new List<(string, string, string)>();
         string? group = null;
         for (var i = 0; i < lines.Count; i++)
         {
-            var m = lines[i];
-            var depth = int.Parse(m.Groups["depth"].Value);
-            if (depth == 7 && m.Groups["kind"].Value.Trim() == "IA5STRING")
+            var e = lines[i];
+            if (e is { Depth: 7, Kind: "IA5STRING" })
             {
-                group = m.Groups["value"].Value;
+                group = e.Value;
             }
-            if (depth == 10 && m.Groups["kind"].Value.Trim() == "IA5STRING" && i + 1 < lines.Count)
+            if (e is { Depth: 10, Kind: "IA5STRING" } && i + 1 < lines.Count)
             {
-                var v = lines[i + 1];
-                var kind = v.Groups["kind"].Value.Trim();
-                var value = v.Groups["value"].Value;
-                result.Add((group!, m.Groups["value"].Value, kind switch
+                var v = lines[++i];
+                var value = v.Value ?? "";
+                result.Add((group!, e.Value!, v.Kind switch
                 {
                     "INTEGER" => value.TrimStart('0').ToLowerInvariant() is "" ? "0" : value.TrimStart('0').ToLowerInvariant(),
                     "BOOLEAN" => value == "0" ? "false" : "true",
-                    _ when kind.StartsWith("OCTET STRING", StringComparison.Ordinal) => value.ToLowerInvariant(),
+                    "OCTET STRING" => value.Replace("[HEX DUMP]", "", StringComparison.Ordinal).TrimStart(':').ToLowerInvariant(),
                     _ => value,
                 }));
-                i++;
             }
         }
         return result;
@@ -150,7 +123,4 @@ public sealed partial class RealImage4Tests
         Im4String s => s.Value,
         _ => throw new InvalidOperationException(),
     };
-
-    [GeneratedRegex(@"^\s*\d+:d=(?<depth>\d+)\s+hl=\s*\d+\s+l=\s*\d+\s+(?:cons|prim):\s+(?<kind>[^:]+?)\s*(?::(?<value>.*))?$")]
-    private static partial Regex ShapeLine();
 }
