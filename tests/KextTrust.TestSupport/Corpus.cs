@@ -16,6 +16,9 @@ public static class Corpus
     /// <summary>The repository root (the folder holding KextTrust.slnx).</summary>
     public static string RepositoryRoot => Metadata("RepositoryRoot");
 
+    /// <summary>The real Image4 files committed with their provenance (<c>tests/data/image4/PROVENANCE.md</c>).</summary>
+    public static string Image4File(string name) => Path.Combine(RepositoryRoot, "tests", "data", "image4", name);
+
     /// <summary>The shared folder beside the repository (seeds, spec, data).</summary>
     public static string SharedRoot
     {
