@@ -8,6 +8,7 @@ using KextTrust.Consent;
 using KextTrust.Consent.Machine;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
+using KextTrust.Machine;
 
 namespace KextTrust.Cli;
 
@@ -59,6 +60,12 @@ public static class BootCommands
             return Fail(output, json, e.Error.ToString(), e.Message, ExitCodes.Failed);
         }
         catch (ConsentException e)
+        {
+            var exit = MachineOption.Report(output, e);
+            WriteError(output, json, e.Code.ToString(), e.Message, exit);
+            return exit;
+        }
+        catch (MachineException e)
         {
             var exit = MachineOption.Report(output, e);
             WriteError(output, json, e.Code.ToString(), e.Message, exit);

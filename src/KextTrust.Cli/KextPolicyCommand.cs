@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using Spectre.Console;
 
 namespace KextTrust.Cli;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using Spectre.Console;
 
 namespace KextTrust.Cli;

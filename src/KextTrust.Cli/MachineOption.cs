@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 
 [assembly: InternalsVisibleTo("KextTrust.Cli.Tests")]
 
@@ -71,6 +72,10 @@ public static class MachineOption
         {
             return Report(output, e);
         }
+        catch (MachineException e)
+        {
+            return Report(output, e);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return output.InputError(e.Message);
@@ -86,6 +91,13 @@ public static class MachineOption
             return ExitCodes.Failed;
         }
         return output.InputError($"{e.Message} (code {CodeLabel(e.Code)})");
+    }
+
+    /// <summary>Writes a machine-folder error (unreadable or busy Mac, malformed database: exit 2) to standard error.</summary>
+    public static int Report(CliOutput output, MachineException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return output.InputError($"{e.Message} (code {((int)e.Code).ToString(CultureInfo.InvariantCulture)} {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(e.Code.ToString())})");
     }
 
     /// <summary>A machine time as shown to people: <c>2025-01-06 09:00:00 UTC</c>.</summary>

@@ -2,6 +2,7 @@ using System.Text;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
 
@@ -146,8 +147,8 @@ public sealed class AtomicityAndInputTests : IDisposable
     {
         _f.Init();
         using var held = _f.Open();
-        var e = Assert.Throws<ConsentException>(() => Mac.Open(_f.MacDir, verifier: _f.Verifier, lockTimeout: TimeSpan.FromMilliseconds(100)));
-        Assert.Equal(ConsentCode.MachineBusy, e.Code);
+        var e = Assert.Throws<MachineException>(() => Mac.Open(_f.MacDir, verifier: _f.Verifier, lockTimeout: TimeSpan.FromMilliseconds(100)));
+        Assert.Equal(MachineCode.MachineBusy, e.Code);
     }
 
     [Fact]
@@ -251,12 +252,12 @@ public sealed class AtomicityAndInputTests : IDisposable
         var path = _f.Temp.Combine("KextPolicy");
         using (var db = KextPolicyDatabase.OpenReadWrite(path))
         {
-            KextPolicyDatabase.Exec(db, null, "INSERT INTO kext_policy VALUES ('T', 'com.x', 1, 'Dev', 1)");
-            KextPolicyDatabase.Exec(db, null, "INSERT INTO kext_policy VALUES ('T', 'com.y', 'yes', 'Dev', 1)");
+            Sql(db, "INSERT INTO kext_policy VALUES ('T', 'com.x', 1, 'Dev', 1)");
+            Sql(db, "INSERT INTO kext_policy VALUES ('T', 'com.y', 'yes', 'Dev', 1)");
         }
         using var ro = KextPolicyDatabase.OpenReadOnly(path);
-        var e = Assert.Throws<ConsentException>(() => KextPolicyDatabase.ReadAll(ro, path));
-        Assert.Equal(ConsentCode.DatabaseInvalid, e.Code);
+        var e = Assert.Throws<MachineException>(() => KextPolicyDatabase.ReadAll(ro, path));
+        Assert.Equal(MachineCode.DatabaseInvalid, e.Code);
         Assert.Contains("table kext_policy, row 2, column allowed", e.Message);
     }
 
@@ -267,12 +268,12 @@ public sealed class AtomicityAndInputTests : IDisposable
         using (var db = new SqliteConnection($"Data Source={path};Pooling=False"))
         {
             db.Open();
-            KextPolicyDatabase.Exec(db, null, "CREATE TABLE kext_policy (team_id TEXT)");
+            Sql(db, "CREATE TABLE kext_policy (team_id TEXT)");
         }
-        Assert.Contains("kext_load_history_v3 is missing", Assert.Throws<ConsentException>(() => KextPolicyDatabase.OpenReadOnly(path)).Message);
+        Assert.Contains("kext_load_history_v3 is missing", Assert.Throws<MachineException>(() => KextPolicyDatabase.OpenReadOnly(path)).Message);
         var junk = _f.Temp.Combine("Junk");
         File.WriteAllText(junk, "this is not a database, just text long enough to look like a header........");
-        Assert.Equal(ConsentCode.DatabaseInvalid, Assert.Throws<ConsentException>(() => KextPolicyDatabase.ReadAll(KextPolicyDatabase.OpenReadOnly(junk), junk)).Code);
+        Assert.Equal(MachineCode.DatabaseInvalid, Assert.Throws<MachineException>(() => KextPolicyDatabase.ReadAll(KextPolicyDatabase.OpenReadOnly(junk), junk)).Code);
     }
 
     [Fact]
@@ -315,5 +316,13 @@ public sealed class AtomicityAndInputTests : IDisposable
         Assert.Equal(96, a.Sha384.Length);
         Assert.Equal(a.Entries, UserApprovedKextList.Parse(a.ToBytes(), "uakl").Entries);
         Assert.Equal("com.a", a.Entries[0].BundleId);
+    }
+
+    /// <summary>A statement run by hand, as sqlite3 would (hostile rows and schemas the Mac never writes).</summary>
+    private static void Sql(Microsoft.Data.Sqlite.SqliteConnection db, string text)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = text;
+        cmd.ExecuteNonQuery();
     }
 }

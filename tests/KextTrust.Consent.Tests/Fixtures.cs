@@ -3,6 +3,7 @@ using KextTrust.Consent.Machine;
 using KextTrust.Kexts.Signing;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Consent.Tests;

@@ -1,5 +1,6 @@
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 
 namespace KextTrust.Consent.Tests;
 

@@ -9,6 +9,7 @@ using KextTrust.Consent.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 
 namespace KextTrust.Boot.SecureBoot;
 
@@ -174,11 +175,10 @@ public static class Demo
         }
 
         // ---- attack b: UAKL edited on disk
+        // As sqlite3 would, straight into the file: no transaction of the Mac, no kmd rebuild.
         using (var db = KextPolicyDatabase.OpenReadWrite(mac.Store.PathOf(MachineLayout.KextPolicy)))
-        using (var cmd = db.CreateCommand())
         {
-            cmd.CommandText = "INSERT INTO kext_policy (team_id, bundle_id, allowed, developer_name, flags) VALUES ('EVILTEAM01', '', 1, 'Attacker', 1)";
-            cmd.ExecuteNonQuery();
+            new KextPolicyDatabase.Writer(db, null).Allow("EVILTEAM01", "", "Attacker", KextPolicyFlags.UserApproved);
         }
         var edited = SecureBootMac.Startup(mac, recovery: false);
         Step("Attack (b): add a team row to the KextPolicy database by hand (no authorized kmd rebuild)",
@@ -209,9 +209,6 @@ public static class Demo
     private static bool HistoryHas(Mac mac, string bundleId)
     {
         using var db = mac.Store.OpenDatabaseReadOnly();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM kext_load_history_v3 WHERE bundle_id = $b";
-        cmd.Parameters.AddWithValue("$b", bundleId);
-        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+        return KextPolicyDatabase.HistoryHas(db, bundleId);
     }
 }

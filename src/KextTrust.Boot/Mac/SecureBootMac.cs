@@ -17,7 +17,7 @@ using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
-using Microsoft.Data.Sqlite;
+using KextTrust.Machine;
 using ConsentUakl = KextTrust.Consent.Policy.UserApprovedKextList;
 using ConsentUaklEntry = KextTrust.Consent.Policy.UaklEntry;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
@@ -613,26 +613,7 @@ public sealed class SecureBootStartupHook : IStartupHook
             var history = result.LoadHistory;
             if (history.Length > 0)
             {
-                transaction.StageDatabase((db, tx) =>
-                {
-                    // One prepared statement for every row, inside the staged copy's single transaction.
-                    using var cmd = db.CreateCommand();
-                    cmd.Transaction = tx;
-                    cmd.CommandText = "INSERT OR REPLACE INTO kext_load_history_v3 (path, team_id, bundle_id, boot_uuid, created_at, last_seen, flags, cdhash) " +
-                        "VALUES ($p, $t, $b, $u, COALESCE((SELECT created_at FROM kext_load_history_v3 WHERE path = $p), $c), $l, $f, $h)";
-                    var parameters = new[] { "$p", "$t", "$b", "$u", "$c", "$l", "$f", "$h" }.Select(name => cmd.Parameters.Add(name, SqliteType.Text)).ToArray();
-                    parameters[6].SqliteType = SqliteType.Integer;
-                    cmd.Prepare();
-                    foreach (var h in history)
-                    {
-                        object[] values = [h.Path, h.TeamId, h.BundleId, h.BootUuid, h.CreatedAt, h.LastSeen, h.Flags, h.CdHash];
-                        for (var i = 0; i < values.Length; i++)
-                        {
-                            parameters[i].Value = values[i];
-                        }
-                        cmd.ExecuteNonQuery();
-                    }
-                });
+                transaction.StageDatabase(db => db.RecordLoads(history.Select(h => (h.Path, h.TeamId, h.BundleId, h.BootUuid, h.CreatedAt, h.LastSeen, h.Flags, h.CdHash))));
             }
         }
         Report = new StartupReport(next.RunningOS.ToString(), next.BootSessionUuid, loaded.Length > 0, refusal, [.. trace], loaded, notLoaded,

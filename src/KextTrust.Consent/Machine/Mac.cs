@@ -6,6 +6,7 @@ using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 using Microsoft.Data.Sqlite;
 
 namespace KextTrust.Consent.Machine;
@@ -134,7 +135,7 @@ public sealed class Mac : IDisposable
             var tx = store.Begin();
             tx.StageFile(MachineLayout.ExcludeListInfoPlist, ExcludeList.Default.ToInfoPlist());
             tx.StageFile(MachineLayout.Nvram, NvramBytes(KextConsentNvram.Default));
-            tx.StageDatabase((_, _) => { });
+            tx.StageDatabase(_ => { });
             if (options.TrustRootPem is { } pem)
             {
                 try
@@ -176,7 +177,7 @@ public sealed class Mac : IDisposable
             var path = store.PathOf(MachineLayout.Description);
             if (!File.Exists(path))
             {
-                throw new ConsentException(ConsentCode.MachineInvalid, store.Root, "no simulated Mac here (run `kextrust machine init`)");
+                throw new MachineException(MachineCode.MachineInvalid, store.Root, "no simulated Mac here (run `kextrust machine init`)");
             }
             return new Mac(store, MachineDescription.Parse(File.ReadAllBytes(path), path), verifier ?? DefaultVerifier(store));
         }
@@ -279,14 +280,11 @@ public sealed class Mac : IDisposable
         if (Description.Version < new MacOSVersion(10, 13) && to >= new MacOSVersion(10, 13))
         {
             var kexts = InstalledKexts().Select(k => (k, Sig: VerifySignature(Store.PathOf(k.RelativePath)))).ToArray();
-            tx.StageDatabase((db, t) =>
+            tx.StageDatabase(db =>
             {
                 foreach (var (k, sig) in kexts)
                 {
-                    KextPolicyDatabase.Exec(db, t,
-                        "INSERT INTO kext_policy (team_id, bundle_id, allowed, developer_name, flags) VALUES ($p0, $p1, 1, $p2, $p3) " +
-                        "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, flags = flags | $p3",
-                        PolicyTeamId(sig), k.BundleId, sig.Signer ?? "", KextPolicyFlags.Grandfathered);
+                    db.Allow(PolicyTeamId(sig), k.BundleId, sig.Signer ?? "", KextPolicyFlags.Grandfathered, updateDeveloperName: false);
                     grandfathered.Add(k.BundleId);
                 }
             });
@@ -362,14 +360,14 @@ public sealed class Mac : IDisposable
         var path = Store.PathOf(MachineLayout.Nvram);
         try
         {
-            var root = PropertyList.ReadFile(path) as PlistDictionary ?? throw new ConsentException(ConsentCode.MachineInvalid, path, "NVRAM root is not a dictionary");
-            var kc = root.GetDictionary("kext-consent") ?? throw new ConsentException(ConsentCode.MachineInvalid, path, "kext-consent is missing");
-            var teams = kc.GetArray("teams")?.Items.Select(t => (t as PlistString)?.Value ?? throw new ConsentException(ConsentCode.MachineInvalid, path, "kext-consent teams must be strings")).ToArray() ?? [];
+            var root = PropertyList.ReadFile(path) as PlistDictionary ?? throw new MachineException(MachineCode.MachineInvalid, path, "NVRAM root is not a dictionary");
+            var kc = root.GetDictionary("kext-consent") ?? throw new MachineException(MachineCode.MachineInvalid, path, "kext-consent is missing");
+            var teams = kc.GetArray("teams")?.Items.Select(t => (t as PlistString)?.Value ?? throw new MachineException(MachineCode.MachineInvalid, path, "kext-consent teams must be strings")).ToArray() ?? [];
             return new KextConsentNvram(kc.GetBoolean("enabled") ?? true, teams);
         }
         catch (KextTrustFormatException e)
         {
-            throw new ConsentException(ConsentCode.MachineInvalid, path, e.Message, e);
+            throw new MachineException(MachineCode.MachineInvalid, path, e.Message, e);
         }
     }
 
@@ -468,20 +466,15 @@ public sealed class Mac : IDisposable
         }
         if (historyRows.Count > 0 || replacementRows.Count > 0)
         {
-            var now = KextPolicyDatabase.Timestamp(Description.Clock);
-            tx.StageDatabase((db, t) =>
+            tx.StageDatabase(db =>
             {
                 foreach (var h in historyRows)
                 {
-                    KextPolicyDatabase.Exec(db, t,
-                        "INSERT INTO kext_load_history_v3 (path, team_id, bundle_id, boot_uuid, created_at, last_seen, flags, cdhash) VALUES ($p0, $p1, $p2, $p3, $p4, $p4, $p5, $p6) " +
-                        "ON CONFLICT (path) DO UPDATE SET team_id = $p1, bundle_id = $p2, boot_uuid = $p3, last_seen = $p4, flags = $p5, cdhash = $p6",
-                        h.Path, h.Team, h.Bundle, Description.BootSessionUuid, now, h.Flags, h.CdHash);
+                    db.RecordLoadRequest(h.Path, h.Team, h.Bundle, Description.BootSessionUuid, Description.Clock, h.Flags, h.CdHash);
                 }
                 foreach (var r in replacementRows)
                 {
-                    KextPolicyDatabase.Exec(db, t, "UPDATE kext_policy SET flags = flags | $p2 WHERE team_id = $p0 AND bundle_id = $p1",
-                        r.Team, r.Bundle, KextPolicyFlags.Replacement);
+                    db.MarkReplacement(r.Team, r.Bundle);
                 }
             });
         }
@@ -601,16 +594,12 @@ public sealed class Mac : IDisposable
         }
         var developer = signatures.Select(x => x.Signature.Signer).FirstOrDefault(n => n is not null) ?? "";
         var tx = Store.Begin();
-        tx.StageDatabase((db, t) =>
+        tx.StageDatabase(db =>
         {
             foreach (var r in rows)
             {
-                KextPolicyDatabase.Exec(db, t,
-                    "INSERT INTO kext_policy (team_id, bundle_id, allowed, developer_name, flags) VALUES ($p0, $p1, 1, $p2, $p3) " +
-                    "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, developer_name = $p2, flags = flags | $p3",
-                    teamId, r.BundleId, developer, KextPolicyFlags.UserApproved);
-                KextPolicyDatabase.Exec(db, t, "UPDATE kext_load_history_v3 SET flags = (flags & ~$p1) | $p2 WHERE path = $p0",
-                    r.Path, KextPolicyFlags.HistoryAlertShown, KextPolicyFlags.HistoryAllowed);
+                db.Allow(teamId, r.BundleId ?? "", developer, KextPolicyFlags.UserApproved);
+                db.MarkAllowed(r.Path);
             }
         });
         tx.Commit();
@@ -665,18 +654,8 @@ public sealed class Mac : IDisposable
         var combined = CombinedKextPolicy.Combine(others.Append(profile));
         var tx = Store.Begin();
         tx.StageFile(MachineLayout.ProfileStore + "/" + name, bytes);
-        tx.StageDatabase((db, t) =>
-        {
-            KextPolicyDatabase.Exec(db, t, "DELETE FROM kext_policy_mdm");
-            foreach (var (team, bundle, uuid) in combined.Allowed)
-            {
-                KextPolicyDatabase.Exec(db, t, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2)", team, bundle, uuid);
-            }
-            foreach (var (key, value) in new[] { ("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals) })
-            {
-                KextPolicyDatabase.Exec(db, t, "INSERT INTO settings (name, value) VALUES ($p0, $p1) ON CONFLICT (name) DO UPDATE SET value = $p1", key, value ? "1" : "0");
-            }
-        });
+        tx.StageDatabase(db => db.ReplaceMdm(combined.Allowed.Select(a => ((string?)a.TeamId, a.BundleId, (string?)a.PayloadUuid)),
+            [("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals)]));
         tx.Commit();
         return new ProfileInstallResult(profile, combined);
     }

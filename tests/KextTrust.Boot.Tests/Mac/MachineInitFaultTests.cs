@@ -2,6 +2,7 @@ using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -66,7 +67,7 @@ public sealed class MachineInitFaultTests
                 // No Mac: the folder is as it was (absent, or empty when it existed), opening finds no Mac, and init runs again.
                 Assert.True(folderExistsBefore ? Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any() : !Directory.Exists(dir),
                     $"fault at write {n}: the folder holds {string.Join(", ", Directory.Exists(dir) ? Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories) : [])}");
-                Assert.Equal(ConsentCode.MachineInvalid, Assert.Throws<ConsentException>(() => Mac.Open(dir)).Code);
+                Assert.Equal(MachineCode.MachineInvalid, Assert.Throws<MachineException>(() => Mac.Open(dir)).Code);
                 SecureBootMac.Init(dir, Options).Dispose();
             }
             else

@@ -3,6 +3,7 @@ using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using BootFailureCode = KextTrust.Boot.Startup.BootFailureCode;
 using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using static KextTrust.Boot.Tests.SecureBootMacTests.SecureBootMacFixture;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;

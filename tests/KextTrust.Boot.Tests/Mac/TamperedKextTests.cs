@@ -9,6 +9,7 @@ using KextTrust.Formats.CodeSigning;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
