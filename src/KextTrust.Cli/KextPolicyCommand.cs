@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using KextTrust.Consent.Machine;
+using KextTrust.Boot.SecureBoot;
+using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Machine;
 using Spectre.Console;
@@ -41,7 +42,7 @@ public static class KextPolicyCommand
             else
             {
                 using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
-                var c = mac.ReadPolicy();
+                var c = mac.ReadKextPolicy();
                 content = new(mac.Store.PathOf(MachineLayout.KextPolicy), c.Policy, c.Mdm, c.History, c.Settings);
             }
             if (r.GetValue(json))

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Machine;
 using Spectre.Console;
 
@@ -97,7 +97,7 @@ public static partial class MachineCommands
                 CsrActiveConfig = csr,
                 TrustRootPem = r.GetValue(trustRoot) is { } tr ? File.ReadAllText(tr) : null,
             };
-            using var mac = KextTrust.Boot.SecureBoot.SecureBootMac.Init(path, options, verifier: MachineOption.Verifier);
+            using var mac = Mac.Init(path, options, verifier: MachineOption.Verifier);
             var d = mac.Description;
             output.Out.WriteLine($"created a simulated {PlatformName(d.Platform)} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
             output.Out.WriteLine($"users: {string.Join(", ", d.Users.Select(x => x.Name + (x.IsAdmin ? " (admin)" : "")))}; MDM: {MdmName(d.Mdm)}; SIP: {SipName(d.CsrActiveConfig)}; clock: {MachineOption.Time(d.Clock)}");
@@ -331,9 +331,8 @@ public static partial class MachineCommands
         };
         BootCommands.SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            var hook = KextTrust.Boot.SecureBoot.SecureBootMac.StartupHook();
-            var d = mac.Startup(r.GetValue(recovery), [hook]);
-            var report = hook.Report;
+            var report = mac.Startup(r.GetValue(recovery));
+            var d = mac.Description;
             var exit = report?.Refusal is null ? ExitCodes.Ok : ExitCodes.Failed;
             if (asJson)
             {

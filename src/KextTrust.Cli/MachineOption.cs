@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
 using KextTrust.Machine;
@@ -47,7 +47,7 @@ public sealed class AtomicityAndInputTests : IDisposable
         _f.Verifier.Facts["com.example.driver"] = FixtureVerifier.Signed(Team);
         var kext = _f.Kext("com.example.driver");
         var profile = WriteProfile(Uuid1, $"<key>AllowedTeamIdentifiers</key><array><string>OTHER12345</string></array><key>AllowUserOverrides</key><true/>");
-        var commands = new (string Name, Action<Mac> Run)[]
+        var commands = new (string Name, Action<SystemPolicy> Run)[]
         {
             ("install", m => m.Install([kext])),
             ("approve", m => m.Approve(Team, null, "admin", "admin-pw")),
@@ -59,7 +59,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             var counter = new FaultInjectingFileSystem(PhysicalFileSystem.Instance, 0);
             var work = _f.Temp.Combine("probe-" + name.Replace(' ', '-'));
             MachineFolder.Copy(_f.MacDir, work);
-            using (var probe = Mac.Open(work, counter, _f.Verifier))
+            using (var probe = SystemPolicy.Open(work, counter, _f.Verifier))
             {
                 run(probe);
             }
@@ -71,7 +71,7 @@ public sealed class AtomicityAndInputTests : IDisposable
                 var trial = _f.Temp.Combine($"trial-{name.Replace(' ', '-')}-{n}");
                 MachineFolder.Copy(_f.MacDir, trial);
                 var committed = true;
-                using (var mac = Mac.Open(trial, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n), _f.Verifier))
+                using (var mac = SystemPolicy.Open(trial, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n), _f.Verifier))
                 {
                     try
                     {
@@ -82,7 +82,7 @@ public sealed class AtomicityAndInputTests : IDisposable
                         committed = false;
                     }
                 }
-                using (Mac.Open(trial, verifier: _f.Verifier))
+                using (SystemPolicy.Open(trial, verifier: _f.Verifier))
                 {
                     // Opening recovers.
                 }
@@ -147,7 +147,7 @@ public sealed class AtomicityAndInputTests : IDisposable
     {
         _f.Init();
         using var held = _f.Open();
-        var e = Assert.Throws<MachineException>(() => Mac.Open(_f.MacDir, verifier: _f.Verifier, lockTimeout: TimeSpan.FromMilliseconds(100)));
+        var e = Assert.Throws<MachineException>(() => SystemPolicy.Open(_f.MacDir, verifier: _f.Verifier, lockTimeout: TimeSpan.FromMilliseconds(100)));
         Assert.Equal(MachineCode.MachineBusy, e.Code);
     }
 

@@ -1,4 +1,4 @@
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
