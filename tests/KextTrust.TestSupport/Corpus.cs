@@ -16,6 +16,9 @@ public static class Corpus
     /// <summary>The repository root (the folder holding KextTrust.slnx).</summary>
     public static string RepositoryRoot => Metadata("RepositoryRoot");
 
+    /// <summary>A file of the committed third-party test data, <c>tests/data/RELATIVE</c> (provenance in <c>tests/data/MANIFEST.md</c>).</summary>
+    public static string TestData(string relative) => Path.Combine(RepositoryRoot, "tests", "data", relative.Replace('/', Path.DirectorySeparatorChar));
+
     /// <summary>The shared folder beside the repository (seeds, spec, data).</summary>
     public static string SharedRoot
     {

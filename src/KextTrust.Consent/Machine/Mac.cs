@@ -47,9 +47,6 @@ public sealed record InstallResult(string BundleId, string Version, string Insta
 /// <summary>What <see cref="Mac.Approve"/> recorded.</summary>
 public sealed record ApprovalResult(string TeamId, IReadOnlyList<string> BundleIds, string User, DateTimeOffset Time);
 
-/// <summary>What <see cref="Mac.PushProfile"/> recorded.</summary>
-public sealed record ProfileInstallResult(MdmProfile Profile, CombinedKextPolicy Combined);
-
 /// <summary>A hook the startup sequence runs (the next issue adds secure boot: LocalPolicy, kmd, iBoot).</summary>
 public interface IStartupHook
 {
@@ -369,10 +366,7 @@ public sealed class Mac : IDisposable
     /// <summary>Installed configuration profiles.</summary>
     public IReadOnlyList<MdmProfile> ReadProfiles()
     {
-        var dir = Store.PathOf(MachineLayout.ProfileStore);
-        return Directory.Exists(dir)
-            ? Directory.EnumerateFiles(dir, "*.mobileconfig").Order(StringComparer.Ordinal).Select(MdmProfile.Read).ToArray()
-            : [];
+        return ConfigurationProfiles.Read(this).Select(p => p.Profile).ToArray();
     }
 
     // ---------------------------------------------------------------- install
@@ -590,69 +584,11 @@ public sealed class Mac : IDisposable
 
     // ---------------------------------------------------------------- MDM
 
-    /// <summary>
-    /// Delivers a profile over MDM (needs enrollment). Kext policy payloads need 10.13.2+; the profile is stored
-    /// (replacing one with the same PayloadIdentifier) and kext_policy_mdm is rebuilt from every stored profile.
-    /// </summary>
-    public ProfileInstallResult PushProfile(string path)
-    {
-        var profile = MdmProfile.Read(path);
-        if (Description.Mdm == MdmEnrollment.None)
-        {
-            throw new ConsentException(ConsentCode.NotEnrolled, path, "the Mac is not enrolled in MDM");
-        }
-        if (profile.KernelExtensionPolicies.Count > 0 && Description.Version < new MacOSVersion(10, 13, 2))
-        {
-            throw new ConsentException(ConsentCode.UnsupportedOSVersion, path, $"{MdmProfile.KernelExtensionPolicyType} needs macOS 10.13.2 or later (this Mac runs {Description.MacOSVersion})");
-        }
-        if (profile.SystemExtensionPolicies.Count > 0 && Description.Version < new MacOSVersion(10, 15))
-        {
-            throw new ConsentException(ConsentCode.UnsupportedOSVersion, path, $"{MdmProfile.SystemExtensionPolicyType} needs macOS 10.15 or later");
-        }
-        return StoreProfile(profile, File.ReadAllBytes(path));
-    }
+    /// <summary>Delivers a profile over MDM (<see cref="ConfigurationProfiles.Install"/> has the rules).</summary>
+    public ProfileInstallResult PushProfile(string path) => ConfigurationProfiles.Install(this, path, ProfileChannel.Mdm);
 
     /// <summary>Installs a profile by hand (<c>profiles install</c>): refused for kext policy payloads, as macOS does.</summary>
-    public ProfileInstallResult InstallProfileManually(string path)
-    {
-        var profile = MdmProfile.Read(path);
-        if (profile.KernelExtensionPolicies.Count > 0)
-        {
-            throw new ConsentException(ConsentCode.ManualInstallNotAllowed, path, $"{MdmProfile.KernelExtensionPolicyType} payloads can only be delivered by MDM (manual install not allowed)");
-        }
-        return StoreProfile(profile, File.ReadAllBytes(path));
-    }
-
-    private ProfileInstallResult StoreProfile(MdmProfile profile, byte[] bytes)
-    {
-        var name = SafeFileName(profile.PayloadIdentifier) + ".mobileconfig";
-        var others = ReadProfiles().Where(p => p.PayloadIdentifier != profile.PayloadIdentifier).ToArray();
-        var clash = others.SelectMany(p => p.KernelExtensionPolicies.Select(k => k.PayloadUuid))
-            .Intersect(profile.KernelExtensionPolicies.Select(k => k.PayloadUuid), StringComparer.OrdinalIgnoreCase).FirstOrDefault();
-        if (clash is not null)
-        {
-            throw new ConsentException(ConsentCode.ProfileInvalid, null, $"payload UUID {clash} is already used by another installed profile");
-        }
-        var combined = CombinedKextPolicy.Combine(others.Append(profile));
-        var tx = Store.Begin();
-        tx.StageFile(MachineLayout.ProfileStore + "/" + name, bytes);
-        tx.StageDatabase((db, t) =>
-        {
-            KextPolicyDatabase.Exec(db, t, "DELETE FROM kext_policy_mdm");
-            foreach (var (team, bundle, uuid) in combined.Allowed)
-            {
-                KextPolicyDatabase.Exec(db, t, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2)", team, bundle, uuid);
-            }
-            foreach (var (key, value) in new[] { ("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals) })
-            {
-                KextPolicyDatabase.Exec(db, t, "INSERT INTO settings (name, value) VALUES ($p0, $p1) ON CONFLICT (name) DO UPDATE SET value = $p1", key, value ? "1" : "0");
-            }
-        });
-        tx.Commit();
-        return new ProfileInstallResult(profile, combined);
-    }
-
-    private static string SafeFileName(string id) => new(id.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' ? c : '_').ToArray());
+    public ProfileInstallResult InstallProfileManually(string path) => ConfigurationProfiles.Install(this, path, ProfileChannel.Manual);
 
     // ---------------------------------------------------------------- spctl
 
