@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using KextTrust.Consent;
 using KextTrust.Consent.Mdm;
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Cli;
 
@@ -54,7 +54,7 @@ public static class KextPolicyProfileCommand
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
             using var root = r.GetValue(trustRoot) is { } rootPath ? LoadCertificate(rootPath) : null;
-            var verifier = MachineOption.Verifier ?? new MachOKextSignatureVerifier(new KextTrust.Kexts.Signing.CodeSignatureVerifierOptions { TestRoot = root });
+            var verifier = MachineOption.Verifier ?? KextSignatureVerifier.Using(new KextSignatureVerifierOptions { TrustedTestRoot = root });
             X509Certificate2Collection? identity = null;
             if (r.GetValue(sign) is { } p12)
             {
@@ -80,7 +80,7 @@ public static class KextPolicyProfileCommand
                 output.WriteJson(new KextPolicyProfileJson(target, profile.Identifier, profile.ProfileUuid, profile.PayloadIdentifier, profile.PayloadUuid,
                     profile.SignerSubject is not null, profile.SignerSubject, profile.AllowedTeamIdentifiers, profile.AllowedKernelExtensions,
                     options.AllowUserOverrides, options.AllowNonAdminUserApprovals,
-                    profile.Kexts.Select(k => new ProfileKextJson(k.BundleId, k.Path, k.TeamId, MachineOption.Kebab(k.Signature), k.DeveloperName)).ToArray(), note));
+                    profile.Kexts.Select(k => new ProfileKextJson(k.BundleId, k.Path, k.TeamId, k.Signature, k.DeveloperName)).ToArray(), note));
                 return ExitCodes.Ok;
             }
             output.Out.WriteLine($"wrote {target} ({(profile.SignerSubject is { } s ? "CMS-signed by " + s : "unsigned XML")}): profile {profile.Identifier} {profile.ProfileUuid}, payload {MdmProfile.KernelExtensionPolicyType} {profile.PayloadUuid}");
@@ -94,7 +94,7 @@ public static class KextPolicyProfileCommand
             }
             foreach (var k in profile.Kexts)
             {
-                output.Out.WriteLine($"  {k.BundleId}: {(k.TeamId.Length == 0 ? $"{MachineOption.Kebab(k.Signature)}, listed under ''" : $"team {k.TeamId}{(k.DeveloperName is { } dn ? $" ({dn})" : "")}")} — {k.Path}");
+                output.Out.WriteLine($"  {k.BundleId}: {(k.TeamId.Length == 0 ? $"{k.Signature}, listed under ''" : $"team {k.TeamId}{(k.DeveloperName is { } dn ? $" ({dn})" : "")}")} — {k.Path}");
             }
             if (note is not null)
             {

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 
 [assembly: InternalsVisibleTo("KextTrust.Cli.Tests")]
 
@@ -22,9 +22,8 @@ public static class MachineOption
     public const string DefaultDirectory = ".kextrust";
 
     /// <summary>
-    /// Test seam: the kext signature verifier the commands use instead of <see cref="MachOKextSignatureVerifier"/>
-    /// (flows with the calling test only). KextBundleWriter cannot sign kexts yet, so CLI tests model Developer ID
-    /// signatures here, as the library tests do.
+    /// Test seam: verdicts the commands use instead of <see cref="KextSignatureVerifier"/>'s (flows with the calling test
+    /// only); the verdicts are of the one type every command consumes.
     /// </summary>
     internal static readonly AsyncLocal<IKextSignatureVerifier?> VerifierOverride = new();
 

@@ -2,7 +2,8 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.Pkcs;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using KextTrust.Consent.Signing;
+using KextTrust.Consent.Policy;
+using KextTrust.Kexts.Signing;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Bundles;
 
@@ -27,7 +28,8 @@ public sealed record KextPolicyProfileOptions
 
 /// <summary>One kext a generated profile allows, and why it is listed where it is.</summary>
 /// <param name="TeamId">The team key it is listed under ('' for unsigned and ad-hoc signed kexts).</param>
-public sealed record ProfileKext(string BundleId, string Path, string TeamId, KextSignatureKind Signature, string? DeveloperName);
+/// <param name="Signature"><c>developer-id</c>, <c>unsigned</c> or <c>ad-hoc</c> (<see cref="ConsentSignature.Kind"/>).</param>
+public sealed record ProfileKext(string BundleId, string Path, string TeamId, string Signature, string? DeveloperName);
 
 /// <summary>A generated <c>.mobileconfig</c>.</summary>
 /// <param name="Bytes">The file: the XML property list, or CMS SignedData (DER) wrapping it when signed.</param>
@@ -68,16 +70,26 @@ public static class KextPolicyProfileGenerator
         var kexts = new List<ProfileKext>();
         foreach (var bundle in FindKexts(paths))
         {
-            var sig = verifier.Verify(bundle.Path);
-            if (sig.Kind == KextSignatureKind.Invalid)
+            KextSignatureVerification sig;
+            try
             {
-                throw new ConsentException(ConsentCode.BadSignature, bundle.Path, $"the signature of {bundle.BundleId} does not verify ({sig.Detail}); a profile cannot make it load");
+                sig = verifier.Verify(bundle.Path);
             }
-            if (kexts.FirstOrDefault(k => k.BundleId == bundle.BundleId) is { } seen && seen.TeamId != sig.PolicyTeamId)
+            catch (KextSignatureInputException e)
             {
-                throw new ConsentException(ConsentCode.InvalidArgument, bundle.Path, $"{bundle.BundleId} is also at {seen.Path} with another team ({Team(seen.TeamId)} and {Team(sig.PolicyTeamId)})");
+                throw new ConsentException(ConsentCode.UnreadableKext, bundle.Path, e.Message, e);
             }
-            kexts.Add(new ProfileKext(bundle.BundleId!, bundle.Path, sig.PolicyTeamId, sig.Kind, sig.DeveloperName));
+            var kind = ConsentSignature.Kind(sig);
+            if (kind == "invalid")
+            {
+                throw new ConsentException(ConsentCode.BadSignature, bundle.Path, $"the signature of {bundle.BundleId} does not verify ({sig.Refusal?.Message}); a profile cannot make it load");
+            }
+            var team = sig.VerifiedTeamId ?? "";
+            if (kexts.FirstOrDefault(k => k.BundleId == bundle.BundleId) is { } seen && seen.TeamId != team)
+            {
+                throw new ConsentException(ConsentCode.InvalidArgument, bundle.Path, $"{bundle.BundleId} is also at {seen.Path} with another team ({Team(seen.TeamId)} and {Team(team)})");
+            }
+            kexts.Add(new ProfileKext(bundle.BundleId!, bundle.Path, team, kind, sig.Signer));
         }
         if (kexts.Count == 0)
         {
