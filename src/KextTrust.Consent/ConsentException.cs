@@ -44,6 +44,10 @@ public enum ConsentCode
     ManualInstallNotAllowed = 1402,
     /// <summary>The payload needs a newer macOS.</summary>
     UnsupportedOSVersion = 1403,
+    /// <summary>No installed profile has this PayloadIdentifier.</summary>
+    ProfileNotInstalled = 1404,
+    /// <summary>The profile was installed through the other channel (MDM-installed profiles are replaced and removed only by MDM).</summary>
+    ProfileManagedByMdm = 1405,
     /// <summary>An exclude list is malformed or not newer than the installed one.</summary>
     ExcludeListInvalid = 1600,
     /// <summary>The exclude list offered is not newer than the installed one.</summary>

@@ -48,9 +48,6 @@ public sealed record InstallResult(string BundleId, string Version, string Insta
 /// <summary>What <see cref="SystemPolicy.Approve"/> recorded.</summary>
 public sealed record ApprovalResult(string TeamId, IReadOnlyList<string> BundleIds, string User, DateTimeOffset Time);
 
-/// <summary>What <see cref="SystemPolicy.PushProfile"/> recorded.</summary>
-public sealed record ProfileInstallResult(MdmProfile Profile, CombinedKextPolicy Combined);
-
 /// <summary>
 /// The consent side of a simulated Mac (syspolicyd, kext staging, the KextPolicy database, MDM, spctl, the exclude list):
 /// install, approve, <c>why</c>, profiles, the UAKL. The public way to a Mac is the secure-boot layer's <c>Mac</c>, which
@@ -375,10 +372,7 @@ public sealed partial class SystemPolicy : IDisposable
     /// <summary>Installed configuration profiles.</summary>
     public IReadOnlyList<MdmProfile> ReadProfiles()
     {
-        var dir = Store.PathOf(MachineLayout.ProfileStore);
-        return Directory.Exists(dir)
-            ? Directory.EnumerateFiles(dir, "*.mobileconfig").Order(StringComparer.Ordinal).Select(MdmProfile.Read).ToArray()
-            : [];
+        return ConfigurationProfiles.Read(this).Select(p => p.Profile).ToArray();
     }
 
 

@@ -275,15 +275,27 @@ public static class KextPolicyDatabase
             Exec(db, transaction, "UPDATE kext_load_history_v3 SET flags = (flags & ~$p1) | $p2 WHERE path = $p0",
                 path, KextPolicyFlags.HistoryAlertShown, KextPolicyFlags.HistoryAllowed);
 
-        /// <summary>Replaces <c>kext_policy_mdm</c> with <paramref name="allowed"/> and sets the MDM settings.</summary>
-        public void ReplaceMdm(IEnumerable<(string? TeamId, string? BundleId, string? PayloadUuid)> allowed, IEnumerable<(string Name, bool Value)> settings)
+        /// <summary>
+        /// Replaces the MDM part of the policy: every kext_policy_mdm row whose payload_uuid is one of
+        /// <paramref name="ownedPayloadUuids"/> (the payloads of the installed profiles, before and after the change) goes,
+        /// the rows of <paramref name="allowed"/> come (a row of another origin with the same team and bundle takes the new
+        /// payload UUID), and <paramref name="settings"/> are written. Rows no installed profile owns (a database adopted
+        /// from a real Mac) are kept.
+        /// </summary>
+        public void ReplaceMdm(IEnumerable<(string TeamId, string? BundleId, string PayloadUuid)> allowed, IEnumerable<(string Name, bool Value)> settings,
+            IReadOnlySet<string> ownedPayloadUuids)
         {
             ArgumentNullException.ThrowIfNull(allowed);
             ArgumentNullException.ThrowIfNull(settings);
-            Exec(db, transaction, "DELETE FROM kext_policy_mdm");
+            ArgumentNullException.ThrowIfNull(ownedPayloadUuids);
+            foreach (var uuid in ownedPayloadUuids)
+            {
+                Exec(db, transaction, "DELETE FROM kext_policy_mdm WHERE payload_uuid = $p0", uuid);
+            }
             foreach (var (team, bundle, uuid) in allowed)
             {
-                Exec(db, transaction, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2)", team, bundle, uuid);
+                Exec(db, transaction, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2) " +
+                    "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, payload_uuid = $p2", team, bundle, uuid);
             }
             foreach (var (name, value) in settings)
             {
