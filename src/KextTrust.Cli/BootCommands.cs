@@ -162,8 +162,8 @@ public static class BootCommands
             }
             if (r.GetValue(display))
             {
-                var current = mac.ReadPolicy();
-                var check = mac.VerifyPolicy();
+                var current = mac.ReadLocalPolicy();
+                var check = mac.VerifyLocalPolicy();
                 if (asJson)
                 {
                     output.WriteJson(LocalPolicyJson.From(current, check));
@@ -187,7 +187,7 @@ public static class BootCommands
             var policy = mac.Bputil(new BputilRequest(mode, r.GetValue(kexts), r.GetValue(mdm), u, pw));
             if (asJson)
             {
-                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy, mac.VerifyPolicy())));
+                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy, mac.VerifyLocalPolicy())));
             }
             else
             {
@@ -243,8 +243,8 @@ public static class BootCommands
                     output.WriteJson(CsrJson(mac, a, restart: false));
                     return ExitCodes.Ok;
                 }
-                output.Out.WriteLine($"System Integrity Protection status: {(csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "enabled (custom configuration)")}. (csr-active-config 0x{csr:x})");
-                output.Out.WriteLine($"Kext Signing: {(mac.Description.SipEnforcesKexts ? "enabled" : "disabled")}");
+                // Apple's wording, so scripts that parse `csrutil status` parse ours; the value itself is in --json.
+                output.Out.Write(CsrutilStatusText.Format(csr, mac.Description.Version));
                 return ExitCodes.Ok;
             }
             if (r.GetValue(without) is { } w && (w != "kext" || a != "enable"))
@@ -270,7 +270,7 @@ public static class BootCommands
     private static CsrutilJson CsrJson(Mac mac, string action, bool restart)
     {
         var csr = mac.Description.CsrActiveConfig;
-        var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)mac.ReadPolicy().SipConfig) : null;
+        var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)mac.ReadLocalPolicy().SipConfig) : null;
         return new CsrutilJson(action, SipStatus(csr), LocalPolicyJson.Hex(csr), (csr & Csr.AllowUntrustedKexts) == 0,
             (csr & Csr.AllowUnapprovedKexts) == 0, sip0, restart);
     }
@@ -290,7 +290,7 @@ public static class BootCommands
             if (asJson)
             {
                 output.WriteJson(KmutilCreateJson.From(result, mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform)),
-                    result.Policy is null ? null : mac.VerifyPolicy()));
+                    result.Policy is null ? null : mac.VerifyLocalPolicy()));
                 return ExitCodes.Ok;
             }
             foreach (var d in result.Build.Decisions)

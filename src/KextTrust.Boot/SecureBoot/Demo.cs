@@ -72,7 +72,7 @@ public static class Demo
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 10_000,
         });
-        var initial = mac.ReadPolicy();
+        var initial = mac.ReadLocalPolicy();
         Step("A new Mac with Apple silicon (macOS 14.5) and its Secure Enclave", "Full Security LocalPolicy signed by the SEP",
             initial.SecurityMode == SecurityMode.Full && !initial.ThirdPartyKextsEnabled, $"LocalPolicy: {initial.SecurityMode} Security, smb2 = {initial.ThirdPartyKextsEnabled}",
             [$"ECID 0x{mac.Description.Ecid:x16}", $"LocalPolicy: {SecureBootLayout.LocalPolicy}", $"lpnh {initial.LocalPolicyNonceHash}"]);
@@ -200,7 +200,7 @@ public static class Demo
         }
         Step("Attack (c): lower security from macOS (bputil -n while running macOS, even with the admin password)",
             "refused: needs One True Recovery", code == nameof(SecureBootCode.NotInOneTrueRecovery), outcome,
-            [$"LocalPolicy unchanged: {mac.ReadPolicy().SecurityMode} Security"], code);
+            [$"LocalPolicy unchanged: {mac.ReadLocalPolicy().SecurityMode} Security"], code);
 
         return new DemoReport([.. steps], sw.Elapsed.TotalSeconds, macDir);
     }

@@ -35,7 +35,7 @@ public sealed partial class Mac
         AuthorizeAdmin(user, password);
         var d = Description;
         var asi = d.Platform == MachinePlatform.AppleSilicon;
-        var policy = asi ? ReadPolicy() : null;
+        var policy = asi ? ReadLocalPolicy() : null;
         if (policy is { ThirdPartyKextsEnabled: false })
         {
             throw new SecureBootException(SecureBootCode.ThirdPartyKextsDisabled,

@@ -52,19 +52,19 @@ public sealed partial class Mac
     /// ECID, carrying the SEP's current Local Policy Nonce hash, well formed and consistent. The failures say why not.
     /// </summary>
     /// <exception cref="SecureBootException"><see cref="SecureBootCode.NoLocalPolicy"/>, <see cref="SecureBootCode.NotOnIntel"/>.</exception>
-    public LocalPolicyVerification VerifyPolicy()
+    public LocalPolicyVerification VerifyLocalPolicy()
     {
         var (bytes, path) = LocalPolicyFile();
         using var sep = OpenEnclave();
         return LocalPolicyVerifier.Verify(bytes, path, sep);
     }
 
-    /// <summary>The LocalPolicy on disk (decoded, not verified: see <see cref="VerifyPolicy"/>).</summary>
+    /// <summary>The LocalPolicy on disk (decoded, not verified: see <see cref="VerifyLocalPolicy"/>).</summary>
     /// <exception cref="SecureBootException">
     /// <see cref="SecureBootCode.LocalPolicyMalformed"/> (naming the file, and the offset when the DER broke) when the file
     /// cannot be decoded; <see cref="SecureBootCode.NoLocalPolicy"/>, <see cref="SecureBootCode.NotOnIntel"/>.
     /// </exception>
-    public LocalPolicyRecord ReadPolicy()
+    public LocalPolicyRecord ReadLocalPolicy()
     {
         var (bytes, path) = LocalPolicyFile();
         try
@@ -81,7 +81,7 @@ public sealed partial class Mac
         }
     }
 
-    /// <summary>The LocalPolicy file's bytes and path, for <see cref="ReadPolicy"/> and <see cref="VerifyPolicy"/>.</summary>
+    /// <summary>The LocalPolicy file's bytes and path, for <see cref="ReadLocalPolicy"/> and <see cref="VerifyLocalPolicy"/>.</summary>
     private (byte[] Bytes, string Path) LocalPolicyFile()
     {
         if (Description.Platform != MachinePlatform.AppleSilicon)
@@ -102,7 +102,7 @@ public sealed partial class Mac
             throw new SecureBootException(SecureBootCode.NotOnIntel, "bputil: not on Intel (Intel Macs have no LocalPolicy)");
         }
         AuthorizeRecovery(request.User, request.Password, "changing the security policy (bputil)");
-        var current = ReadPolicy();
+        var current = ReadLocalPolicy();
         var full = request.Mode == SecurityMode.Full;
         var proposed = current with
         {
@@ -126,7 +126,7 @@ public sealed partial class Mac
         var csr = enable ? (withoutKext ? Csr.AllowUntrustedKexts | Csr.AllowUnapprovedKexts : 0u) : Csr.Disabled;
         if (Description.Platform == MachinePlatform.AppleSilicon)
         {
-            var current = ReadPolicy();
+            var current = ReadLocalPolicy();
             var proposed = current with { SipConfig = (CsrConfig)(ushort)csr };
             if (csr != 0)
             {

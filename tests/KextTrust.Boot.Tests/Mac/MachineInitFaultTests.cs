@@ -22,7 +22,7 @@ public sealed class MachineInitFaultTests
         Assert.True(File.Exists(mac.Store.PathOf(SecureBootLayout.EnclaveKey)));
         using (var sep = mac.OpenEnclave())
         {
-            var policy = mac.ReadPolicy();
+            var policy = mac.ReadLocalPolicy();
             Assert.Equal(SecurityMode.Full, policy.SecurityMode);
             Assert.Equal(sep.CurrentLocalPolicyNonceHash, policy.LocalPolicyNonceHash);
         }

@@ -33,7 +33,7 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
                 Assert.Null(boot.Refusal);
                 using (var mac = Mac.Open(dir))
                 {
-                    var policy = mac.ReadPolicy();
+                    var policy = mac.ReadLocalPolicy();
                     Assert.Equal(SecurityMode.Full, policy.SecurityMode);
                     Assert.False(policy.ThirdPartyKextsEnabled);
                 }
@@ -48,7 +48,7 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
             using (var mac = Mac.Open(dir))
             {
                 Assert.Equal(Csr.Disabled, mac.Description.CsrActiveConfig);
-                Assert.Equal((CsrConfig)(ushort)Csr.Disabled, mac.ReadPolicy().SipConfig);
+                Assert.Equal((CsrConfig)(ushort)Csr.Disabled, mac.ReadLocalPolicy().SipConfig);
                 mac.KmutilCreate(Admin, Password);
             }
             var rebuilt = Restart(dir);
