@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Kexts.Image4;
 
@@ -16,20 +16,7 @@ public static class AppleSecureBootRootCertificate
     private const string ResourceName = "KextTrust.Kexts.Image4.AppleSecureBootRootCA-G2.cer";
 
     /// <summary>The embedded DER, after its fingerprint has been verified.</summary>
-    public static byte[] LoadDer()
-    {
-        using var stream = typeof(AppleSecureBootRootCertificate).Assembly.GetManifestResourceStream(ResourceName)
-            ?? throw new InvalidOperationException($"embedded resource {ResourceName} is missing");
-        using var ms = new MemoryStream();
-        stream.CopyTo(ms);
-        var der = ms.ToArray();
-        var actual = Convert.ToHexString(SHA256.HashData(der));
-        if (!string.Equals(actual, Sha256Fingerprint, StringComparison.Ordinal))
-        {
-            throw new CryptographicException($"embedded Apple Secure Boot Root CA - G2 fingerprint {actual} does not equal the pinned {Sha256Fingerprint}");
-        }
-        return der;
-    }
+    public static byte[] LoadDer() => PinnedCertificateResource.Load(ResourceName, Sha256Fingerprint, "Apple Secure Boot Root CA - G2");
 
     /// <summary>A fresh certificate object (caller disposes).</summary>
     public static X509Certificate2 Load() => X509CertificateLoader.LoadCertificate(LoadDer());
