@@ -16,6 +16,8 @@ public static class Corpus
     /// <summary>The repository root (the folder holding KextTrust.slnx).</summary>
     public static string RepositoryRoot => Metadata("RepositoryRoot");
 
+    /// <summary>A file of the committed third-party test data, <c>tests/data/RELATIVE</c> (provenance in <c>tests/data/MANIFEST.md</c>).</summary>
+    public static string TestData(string relative) => Path.Combine(RepositoryRoot, "tests", "data", relative.Replace('/', Path.DirectorySeparatorChar));
     /// <summary>The real Image4 files committed with their provenance (<c>tests/data/image4/PROVENANCE.md</c>).</summary>
     public static string Image4File(string name) => Path.Combine(RepositoryRoot, "tests", "data", "image4", name);
 
