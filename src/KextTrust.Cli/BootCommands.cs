@@ -232,8 +232,8 @@ public static class BootCommands
                     output.WriteJson(CsrJson(mac, a, restart: false));
                     return ExitCodes.Ok;
                 }
-                output.Out.WriteLine($"System Integrity Protection status: {(csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "enabled (custom configuration)")}. (csr-active-config 0x{csr:x})");
-                output.Out.WriteLine($"Kext Signing: {(mac.Description.SipEnforcesKexts ? "enabled" : "disabled")}");
+                // Apple's wording, so scripts that parse `csrutil status` parse ours; the value itself is in --json.
+                output.Out.Write(CsrutilStatusText.Format(csr, mac.Description.Version));
                 return ExitCodes.Ok;
             }
             if (r.GetValue(without) is { } w && (w != "kext" || a != "enable"))

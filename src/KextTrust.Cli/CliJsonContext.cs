@@ -20,6 +20,8 @@ namespace KextTrust.Cli;
 [JsonSerializable(typeof(KextPolicyJson))]
 [JsonSerializable(typeof(WhyJson))]
 [JsonSerializable(typeof(ProfileChangeJson))]
+[JsonSerializable(typeof(KextPolicyImportJson))]
+[JsonSerializable(typeof(SpctlJson))]
 [JsonSerializable(typeof(KextPolicyProfileJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
