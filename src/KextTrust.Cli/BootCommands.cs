@@ -335,7 +335,7 @@ public static class BootCommands
     {
         var machineOpt = MachineOption.Create();
         var json = JsonOption();
-        var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup.") { machineOpt, json };
+        var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup, in kmutil's columns (Index Refs Address Size Wired Name (Version) UUID <Linked Against>); Apple's own kexts are not modelled.") { machineOpt, json };
         SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
             var report = SecureBootMac.LastStartup(mac);
@@ -346,13 +346,10 @@ public static class BootCommands
             }
             if (report?.Refusal is { } refusal)
             {
-                output.Out.WriteLine($"booted without third-party kexts: {refusal.Code}: {refusal.Detail}");
+                // Standard error: standard output stays kmutil's table for scripts.
+                output.Error.WriteLine($"booted without third-party kexts: {refusal.Code}: {refusal.Detail}");
             }
-            output.Out.WriteLine("Index Name (Version) TeamID CDHash");
-            foreach (var k in report?.Loaded ?? [])
-            {
-                output.Out.WriteLine($"{k.LoadTag,5} {k.BundleId} ({k.Version}) {k.TeamId} {k.CdHash}");
-            }
+            output.Out.Write(KmutilShowloadedText.Format(report?.Loaded ?? []));
             return ExitCodes.Ok;
         });
         return cmd;

@@ -46,7 +46,10 @@ public sealed class DemoKeepTests
             Assert.Equal(["chain-untrusted"], problems.EnumerateArray().Select(p => p.GetProperty("code").GetString()));
             var startup = CliRunner.Run("startup", "--machine", mac);
             Assert.Contains("UaklModified", startup.StdOut);
-            Assert.Contains("UaklModified", CliRunner.Run("kmutil", "showloaded", "--machine", mac).StdOut);
+            // The refusal goes to standard error: standard output stays kmutil's table.
+            var shown = CliRunner.Run("kmutil", "showloaded", "--machine", mac);
+            Assert.Contains("UaklModified", shown.StdErr);
+            Assert.Equal(KmutilShowloadedText.Header + "\n", shown.StdOut.ReplaceLineEndings("\n"));
             var rebuild = CliRunner.Run("kmutil", "create", "--machine", mac, "-u", "admin", "-p", "correct horse battery staple");
             Assert.True(rebuild.ExitCode == 0, rebuild.StdErr);
             var again = CliRunner.Run("startup", "--machine", mac);
