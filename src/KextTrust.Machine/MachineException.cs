@@ -17,8 +17,9 @@ public enum MachineCode
 }
 
 /// <summary>A typed error of the machine folder (lock, description, journal, KextPolicy database), naming the file concerned.</summary>
+/// <remarks>The message names the path once: a message that already starts with "path: " is not prefixed again.</remarks>
 public sealed class MachineException(MachineCode code, string? path, string message, Exception? inner = null)
-    : Exception(path is null ? message : $"{path}: {message}", inner)
+    : Exception(path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}", inner)
 {
     /// <summary>The stable code.</summary>
     public MachineCode Code { get; } = code;

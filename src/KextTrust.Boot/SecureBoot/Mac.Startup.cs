@@ -145,7 +145,12 @@ public sealed partial class Mac
         {
             var result = KernelLinker.LoadAuxKc(auxKc, receipt, KpiCatalog, Release(next), Architecture(next),
                 Guid.Parse(next.BootSessionUuid), next.Clock);
-            loaded = [.. result.Loaded.Select(k => new LoadedKextInfo(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))];
+            var tags = result.Loaded.ToDictionary(k => k.BundleId, k => k.LoadTag, StringComparer.Ordinal);
+            loaded = [.. result.Loaded.Select(k => new LoadedKextInfo(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash)
+            {
+                Address = k.LoadAddress, Size = k.Size, Uuid = k.Uuid,
+                LinkedAgainst = [.. k.Dependencies.Select(d => tags[d]).OrderDescending()],
+            })];
             notLoaded = [.. result.NotLoaded.Select(n => $"{n.BundleId}: {n.Code}: {n.Detail}")];
             var history = result.LoadHistory;
             if (history.Length > 0)

@@ -134,7 +134,20 @@ public sealed record StartupReport(string RunningOS, string BootSession, bool Th
     ImmutableArray<string> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<string> NotLoaded, ImmutableArray<ReceiptExcludedKext> Excluded);
 
 /// <summary>One loaded kext, as <c>kmutil showloaded</c> prints it.</summary>
-public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
+public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash)
+{
+    /// <summary>Load address (the fileset entry's vmaddr); null for a codeless kext.</summary>
+    public ulong? Address { get; init; }
+
+    /// <summary>Bytes of its image (and wired bytes: kexts are wired).</summary>
+    public ulong Size { get; init; }
+
+    /// <summary>LC_UUID of its executable, upper case; null when it has none.</summary>
+    public string? Uuid { get; init; }
+
+    /// <summary>Load tags of the loaded kexts it links against.</summary>
+    public IReadOnlyList<int> LinkedAgainst { get; init; } = [];
+}
 
 /// <summary>Compile-time JSON metadata of the last startup's report (same bytes as the reflection-based serializer, no emitted accessors).</summary>
 [JsonSerializable(typeof(StartupReport))]
