@@ -41,7 +41,7 @@ public class BootBenchmarks
             Uakl = new UserApprovedKextList(uakl),
             Architecture = KextArchitecture.Arm64,
             Release = MacOSRelease.Sequoia15_4,
-            VerifySignature = b => new KextSignatureFacts(KextSignatureStatus.Valid, "BENCH00001", true, "00"),
+            VerifySignature = b => KextTrust.TestSupport.SignatureVerdicts.Valid(b.Path, "BENCH00001", cdhash: "00"),
             Catalog = KpiCatalog.Load(),
             VolumeRoot = _root,
         };

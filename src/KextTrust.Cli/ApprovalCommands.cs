@@ -2,7 +2,7 @@ using System.CommandLine;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 using Spectre.Console;
 
 namespace KextTrust.Cli;
@@ -24,7 +24,9 @@ public sealed record InstallItemJson(
     int Code,
     string CodeName,
     string Reason,
-    string ConsentSource);
+    string ConsentSource,
+    string? SignatureProblem,
+    int? SignaturePage);
 
 /// <summary><c>kextrust install KEXT…</c> and <c>kextrust approve</c>: the load request, its alert, and the "Allow" button.</summary>
 public static class ApprovalCommands
@@ -102,17 +104,15 @@ public static class ApprovalCommands
         var consentRule = d.Steps.FirstOrDefault(s => s.Check == DecisionCheck.Consent)?.Rule ?? d.Reason;
         return new InstallItemJson(r.BundleId, r.Version, r.InstalledPath, r.Staged, r.Replaced, r.AlertShown,
             r.AlertTime is { } t ? MachineOption.Time(t) : null, r.AlertTime is { } t2 ? MachineOption.Time(t2 + Mac.ApprovalWindow) : null,
-            SignatureName(r.Signature.Kind), r.Signature.PolicyTeamId, r.DeveloperName, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code),
-            d.Allowed ? consentRule : d.Reason, WhyCommand.SourceName(d.ConsentSource));
+            SignatureName(r.Signature), r.Signature.VerifiedTeamId ?? "", r.DeveloperName, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code),
+            d.Allowed ? consentRule : d.Reason, WhyCommand.SourceName(d.ConsentSource), r.Signature.Refusal?.Code, r.Signature.Refusal?.Page);
     }
 
     /// <summary>The signature kind as people say it.</summary>
-    public static string SignatureName(KextSignatureKind k) => k switch
+    public static string SignatureName(KextSignatureVerification signature) => ConsentSignature.Kind(signature) switch
     {
-        KextSignatureKind.DeveloperId => "Developer ID",
-        KextSignatureKind.AdHoc => "ad-hoc",
-        KextSignatureKind.Invalid => "invalid",
-        _ => "unsigned",
+        "developer-id" => "Developer ID",
+        var kind => kind,
     };
 
     // ------------------------------------------------------------------ approve

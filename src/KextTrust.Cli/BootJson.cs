@@ -70,7 +70,12 @@ public sealed record IncludedKextJson(string BundleId, string Version, string Te
 }
 
 /// <summary>A kext kmd left out, with the stable reason code (<see cref="KextExclusionCode"/>).</summary>
-public sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail);
+public sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail)
+{
+    /// <summary>The JSON of a receipt's excluded entry.</summary>
+    public static ExcludedKextJson From(ReceiptExcludedKext k) => new(k.BundleId, k.Version, k.BundlePath, k.Reason.ToString(),
+        k.Reason == KextExclusionCode.MissingArchitecture ? KextDecision.KMErrorMissingArchitecture : null, k.Detail);
+}
 
 /// <summary><c>kmutil create --json</c>.</summary>
 /// <param name="Included">The kexts in the AuxKC, in load order.</param>
@@ -102,8 +107,7 @@ public sealed record ReceiptJson(string AuxKcSha384, string UaklSha384, string S
     /// <summary>The JSON of <paramref name="r"/>.</summary>
     public static ReceiptJson From(KextReceipt r) => new(r.AuxKcMeasurement.ToString(), r.UaklHash.ToString(), LocalPolicyJson.Hex((ushort)r.Sip),
         [.. r.Included.Select(IncludedKextJson.From)],
-        [.. r.Excluded.Select(k => new ExcludedKextJson(k.BundleId, k.Version, k.BundlePath, k.Reason.ToString(),
-            k.Reason == KextExclusionCode.MissingArchitecture ? KextDecision.KMErrorMissingArchitecture : null, k.Detail))]);
+        [.. r.Excluded.Select(ExcludedKextJson.From)]);
 }
 
 /// <summary>A fileset entry of the AuxKC.</summary>
@@ -126,14 +130,16 @@ public sealed record RefusalJson(string Code, string Detail);
 /// <param name="Loaded">The kexts the kernel loaded, in load order.</param>
 /// <param name="NotLoaded">"bundle id: code: detail" for AuxKC kexts the kernel did not load.</param>
 /// <param name="Trace">iBoot's checks in order.</param>
+/// <param name="Excluded">The kexts kmd left out of the AuxKC the kernel loaded, from its verified receipt (as <c>kmutil create --json</c> lists them).</param>
 public sealed record StartupJson(string? RunningOS, string? BootSession, bool ThirdPartyKextsLoaded, RefusalJson? Refusal,
-    IReadOnlyList<LoadedKextJson> Loaded, IReadOnlyList<string> NotLoaded, IReadOnlyList<string> Trace)
+    IReadOnlyList<LoadedKextJson> Loaded, IReadOnlyList<string> NotLoaded, IReadOnlyList<string> Trace, IReadOnlyList<ExcludedKextJson> Excluded)
 {
     /// <summary>The JSON of a startup report (null: no startup yet).</summary>
     public static StartupJson From(StartupReport? r, string? runningOS) => r is null
-        ? new(runningOS, null, false, null, [], [], [])
+        ? new(runningOS, null, false, null, [], [], [], [])
         : new(runningOS, r.BootSession, r.ThirdPartyKextsLoaded, r.Refusal is { } f ? new RefusalJson(f.Code, f.Detail) : null,
-            [.. r.Loaded.Select(k => new LoadedKextJson(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))], r.NotLoaded, r.Trace);
+            [.. r.Loaded.Select(k => new LoadedKextJson(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))], r.NotLoaded, r.Trace,
+            [.. (r.Excluded.IsDefault ? [] : r.Excluded).Select(ExcludedKextJson.From)]);
 }
 
 /// <summary><c>applepay status --json</c>.</summary>

@@ -19,6 +19,8 @@ namespace KextTrust.Cli;
 [JsonSerializable(typeof(MachineShowJson))]
 [JsonSerializable(typeof(KextPolicyJson))]
 [JsonSerializable(typeof(WhyJson))]
+[JsonSerializable(typeof(ProfileChangeJson))]
+[JsonSerializable(typeof(KextPolicyProfileJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>The contexts whose metadata the command-line JSON options resolve, in order.</summary>

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using KextTrust.Consent;
 using KextTrust.Consent.Machine;
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 
 [assembly: InternalsVisibleTo("KextTrust.Cli.Tests")]
 
@@ -22,9 +22,8 @@ public static class MachineOption
     public const string DefaultDirectory = ".kextrust";
 
     /// <summary>
-    /// Test seam: the kext signature verifier the commands use instead of <see cref="MachOKextSignatureVerifier"/>
-    /// (flows with the calling test only). KextBundleWriter cannot sign kexts yet, so CLI tests model Developer ID
-    /// signatures here, as the library tests do.
+    /// Test seam: verdicts the commands use instead of <see cref="KextSignatureVerifier"/>'s (flows with the calling test
+    /// only); the verdicts are of the one type every command consumes.
     /// </summary>
     internal static readonly AsyncLocal<IKextSignatureVerifier?> VerifierOverride = new();
 
@@ -49,7 +48,8 @@ public static class MachineOption
     public static bool IsRefusal(ConsentCode code) => code is ConsentCode.AuthenticationFailed or ConsentCode.AdminRequired
         or ConsentCode.NoPendingAlert or ConsentCode.ApprovalWindowExpired or ConsentCode.UserApprovalDisabled
         or ConsentCode.RecoveryOnly or ConsentCode.NotEnrolled or ConsentCode.ManualInstallNotAllowed
-        or ConsentCode.UnsupportedOSVersion or ConsentCode.ExcludeListNotNewer;
+        or ConsentCode.UnsupportedOSVersion or ConsentCode.ExcludeListNotNewer or ConsentCode.ProfileNotInstalled
+        or ConsentCode.ProfileManagedByMdm or ConsentCode.BadSignature;
 
     /// <summary>"1203 approval-window-expired": the stable number and its name.</summary>
     public static string CodeLabel(ConsentCode code) =>
@@ -57,6 +57,9 @@ public static class MachineOption
 
     /// <summary>The kebab-case name of a code ("approval-window-expired").</summary>
     public static string CodeName(ConsentCode code) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
+
+    /// <summary>An enum value as JSON and text write it: its name in kebab-case.</summary>
+    public static string Kebab<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
     /// <summary>
     /// Runs a command body, turning typed errors into <c>kextrust: …</c> on standard error: a refused action is

@@ -7,8 +7,11 @@ namespace KextTrust.Cli;
 /// <summary>One check as <c>kextrust why --json</c> writes it.</summary>
 public sealed record WhyStepJson(string Check, string Outcome, int Code, string CodeName, string Rule, IReadOnlyDictionary<string, string> Evidence);
 
-/// <summary>The signature facts as <c>kextrust why --json</c> writes them.</summary>
-public sealed record WhySignatureJson(string Kind, string? TeamId, string? DeveloperName, string? CdHash, string Detail);
+/// <summary>
+/// The signature verdict as <c>kextrust why --json</c> writes it: kind, signer, cdhash, a one-line detail, and when the
+/// signature would be refused under SIP the verifier's stable problem code and code page (the codes <c>verify</c> prints).
+/// </summary>
+public sealed record WhySignatureJson(string Kind, string? TeamId, string? DeveloperName, string? CdHash, string Detail, string? Problem, int? Page);
 
 /// <summary><c>kextrust why --json</c>.</summary>
 public sealed record WhyJson(
@@ -62,7 +65,8 @@ public static class WhyCommand
     /// <summary>The JSON shape of a decision.</summary>
     public static WhyJson ToJson(KextDecision d) => new(d.BundleId, d.Version, d.Path, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code), d.Reason,
         SourceName(d.ConsentSource),
-        new WhySignatureJson(Kebab(d.Signature.Kind.ToString()), d.Signature.TeamId, d.Signature.DeveloperName, d.Signature.CdHash, d.Signature.Detail),
+        new WhySignatureJson(ConsentSignature.Kind(d.Signature), d.Signature.TeamId, d.Signature.Signer, d.Signature.PrimaryCdHash, d.Signature.Summary,
+            d.Signature.Refusal?.Code, d.Signature.Refusal?.Page),
         d.Steps.Select(s => new WhyStepJson(Kebab(s.Check.ToString()), Kebab(s.Outcome.ToString()), (int)s.Code, MachineOption.CodeName(s.Code), s.Rule,
             new SortedDictionary<string, string>(s.Evidence.ToDictionary(), StringComparer.Ordinal))).ToArray());
 

@@ -48,6 +48,10 @@ public enum ConsentCode
     ManualInstallNotAllowed = 1402,
     /// <summary>The payload needs a newer macOS.</summary>
     UnsupportedOSVersion = 1403,
+    /// <summary>No installed profile has this PayloadIdentifier.</summary>
+    ProfileNotInstalled = 1404,
+    /// <summary>The profile was installed through the other channel (MDM-installed profiles are replaced and removed only by MDM).</summary>
+    ProfileManagedByMdm = 1405,
     /// <summary>The KextPolicy database has the wrong schema or a row of the wrong type.</summary>
     DatabaseInvalid = 1500,
     /// <summary>An exclude list is malformed or not newer than the installed one.</summary>

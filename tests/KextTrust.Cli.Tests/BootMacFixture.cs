@@ -79,6 +79,9 @@ public sealed class BootMacFixture : IDisposable
         Check(K(OtherMacDir, "bputil", "-g", "-k", "-u", Admin, "-p", AdminPassword));
     }
 
+    /// <summary>The private PKI's root certificate (PEM) the Macs trust.</summary>
+    public string TrustRootPem => Path.Combine(Temp.Combine("pki"), "root.pem");
+
     /// <summary>The built Mac (do not change it: clone it).</summary>
     public string MacDir => Temp.Combine("mac");
 

@@ -1,4 +1,4 @@
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.TestSupport;
@@ -6,21 +6,20 @@ using KextTrust.TestSupport;
 namespace KextTrust.Cli.Tests;
 
 /// <summary>
-/// Signature facts by bundle id for CLI tests. KextBundleWriter cannot sign kexts in main yet, so Developer ID
-/// signatures are modelled through the verifier seam (<see cref="MachineOption.VerifierOverride"/>), as the
-/// library tests do; kexts not listed are reported unsigned. Tests that pass no facts use the real verifier.
+/// Signature verdicts by bundle id for CLI tests (kexts not listed are unsigned), of the one type the real verifier returns
+/// (<see cref="SignatureVerdicts"/>), passed through <see cref="MachineOption.VerifierOverride"/>. Tests that pass none use
+/// the real verifier.
 /// </summary>
 public sealed class ConsentFixtureVerifier : IKextSignatureVerifier
 {
-    public Dictionary<string, KextSignatureFacts> Facts { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, Func<string, KextSignatureVerification>> Facts { get; } = new(StringComparer.Ordinal);
 
-    public static KextSignatureFacts Signed(string team, string name = "Example Developer") =>
-        new(KextSignatureKind.DeveloperId, team, $"Developer ID Application: {name} ({team})", "00112233445566778899aabbccddeeff00112233", "Developer ID signed");
+    public static Func<string, KextSignatureVerification> Signed(string team, string name = "Example Developer") => path => SignatureVerdicts.Valid(path, team, name);
 
-    public KextSignatureFacts Verify(string bundlePath)
+    public KextSignatureVerification Verify(string bundlePath)
     {
         var id = KextBundle.Open(bundlePath).BundleId ?? "";
-        return Facts.TryGetValue(id, out var f) ? f : new KextSignatureFacts(KextSignatureKind.Unsigned, null, null, null, "the executable has no code signature");
+        return Facts.TryGetValue(id, out var f) ? f(bundlePath) : SignatureVerdicts.Unsigned(bundlePath);
     }
 }
 

@@ -51,6 +51,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             ("install", m => m.Install([kext])),
             ("approve", m => m.Approve(Team, null, "admin", "admin-pw")),
             ("mdm push", m => m.PushProfile(profile)),
+            ("mdm remove", m => ConfigurationProfiles.Remove(m, "com.example.profile." + Uuid1, ProfileChannel.Mdm)),
         };
         foreach (var (name, run) in commands)
         {

@@ -1,6 +1,6 @@
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
-using KextTrust.Consent.Signing;
+using KextTrust.TestSupport;
 
 namespace KextTrust.Consent.Tests;
 
@@ -32,9 +32,9 @@ public sealed class DecisionTableTests
         {
             "signed" => FixtureVerifier.Signed(Team),
             "adhoc" => FixtureVerifier.AdHoc,
-            _ => new KextSignatureFacts(KextSignatureKind.Unsigned, null, null, null, "unsigned"),
+            _ => SignatureVerdicts.Unsigned,
         };
-        var policyTeam = f.Verifier.Facts[Id].PolicyTeamId;
+        var policyTeam = f.Verifier.Facts[Id]("").VerifiedTeamId ?? "";
         using var mac = f.Open();
         mac.Install([f.Kext(Id)]);
         if (grandfathered)

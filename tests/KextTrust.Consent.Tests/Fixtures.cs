@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using KextTrust.Consent.Machine;
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.TestSupport;
@@ -8,20 +8,21 @@ using KextTrust.TestSupport;
 namespace KextTrust.Consent.Tests;
 
 /// <summary>
-/// Signature facts by bundle id. KextBundleWriter does not sign kexts yet (no bundle signer in main), so
-/// signed / ad-hoc kexts are modelled through the <see cref="IKextSignatureVerifier"/> seam.
+/// Signature verdicts by bundle id (kexts not listed are unsigned): consent's rules are tested over many signature kinds
+/// without signing each kext; the verdicts are of the one type the real verifier returns (<see cref="SignatureVerdicts"/>).
+/// The tamper tests (Boot.Tests, <c>TamperedKextTests</c>) sign real kexts and use the real verifier.
 /// </summary>
 public sealed class FixtureVerifier : IKextSignatureVerifier
 {
-    public Dictionary<string, KextSignatureFacts> Facts { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, Func<string, KextSignatureVerification>> Facts { get; } = new(StringComparer.Ordinal);
 
-    public static KextSignatureFacts Signed(string team, string name = "Example Developer") => new(KextSignatureKind.DeveloperId, team, $"Developer ID Application: {name} ({team})", "00112233445566778899aabbccddeeff00112233", "Developer ID signed");
-    public static KextSignatureFacts AdHoc { get; } = new(KextSignatureKind.AdHoc, null, null, "ffeeddccbbaa99887766554433221100ffeeddcc", "ad-hoc");
+    public static Func<string, KextSignatureVerification> Signed(string team, string name = "Example Developer") => path => SignatureVerdicts.Valid(path, team, name);
+    public static Func<string, KextSignatureVerification> AdHoc { get; } = SignatureVerdicts.AdHoc;
 
-    public KextSignatureFacts Verify(string bundlePath)
+    public KextSignatureVerification Verify(string bundlePath)
     {
         var id = KextBundle.Open(bundlePath).BundleId ?? "";
-        return Facts.TryGetValue(id, out var f) ? f : new KextSignatureFacts(KextSignatureKind.Unsigned, null, null, null, "unsigned");
+        return Facts.TryGetValue(id, out var f) ? f(bundlePath) : SignatureVerdicts.Unsigned(bundlePath);
     }
 }
 

@@ -29,6 +29,11 @@ public static class Corpus
     /// <summary>The real third-party kexts of the regression corpus (<c>tests/data/real-kexts</c>, with its manifest).</summary>
     public static string RealKexts => Path.Combine(RepositoryRoot, "tests", "data", "real-kexts");
 
+    /// <summary>A file of the committed third-party test data, <c>tests/data/RELATIVE</c> (provenance in <c>tests/data/MANIFEST.md</c>).</summary>
+    public static string TestData(string relative) => Path.Combine(RepositoryRoot, "tests", "data", relative.Replace('/', Path.DirectorySeparatorChar));
+    /// <summary>The real Image4 files committed with their provenance (<c>tests/data/image4/PROVENANCE.md</c>).</summary>
+    public static string Image4File(string name) => Path.Combine(RepositoryRoot, "tests", "data", "image4", name);
+
     /// <summary>Folder of the runtime pack for "osx-arm64" or "osx-x64".</summary>
     public static string RuntimePack(string rid)
     {

@@ -8,6 +8,7 @@ using KextTrust.Formats.MachO;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Boot.KernelManagement;
 
@@ -109,7 +110,7 @@ public static class Kmd
             Release = request.Release,
             Architecture = request.Architecture,
             Sip = request.Sip,
-            Included = [.. order.Select(c => new ReceiptIncludedKext(c.BundleId!, c.Bundle.VersionString!, c.TeamId ?? "", c.Facts?.CdHash ?? "",
+            Included = [.. order.Select(c => new ReceiptIncludedKext(c.BundleId!, c.Bundle.VersionString!, c.TeamId ?? "", c.Signature?.PrimaryCdHash ?? "",
                 c.Consent!.Value, c.MacPath, c.SliceBytes is not null))],
             Excluded = [.. candidates.Where(c => !c.Alive).Select(c => new ReceiptExcludedKext(c.Bundle.BundleId ?? "", c.Bundle.VersionString ?? "",
                 c.MacPath, c.Failure!.Value, c.Checks[^1].Detail))],
@@ -221,17 +222,18 @@ public static class Kmd
     {
         var id = c.BundleId!;
         var untrustedAllowed = request.Sip.HasFlag(CsrConfig.AllowUntrustedKexts);
-        KextSignatureFacts facts;
+        KextSignatureVerification? signature = null;
+        string? verifierFailure = null;
         try
         {
-            facts = request.VerifySignature(c.Bundle) ?? throw new InvalidOperationException("the verifier returned no verdict");
+            signature = request.VerifySignature(c.Bundle) ?? throw new InvalidOperationException("the verifier returned no verdict");
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            facts = new KextSignatureFacts(KextSignatureStatus.Invalid, null, false, null, $"the signature verifier failed: {e.Message}");
+            verifierFailure = e.Message;
         }
-        c.Facts = facts;
-        c.TeamId = facts.Status is KextSignatureStatus.Valid or KextSignatureStatus.Invalid && !string.IsNullOrEmpty(facts.TeamId) ? facts.TeamId : null;
+        c.Signature = signature;
+        c.TeamId = signature is { Status: KextSignatureStatus.Valid or KextSignatureStatus.Invalid, TeamId: { Length: > 0 } signedTeam } ? signedTeam : null;
 
         // UAKL
         var team = c.TeamId ?? "";
@@ -260,35 +262,33 @@ public static class Kmd
         }
         c.Pass(KmdStep.ExcludeList, "not on the exclude list");
 
-        // Signature
+        // Signature: the one verdict's refusal, with its stable code (and page), as install, approve and why report it.
         if (untrustedAllowed)
         {
-            c.Add(KmdStep.Signature, KmdCheckOutcome.Skipped, null, $"SIP allows untrusted kexts: signature not enforced ({facts.Status})");
+            c.Add(KmdStep.Signature, KmdCheckOutcome.Skipped, null,
+                $"SIP allows untrusted kexts: signature not enforced ({signature?.Summary ?? "could not be verified: " + verifierFailure})");
+        }
+        else if (signature is null)
+        {
+            c.Fail(KmdStep.Signature, KextExclusionCode.SignatureInvalid, $"the signature could not be verified: {verifierFailure}");
+            return;
+        }
+        else if (signature.Refusal is { } refusal)
+        {
+            var (code, what) = signature.Status switch
+            {
+                KextSignatureStatus.Unsigned => (KextExclusionCode.SignatureUnsigned, "unsigned, and SIP enforces kext signatures"),
+                KextSignatureStatus.AdHoc => (KextExclusionCode.SignatureAdHoc, "ad hoc signed, and SIP enforces kext signatures"),
+                KextSignatureStatus.Valid when refusal.Code == KextSignatureRefusal.NotKextSigningAuthorityCode =>
+                    (KextExclusionCode.NotKextSigningAuthority, $"signed by team {team}, but the certificate is not authorized to sign kexts"),
+                _ => (KextExclusionCode.SignatureInvalid, "the signature does not validate"),
+            };
+            c.Fail(KmdStep.Signature, code, $"{what}: {refusal}");
+            return;
         }
         else
         {
-            var detail = facts.Detail is null ? "" : $": {facts.Detail}";
-            switch (facts.Status)
-            {
-                case KextSignatureStatus.Unsigned:
-                    c.Fail(KmdStep.Signature, KextExclusionCode.SignatureUnsigned, $"unsigned, and SIP enforces kext signatures{detail}");
-                    return;
-                case KextSignatureStatus.AdHoc:
-                    c.Fail(KmdStep.Signature, KextExclusionCode.SignatureAdHoc, $"ad hoc signed, and SIP enforces kext signatures{detail}");
-                    return;
-                case KextSignatureStatus.Invalid:
-                    c.Fail(KmdStep.Signature, KextExclusionCode.SignatureInvalid, $"the signature does not validate{detail}");
-                    return;
-                case KextSignatureStatus.Valid when !facts.KextSigningAuthorized:
-                    c.Fail(KmdStep.Signature, KextExclusionCode.NotKextSigningAuthority, $"signed by team {team}, but the certificate is not authorized to sign kexts{detail}");
-                    return;
-                case KextSignatureStatus.Valid:
-                    c.Pass(KmdStep.Signature, $"valid, team {team}, kext-signing authority");
-                    break;
-                default:
-                    c.Fail(KmdStep.Signature, KextExclusionCode.SignatureInvalid, $"unknown signature status {facts.Status}");
-                    return;
-            }
+            c.Pass(KmdStep.Signature, $"valid, team {team}, kext-signing authority");
         }
 
         // Architecture
@@ -572,7 +572,7 @@ public static class Kmd
         public List<KmdCheck> Checks { get; } = [];
         public KextExclusionCode? Failure { get; private set; }
         public bool Alive => Failure is null;
-        public KextSignatureFacts? Facts { get; set; }
+        public KextSignatureVerification? Signature { get; set; }
         public string? TeamId { get; set; }
         public KextConsentSource? Consent { get; set; }
         public MachOSlice? Slice { get; set; }
@@ -605,7 +605,7 @@ public static class Kmd
             BundleId = Bundle.BundleId,
             Version = Bundle.VersionString,
             TeamId = TeamId,
-            CdHash = Facts?.CdHash,
+            CdHash = Signature?.PrimaryCdHash,
             Consent = Consent,
             Exclusion = Failure,
             Checks = [.. Checks],

@@ -4,35 +4,9 @@ using KextTrust.Boot.Policy;
 using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Boot.KernelManagement;
-
-/// <summary>What a code-signature verifier concluded about a kext bundle.</summary>
-public enum KextSignatureStatus
-{
-    /// <summary>No code signature.</summary>
-    Unsigned,
-    /// <summary>Signed ad hoc (no certificate, no team).</summary>
-    AdHoc,
-    /// <summary>A signature that validates to a trusted anchor.</summary>
-    Valid,
-    /// <summary>A signature that does not validate (modified bundle, bad chain, …).</summary>
-    Invalid,
-}
-
-/// <summary>
-/// The signature verdict kmd consumes for one kext (the bundle-level verifier is plugged in by the caller).
-/// </summary>
-/// <param name="Status">The verdict.</param>
-/// <param name="TeamId">The signing team (certificate OU), or null when unsigned or ad hoc.</param>
-/// <param name="KextSigningAuthorized">The leaf carries Apple's kext-signing authority (OID 1.2.840.113635.100.6.1.18).</param>
-/// <param name="CdHash">The code directory hash as lowercase hex, or null.</param>
-/// <param name="Detail">The verifier's explanation, for the trace.</param>
-public sealed record KextSignatureFacts(KextSignatureStatus Status, string? TeamId, bool KextSigningAuthorized, string? CdHash, string? Detail = null)
-{
-    /// <summary>An unsigned bundle.</summary>
-    public static KextSignatureFacts Unsigned { get; } = new(KextSignatureStatus.Unsigned, null, false, null, "no code signature");
-}
 
 /// <summary>How a UAKL entry was approved (the seed's User-Approved Kernel Extension Loading paths).</summary>
 public enum KextConsentSource
@@ -137,8 +111,8 @@ public sealed record AuxKcBuildRequest
     /// <summary>The exclude list (AppleKextExcludeList): true for a banned bundle id and version.</summary>
     public Func<string, KextVersion, bool> IsBanned { get; init; } = static (_, _) => false;
 
-    /// <summary>The signature verdict for a bundle.</summary>
-    public required Func<KextBundle, KextSignatureFacts> VerifySignature { get; init; }
+    /// <summary>The one signature verdict for a bundle (<see cref="KextSignatureVerifier"/>).</summary>
+    public required Func<KextBundle, KextSignatureVerification> VerifySignature { get; init; }
 
     /// <summary>The KPI catalog (load once and share).</summary>
     public required KpiCatalog Catalog { get; init; }

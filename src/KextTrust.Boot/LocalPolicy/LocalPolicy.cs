@@ -8,23 +8,28 @@ namespace KextTrust.Boot.Policy;
 /// properties below, signed by the Mac's Secure Enclave. Immutable, value equality.
 /// </summary>
 /// <remarks>
-/// Encoding (MANP): <c>ECID</c> INTEGER, <c>lpnh</c> OCTET STRING(48), <c>vuid</c> OCTET STRING(16,
-/// RFC 4122 byte order), <c>smb0</c>–<c>smb3</c> BOOLEAN (always written), <c>sip0</c> INTEGER (always
-/// written, ≤ 0xFFFF), <c>auxp</c>/<c>auxi</c>/<c>auxr</c> OCTET STRING(48) when present. On reading,
-/// absent booleans are false and an absent <c>sip0</c> is 0; any other property, or any object
-/// property set, is refused (fail closed).
+/// Encoding (MANP), with the 4CCs and types of the LocalPolicy keys Asahi Linux documents and <c>bputil -d</c>
+/// names: <c>ECID</c> INTEGER; <c>vuid</c> and <c>kuid</c> OCTET STRING(16, RFC 4122 byte order); <c>lpnh</c>,
+/// <c>rpnh</c>, <c>nsih</c>, <c>coih</c>, <c>auxp</c>, <c>auxi</c>, <c>auxr</c> OCTET STRING(48, SHA-384);
+/// <c>smb0</c>–<c>smb4</c> and <c>sip1</c>–<c>sip3</c> BOOLEAN; <c>sip0</c> INTEGER (≤ 0xFFFF). As in Apple's
+/// policies (where <c>bputil -d</c> prints "absent"), a flag is written only when true, <c>sip0</c> only when
+/// non-zero, and an optional hash or UUID only when set; on reading, absent flags are false and an absent
+/// <c>sip0</c> is 0. Any other property, or any object property set, is refused (fail closed).
 /// </remarks>
 public sealed record LocalPolicy
 {
     /// <summary>MANP 4CCs.</summary>
     public const string EcidTag = "ECID", NonceHashTag = "lpnh", VolumeGroupTag = "vuid", ReducedTag = "smb0",
         PermissiveTag = "smb1", ThirdPartyKextsTag = "smb2", MdmTag = "smb3", SipTag = "sip0",
-        AuxKextPolicyTag = "auxp", AuxKcImage4Tag = "auxi", AuxKcReceiptTag = "auxr";
+        AuxKextPolicyTag = "auxp", AuxKcImage4Tag = "auxi", AuxKcReceiptTag = "auxr",
+        KekGroupTag = "kuid", RemoteNonceHashTag = "rpnh", NextStageImage4Tag = "nsih", CustomKcImage4Tag = "coih",
+        DepMdmTag = "smb4", SsvDisabledTag = "sip1", CtrrDisabledTag = "sip2", BootArgsUnfilteredTag = "sip3";
 
     private static readonly HashSet<string> KnownTags =
     [
         EcidTag, NonceHashTag, VolumeGroupTag, ReducedTag, PermissiveTag, ThirdPartyKextsTag, MdmTag, SipTag,
-        AuxKextPolicyTag, AuxKcImage4Tag, AuxKcReceiptTag,
+        AuxKextPolicyTag, AuxKcImage4Tag, AuxKcReceiptTag, KekGroupTag, RemoteNonceHashTag, NextStageImage4Tag,
+        CustomKcImage4Tag, DepMdmTag, SsvDisabledTag, CtrrDisabledTag, BootArgsUnfilteredTag,
     ];
 
     /// <summary><c>ECID</c>: the Mac this policy is personalized for.</summary>
@@ -60,6 +65,30 @@ public sealed record LocalPolicy
     /// <summary><c>auxr</c>: SHA-384 of the AuxKC receipt, or null.</summary>
     public Sha384Digest? AuxKcReceiptHash { get; init; }
 
+    /// <summary><c>kuid</c>: the KEK group UUID (the key group protecting the policy's signing key), or null.</summary>
+    public Guid? KekGroupUuid { get; init; }
+
+    /// <summary><c>rpnh</c>: SHA-384 of the Remote Policy Nonce, or null.</summary>
+    public Sha384Digest? RemotePolicyNonceHash { get; init; }
+
+    /// <summary><c>nsih</c>: SHA-384 of the next stage's (macOS) Image4 manifest, or null.</summary>
+    public Sha384Digest? NextStageImage4Hash { get; init; }
+
+    /// <summary><c>coih</c>: SHA-384 of a custom kernel collection's or fuOS Image4, or null.</summary>
+    public Sha384Digest? CustomKcImage4Hash { get; init; }
+
+    /// <summary><c>smb4</c>: DEP-allowed MDM control.</summary>
+    public bool DepMdmControl { get; init; }
+
+    /// <summary><c>sip1</c>: Signed System Volume verification disabled.</summary>
+    public bool SignedSystemVolumeDisabled { get; init; }
+
+    /// <summary><c>sip2</c>: kernel CTRR disabled.</summary>
+    public bool KernelCtrrDisabled { get; init; }
+
+    /// <summary><c>sip3</c>: boot-args filtering disabled.</summary>
+    public bool BootArgsFilteringDisabled { get; init; }
+
     /// <summary>Permissive if <c>smb1</c>, else Reduced if <c>smb0</c>, else Full.</summary>
     public SecurityMode SecurityMode =>
         PermissiveSecurity ? SecurityMode.Permissive : ReducedSecurity ? SecurityMode.Reduced : SecurityMode.Full;
@@ -79,7 +108,7 @@ public sealed record LocalPolicy
     /// <summary>
     /// Every way in which the settings contradict each other (empty when consistent):
     /// <c>smb1</c>, <c>smb2</c> and <c>smb3</c> each require <c>smb0</c>; a non-zero <c>sip0</c> requires
-    /// <c>smb1</c>; any AuxKC hash requires <c>smb2</c>; <c>auxi</c> and <c>auxr</c> come together (one
+    /// <c>smb1</c>, and so do <c>sip1</c>–<c>sip3</c> and <c>coih</c>; any AuxKC hash requires <c>smb2</c>; <c>auxi</c> and <c>auxr</c> come together (one
     /// AuxKC build) and require <c>auxp</c> (the UAKL it was built from).
     /// </summary>
     public IReadOnlyList<LocalPolicyFailure> CheckConsistency()
@@ -101,6 +130,14 @@ public sealed record LocalPolicy
         if (SipConfig != CsrConfig.None && !PermissiveSecurity)
         {
             Fail($"relaxing SIP (sip0 = 0x{(ushort)SipConfig:x}) requires Permissive Security (smb1)");
+        }
+        if ((SignedSystemVolumeDisabled || KernelCtrrDisabled || BootArgsFilteringDisabled) && !PermissiveSecurity)
+        {
+            Fail("disabling the signed system volume, CTRR or boot-args filtering (sip1–sip3) requires Permissive Security (smb1)");
+        }
+        if (CustomKcImage4Hash is not null && !PermissiveSecurity)
+        {
+            Fail("a custom kernel collection (coih) requires Permissive Security (smb1)");
         }
         if ((AuxKextPolicyHash ?? AuxKcImage4Hash ?? AuxKcReceiptHash) is not null && !ThirdPartyKextsEnabled)
         {
@@ -125,12 +162,26 @@ public sealed record LocalPolicy
             new(EcidTag, new Im4Integer(Ecid)),
             new(NonceHashTag, new Im4OctetString(Require(LocalPolicyNonceHash, nameof(LocalPolicyNonceHash)).Span)),
             new(VolumeGroupTag, new Im4OctetString(VolumeGroupUuid.ToByteArray(bigEndian: true))),
-            new(ReducedTag, new Im4Boolean(ReducedSecurity)),
-            new(PermissiveTag, new Im4Boolean(PermissiveSecurity)),
-            new(ThirdPartyKextsTag, new Im4Boolean(ThirdPartyKextsEnabled)),
-            new(MdmTag, new Im4Boolean(MdmManagesKexts)),
-            new(SipTag, new Im4Integer((ushort)SipConfig)),
         };
+        if (KekGroupUuid is { } kuid)
+        {
+            properties.Add(new(KekGroupTag, new Im4OctetString(kuid.ToByteArray(bigEndian: true))));
+        }
+        AddFlag(properties, ReducedTag, ReducedSecurity);
+        AddFlag(properties, PermissiveTag, PermissiveSecurity);
+        AddFlag(properties, ThirdPartyKextsTag, ThirdPartyKextsEnabled);
+        AddFlag(properties, MdmTag, MdmManagesKexts);
+        AddFlag(properties, DepMdmTag, DepMdmControl);
+        if (SipConfig != CsrConfig.None)
+        {
+            properties.Add(new(SipTag, new Im4Integer((ushort)SipConfig)));
+        }
+        AddFlag(properties, SsvDisabledTag, SignedSystemVolumeDisabled);
+        AddFlag(properties, CtrrDisabledTag, KernelCtrrDisabled);
+        AddFlag(properties, BootArgsUnfilteredTag, BootArgsFilteringDisabled);
+        AddHash(properties, RemoteNonceHashTag, RemotePolicyNonceHash);
+        AddHash(properties, NextStageImage4Tag, NextStageImage4Hash);
+        AddHash(properties, CustomKcImage4Tag, CustomKcImage4Hash);
         AddHash(properties, AuxKextPolicyTag, AuxKextPolicyHash);
         AddHash(properties, AuxKcImage4Tag, AuxKcImage4Hash);
         AddHash(properties, AuxKcReceiptTag, AuxKcReceiptHash);
@@ -213,6 +264,14 @@ public sealed record LocalPolicy
             AuxKextPolicyHash = ReadHash(manp, AuxKextPolicyTag),
             AuxKcImage4Hash = ReadHash(manp, AuxKcImage4Tag),
             AuxKcReceiptHash = ReadHash(manp, AuxKcReceiptTag),
+            KekGroupUuid = ReadBytes(manp, KekGroupTag, 16) is { } kuid ? new Guid(kuid, bigEndian: true) : null,
+            RemotePolicyNonceHash = ReadHash(manp, RemoteNonceHashTag),
+            NextStageImage4Hash = ReadHash(manp, NextStageImage4Tag),
+            CustomKcImage4Hash = ReadHash(manp, CustomKcImage4Tag),
+            DepMdmControl = ReadBoolean(manp, DepMdmTag),
+            SignedSystemVolumeDisabled = ReadBoolean(manp, SsvDisabledTag),
+            KernelCtrrDisabled = ReadBoolean(manp, CtrrDisabledTag),
+            BootArgsFilteringDisabled = ReadBoolean(manp, BootArgsUnfilteredTag),
         };
     }
 
@@ -222,6 +281,14 @@ public sealed record LocalPolicy
 
     private static Sha384Digest Require(Sha384Digest? digest, string name) =>
         digest ?? throw new InvalidOperationException($"{name} is required");
+
+    private static void AddFlag(List<Im4Property> properties, string tag, bool value)
+    {
+        if (value)
+        {
+            properties.Add(new Im4Property(tag, new Im4Boolean(true)));
+        }
+    }
 
     private static void AddHash(List<Im4Property> properties, string tag, Sha384Digest? digest)
     {

@@ -12,7 +12,6 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Boot.Startup;
 using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
-using KextTrust.Consent.Signing;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
@@ -127,9 +126,12 @@ public sealed record KmutilCreateResult(AuxKcBuildResult Build, SignedAuxKc? Sig
 /// <summary>Why a startup booted without third-party kexts.</summary>
 public sealed record StartupRefusal(string Code, string Detail);
 
-/// <summary>What one startup did: iBoot's verdict, the refusal if any, what the kernel loaded.</summary>
+/// <summary>
+/// What one startup did: iBoot's verdict, the refusal if any, what the kernel loaded, and the kexts kmd left out of the
+/// AuxKC the kernel loaded (from its verified receipt, with kmd's code and detail: a refused signature's problem code and page).
+/// </summary>
 public sealed record StartupReport(string RunningOS, string BootSession, bool ThirdPartyKextsLoaded, StartupRefusal? Refusal,
-    ImmutableArray<string> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<string> NotLoaded);
+    ImmutableArray<string> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<string> NotLoaded, ImmutableArray<ReceiptExcludedKext> Excluded);
 
 /// <summary>One loaded kext, as <c>kmutil showloaded</c> prints it.</summary>
 public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
@@ -430,12 +432,12 @@ public static class SecureBootMac
     /// verdict up (throwing what verifying it alone throws), so kmd's decisions, the AuxKC and the receipt are those of
     /// the sequential check (<paramref name="parallel"/> false: each bundle verified when kmd asks, one at a time).
     /// </summary>
-    public static Func<KextBundle, KernelManagement.KextSignatureFacts> VerifySignatures(IReadOnlyList<KextBundle> bundles, KextSignatureVerifierOptions options,
+    public static Func<KextBundle, KextSignatureVerification> VerifySignatures(IReadOnlyList<KextBundle> bundles, KextSignatureVerifierOptions options,
         bool parallel = true)
     {
         ArgumentNullException.ThrowIfNull(bundles);
         ArgumentNullException.ThrowIfNull(options);
-        KernelManagement.KextSignatureFacts One(string path) => Facts(KextSignatureVerifier.Verify(path, options));
+        KextSignatureVerification One(string path) => KextSignatureVerifier.Verify(path, options);
         if (!parallel)
         {
             return b => One(b.Path);
@@ -456,19 +458,8 @@ public static class SecureBootMac
         {
             byPath[paths[i]] = items[i];
         }
-        return b => byPath.TryGetValue(b.Path, out var item) ? Facts(item.Result ?? throw item.Error!) : One(b.Path);
+        return b => byPath.TryGetValue(b.Path, out var item) ? item.Result ?? throw item.Error! : One(b.Path);
     }
-
-    private static KernelManagement.KextSignatureFacts Facts(KextSignatureVerification v) => new(
-        v.Status switch
-        {
-            Kexts.Signing.KextSignatureStatus.Valid => KernelManagement.KextSignatureStatus.Valid,
-            Kexts.Signing.KextSignatureStatus.AdHoc => KernelManagement.KextSignatureStatus.AdHoc,
-            Kexts.Signing.KextSignatureStatus.Unsigned => KernelManagement.KextSignatureStatus.Unsigned,
-            _ => KernelManagement.KextSignatureStatus.Invalid,
-        },
-        v.TeamId, v.KextSigningAuthorized, v.CdHashes.FirstOrDefault(),
-        v.Problems.Count > 0 ? string.Join("; ", v.Problems.Select(p => p.ToString())) : v.Signer);
 
     /// <summary>The startup hook: iBoot verifies the chain, the kernel loads the AuxKC and records the loads.</summary>
     public static SecureBootStartupHook StartupHook() => new();
@@ -644,7 +635,8 @@ public sealed class SecureBootStartupHook : IStartupHook
                 });
             }
         }
-        Report = new StartupReport(next.RunningOS.ToString(), next.BootSessionUuid, loaded.Length > 0, refusal, [.. trace], loaded, notLoaded);
+        Report = new StartupReport(next.RunningOS.ToString(), next.BootSessionUuid, loaded.Length > 0, refusal, [.. trace], loaded, notLoaded,
+            receipt?.Excluded ?? []);
         transaction.StageFile(SecureBootLayout.LastStartup, JsonSerializer.SerializeToUtf8Bytes(Report, SecureBootMac.ReportJson));
     }
 

@@ -1,11 +1,11 @@
 using System.Security.Cryptography;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
-using KextTrust.Consent.Signing;
 using KextTrust.Formats;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
 using Microsoft.Data.Sqlite;
 
 namespace KextTrust.Consent.Machine;
@@ -42,13 +42,10 @@ public sealed record KextConsentNvram(bool ConsentEnabled, IReadOnlyList<string>
 }
 
 /// <summary>What <see cref="Mac.Install"/> did with one kext.</summary>
-public sealed record InstallResult(string BundleId, string Version, string InstalledPath, bool Staged, bool Replaced, bool AlertShown, DateTimeOffset? AlertTime, KextSignatureFacts Signature, string? DeveloperName);
+public sealed record InstallResult(string BundleId, string Version, string InstalledPath, bool Staged, bool Replaced, bool AlertShown, DateTimeOffset? AlertTime, KextSignatureVerification Signature, string? DeveloperName);
 
 /// <summary>What <see cref="Mac.Approve"/> recorded.</summary>
 public sealed record ApprovalResult(string TeamId, IReadOnlyList<string> BundleIds, string User, DateTimeOffset Time);
-
-/// <summary>What <see cref="Mac.PushProfile"/> recorded.</summary>
-public sealed record ProfileInstallResult(MdmProfile Profile, CombinedKextPolicy Combined);
 
 /// <summary>A hook the startup sequence runs (the next issue adds secure boot: LocalPolicy, kmd, iBoot).</summary>
 public interface IStartupHook
@@ -196,8 +193,27 @@ public sealed class Mac : IDisposable
         return File.Exists(path) ? System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(path)) : null;
     }
 
-    private static MachOKextSignatureVerifier DefaultVerifier(MachineStore store) =>
-        LoadTrustRoot(store) is { } root ? new(new KextTrust.Kexts.Signing.CodeSignatureVerifierOptions { TestRoot = root }) : new();
+    private static IKextSignatureVerifier DefaultVerifier(MachineStore store) =>
+        KextSignatureVerifier.Using(new KextSignatureVerifierOptions { TrustedTestRoot = LoadTrustRoot(store) });
+
+    /// <summary>
+    /// The one signature verdict for the kext at <paramref name="path"/>; a kext the verifier cannot read at all is
+    /// refused as an unreadable kext (exit 2), never treated as signed.
+    /// </summary>
+    private KextSignatureVerification VerifySignature(string path)
+    {
+        try
+        {
+            return _verifier.Verify(path);
+        }
+        catch (KextSignatureInputException e)
+        {
+            throw new ConsentException(ConsentCode.UnreadableKext, path, e.Message, e);
+        }
+    }
+
+    /// <summary>The team id the KextPolicy database records for a kext: the signature's team when it allows loading, '' otherwise.</summary>
+    private static string PolicyTeamId(KextSignatureVerification sig) => sig.VerifiedTeamId ?? "";
 
     private static void ValidateUserName(string name)
     {
@@ -259,7 +275,7 @@ public sealed class Mac : IDisposable
         var grandfathered = new List<string>();
         if (Description.Version < new MacOSVersion(10, 13) && to >= new MacOSVersion(10, 13))
         {
-            var kexts = InstalledKexts().Select(k => (k, Sig: _verifier.Verify(Store.PathOf(k.RelativePath)))).ToArray();
+            var kexts = InstalledKexts().Select(k => (k, Sig: VerifySignature(Store.PathOf(k.RelativePath)))).ToArray();
             tx.StageDatabase((db, t) =>
             {
                 foreach (var (k, sig) in kexts)
@@ -267,7 +283,7 @@ public sealed class Mac : IDisposable
                     KextPolicyDatabase.Exec(db, t,
                         "INSERT INTO kext_policy (team_id, bundle_id, allowed, developer_name, flags) VALUES ($p0, $p1, 1, $p2, $p3) " +
                         "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, flags = flags | $p3",
-                        sig.PolicyTeamId, k.BundleId, sig.DeveloperName ?? "", KextPolicyFlags.Grandfathered);
+                        PolicyTeamId(sig), k.BundleId, sig.Signer ?? "", KextPolicyFlags.Grandfathered);
                     grandfathered.Add(k.BundleId);
                 }
             });
@@ -369,10 +385,7 @@ public sealed class Mac : IDisposable
     /// <summary>Installed configuration profiles.</summary>
     public IReadOnlyList<MdmProfile> ReadProfiles()
     {
-        var dir = Store.PathOf(MachineLayout.ProfileStore);
-        return Directory.Exists(dir)
-            ? Directory.EnumerateFiles(dir, "*.mobileconfig").Order(StringComparer.Ordinal).Select(MdmProfile.Read).ToArray()
-            : [];
+        return ConfigurationProfiles.Read(this).Select(p => p.Profile).ToArray();
     }
 
     // ---------------------------------------------------------------- install
@@ -410,7 +423,10 @@ public sealed class Mac : IDisposable
                 throw new ConsentException(ConsentCode.InvalidArgument, source, $"{bundleId} is given twice");
             }
             var rel = MachineLayout.LibraryExtensions + "/" + Path.GetFileName(Path.TrimEndingDirectorySeparator(bundle.Path));
-            var sig = _verifier.Verify(bundle.Path);
+            var sig = VerifySignature(bundle.Path);
+            // Where SIP enforces kext signatures, a signature that is present but does not validate ends the request
+            // at the kext loader: the kext is not staged and no "blocked" alert offers to approve it.
+            var signatureInvalid = Description.SipEnforcesKexts && sig.Status == KextSignatureStatus.Invalid;
             var previous = installed.Where(k => k.BundleId == bundleId).ToArray();
             foreach (var p in previous.Where(p => p.RelativePath != rel))
             {
@@ -418,11 +434,11 @@ public sealed class Mac : IDisposable
                 tx.StageDelete(MachineLayout.StagedPathOf(p.RelativePath));
             }
             var replaced = previous.Length > 0 && Description.Version >= new MacOSVersion(10, 13)
-                && policy.Policy.Any(r => r.Allowed && r.TeamId == sig.PolicyTeamId && r.BundleId == bundleId);
+                && policy.Policy.Any(r => r.Allowed && r.TeamId == PolicyTeamId(sig) && r.BundleId == bundleId);
             tx.StageDirectoryCopy(rel, bundle.Path);
             var staged = false;
             var fsOk = FilesystemProblem(bundle.Path) is null;
-            if (Description.SipEnforcesKexts && fsOk && sig.Kind == KextSignatureKind.DeveloperId)
+            if (Description.SipEnforcesKexts && fsOk && sig.Refusal is null)
             {
                 tx.StageDirectoryCopy(MachineLayout.StagedPathOf(rel), bundle.Path);
                 staged = true;
@@ -433,16 +449,16 @@ public sealed class Mac : IDisposable
             }
             if (replaced)
             {
-                replacementRows.Add((sig.PolicyTeamId, bundleId, sig.DeveloperName ?? ""));
+                replacementRows.Add((PolicyTeamId(sig), bundleId, sig.Signer ?? ""));
             }
-            var needsAlert = Description.Version >= new MacOSVersion(10, 13) && !replaced
+            var needsAlert = Description.Version >= new MacOSVersion(10, 13) && !replaced && !signatureInvalid
                 && FindConsent(state, sig, bundleId).Source == ConsentSource.None;
             if (Description.Version >= new MacOSVersion(10, 13))
             {
-                var flags = (needsAlert ? KextPolicyFlags.HistoryAlertShown : KextPolicyFlags.HistoryAllowed) | (fsOk ? 0 : KextPolicyFlags.HistoryValidationFailed);
-                historyRows.Add(("/" + rel, sig.PolicyTeamId, bundleId, flags, sig.CdHash));
+                var flags = (needsAlert ? KextPolicyFlags.HistoryAlertShown : KextPolicyFlags.HistoryAllowed) | (fsOk && !signatureInvalid ? 0 : KextPolicyFlags.HistoryValidationFailed);
+                historyRows.Add(("/" + rel, PolicyTeamId(sig), bundleId, flags, sig.PrimaryCdHash));
             }
-            results.Add(new InstallResult(bundleId, bundle.VersionString ?? "", "/" + rel, staged, replaced, needsAlert, needsAlert ? Description.Clock : null, sig, sig.DeveloperName));
+            results.Add(new InstallResult(bundleId, bundle.VersionString ?? "", "/" + rel, staged, replaced, needsAlert, needsAlert ? Description.Clock : null, sig, sig.Signer));
         }
         if (historyRows.Count > 0 || replacementRows.Count > 0)
         {
@@ -570,7 +586,14 @@ public sealed class Mac : IDisposable
             throw new ConsentException(ConsentCode.ApprovalWindowExpired, null,
                 $"the alert for team {(teamId.Length == 0 ? "'' (unsigned)" : teamId)} was shown at {KextPolicyDatabase.Timestamp(alert)} UTC; approval is only possible for 30 minutes after it (now {KextPolicyDatabase.Timestamp(Description.Clock)}): load the kext again to re-show the alert");
         }
-        var developer = rows.Select(r => _verifier.Verify(Store.PathOf(r.Path.TrimStart('/'))).DeveloperName).FirstOrDefault(n => n is not null) ?? "";
+        var signatures = rows.Select(r => (Row: r, Signature: VerifySignature(Store.PathOf(r.Path.TrimStart('/'))))).ToArray();
+        if (Description.SipEnforcesKexts && signatures.FirstOrDefault(x => x.Signature.Status == KextSignatureStatus.Invalid) is { Signature: not null } bad)
+        {
+            // The kext changed since its alert: SIP would refuse its signature, so approving it would approve what nobody signed.
+            throw new ConsentException(ConsentCode.BadSignature, bad.Row.Path,
+                $"{bad.Row.BundleId}'s signature does not validate and SIP enforces kext signatures: {bad.Signature.Refusal}");
+        }
+        var developer = signatures.Select(x => x.Signature.Signer).FirstOrDefault(n => n is not null) ?? "";
         var tx = Store.Begin();
         tx.StageDatabase((db, t) =>
         {
@@ -590,69 +613,11 @@ public sealed class Mac : IDisposable
 
     // ---------------------------------------------------------------- MDM
 
-    /// <summary>
-    /// Delivers a profile over MDM (needs enrollment). Kext policy payloads need 10.13.2+; the profile is stored
-    /// (replacing one with the same PayloadIdentifier) and kext_policy_mdm is rebuilt from every stored profile.
-    /// </summary>
-    public ProfileInstallResult PushProfile(string path)
-    {
-        var profile = MdmProfile.Read(path);
-        if (Description.Mdm == MdmEnrollment.None)
-        {
-            throw new ConsentException(ConsentCode.NotEnrolled, path, "the Mac is not enrolled in MDM");
-        }
-        if (profile.KernelExtensionPolicies.Count > 0 && Description.Version < new MacOSVersion(10, 13, 2))
-        {
-            throw new ConsentException(ConsentCode.UnsupportedOSVersion, path, $"{MdmProfile.KernelExtensionPolicyType} needs macOS 10.13.2 or later (this Mac runs {Description.MacOSVersion})");
-        }
-        if (profile.SystemExtensionPolicies.Count > 0 && Description.Version < new MacOSVersion(10, 15))
-        {
-            throw new ConsentException(ConsentCode.UnsupportedOSVersion, path, $"{MdmProfile.SystemExtensionPolicyType} needs macOS 10.15 or later");
-        }
-        return StoreProfile(profile, File.ReadAllBytes(path));
-    }
+    /// <summary>Delivers a profile over MDM (<see cref="ConfigurationProfiles.Install"/> has the rules).</summary>
+    public ProfileInstallResult PushProfile(string path) => ConfigurationProfiles.Install(this, path, ProfileChannel.Mdm);
 
     /// <summary>Installs a profile by hand (<c>profiles install</c>): refused for kext policy payloads, as macOS does.</summary>
-    public ProfileInstallResult InstallProfileManually(string path)
-    {
-        var profile = MdmProfile.Read(path);
-        if (profile.KernelExtensionPolicies.Count > 0)
-        {
-            throw new ConsentException(ConsentCode.ManualInstallNotAllowed, path, $"{MdmProfile.KernelExtensionPolicyType} payloads can only be delivered by MDM (manual install not allowed)");
-        }
-        return StoreProfile(profile, File.ReadAllBytes(path));
-    }
-
-    private ProfileInstallResult StoreProfile(MdmProfile profile, byte[] bytes)
-    {
-        var name = SafeFileName(profile.PayloadIdentifier) + ".mobileconfig";
-        var others = ReadProfiles().Where(p => p.PayloadIdentifier != profile.PayloadIdentifier).ToArray();
-        var clash = others.SelectMany(p => p.KernelExtensionPolicies.Select(k => k.PayloadUuid))
-            .Intersect(profile.KernelExtensionPolicies.Select(k => k.PayloadUuid), StringComparer.OrdinalIgnoreCase).FirstOrDefault();
-        if (clash is not null)
-        {
-            throw new ConsentException(ConsentCode.ProfileInvalid, null, $"payload UUID {clash} is already used by another installed profile");
-        }
-        var combined = CombinedKextPolicy.Combine(others.Append(profile));
-        var tx = Store.Begin();
-        tx.StageFile(MachineLayout.ProfileStore + "/" + name, bytes);
-        tx.StageDatabase((db, t) =>
-        {
-            KextPolicyDatabase.Exec(db, t, "DELETE FROM kext_policy_mdm");
-            foreach (var (team, bundle, uuid) in combined.Allowed)
-            {
-                KextPolicyDatabase.Exec(db, t, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2)", team, bundle, uuid);
-            }
-            foreach (var (key, value) in new[] { ("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals) })
-            {
-                KextPolicyDatabase.Exec(db, t, "INSERT INTO settings (name, value) VALUES ($p0, $p1) ON CONFLICT (name) DO UPDATE SET value = $p1", key, value ? "1" : "0");
-            }
-        });
-        tx.Commit();
-        return new ProfileInstallResult(profile, combined);
-    }
-
-    private static string SafeFileName(string id) => new(id.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' ? c : '_').ToArray());
+    public ProfileInstallResult InstallProfileManually(string path) => ConfigurationProfiles.Install(this, path, ProfileChannel.Manual);
 
     // ---------------------------------------------------------------- spctl
 
@@ -732,7 +697,7 @@ public sealed class Mac : IDisposable
     private static ConsentFinding Found(ConsentSource s, string rule, params (string, string)[] evidence) =>
         new(s, rule, evidence.ToDictionary(e => e.Item1, e => e.Item2));
 
-    private ConsentFinding FindConsent(State s, KextSignatureFacts sig, string bundleId)
+    private ConsentFinding FindConsent(State s, KextSignatureVerification sig, string bundleId)
     {
         var d = s.Machine;
         if (s.ConsentNotInForce is { } off)
@@ -743,7 +708,7 @@ public sealed class Mac : IDisposable
                 : ConsentSource.SpctlConsentDisabled;
             return Found(source, "user consent not in force: " + off, ("macOS", d.MacOSVersion), ("csr-active-config", $"0x{d.CsrActiveConfig:x}"), ("mdm", d.Mdm.ToString()));
         }
-        var team = sig.PolicyTeamId;
+        var team = PolicyTeamId(sig);
         var mdm = s.Policy.Mdm.FirstOrDefault(r => r.Allowed && r.TeamId == team && r.BundleId == bundleId)
             ?? (team.Length > 0 ? s.Policy.Mdm.FirstOrDefault(r => r.Allowed && r.TeamId == team && r.BundleId is null) : null);
         if (mdm is not null)
@@ -871,19 +836,28 @@ public sealed class Mac : IDisposable
             fsProblem ?? "no group- or other-writable file (ownership modelled by mode bits)");
 
         // 4. Signature under SIP.
-        var sig = _verifier.Verify(path);
-        var sigEv = new[] { ("kind", sig.Kind.ToString()), ("team_id", sig.TeamId ?? ""), ("developer_name", sig.DeveloperName ?? ""), ("cdhash", sig.CdHash ?? ""), ("csr-active-config", $"0x{d.CsrActiveConfig:x}") };
+        var sig = VerifySignature(path);
+        var refusal = sig.Refusal;
+        var sigEv = new List<(string, string)> { ("kind", ConsentSignature.Kind(sig)), ("team_id", sig.TeamId ?? ""), ("developer_name", sig.Signer ?? ""), ("cdhash", sig.PrimaryCdHash ?? ""), ("csr-active-config", $"0x{d.CsrActiveConfig:x}") };
+        if (refusal is not null)
+        {
+            sigEv.Add(("problem", refusal.Code));
+            if (refusal.Page is { } page)
+            {
+                sigEv.Add(("page", page.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            }
+        }
         if (!d.SipEnforcesKexts)
         {
-            Step(DecisionCheck.Signature, CheckOutcome.NotEnforced, ConsentCode.Ok, $"SIP kext protection off: signature not enforced ({sig.Detail})", sigEv);
+            Step(DecisionCheck.Signature, CheckOutcome.NotEnforced, ConsentCode.Ok, $"SIP kext protection off: signature not enforced ({sig.Summary})", [.. sigEv]);
         }
-        else if (sig.Kind == KextSignatureKind.DeveloperId)
+        else if (refusal is null)
         {
-            Step(DecisionCheck.Signature, CheckOutcome.Pass, ConsentCode.Ok, sig.Detail, sigEv);
+            Step(DecisionCheck.Signature, CheckOutcome.Pass, ConsentCode.Ok, $"Developer ID signed: {sig.Summary}", [.. sigEv]);
         }
         else
         {
-            Step(DecisionCheck.Signature, CheckOutcome.Fail, ConsentCode.BadSignature, $"SIP requires a valid Developer ID kext signature: {sig.Detail}", sigEv);
+            Step(DecisionCheck.Signature, CheckOutcome.Fail, ConsentCode.BadSignature, $"SIP requires a valid Developer ID kext signature: {refusal}", [.. sigEv]);
         }
 
         // 5. Staging.
@@ -966,8 +940,8 @@ public sealed class Mac : IDisposable
         {
             foreach (var k in InstalledKexts())
             {
-                var sig = _verifier.Verify(Store.PathOf(k.RelativePath));
-                entries.Add(new UaklEntry(sig.PolicyTeamId, k.BundleId, FindConsent(s, sig, k.BundleId).Source, sig.CdHash));
+                var sig = VerifySignature(Store.PathOf(k.RelativePath));
+                entries.Add(new UaklEntry(PolicyTeamId(sig), k.BundleId, FindConsent(s, sig, k.BundleId).Source, sig.PrimaryCdHash));
             }
             return UserApprovedKextList.Create(entries);
         }

@@ -23,7 +23,10 @@ public sealed record SystemExtensionPolicyPayload(
     IReadOnlyDictionary<string, IReadOnlyList<string>> AllowedSystemExtensions,
     IReadOnlyDictionary<string, IReadOnlyList<string>> AllowedSystemExtensionTypes);
 
-/// <summary>A parsed <c>.mobileconfig</c>.</summary>
+/// <summary>Type, identifier and UUID of one payload of a profile (every payload, modelled or not), as written.</summary>
+public sealed record PayloadSummary(string PayloadType, string PayloadIdentifier, string PayloadUuid);
+
+/// <summary>A parsed <c>.mobileconfig</c>. PayloadUUIDs are opaque strings kept exactly as written (macOS does not parse them).</summary>
 /// <param name="SignerSubject">Subject of the CMS signer when the profile is signed (the signature is checked, not the trust chain).</param>
 public sealed record MdmProfile(
     string PayloadIdentifier,
@@ -32,7 +35,8 @@ public sealed record MdmProfile(
     string? SignerSubject,
     IReadOnlyList<KernelExtensionPolicyPayload> KernelExtensionPolicies,
     IReadOnlyList<SystemExtensionPolicyPayload> SystemExtensionPolicies,
-    IReadOnlyList<string> OtherPayloadTypes)
+    IReadOnlyList<string> OtherPayloadTypes,
+    IReadOnlyList<PayloadSummary> Payloads)
 {
     /// <summary>Payload type of the kext policy.</summary>
     public const string KernelExtensionPolicyType = "com.apple.syspolicy.kernel-extension-policy";
@@ -68,15 +72,22 @@ public sealed record MdmProfile(
             try
             {
                 cms.Decode(bytes);
+            }
+            catch (CryptographicException e)
+            {
+                throw Bad(path, "not a property list, and not a CMS SignedData message either (it starts like DER): " + e.Message);
+            }
+            if (cms.SignerInfos.Count != 1 || cms.SignerInfos[0].Certificate is null)
+            {
+                throw new ConsentException(ConsentCode.ProfileInvalid, path, "a signed profile must have exactly one signer with its certificate");
+            }
+            try
+            {
                 cms.CheckSignature(verifySignatureOnly: true);
             }
             catch (CryptographicException e)
             {
                 throw new ConsentException(ConsentCode.ProfileInvalid, path, "the CMS signature of the profile does not verify: " + e.Message, e);
-            }
-            if (cms.SignerInfos.Count != 1 || cms.SignerInfos[0].Certificate is null)
-            {
-                throw new ConsentException(ConsentCode.ProfileInvalid, path, "a signed profile must have exactly one signer with its certificate");
             }
             signer = cms.SignerInfos[0].Certificate!.Subject;
             content = cms.ContentInfo.Content;
@@ -88,7 +99,8 @@ public sealed record MdmProfile(
         }
         catch (KextTrustFormatException e)
         {
-            throw new ConsentException(ConsentCode.ProfileInvalid, path, e.Message, e);
+            // The format exception already names the file: keep its message without a second "path: ".
+            throw new ConsentException(ConsentCode.ProfileInvalid, path, WithoutPath(e.Message, path), e);
         }
         var top = root as PlistDictionary ?? throw Bad(path, "the root is not a dictionary");
         if (Str(top, "PayloadType", path, "profile") != "Configuration")
@@ -96,18 +108,20 @@ public sealed record MdmProfile(
             throw Bad(path, "PayloadType of the profile must be Configuration");
         }
         var id = Str(top, "PayloadIdentifier", path, "profile");
-        var uuid = Uuid(Str(top, "PayloadUUID", path, "profile"), path, "profile");
+        var uuid = Str(top, "PayloadUUID", path, "profile");
         var items = top.GetArray("PayloadContent") ?? throw Bad(path, "PayloadContent array is missing");
         var kext = new List<KernelExtensionPolicyPayload>();
         var sysext = new List<SystemExtensionPolicyPayload>();
         var other = new List<string>();
+        var summaries = new List<PayloadSummary>();
         for (var i = 0; i < items.Count; i++)
         {
             var where = $"PayloadContent[{i}]";
             var p = items[i] as PlistDictionary ?? throw Bad(path, $"{where} is not a dictionary");
             var type = Str(p, "PayloadType", path, where);
             var pid = Str(p, "PayloadIdentifier", path, where);
-            var puuid = Uuid(Str(p, "PayloadUUID", path, where), path, where);
+            var puuid = Str(p, "PayloadUUID", path, where);
+            summaries.Add(new PayloadSummary(type, pid, puuid));
             switch (type)
             {
                 case KernelExtensionPolicyType:
@@ -133,12 +147,18 @@ public sealed record MdmProfile(
                     break;
             }
         }
-        var uuids = kext.Select(k => k.PayloadUuid).Concat(sysext.Select(s => s.PayloadUuid)).ToArray();
-        if (uuids.Distinct(StringComparer.OrdinalIgnoreCase).Count() != uuids.Length)
+        // Apple: a payload's PayloadIdentifier "must be unique within the profile"; its PayloadUUID is opaque ("the actual
+        // content is unimportant") but a profile using one twice is refused by macOS ("The PayloadUUID “…” is used more
+        // than once in the profile."). Compared exactly as written: macOS keeps the string, it does not parse it.
+        if (summaries.GroupBy(u => u.PayloadUuid, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
         {
-            throw Bad(path, "two payloads share a PayloadUUID");
+            throw Bad(path, $"The PayloadUUID “{twice.Key}” is used more than once in the profile.");
         }
-        return new MdmProfile(id, uuid, top.GetString("PayloadDisplayName"), signer, kext, sysext, other);
+        if (summaries.GroupBy(u => u.PayloadIdentifier, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twiceId)
+        {
+            throw Bad(path, $"the payload PayloadIdentifier “{twiceId.Key}” is used more than once in the profile (it must be unique within the profile)");
+        }
+        return new MdmProfile(id, uuid, top.GetString("PayloadDisplayName"), signer, kext, sysext, other, summaries);
     }
 
     private static ConsentException Bad(string path, string message) => new(ConsentCode.ProfileInvalid, path, message);
@@ -151,8 +171,9 @@ public sealed record MdmProfile(
             var n => throw Bad(path, $"{where}: {key} must be a non-empty string, found {PlistNode.KindName(n.Kind)}"),
         };
 
-    private static string Uuid(string text, string path, string where) =>
-        Guid.TryParse(text, out var g) ? g.ToString("D").ToUpperInvariant() : throw Bad(path, $"{where}: PayloadUUID '{text}' is not a UUID");
+    /// <summary><paramref name="message"/> without a leading "<paramref name="path"/>: " (format exceptions name their file).</summary>
+    internal static string WithoutPath(string message, string path) =>
+        message.StartsWith(path + ": ", StringComparison.Ordinal) ? message[(path.Length + 2)..] : message;
 
     private static bool Bool(PlistDictionary d, string key, bool fallback, string path, string where) =>
         d[key] switch

@@ -1,4 +1,4 @@
-using KextTrust.Consent.Signing;
+using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Consent.Policy;
 
@@ -57,6 +57,22 @@ public enum ConsentSource
     User,
 }
 
+/// <summary>How consent names a kext's signature (from the one verdict, <see cref="KextSignatureVerification"/>).</summary>
+public static class ConsentSignature
+{
+    /// <summary>
+    /// <c>developer-id</c> (loads where SIP enforces signatures), <c>unsigned</c>, <c>ad-hoc</c>, or <c>invalid</c> (present but
+    /// refused: it does not validate, or it is valid without the kext-signing authority or the kext requirement).
+    /// </summary>
+    public static string Kind(KextSignatureVerification signature)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        return signature.Refusal is null ? "developer-id"
+            : signature.Status is KextSignatureStatus.Unsigned or KextSignatureStatus.AdHoc ? KextSignatureRefusal.CodeName(signature.Status)
+            : "invalid";
+    }
+}
+
 /// <summary>One check of a decision with its evidence (rows, payload UUIDs, team ids, rules).</summary>
 public sealed record DecisionStep(DecisionCheck Check, CheckOutcome Outcome, ConsentCode Code, string Rule, IReadOnlyDictionary<string, string> Evidence);
 
@@ -75,5 +91,5 @@ public sealed record KextDecision(
     ConsentCode Code,
     string Reason,
     ConsentSource ConsentSource,
-    KextSignatureFacts Signature,
+    KextSignatureVerification Signature,
     IReadOnlyList<DecisionStep> Steps);

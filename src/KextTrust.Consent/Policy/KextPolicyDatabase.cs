@@ -234,6 +234,32 @@ public static class KextPolicyDatabase
         };
     }
 
+    /// <summary>
+    /// Replaces the MDM part of the policy in one transaction: every kext_policy_mdm row whose payload_uuid is one of
+    /// <paramref name="ownedPayloadUuids"/> (the payloads of the installed profiles, before and after the change) goes,
+    /// the rows of <paramref name="combined"/> come (a row of another origin with the same team and bundle takes the new
+    /// payload UUID), and the two MDM settings are written. Rows no installed profile owns (a database adopted from a
+    /// real Mac) are kept.
+    /// </summary>
+    public static void ReplaceMdmPolicy(SqliteConnection db, SqliteTransaction tx, Mdm.CombinedKextPolicy combined, IReadOnlySet<string> ownedPayloadUuids)
+    {
+        ArgumentNullException.ThrowIfNull(combined);
+        ArgumentNullException.ThrowIfNull(ownedPayloadUuids);
+        foreach (var uuid in ownedPayloadUuids)
+        {
+            Exec(db, tx, "DELETE FROM kext_policy_mdm WHERE payload_uuid = $p0", uuid);
+        }
+        foreach (var (team, bundle, uuid) in combined.Allowed)
+        {
+            Exec(db, tx, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2) " +
+                "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, payload_uuid = $p2", team, bundle, uuid);
+        }
+        foreach (var (key, value) in new[] { ("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals) })
+        {
+            Exec(db, tx, "INSERT INTO settings (name, value) VALUES ($p0, $p1) ON CONFLICT (name) DO UPDATE SET value = $p1", key, value ? "1" : "0");
+        }
+    }
+
     /// <summary>Runs one statement with positional parameters <c>$p0…</c>.</summary>
     public static int Exec(SqliteConnection db, SqliteTransaction? tx, string sql, params object?[] args)
     {

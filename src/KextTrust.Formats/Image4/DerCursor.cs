@@ -238,7 +238,13 @@ internal sealed class DerCursor
         }
         if (tag.TagClass == TagClass.Universal)
         {
-            return $"{(UniversalTagNumber)tag.TagValue} ({form})";
+            var name = (UniversalTagNumber)tag.TagValue switch
+            {
+                UniversalTagNumber.Sequence => "SEQUENCE",
+                UniversalTagNumber.Set => "SET",
+                var n => n.ToString(),
+            };
+            return $"{name} ({form})";
         }
         return $"[{tag.TagClass} {tag.TagValue}] ({form})";
     }

@@ -6,8 +6,9 @@ namespace KextTrust.Formats.Image4;
 internal static class Im4Codec
 {
     /// <summary>
-    /// Reads <c>[PRIVATE fourcc] SEQUENCE { IA5String fourcc, … }</c> and returns the 4CC, the element
-    /// and a cursor positioned after the inner IA5String.
+    /// Reads <c>[PRIVATE fourcc] EXPLICIT SEQUENCE { IA5String fourcc, … }</c> (Apple's layout: the private,
+    /// constructed tag wraps a universal SEQUENCE, as <c>openssl asn1parse</c> shows on every real IM4M) and
+    /// returns the 4CC, the tagged element and a cursor over the SEQUENCE positioned after the inner IA5String.
     /// </summary>
     public static (string FourCC, DerElement Element, DerCursor Inner) ReadTaggedEntry(DerCursor cursor, string what)
     {
@@ -20,7 +21,10 @@ internal static class Im4Codec
         }
         var fourcc = FourCC.FromUInt32((uint)tag.TagValue)
             ?? throw cursor.Error(start, $"{what}: tag number 0x{tag.TagValue:x} is not a four-character code");
-        var inner = cursor.Enter(element);
+        var wrapper = cursor.Enter(element);
+        var sequence = wrapper.ReadSequence($"{what} '{fourcc}' (the SEQUENCE inside its explicit tag)");
+        wrapper.ExpectEnd($"{what} '{fourcc}' (exactly one SEQUENCE inside its explicit tag)");
+        var inner = wrapper.Enter(sequence);
         var nameOffset = inner.Position;
         var name = inner.ReadIA5String($"{what} '{fourcc}' name");
         if (name != fourcc)
@@ -80,14 +84,31 @@ internal static class Im4Codec
         return new Im4PropertySet(properties);
     }
 
-    /// <summary>Writes <c>[PRIVATE fourcc] SEQUENCE { IA5String fourcc, SET { properties } }</c>.</summary>
+    /// <summary>Writes <c>[PRIVATE fourcc] EXPLICIT SEQUENCE { IA5String fourcc, SET { properties } }</c>.</summary>
     public static void WriteTaggedSet(AsnWriter writer, string fourcc, Im4PropertySet properties)
     {
-        var tag = FourCC.ToTag(fourcc);
-        writer.PushSequence(tag);
-        writer.WriteCharacterString(UniversalTagNumber.IA5String, fourcc);
+        PushTagged(writer, fourcc);
         properties.WriteSet(writer);
-        writer.PopSequence(tag);
+        PopTagged(writer, fourcc);
+    }
+
+    /// <summary>
+    /// Opens <c>[PRIVATE fourcc] EXPLICIT SEQUENCE { IA5String fourcc, …</c>: the private tag is explicit, so it
+    /// wraps the universal SEQUENCE instead of replacing it (Apple's encoding, read so by PyIMG4, img4tool and
+    /// libDERImg4). Close with <see cref="PopTagged"/>.
+    /// </summary>
+    public static void PushTagged(AsnWriter writer, string fourcc)
+    {
+        writer.PushSequence(FourCC.ToTag(fourcc));
+        writer.PushSequence();
+        writer.WriteCharacterString(UniversalTagNumber.IA5String, fourcc);
+    }
+
+    /// <summary>Closes what <see cref="PushTagged"/> opened.</summary>
+    public static void PopTagged(AsnWriter writer, string fourcc)
+    {
+        writer.PopSequence();
+        writer.PopSequence(FourCC.ToTag(fourcc));
     }
 
     /// <summary>Runs a decoder over a whole input, requiring that nothing follows the top element.</summary>

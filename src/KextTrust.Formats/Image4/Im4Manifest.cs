@@ -25,8 +25,9 @@ public sealed record Im4ObjectProperties
 }
 
 /// <summary>
-/// The signed part of an IM4M: <c>SET { [PRIVATE 'MANB'] SEQUENCE { "MANB", SET { [PRIVATE 'MANP']
-/// SEQUENCE { "MANP", SET { props } }, [PRIVATE obj] SEQUENCE { obj, SET { props } } … } } }</c>.
+/// The signed part of an IM4M: <c>SET { [PRIVATE 'MANB'] { SEQUENCE { "MANB", SET { [PRIVATE 'MANP']
+/// { SEQUENCE { "MANP", SET { props } } }, [PRIVATE obj] { SEQUENCE { obj, SET { props } } } … } } } }</c>;
+/// every private 4CC tag is explicit (it wraps the SEQUENCE), as in Apple's files.
 /// Objects are unique by 4CC and kept in DER order. Value equality.
 /// </summary>
 public sealed class Im4ManifestBody : IEquatable<Im4ManifestBody>
@@ -72,10 +73,8 @@ public sealed class Im4ManifestBody : IEquatable<Im4ManifestBody>
 
     internal void Write(AsnWriter writer)
     {
-        var manb = FourCC.ToTag(ManifestBodyTag);
         writer.PushSetOf();
-        writer.PushSequence(manb);
-        writer.WriteCharacterString(UniversalTagNumber.IA5String, ManifestBodyTag);
+        Im4Codec.PushTagged(writer, ManifestBodyTag);
         writer.PushSetOf();
         Im4Codec.WriteTaggedSet(writer, ManifestPropertiesTag, ManifestProperties);
         foreach (var o in _objects)
@@ -83,7 +82,7 @@ public sealed class Im4ManifestBody : IEquatable<Im4ManifestBody>
             Im4Codec.WriteTaggedSet(writer, o.ObjectFourCC, o.Properties);
         }
         writer.PopSetOf();
-        writer.PopSequence(manb);
+        Im4Codec.PopTagged(writer, ManifestBodyTag);
         writer.PopSetOf();
     }
 

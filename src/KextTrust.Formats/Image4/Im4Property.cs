@@ -4,7 +4,7 @@ using System.Formats.Asn1;
 namespace KextTrust.Formats.Image4;
 
 /// <summary>
-/// One Image4 property: <c>[PRIVATE fourcc] SEQUENCE { IA5String fourcc, value }</c>.
+/// One Image4 property: <c>[PRIVATE fourcc] EXPLICIT SEQUENCE { IA5String fourcc, value }</c>.
 /// </summary>
 public sealed record Im4Property
 {
@@ -23,11 +23,9 @@ public sealed record Im4Property
 
     internal void Write(AsnWriter writer)
     {
-        var tag = Image4.FourCC.ToTag(FourCC);
-        writer.PushSequence(tag);
-        writer.WriteCharacterString(UniversalTagNumber.IA5String, FourCC);
+        Im4Codec.PushTagged(writer, FourCC);
         Value.Write(writer);
-        writer.PopSequence(tag);
+        Im4Codec.PopTagged(writer, FourCC);
     }
 }
 

@@ -70,14 +70,18 @@ public enum KextSignatureProblemCode
     DesignatedRequirementNotSatisfied,
 }
 
-/// <summary>One typed reason a signature is not valid: code, human message, and where (slice, offset, path).</summary>
+/// <summary>One typed reason a signature is not valid: code, human message, and where (slice, offset, path, code page).</summary>
 public sealed record KextSignatureProblem(
     KextSignatureProblemCode Code,
     string Message,
     string? Arch = null,
     long? Offset = null,
-    string? Path = null)
+    string? Path = null,
+    int? Page = null)
 {
+    /// <summary>The stable code as every output writes it (kebab-case: <c>code-page-hash-mismatch</c>).</summary>
+    public string StableCode => KextSignatureRefusal.CodeName(Code);
+
     /// <inheritdoc />
     public override string ToString() =>
         $"{Code}: {Message}{(Arch is null ? "" : $" [{Arch}]")}{(Offset is null ? "" : $" @0x{Offset:x}")}{(Path is null ? "" : $" ({Path})")}";
@@ -143,6 +147,83 @@ public sealed record KextSignatureVerification(
 
     /// <summary>Total code pages verified across slices and CodeDirectories.</summary>
     public long PagesVerified => Slices.Sum(s => s.PagesVerified);
+
+    /// <summary>
+    /// Why this signature does not let a third-party kext load where signatures are enforced (SIP's kext protection on),
+    /// or null when it does: a valid signature that meets the kext-load requirement (for third parties: Developer ID
+    /// CA, Developer ID Application, kext-signing authority). Every consumer — install, approve, <c>why</c>, kmd,
+    /// startup — reports this one refusal, so a kext is refused with the same code and page everywhere.
+    /// </summary>
+    public KextSignatureRefusal? Refusal => Status switch
+    {
+        KextSignatureStatus.Invalid => Problems.Count > 0 ? KextSignatureRefusal.Of(Problems[0])
+            : new KextSignatureRefusal(KextSignatureRefusal.InvalidCode, "the signature does not validate", null, null, null),
+        KextSignatureStatus.Unsigned => new KextSignatureRefusal(KextSignatureRefusal.UnsignedCode, "the kext has no code signature", null, null, null),
+        KextSignatureStatus.AdHoc => new KextSignatureRefusal(KextSignatureRefusal.AdHocCode, "the kext is signed ad hoc (no CMS, nobody vouches for it)", null, null, null),
+        _ when !KextSigningAuthorized => new KextSignatureRefusal(KextSignatureRefusal.NotKextSigningAuthorityCode,
+            $"signed by {Signer ?? "an unnamed signer"}, but the certificate lacks the kext-signing authority (OID 1.2.840.113635.100.6.1.18)", null, null, null),
+        _ when !RequirementSatisfied => new KextSignatureRefusal(KextSignatureRefusal.KextRequirementCode,
+            $"the signature does not meet the kext-load requirement: {KextRequirement?.Requirement ?? RequirementEvaluator.KextRequirementFor(Identifier)}", null, null, null),
+        _ => null,
+    };
+
+    /// <summary>The team the signature vouches for: its team id when <see cref="Refusal"/> is null, else null.</summary>
+    public string? VerifiedTeamId => Refusal is null ? TeamId : null;
+
+    /// <summary>The cdhash of the first slice's primary CodeDirectory (what the KextPolicy database records), or null.</summary>
+    public string? PrimaryCdHash => Slices.SelectMany(s => s.CdHashes).Select(c => c.CdHash).FirstOrDefault();
+
+    /// <summary>One line: "valid, team T, kext-signing authority (Signer)" or the refusal.</summary>
+    public string Summary => Refusal is { } r
+        ? $"{Status.ToString().ToLowerInvariant()}: {r}"
+        : $"valid, team {TeamId}, kext-signing authority ({Signer})";
+}
+
+/// <summary>
+/// Why a kext's signature does not let it load under SIP: a stable kebab-case code (a <see cref="KextSignatureProblemCode"/>
+/// name, or <c>unsigned</c>, <c>ad-hoc</c>, <c>not-kext-signing-authority</c>, <c>kext-requirement-not-satisfied</c>), the
+/// message, and where (code page, slice, file) when the verifier knows.
+/// </summary>
+public sealed record KextSignatureRefusal(string Code, string Message, int? Page, string? Arch, string? Path)
+{
+    /// <summary>No code signature.</summary>
+    public const string UnsignedCode = "unsigned";
+    /// <summary>An ad-hoc signature.</summary>
+    public const string AdHocCode = "ad-hoc";
+    /// <summary>Invalid without a more precise problem.</summary>
+    public const string InvalidCode = "signature-invalid";
+    /// <summary>A valid signature whose certificate lacks the kext-signing authority.</summary>
+    public const string NotKextSigningAuthorityCode = "not-kext-signing-authority";
+    /// <summary>A valid signature that does not meet the kext-load requirement.</summary>
+    public const string KextRequirementCode = "kext-requirement-not-satisfied";
+
+    /// <summary>The refusal for one verifier problem.</summary>
+    public static KextSignatureRefusal Of(KextSignatureProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        return new(problem.StableCode, problem.Message, problem.Page, problem.Arch, problem.Path);
+    }
+
+    /// <summary>The kebab-case name of a code or status (<c>code-page-hash-mismatch</c>, <c>ad-hoc</c>).</summary>
+    public static string CodeName<T>(T code) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
+
+    /// <summary>"code-page-hash-mismatch (page 3, arm64e): message".</summary>
+    public override string ToString()
+    {
+        var where = string.Join(", ", new[] { Page is { } p ? $"page {p}" : null, Arch }.Where(x => x is not null));
+        return $"{Code}{(where.Length > 0 ? $" ({where})" : "")}: {Message}";
+    }
+}
+
+/// <summary>
+/// The kext signature verifier as a service: consumers that verify bundles one by one (consent, the simulated Mac) hold
+/// one of these; <see cref="KextSignatureVerifier.Using"/> gives the real one, tests may substitute verdicts.
+/// </summary>
+public interface IKextSignatureVerifier
+{
+    /// <summary>Verifies the kext bundle or Mach-O file at <paramref name="path"/>.</summary>
+    /// <exception cref="KextSignatureInputException">The path is missing or unreadable as a kext.</exception>
+    KextSignatureVerification Verify(string path);
 }
 
 /// <summary>Options of <see cref="KextSignatureVerifier"/>.</summary>

@@ -23,6 +23,14 @@ public sealed record KextVerifyItem(string Path, KextSignatureVerification? Resu
 /// </summary>
 public static class KextSignatureVerifier
 {
+    /// <summary>This verifier with fixed <paramref name="options"/>, as an <see cref="IKextSignatureVerifier"/>.</summary>
+    public static IKextSignatureVerifier Using(KextSignatureVerifierOptions? options = null) => new Bound(options ?? new KextSignatureVerifierOptions());
+
+    private sealed class Bound(KextSignatureVerifierOptions options) : IKextSignatureVerifier
+    {
+        public KextSignatureVerification Verify(string path) => KextSignatureVerifier.Verify(path, options);
+    }
+
     /// <summary>Verifies one kext bundle or Mach-O file.</summary>
     /// <exception cref="KextSignatureInputException">The path is missing or its Mach-O / SuperBlob is malformed.</exception>
     public static KextSignatureVerification Verify(string path, KextSignatureVerifierOptions? options = null)
@@ -561,7 +569,7 @@ public static class KextSignatureVerifier
                     foreach (var (page, offset) in (chunk.Mismatches ?? []).Take(options.MaxPageProblemsPerCodeDirectory))
                     {
                         problems.Add(new(KextSignatureProblemCode.CodePageHashMismatch,
-                            $"code page {page} does not match its {chunk.Cd.HashType} hash in the CodeDirectory (slot 0x{chunk.Cd.Slot:x})", arch, offset, exePath));
+                            $"code page {page} does not match its {chunk.Cd.HashType} hash in the CodeDirectory (slot 0x{chunk.Cd.Slot:x})", arch, offset, exePath, page));
                     }
                 }
                 var cs = s.Slice.CodeSignature!.Value;

@@ -50,7 +50,7 @@ public sealed class IbootTests
         Assert.Equal(["com.acme.family"], load.Loaded.Single(k => k.BundleId == "com.acme.client").Dependencies.ToArray());
         var history = load.LoadHistory.Single(h => h.BundleId == "com.acme.client");
         Assert.Equal(new KextLoadHistoryRecord("/Library/Extensions/client.kext", KextFixtures.Acme, "com.acme.client", "0F0E0D0C-0B0A-0908-0706-050403020100",
-            "2025-03-04 03:06:07", "2025-03-04 03:06:07", KextLoadHistoryRecord.LoadedFromAuxKc, KextFixtures.Signed("", "com.acme.client").CdHash!), history);
+            "2025-03-04 03:06:07", "2025-03-04 03:06:07", KextLoadHistoryRecord.LoadedFromAuxKc, KextFixtures.Signed("", "com.acme.client")("").PrimaryCdHash!), history);
 
         var pay = ApplePay.Status(boot);
         Assert.False(pay.Available);

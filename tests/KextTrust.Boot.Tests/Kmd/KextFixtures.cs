@@ -3,6 +3,7 @@ using KextTrust.Boot.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.KernelManagement;
@@ -18,7 +19,7 @@ internal sealed class KextFixtures : IDisposable
 
     private static readonly Lazy<KpiCatalog> SharedCatalog = new(KpiCatalog.Load);
 
-    private readonly Dictionary<string, KextSignatureFacts> _signatures = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, KextSignatureVerification> _signatures = new(StringComparer.Ordinal);
     private readonly List<UaklEntry> _uakl = [];
     private readonly HashSet<string> _banned = new(StringComparer.Ordinal);
 
@@ -37,13 +38,14 @@ internal sealed class KextFixtures : IDisposable
     public static KextSliceSpec Arm64e(params string[] imports) => new(MachOTargetArchitecture.Arm64e, imports);
     public static KextSliceSpec X86(params string[] imports) => new(MachOTargetArchitecture.X86_64, imports);
 
-    public static KextSignatureFacts Signed(string team, string bundleId) =>
-        new(KextSignatureStatus.Valid, team, true, Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(bundleId))), "test PKI");
+    public static Func<string, KextSignatureVerification> Signed(string team, string bundleId) => path =>
+        SignatureVerdicts.Valid(path, team, cdhash: Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(bundleId))));
 
     /// <summary>Writes a kext, records its signature verdict and (unless <paramref name="consent"/> is null) its UAKL entry.</summary>
-    public string Add(KextBundleSpec spec, KextSignatureFacts signature, KextConsentSource? consent = KextConsentSource.User, string? uaklTeam = null)
+    public string Add(KextBundleSpec spec, Func<string, KextSignatureVerification> verdict, KextConsentSource? consent = KextConsentSource.User, string? uaklTeam = null)
     {
         var path = KextBundleWriter.Write(Extensions, spec);
+        var signature = verdict(path);
         _signatures[spec.BundleId] = signature;
         if (consent is { } source)
         {
@@ -85,7 +87,7 @@ internal sealed class KextFixtures : IDisposable
         Release = release ?? MacOSRelease.Sequoia15_4,
         Sip = sip,
         IsBanned = (id, _) => _banned.Contains(id),
-        VerifySignature = b => _signatures.GetValueOrDefault(b.BundleId ?? "", KextSignatureFacts.Unsigned),
+        VerifySignature = b => _signatures.GetValueOrDefault(b.BundleId ?? "") ?? SignatureVerdicts.Unsigned(b.Path),
         Catalog = Catalog,
         VolumeRoot = Root.Path,
     };

@@ -5,6 +5,7 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.KernelManagement;
@@ -22,7 +23,7 @@ public sealed class KmdBuildTests
         f.AddSigned("com.acme.client", ["_IOLog", "_acme_family_register"],
             libraries: new() { ["com.apple.kpi.iokit"] = "20.0", ["com.acme.family"] = "1.0.0" });
         f.Add(new KextBundleSpec("com.hobby.unsigned", "1.0") { Libraries = KextFixtures.Kpis, Slices = [KextFixtures.Arm64e("_IOLog")] },
-            KextSignatureFacts.Unsigned);
+            SignatureVerdicts.Unsigned);
         f.AddSigned("com.acme.kauth", ["_kauth_listen_scope", "_IOLog"],
             libraries: new() { ["com.apple.kpi.bsd"] = "20.0", ["com.apple.kpi.iokit"] = "20.0" });
         f.AddSigned("com.evil.banned", ["_IOLog"]);
@@ -76,7 +77,7 @@ public sealed class KmdBuildTests
         Assert.Equal(KextConsentSource.User, driver.Consent);
 
         var included = result.Receipt.Included.Single(k => k.BundleId == "com.acme.client");
-        Assert.Equal(new ReceiptIncludedKext("com.acme.client", "1.0.0", KextFixtures.Acme, KextFixtures.Signed("", "com.acme.client").CdHash!,
+        Assert.Equal(new ReceiptIncludedKext("com.acme.client", "1.0.0", KextFixtures.Acme, KextFixtures.Signed("", "com.acme.client")("").PrimaryCdHash!,
             KextConsentSource.User, "/Library/Extensions/client.kext", true), included);
         Assert.Equal(result.Measurement, result.Receipt.AuxKcMeasurement);
         Assert.Equal(result.AuxKc.ComputeMeasurement(), result.Measurement);
@@ -189,7 +190,12 @@ public sealed class KmdBuildTests
         using var f = new KextFixtures();
         var team = status == KextSignatureStatus.AdHoc ? null : KextFixtures.Acme;
         f.Add(new KextBundleSpec("com.acme.x", "1.0") { Libraries = KextFixtures.Kpis, Slices = [KextFixtures.Arm64e("_IOLog")] },
-            new KextSignatureFacts(status, team, authorized, "00", "verifier says so"));
+            path => status switch
+            {
+                KextSignatureStatus.AdHoc => SignatureVerdicts.AdHoc(path),
+                KextSignatureStatus.Invalid => SignatureVerdicts.Invalid(path, team, KextSignatureProblemCode.CodePageHashMismatch),
+                _ => SignatureVerdicts.Valid(path, team!, kextSigning: authorized),
+            });
         var d = Kmd.BuildAuxKc(f.Request()).DecisionFor("com.acme.x")!;
         Assert.Equal(expected, d.Exclusion);
         Assert.Equal(KmdStep.Signature, d.Checks[^1].Step);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Tests.Enclave;
 using KextTrust.Formats.Image4;
+using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.Policies;
 
@@ -21,6 +22,14 @@ public sealed class LocalPolicyTests
         AuxKextPolicyHash = Hash("uakl"),
         AuxKcImage4Hash = Hash("auxkc im4m"),
         AuxKcReceiptHash = Hash("receipt"),
+        KekGroupUuid = Guid.Parse("41196911-e654-4d2c-9a1b-0123456789ab"),
+        RemotePolicyNonceHash = Hash("remote nonce"),
+        NextStageImage4Hash = Hash("macOS im4m"),
+        CustomKcImage4Hash = Hash("custom kc"),
+        DepMdmControl = true,
+        SignedSystemVolumeDisabled = true,
+        KernelCtrrDisabled = true,
+        BootArgsFilteringDisabled = true,
     };
 
     private static LocalPolicy ReducedWithKexts(Mac mac) =>
@@ -45,6 +54,9 @@ public sealed class LocalPolicyTests
         Assert.Equal(Hash("auxkc im4m"), back.AuxKcImage4Hash);
         Assert.Equal(Hash("receipt"), back.AuxKcReceiptHash);
         Assert.Equal(SecurityMode.Permissive, back.SecurityMode);
+        Assert.Equal(Guid.Parse("41196911-e654-4d2c-9a1b-0123456789ab"), back.KekGroupUuid);
+        Assert.Equal(Hash("macOS im4m"), back.NextStageImage4Hash);
+        Assert.True(back.DepMdmControl && back.SignedSystemVolumeDisabled && back.KernelCtrrDisabled && back.BootArgsFilteringDisabled);
 
         var verification = LocalPolicyVerifier.Verify(Im4Manifest.FromBytes(der), mac.SecureEnclave);
         Assert.True(verification.Valid, string.Join("; ", verification.Failures));
@@ -59,14 +71,20 @@ public sealed class LocalPolicyTests
         Assert.Equal(new Im4Integer(Mac.DefaultEcid), manp.Find("ECID"));
         Assert.Equal(new Im4Boolean(true), manp.Find("smb2"));
         Assert.Equal(new Im4Integer(0x1201), manp.Find("sip0"));
-        foreach (var tag in new[] { "lpnh", "auxp", "auxi", "auxr" })
+        foreach (var tag in new[] { "lpnh", "rpnh", "nsih", "coih", "auxp", "auxi", "auxr" })
         {
             Assert.Equal(48, Assert.IsType<Im4OctetString>(manp.Find(tag)).Value.Length);
         }
         Assert.Equal(Vuid.ToByteArray(bigEndian: true), Assert.IsType<Im4OctetString>(manp.Find("vuid")).Value.ToArray());
         Assert.Equal("0a1b2c3d4e5f60718293a4b5c6d7e8f9", Convert.ToHexStringLower(Vuid.ToByteArray(bigEndian: true)));
-        // Absent AuxKC hashes are not written.
-        Assert.False(LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid).ToManifestProperties().Contains("auxp"));
+        Assert.Equal(16, Assert.IsType<Im4OctetString>(manp.Find("kuid")).Value.Length);
+        foreach (var tag in new[] { "smb0", "smb1", "smb3", "smb4", "sip1", "sip2", "sip3" })
+        {
+            Assert.Equal(new Im4Boolean(true), manp.Find(tag));
+        }
+        // As in Apple's policies (bputil -d: "absent"), a Full Security policy carries no flag, no sip0 and no AuxKC hash.
+        var full = LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Vuid).ToManifestProperties();
+        Assert.Equal(["ECID", "lpnh", "vuid"], full.Select(p => p.FourCC).Order(StringComparer.Ordinal));
         var der = EveryField(mac).Sign(mac.SecureEnclave).Encode();
         Assert.True(der.AsSpan().IndexOf(Convert.FromHexString("ff879bb5c432")) > 0);
         Assert.True(der.AsSpan().IndexOf(Convert.FromHexString("ff868bd5f070")) > 0);
@@ -225,6 +243,57 @@ public sealed class LocalPolicyTests
     public static TheoryData<string> MalformedCases() =>
         ["lpnh 47 bytes", "ECID boolean", "smb2 integer", "unknown property", "sip0 too wide", "vuid missing", "lpnh missing", "ECID missing", "object set"];
 
+    [Fact]
+    public void Our_LocalPolicy_has_Apples_explicit_layout_as_openssl_asn1parse_reads_it()
+    {
+        using var mac = new Mac();
+        var policy = EveryField(mac);
+        var elements = Asn1Parse.Run(policy.Sign(mac.SecureEnclave).Encode());
+        Assert.Equal(
+            ["SEQUENCE", "IA5STRING:IM4M", "INTEGER:00", "SET", "priv [ 1296125506 ]", "SEQUENCE", "IA5STRING:MANB", "SET",
+             "priv [ 1296125520 ]", "SEQUENCE", "IA5STRING:MANP", "SET"],
+            elements.Take(12).Select(e => e.Shape));
+        // Each property: [PRIVATE 4CC] (depth 8) wrapping SEQUENCE (9) { IA5String 4CC, value } (10), in the policy's order and types.
+        var expected = policy.ToManifestProperties().Select(p => (
+            $"priv [ {FourCC.ToUInt32(p.FourCC)} ]", p.FourCC,
+            p.Value switch { Im4Integer => "INTEGER", Im4Boolean => "BOOLEAN", Im4OctetString => "OCTET STRING", _ => "?" })).ToList();
+        var found = new List<(string, string, string)>();
+        for (var i = 12; i + 3 < elements.Count && elements[i].Depth == 8; i += 4)
+        {
+            Assert.Equal(("SEQUENCE", 9), (elements[i + 1].Kind, elements[i + 1].Depth));
+            Assert.Equal(("IA5STRING", 10), (elements[i + 2].Kind, elements[i + 2].Depth));
+            Assert.Equal(10, elements[i + 3].Depth);
+            found.Add((elements[i].Kind, elements[i + 2].Value!, elements[i + 3].Kind));
+        }
+        Assert.Equal(expected, found);
+        Assert.Equal(19, found.Count);
+        // Then the signature and the certificate chain at depth 1.
+        var top = elements.Where(e => e.Depth == 1).Select(e => e.Kind).ToList();
+        Assert.Equal(["IA5STRING", "INTEGER", "SET", "OCTET STRING", "SEQUENCE"], top);
+    }
+
+    [Fact]
+    public void Our_AuxKC_Image4_has_Apples_layout_and_its_DGST_is_what_openssl_reads()
+    {
+        using var mac = new Mac();
+        var auxKc = Enumerable.Range(0, 5000).Select(i => (byte)(i * 13)).ToArray();
+        var img4 = AuxKcImage4.Create(mac.SecureEnclave, auxKc);
+        var elements = Asn1Parse.Run(img4.Encode());
+        Assert.Equal(
+            ["SEQUENCE", "IA5STRING:IMG4", "SEQUENCE", "IA5STRING:IM4P", "IA5STRING:auxk", "IA5STRING:AuxiliaryKernelExtensions",
+             "OCTET STRING", "cont [ 0 ]", "SEQUENCE", "IA5STRING:IM4M", "INTEGER:00", "SET", "priv [ 1296125506 ]", "SEQUENCE",
+             "IA5STRING:MANB", "SET", "priv [ 1296125520 ]", "SEQUENCE", "IA5STRING:MANP", "SET",
+             "priv [ 1162037572 ]", "SEQUENCE", "IA5STRING:ECID", $"INTEGER:{Mac.DefaultEcid:X}",
+             $"priv [ {FourCC.ToUInt32("auxk")} ]", "SEQUENCE", "IA5STRING:auxk", "SET",
+             $"priv [ {FourCC.ToUInt32("DGST")} ]", "SEQUENCE", "IA5STRING:DGST", "OCTET STRING"],
+            elements.Take(32).Select(e => e.Shape));
+        // The DGST openssl shows is SHA-384 of the whole IM4P element as openssl delimits it.
+        var im4p = elements[2];
+        var im4pLength = (int)(elements[7].Offset - im4p.Offset);
+        var der = img4.Encode();
+        Assert.Equal(Convert.ToHexString(SHA384.HashData(der.AsSpan((int)im4p.Offset, im4pLength))), elements[31].Value);
+    }
+
     [Theory]
     [MemberData(nameof(MalformedCases))]
     public void Wrong_types_lengths_and_unknown_properties_are_malformed(string which)
@@ -237,7 +306,7 @@ public sealed class LocalPolicyTests
             case "lpnh 47 bytes": manp["lpnh"] = new Im4OctetString(new byte[47]); break;
             case "ECID boolean": manp["ECID"] = new Im4Boolean(true); break;
             case "smb2 integer": manp["smb2"] = new Im4Integer(1); break;
-            case "unknown property": manp["nsih"] = new Im4OctetString(new byte[48]); break;
+            case "unknown property": manp["love"] = new Im4String("21.1.559.0.0,0"); break;
             case "sip0 too wide": manp["sip0"] = new Im4Integer(0x1_0000); break;
             case "vuid missing": manp.Remove("vuid"); break;
             case "lpnh missing": manp.Remove("lpnh"); break;

@@ -66,13 +66,15 @@ internal static class Image4Samples
 
     public static byte[] Ia5(string s) => Tlv(0x16, System.Text.Encoding.ASCII.GetBytes(s));
 
-    public static byte[] RawProperty(string tagFourCC, string innerFourCC, byte[] value) =>
-        Tlv(FourCC.IdentifierOctets(tagFourCC), Ia5(innerFourCC), value);
+    /// <summary><c>[PRIVATE tag] { SEQUENCE { IA5String inner, content… } }</c>: Apple's explicit tagging.</summary>
+    public static byte[] Tagged(string tagFourCC, string innerFourCC, params byte[][] content) =>
+        Tlv(FourCC.IdentifierOctets(tagFourCC), Tlv(0x30, [Ia5(innerFourCC), .. content]));
+
+    public static byte[] RawProperty(string tagFourCC, string innerFourCC, byte[] value) => Tagged(tagFourCC, innerFourCC, value);
 
     public static byte[] RawManifest(params byte[][] manpProperties) =>
         Tlv(0x30, Ia5("IM4M"), [0x02, 0x01, 0x00],
-            Tlv(0x31, Tlv(FourCC.IdentifierOctets("MANB"), Ia5("MANB"),
-                Tlv(0x31, Tlv(FourCC.IdentifierOctets("MANP"), Ia5("MANP"), Tlv(0x31, manpProperties))))),
+            Tlv(0x31, Tagged("MANB", "MANB", Tlv(0x31, Tagged("MANP", "MANP", Tlv(0x31, manpProperties))))),
             Tlv(0x04, [0xAA]),
             Tlv(0x30));
 

@@ -105,10 +105,23 @@ public sealed class Image4StrictnessTests
     [Fact]
     public void Property_with_two_values_or_non_4CC_tag_is_rejected()
     {
-        var twoValues = Tlv(FourCC.IdentifierOctets("ECID"), Ia5("ECID"), Integer(1), Integer(2));
+        var twoValues = Tagged("ECID", "ECID", Integer(1), Integer(2));
         Rejects(() => Im4Manifest.FromBytes(RawManifest(twoValues)));
+        var twoSequences = Tlv(FourCC.IdentifierOctets("ECID"), Tlv(0x30, Ia5("ECID"), Integer(1)), Tlv(0x30, Ia5("ECID"), Integer(1)));
+        Rejects(() => Im4Manifest.FromBytes(RawManifest(twoSequences)));
         var contextTag = Tlv(0xA0, Ia5("ECID"), Integer(1));
         Rejects(() => Im4Manifest.FromBytes(RawManifest(contextTag)));
+    }
+
+    [Fact]
+    public void Implicitly_tagged_properties_are_refused_at_their_offset_naming_the_rule()
+    {
+        // The layout this project wrote before: the private tag replacing the SEQUENCE instead of wrapping it.
+        var implicitProperty = Tlv(FourCC.IdentifierOctets("ECID"), Ia5("ECID"), Integer(1));
+        var der = RawManifest(implicitProperty);
+        var e = Rejects(() => Im4Manifest.FromBytes(der));
+        Assert.Equal(der.AsSpan().IndexOf(implicitProperty) + FourCC.IdentifierOctets("ECID").Length + 1, e.Offset);
+        Assert.Contains("expected tag SEQUENCE", e.Rule);
     }
 
     [Theory]
@@ -143,7 +156,7 @@ public sealed class Image4StrictnessTests
         Rejects(() => Im4Manifest.FromBytes(bad));
 
         var noManp = Tlv(0x30, Ia5("IM4M"), Integer(0),
-            Tlv(0x31, Tlv(FourCC.IdentifierOctets("MANB"), Ia5("MANB"), Tlv(0x31))), Tlv(0x04), Tlv(0x30));
+            Tlv(0x31, Tagged("MANB", "MANB", Tlv(0x31))), Tlv(0x04), Tlv(0x30));
         Assert.Contains("MANP", Rejects(() => Im4Manifest.FromBytes(noManp)).Rule);
     }
 

@@ -1,0 +1,14 @@
+PRAGMA foreign_keys=OFF;
+BEGIN TRANSACTION;
+CREATE TABLE kext_load_history_v3 ( path TEXT PRIMARY KEY, team_id TEXT, bundle_id TEXT, boot_uuid TEXT, created_at TEXT, last_seen TEXT, flags INTEGER );
+INSERT INTO kext_load_history_v3 VALUES('/Library/Extensions/VMwareGfx.kext','EG7KH642X6','com.vmware.kext.VMwareGfx','7BD644E2-74AB-4310-8E56-D7CE28DC8CDB','2018-01-25 08:16:36','2018-01-25 08:17:47',7);
+INSERT INTO kext_load_history_v3 VALUES('/Library/Application Support/VMware Tools/vmhgfs.kext','EG7KH642X6','com.vmware.kext.vmhgfs','7BD644E2-74AB-4310-8E56-D7CE28DC8CDB','2018-01-25 08:16:43','2018-01-25 08:18:26',13);
+INSERT INTO kext_load_history_v3 VALUES('/Library/Application Support/VMware Tools/vmmemctl.kext','EG7KH642X6','com.vmware.kext.vmmemctl','7BD644E2-74AB-4310-8E56-D7CE28DC8CDB','2018-01-25 08:16:43','2018-01-25 08:18:26',5);
+CREATE TABLE kext_policy ( team_id TEXT, bundle_id TEXT, allowed BOOLEAN, developer_name TEXT, flags INTEGER, PRIMARY KEY (team_id, bundle_id) );
+INSERT INTO kext_policy VALUES('EG7KH642X6','com.vmware.kext.VMwareGfx',1,'VMware, Inc.',1);
+INSERT INTO kext_policy VALUES('EG7KH642X6','com.vmware.kext.vmmemctl',1,'VMware, Inc.',1);
+INSERT INTO kext_policy VALUES('EG7KH642X6','com.vmware.kext.vmhgfs',1,'VMware, Inc.',1);
+CREATE TABLE kext_policy_mdm ( team_id TEXT, bundle_id TEXT, allowed BOOLEAN, payload_uuid TEXT, PRIMARY KEY (team_id, bundle_id) );
+CREATE TABLE settings ( name TEXT, value TEXT, PRIMARY KEY (name) );
+INSERT INTO settings VALUES('migrationPerformed','YES');
+COMMIT;
