@@ -4,6 +4,7 @@
 #   - inspect / audit (--json and --sarif) / verify over a 200-kext corpus and Microsoft's signed runtime-pack
 #     Mach-O files: byte-identical output, identical exit codes;
 #   - codesign + verify --trust-root with a private PKI, as JSON: identical;
+#   - img4 info / verify --json over the real Image4 files in tests/data/image4: identical;
 #   - the demo (SQLite, Secure Enclave, Image4, LocalPolicy, kmd, iBoot, kernel) succeeds, every step as expected.
 #   bash tests/aot-smoke.sh
 set -euo pipefail
@@ -54,6 +55,11 @@ mkdir "$work/signed"
 xargs -a "$work/kexts.txt" cp -r -t "$work/signed"
 find "$work/signed" -maxdepth 1 -name '*.kext' | sort | xargs "$aot" codesign --p12 "$work/pki/leaf.p12" --password kextrust >/dev/null
 same verify-signed verify --json --trust-root "$work/pki/root.pem" "$work/signed"
+for f in tests/data/image4/pyimg4-IMG4 tests/data/image4/img4helper-apticket.shsh2 tests/data/image4/pyimg4-IM4R; do
+  same "img4-info-$(basename "$f")" img4 info --json "$f"
+done
+same img4-verify-shsh2 img4 verify --json tests/data/image4/img4helper-apticket.shsh2
+same img4-verify-im4m img4 verify --json tests/data/image4/img4helper-apticket.im4m
 
 set +e
 "$aot" demo --json > "$work/demo.json"; rc=$?

@@ -164,7 +164,7 @@ public static class BootCommands
                 }
                 else
                 {
-                    Display(output, current, check);
+                    Display(output, mac, current, check);
                 }
                 return ExitCodes.Ok;
             }
@@ -192,24 +192,19 @@ public static class BootCommands
         return cmd;
     }
 
-    private static void Display(CliOutput output, LocalPolicy p, LocalPolicyVerification check)
+    private static void Display(CliOutput output, Mac mac, LocalPolicy p, LocalPolicyVerification check)
     {
-        // bputil itself only displays; what iBoot would conclude is worth saying next to it.
+        // bputil itself only displays; what iBoot would conclude is said first, before the volume-group header, where
+        // parsers of bputil's output (which start at that header) do not read it.
         output.Out.WriteLine(check.Valid
             ? "verified as iBoot checks it: signed by this Mac's Secure Enclave, this ECID, the current nonce"
             : $"NOT VERIFIED (startup would refuse it): {string.Join("; ", check.Failures)}");
-        output.Out.WriteLine($"ECID: 0x{p.Ecid:x16}");
-        output.Out.WriteLine($"lpnh: {p.LocalPolicyNonceHash}");
-        output.Out.WriteLine($"vuid: {p.VolumeGroupUuid}");
-        output.Out.WriteLine($"security mode: {p.SecurityMode}");
-        output.Out.WriteLine($"smb0 (Reduced): {p.ReducedSecurity}");
-        output.Out.WriteLine($"smb1 (Permissive): {p.PermissiveSecurity}");
-        output.Out.WriteLine($"smb2 (third-party kexts): {p.ThirdPartyKextsEnabled}");
-        output.Out.WriteLine($"smb3 (MDM manages kexts): {p.MdmManagesKexts}");
-        output.Out.WriteLine($"sip0: 0x{(ushort)p.SipConfig:x}");
-        output.Out.WriteLine($"auxp: {p.AuxKextPolicyHash?.ToString() ?? "absent"}");
-        output.Out.WriteLine($"auxi: {p.AuxKcImage4Hash?.ToString() ?? "absent"}");
-        output.Out.WriteLine($"auxr: {p.AuxKcReceiptHash?.ToString() ?? "absent"}");
+        output.Out.WriteLine();
+        using var enclave = SecureBootMac.OpenEnclave(mac);
+        foreach (var line in BputilDisplay.Lines(p, check.Valid, enclave.CurrentLocalPolicyNonceHash))
+        {
+            output.Out.WriteLine(line);
+        }
     }
 
     private static string SipStatus(uint csr) => csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "custom";
@@ -237,8 +232,8 @@ public static class BootCommands
                     output.WriteJson(CsrJson(mac, a, restart: false));
                     return ExitCodes.Ok;
                 }
-                output.Out.WriteLine($"System Integrity Protection status: {(csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "enabled (custom configuration)")}. (csr-active-config 0x{csr:x})");
-                output.Out.WriteLine($"Kext Signing: {(mac.Description.SipEnforcesKexts ? "enabled" : "disabled")}");
+                // Apple's wording, so scripts that parse `csrutil status` parse ours; the value itself is in --json.
+                output.Out.Write(CsrutilStatusText.Format(csr, mac.Description.Version));
                 return ExitCodes.Ok;
             }
             if (r.GetValue(without) is { } w && (w != "kext" || a != "enable"))
@@ -340,7 +335,7 @@ public static class BootCommands
     {
         var machineOpt = MachineOption.Create();
         var json = JsonOption();
-        var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup.") { machineOpt, json };
+        var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup, in kmutil's columns (Index Refs Address Size Wired Name (Version) UUID <Linked Against>); Apple's own kexts are not modelled.") { machineOpt, json };
         SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
             var report = SecureBootMac.LastStartup(mac);
@@ -351,13 +346,10 @@ public static class BootCommands
             }
             if (report?.Refusal is { } refusal)
             {
-                output.Out.WriteLine($"booted without third-party kexts: {refusal.Code}: {refusal.Detail}");
+                // Standard error: standard output stays kmutil's table for scripts.
+                output.Error.WriteLine($"booted without third-party kexts: {refusal.Code}: {refusal.Detail}");
             }
-            output.Out.WriteLine("Index Name (Version) TeamID CDHash");
-            foreach (var k in report?.Loaded ?? [])
-            {
-                output.Out.WriteLine($"{k.LoadTag,5} {k.BundleId} ({k.Version}) {k.TeamId} {k.CdHash}");
-            }
+            output.Out.Write(KmutilShowloadedText.Format(report?.Loaded ?? []));
             return ExitCodes.Ok;
         });
         return cmd;

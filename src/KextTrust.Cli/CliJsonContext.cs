@@ -20,11 +20,13 @@ namespace KextTrust.Cli;
 [JsonSerializable(typeof(KextPolicyJson))]
 [JsonSerializable(typeof(WhyJson))]
 [JsonSerializable(typeof(ProfileChangeJson))]
+[JsonSerializable(typeof(KextPolicyImportJson))]
+[JsonSerializable(typeof(SpctlJson))]
 [JsonSerializable(typeof(KextPolicyProfileJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>The contexts whose metadata the command-line JSON options resolve, in order.</summary>
-    internal static IJsonTypeInfoResolver[] Resolvers => [VerifyJsonContext.Default, BootJsonContext.Default, Default];
+    internal static IJsonTypeInfoResolver[] Resolvers => [VerifyJsonContext.Default, BootJsonContext.Default, Img4JsonContext.Default, Default];
 
     /// <summary>
     /// Options for every command's record JSON: indented, camelCase properties, relaxed escaping, and each enum that

@@ -14,7 +14,11 @@ public sealed record KextPolicyJson(
     IReadOnlyList<LoadHistoryRow> KextLoadHistoryV3,
     IReadOnlyList<SettingRow> Settings);
 
-/// <summary><c>kextrust kextpolicy show [FILE] [--json]</c>.</summary>
+/// <summary><c>kextrust kextpolicy import --json</c>, <c>machine init --kextpolicy --json</c>: what was kept.</summary>
+public sealed record KextPolicyImportJson(string Source, string Database, bool HadCdHashColumn, IReadOnlyList<string> ExtraTables,
+    int KextPolicyRows, int KextPolicyMdmRows, int KextLoadHistoryV3Rows, int SettingsRows);
+
+/// <summary><c>kextrust kextpolicy show [FILE] [--json]</c>, <c>kextpolicy import FILE [--json]</c>.</summary>
 public static class KextPolicyCommand
 {
     /// <summary>Adds <c>kextpolicy</c> to <paramref name="root"/>.</summary>
@@ -53,7 +57,39 @@ public static class KextPolicyCommand
             }
             return ExitCodes.Ok;
         }));
-        root.Subcommands.Add(new Command("kextpolicy", "The KextPolicy SQLite database (macOS's own schema).") { show });
+        root.Subcommands.Add(new Command("kextpolicy", "The KextPolicy SQLite database (macOS's own schema).") { show, Import(output) });
+    }
+
+    private static Command Import(CliOutput output)
+    {
+        var file = new Argument<string>("FILE") { Description = "A KextPolicy database copied from a real Mac (/var/db/SystemPolicyConfiguration/KextPolicy; any schema since macOS 10.13), opened read-only." };
+        var machineOpt = MachineOption.Create();
+        var json = new Option<bool>("--json") { Description = "Write one JSON object instead of text." };
+        var cmd = new Command("import", "Replace this Mac's KextPolicy database with one copied from a real Mac, keeping every row (schema and every value checked first; the cdhash history column added when missing; the MDM rows of the profiles installed here applied on top). All or nothing.")
+        {
+            file, machineOpt, json,
+        };
+        cmd.SetAction(r => MachineOption.Run(output, () =>
+        {
+            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
+            var a = KextPolicyAdopter.Import(mac, r.GetValue(file)!);
+            WriteAdoption(output, a, mac.Store.PathOf(MachineLayout.KextPolicy), r.GetValue(json));
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Reports an adopted database (<c>kextpolicy import</c>, <c>machine init --kextpolicy</c>).</summary>
+    internal static void WriteAdoption(CliOutput output, KextPolicyAdoption a, string database, bool json)
+    {
+        var c = a.Content;
+        if (json)
+        {
+            output.WriteJson(new KextPolicyImportJson(a.Source, database, a.HadCdHashColumn, a.ExtraTables, c.Policy.Count, c.Mdm.Count, c.History.Count, c.Settings.Count));
+            return;
+        }
+        output.Out.WriteLine($"adopted {a.Source}: {c.Policy.Count} kext_policy, {c.Mdm.Count} kext_policy_mdm, {c.History.Count} kext_load_history_v3, {c.Settings.Count} settings row(s) kept" +
+            (a.HadCdHashColumn ? "" : "; cdhash column added to kext_load_history_v3") + (a.ExtraTables.Count > 0 ? $"; other tables kept: {string.Join(", ", a.ExtraTables)}" : ""));
     }
 
     private static string Str(long? v) => v?.ToString(CultureInfo.InvariantCulture) ?? "NULL";

@@ -65,9 +65,10 @@ public static partial class MachineCommands
             DefaultValueFactory = _ => "enabled",
         };
         var trustRoot = new Option<string?>("--trust-root") { Description = "A root certificate (PEM) this Mac also trusts for kext signatures (a test PKI).", HelpName = "FILE" };
+        var kextPolicy = new Option<string?>("--kextpolicy") { Description = "Start from a KextPolicy database copied from a real Mac (any schema since 10.13), keeping every row.", HelpName = "FILE" };
         var cmd = new Command("init", "Create a simulated Mac: platform, macOS version, users, MDM enrollment, SIP; it starts running macOS with the machine clock set to now.")
         {
-            dir, machineOpt, platform, macos, admin, user, mdm, sip, trustRoot,
+            dir, machineOpt, platform, macos, admin, user, mdm, sip, trustRoot, kextPolicy,
         };
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
@@ -95,11 +96,17 @@ public static partial class MachineCommands
                 Mdm = r.GetValue(mdm) switch { "user-approved" => MdmEnrollment.UserApproved, "automated" => MdmEnrollment.Automated, _ => MdmEnrollment.None },
                 CsrActiveConfig = csr,
                 TrustRootPem = r.GetValue(trustRoot) is { } tr ? File.ReadAllText(tr) : null,
+                KextPolicySource = r.GetValue(kextPolicy),
             };
             using var mac = KextTrust.Boot.SecureBoot.SecureBootMac.Init(path, options, verifier: MachineOption.Verifier);
             var d = mac.Description;
             output.Out.WriteLine($"created a simulated {PlatformName(d.Platform)} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
             output.Out.WriteLine($"users: {string.Join(", ", d.Users.Select(x => x.Name + (x.IsAdmin ? " (admin)" : "")))}; MDM: {MdmName(d.Mdm)}; SIP: {SipName(d.CsrActiveConfig)}; clock: {MachineOption.Time(d.Clock)}");
+            if (options.KextPolicySource is not null)
+            {
+                var c = mac.ReadPolicy();
+                output.Out.WriteLine($"KextPolicy adopted from {Path.GetFullPath(options.KextPolicySource)}: {c.Policy.Count} kext_policy, {c.Mdm.Count} kext_policy_mdm, {c.History.Count} kext_load_history_v3, {c.Settings.Count} settings row(s)");
+            }
             return ExitCodes.Ok;
         }));
         return cmd;

@@ -9,29 +9,40 @@ namespace KextTrust.Cli;
 /// </summary>
 public static class SpctlCommand
 {
+    private static Option<bool> Json() => new("--json") { Description = "Write one JSON object instead of spctl's text." };
+
     /// <summary>Adds <c>spctl</c> to <paramref name="root"/>.</summary>
     public static void Register(RootCommand root, CliOutput output)
     {
         var consent = new Command("kext-consent", "User consent for kexts, kept in NVRAM: turn it on or off, or allow whole teams without consent. Changes only from recoveryOS.")
         {
-            Simple(output, "status", "Show whether user consent is required.", (mac, _) => WriteStatus(output, mac.ReadNvram())),
-            Simple(output, "enable", "Require user consent (recoveryOS only).", (mac, _) => WriteStatus(output, mac.SpctlSetEnabled(true))),
-            Simple(output, "disable", "Load kexts without user consent (recoveryOS only).", (mac, _) => WriteStatus(output, mac.SpctlSetEnabled(false))),
+            Simple(output, "status", "Show whether user consent is required: \"Kernel Extension User Consent: ENABLED\" (or DISABLED), as spctl prints it.", mac => mac.ReadNvram(), n => WriteStatus(output, n)),
+            Simple(output, "enable", "Require user consent (recoveryOS only).", mac => mac.SpctlSetEnabled(true), n => WriteStatus(output, n)),
+            Simple(output, "disable", "Load kexts without user consent (recoveryOS only).", mac => mac.SpctlSetEnabled(false), n => WriteStatus(output, n)),
             Team(output, "add", "Allow a team's kexts to load without user consent (recoveryOS only).", add: true),
             Team(output, "remove", "Remove a team from the allowed list (recoveryOS only).", add: false),
-            Simple(output, "list", "List the teams allowed without user consent.", (mac, _) => WriteList(output, mac.ReadNvram())),
+            Simple(output, "list", "List the teams allowed without user consent: \"Allowed Team Identifiers:\" then one per line, as spctl prints it.", mac => mac.ReadNvram(), n => WriteList(output, n)),
         };
         root.Subcommands.Add(new Command("spctl", "The macOS security-policy tool; here only its kext-consent commands.") { consent });
     }
 
-    private static Command Simple(CliOutput output, string name, string description, Action<Mac, string?> action)
+    private static Command Simple(CliOutput output, string name, string description, Func<Mac, KextConsentNvram> action, Action<KextConsentNvram> text)
     {
         var machineOpt = MachineOption.Create();
-        var cmd = new Command(name, description) { machineOpt };
+        var json = Json();
+        var cmd = new Command(name, description) { machineOpt, json };
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
-            action(mac, null);
+            var n = action(mac);
+            if (r.GetValue(json))
+            {
+                output.WriteJson(SpctlJson.From(name, n));
+            }
+            else
+            {
+                text(n);
+            }
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -41,12 +52,18 @@ public static class SpctlCommand
     {
         var team = new Argument<string>("TEAMID") { Description = "A team identifier, e.g. ABCDE12345." };
         var machineOpt = MachineOption.Create();
-        var cmd = new Command(name, description) { team, machineOpt };
+        var json = Json();
+        var cmd = new Command(name, description) { team, machineOpt, json };
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var id = r.GetValue(team)!;
             var n = mac.SpctlTeam(id, add);
+            if (r.GetValue(json))
+            {
+                output.WriteJson(SpctlJson.From(name, n));
+                return ExitCodes.Ok;
+            }
             output.Out.WriteLine(add ? $"added team {id}" : $"removed team {id}");
             WriteList(output, n);
             return ExitCodes.Ok;
@@ -64,5 +81,16 @@ public static class SpctlCommand
         {
             output.Out.WriteLine(t);
         }
+    }
+}
+
+/// <summary><c>spctl kext-consent … --json</c>.</summary>
+public sealed record SpctlJson(string Action, bool UserConsentEnabled, IReadOnlyList<string> AllowedTeamIdentifiers)
+{
+    /// <summary>The JSON form of the NVRAM state after <paramref name="action"/>.</summary>
+    public static SpctlJson From(string action, KextConsentNvram n)
+    {
+        ArgumentNullException.ThrowIfNull(n);
+        return new(action, n.ConsentEnabled, n.Teams);
     }
 }

@@ -63,8 +63,10 @@ public enum ConsentCode
 }
 
 /// <summary>A typed error of the consent pipeline, naming the file (when any) and what was wrong.</summary>
+/// <remarks>The message names the path once: a message that already starts with "path: " (a format exception's, which
+/// names its file) is not prefixed again.</remarks>
 public sealed class ConsentException(ConsentCode code, string? path, string message, Exception? inner = null)
-    : Exception(path is null ? message : $"{path}: {message}", inner)
+    : Exception(path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}", inner)
 {
     /// <summary>The stable code.</summary>
     public ConsentCode Code { get; } = code;

@@ -81,6 +81,28 @@ public class InspectCommandTests
         Assert.Equal(2, truncated.ExitCode);
         Assert.Contains("bad.dylib", truncated.StdErr);
         Assert.Contains("offset", truncated.StdErr);
+        // Malformed further on, but Mach-O by its magic.
+        using (var doc = JsonDocument.Parse(truncated.StdOut))
+        {
+            Assert.Equal("macho", doc.RootElement[0].GetProperty("kind").GetString());
+        }
+    }
+
+    [Theory]
+    [InlineData("text.txt", new byte[] { 0x68, 0x65, 0x6C, 0x6C, 0x6F, 0x0A })]
+    [InlineData("short.bin", new byte[] { 0xCF, 0xFA })]
+    [InlineData("elf.so", new byte[] { 0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x01, 0x00 })]
+    public void A_file_that_is_not_Mach_O_is_labelled_so_and_named_once(string name, byte[] bytes)
+    {
+        using var tmp = new TempDir();
+        var path = tmp.Combine(name);
+        File.WriteAllBytes(path, bytes);
+        var r = CliRunner.Run("inspect", path, "--json");
+        Assert.Equal(2, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.StdOut);
+        Assert.Equal("not-macho", doc.RootElement[0].GetProperty("kind").GetString());
+        var error = doc.RootElement[0].GetProperty("error").GetString()!;
+        Assert.Equal(error.IndexOf(path, StringComparison.Ordinal), error.LastIndexOf(path, StringComparison.Ordinal));
     }
 
     [Fact]

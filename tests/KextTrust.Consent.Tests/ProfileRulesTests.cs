@@ -218,6 +218,17 @@ public sealed class ProfileRulesTests : IDisposable
         Assert.Equal(1, CountOf(e2.Message, xml));
     }
 
+    [Fact]
+    public void A_malformed_exclude_list_and_a_malformed_description_name_their_file_once()
+    {
+        var plist = _f.Temp.Combine("Info.plist");
+        File.WriteAllText(plist, "<plist><dict><key>x</key>");
+        var e = Assert.Throws<ConsentException>(() => ExcludeList.Parse(File.ReadAllBytes(plist), plist));
+        Assert.Equal(1, CountOf(e.Message, plist));
+        Assert.Equal(1, CountOf(new ConsentException(ConsentCode.MachineInvalid, "/x/y", "/x/y: bad").Message, "/x/y"));
+        Assert.Equal("/x/y: bad", new ConsentException(ConsentCode.MachineInvalid, "/x/y", "bad").Message);
+    }
+
     private static int CountOf(string text, string part)
     {
         var n = 0;

@@ -1,3 +1,4 @@
+using KextTrust.Formats.PropertyLists;
 using System.Collections.Immutable;
 using System.Globalization;
 using KextTrust.Boot.KernelManagement;
@@ -17,7 +18,14 @@ namespace KextTrust.Boot.Kernel;
 /// <param name="LoadAddress">Its fileset entry's vmaddr; null for a codeless kext.</param>
 /// <param name="Dependencies">The third-party kexts it links against (loaded before it).</param>
 public sealed record LoadedKext(int LoadTag, string BundleId, string Version, string BundlePath, string TeamId, string CdHash, ulong? LoadAddress,
-    ImmutableArray<string> Dependencies);
+    ImmutableArray<string> Dependencies)
+{
+    /// <summary>Bytes of the kext's image in the AuxKC (<c>_PrelinkExecutableSize</c>); 0 for a codeless kext.</summary>
+    public ulong Size { get; init; }
+
+    /// <summary>The executable's LC_UUID (upper case), or null for a codeless kext or one without it.</summary>
+    public string? Uuid { get; init; }
+}
 
 /// <summary>Why the kernel did not load a kext of the AuxKC.</summary>
 public enum KernelLoadFailureCode
@@ -188,7 +196,11 @@ public static class KernelLinker
                 }
             }
             Loaded.Add(new LoadedKext(FirstLoadTag + Loaded.Count, id, kext.Version, kext.BundlePath, listed.TeamId, listed.CdHash,
-                kext.FilesetEntry?.VmAddress, [.. dependencies]));
+                kext.FilesetEntry?.VmAddress, [.. dependencies])
+            {
+                Size = kext.InfoDictionary.Get<PlistInteger>("_PrelinkExecutableSize")?.AsUInt64 ?? 0,
+                Uuid = kext.Executable?.UuidString,
+            });
             return true;
         }
 

@@ -134,7 +134,20 @@ public sealed record StartupReport(string RunningOS, string BootSession, bool Th
     ImmutableArray<string> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<string> NotLoaded, ImmutableArray<ReceiptExcludedKext> Excluded);
 
 /// <summary>One loaded kext, as <c>kmutil showloaded</c> prints it.</summary>
-public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
+public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash)
+{
+    /// <summary>Load address (the fileset entry's vmaddr); null for a codeless kext.</summary>
+    public ulong? Address { get; init; }
+
+    /// <summary>Bytes of its image (and wired bytes: kexts are wired).</summary>
+    public ulong Size { get; init; }
+
+    /// <summary>LC_UUID of its executable, upper case; null when it has none.</summary>
+    public string? Uuid { get; init; }
+
+    /// <summary>Load tags of the loaded kexts it links against.</summary>
+    public IReadOnlyList<int> LinkedAgainst { get; init; } = [];
+}
 
 /// <summary>
 /// The secure-boot services of a simulated Mac: the Secure Enclave and LocalPolicy (Apple silicon), bputil and csrutil
@@ -608,7 +621,12 @@ public sealed class SecureBootStartupHook : IStartupHook
         {
             var result = KernelLinker.LoadAuxKc(auxKc, receipt, SecureBootMac.KpiCatalog, SecureBootMac.Release(next), SecureBootMac.Architecture(next),
                 Guid.Parse(next.BootSessionUuid), next.Clock);
-            loaded = [.. result.Loaded.Select(k => new LoadedKextInfo(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))];
+            var tags = result.Loaded.ToDictionary(k => k.BundleId, k => k.LoadTag, StringComparer.Ordinal);
+            loaded = [.. result.Loaded.Select(k => new LoadedKextInfo(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash)
+            {
+                Address = k.LoadAddress, Size = k.Size, Uuid = k.Uuid,
+                LinkedAgainst = [.. k.Dependencies.Select(d => tags[d]).OrderDescending()],
+            })];
             notLoaded = [.. result.NotLoaded.Select(n => $"{n.BundleId}: {n.Code}: {n.Detail}")];
             var history = result.LoadHistory;
             if (history.Length > 0)

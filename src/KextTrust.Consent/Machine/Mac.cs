@@ -30,6 +30,12 @@ public sealed record MachineInitOptions(MachinePlatform Platform, string MacOSVe
     /// <summary>Initial clock; default now.</summary>
     public DateTimeOffset? Clock { get; init; }
 
+    /// <summary>
+    /// A KextPolicy database copied from a real Mac to start from (every row kept; see <see cref="KextPolicyAdopter"/>);
+    /// null for an empty one.
+    /// </summary>
+    public string? KextPolicySource { get; init; }
+
     /// <summary>An extra trusted root certificate (PEM) stored in the machine folder: kexts signed under it verify on this Mac.</summary>
     public string? TrustRootPem { get; init; }
 }
@@ -131,7 +137,14 @@ public sealed class Mac : IDisposable
             var tx = store.Begin();
             tx.StageFile(MachineLayout.ExcludeListInfoPlist, ExcludeList.Default.ToInfoPlist());
             tx.StageFile(MachineLayout.Nvram, NvramBytes(KextConsentNvram.Default));
-            tx.StageDatabase((_, _) => { });
+            if (options.KextPolicySource is { } kextPolicy)
+            {
+                tx.StageFile(MachineLayout.KextPolicy, KextPolicyAdopter.Prepare(kextPolicy, []).Bytes);
+            }
+            else
+            {
+                tx.StageDatabase((_, _) => { });
+            }
             if (options.TrustRootPem is { } pem)
             {
                 try

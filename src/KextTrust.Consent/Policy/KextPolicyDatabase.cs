@@ -163,7 +163,41 @@ public static class KextPolicyDatabase
         return new KextPolicyContent(history, policy, mdm, settings);
     }
 
-    private static bool HasColumn(SqliteConnection db, string table, string column)
+    /// <summary>The four tables of <see cref="Schema"/>.</summary>
+    public static IReadOnlyList<string> TableNamesOfSchema { get; } = ["kext_load_history_v3", "kext_policy", "kext_policy_mdm", "settings"];
+
+    /// <summary>Every table of <paramref name="db"/>.</summary>
+    public static IReadOnlyList<string> TableNames(SqliteConnection db)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name";
+        using var r = cmd.ExecuteReader();
+        var names = new List<string>();
+        while (r.Read())
+        {
+            names.Add(r.GetString(0));
+        }
+        return names;
+    }
+
+    /// <summary>
+    /// Makes a copy of a real Mac's database usable by the simulated Mac: rollback journaling (a copied WAL-mode file
+    /// would otherwise need its -wal/-shm beside it), and the <c>cdhash</c> history column added when it lacks it, with
+    /// the same ALTER TABLE macOS used (SQLite then records "flags INTEGER , cdhash TEXT", as in real <c>.schema</c> output).
+    /// </summary>
+    public static void PrepareAdopted(SqliteConnection db, bool hasCdHash)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        Exec(db, null, "PRAGMA journal_mode = DELETE");
+        if (!hasCdHash)
+        {
+            Exec(db, null, "ALTER TABLE kext_load_history_v3 ADD COLUMN cdhash TEXT");
+        }
+    }
+
+    /// <summary>True when <paramref name="table"/> has <paramref name="column"/>.</summary>
+    public static bool HasColumn(SqliteConnection db, string table, string column)
     {
         using var cmd = db.CreateCommand();
         cmd.CommandText = $"PRAGMA table_info({table})";

@@ -29,7 +29,10 @@ public sealed record SliceReport(
     int DefinedExternalSymbols,
     CodeSignatureSummary CodeSignature);
 
-/// <summary>A kext bundle, or a bare Mach-O file when <see cref="Kind"/> is <c>macho</c>.</summary>
+/// <summary>
+/// A kext bundle (<see cref="Kind"/> <c>kext</c>), a bare Mach-O file (<c>macho</c>: it starts with a Mach-O or fat
+/// magic, even when malformed further on), or a file that is not Mach-O at all (<c>not-macho</c>, with <see cref="Error"/>).
+/// </summary>
 public sealed record InspectReport(
     string Path,
     string Kind,
@@ -120,8 +123,33 @@ public static class KextInspector
     public static InspectReport InspectMachO(string path)
     {
         var (slices, error) = ReadSlices(path);
-        return new InspectReport(Path.GetFullPath(path), "macho", null, null, null, null, null,
+        var kind = error is null || HasMachOMagic(path) ? "macho" : "not-macho";
+        return new InspectReport(Path.GetFullPath(path), kind, null, null, null, null, null,
             new Dictionary<string, string>(), [], [], slices, [], error);
+    }
+
+    /// <summary>True when the file starts with a thin (32/64-bit, either byte order) or fat (32/64-bit) Mach-O magic.</summary>
+    private static bool HasMachOMagic(string path)
+    {
+        Span<byte> head = stackalloc byte[4];
+        try
+        {
+            using var f = File.OpenRead(path);
+            if (f.ReadAtLeast(head, 4, throwOnEndOfStream: false) < 4)
+            {
+                return false;
+            }
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(head) is 0xFEEDFACE or 0xFEEDFACF or 0xCEFAEDFE or 0xCFFAEDFE
+            or 0xCAFEBABE or 0xBEBAFECA or 0xCAFEBABF or 0xBFBAFECA;
     }
 
     private static (IReadOnlyList<SliceReport>, string?) ReadSlices(string path)
