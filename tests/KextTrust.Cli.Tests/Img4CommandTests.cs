@@ -123,4 +123,41 @@ public sealed class Img4CommandTests : IDisposable
         Assert.Contains("encrypted", CliRunner.Run("img4", "extract", encryptedPath, "-o", outPath).StdErr);
         Assert.Equal(2, CliRunner.Run("img4", "extract", Data("pyimg4-IM4M"), "-o", outPath).ExitCode);
     }
+
+    [Fact]
+    public void Info_reads_keybags_and_compression_info_laid_out_as_in_a_real_encrypted_iBoot()
+    {
+        // A fixture reproducing the layout of img4helper's iBoot.img4 IM4P (Apple firmware, not committed), as
+        // openssl asn1parse shows it: payload, KBAG OCTET STRING { SEQUENCE { SEQUENCE { 1, iv, key }, SEQUENCE { 2, iv, key } } },
+        // SEQUENCE { INTEGER 1, INTEGER 0x15DDC0 }. The IVs and wrapped keys are that file's.
+        var kbag = new System.Formats.Asn1.AsnWriter(System.Formats.Asn1.AsnEncodingRules.DER);
+        kbag.PushSequence();
+        foreach (var (type, iv, key) in new[]
+                 {
+                     (1, "2c1004e1b7c60cdac82d586e792b7d68", "a8ef0926ef907209b286eebe29fb0d348e9dbe8ade831fb097202d003e105edf"),
+                     (2, "9e46b3acc3f70935c3bd0613165a2202", "1a78ce1e70a4a9a48bacfadef802c01c4d966e56630837e259c77f28b256d14b"),
+                 })
+        {
+            kbag.PushSequence();
+            kbag.WriteInteger(type);
+            kbag.WriteOctetString(Convert.FromHexString(iv));
+            kbag.WriteOctetString(Convert.FromHexString(key));
+            kbag.PopSequence();
+        }
+        kbag.PopSequence();
+        var payload = new Im4Payload("ibot", "iBoot-5540.40.50", RandomNumberGenerator.GetBytes(64), keybags: kbag.Encode(),
+            compression: new Im4Compression(Im4Compression.Lzfse, 0x15DDC0));
+        var der = payload.Encode();
+        Assert.Equal(["SEQUENCE", "IA5STRING:IM4P", "IA5STRING:ibot", "IA5STRING:iBoot-5540.40.50", "OCTET STRING", "OCTET STRING",
+            "SEQUENCE", "INTEGER:01", "INTEGER:15DDC0"], Asn1Parse.Run(der).Select(e => e.Shape));
+        var path = _temp.Combine("ibot.im4p");
+        File.WriteAllBytes(path, der);
+        var json = Json(CliRunner.Run("img4", "info", path, "--json")).GetProperty("payload");
+        Assert.Equal("encrypted", json.GetProperty("encoding").GetString());
+        Assert.Equal(0x15DDC0, json.GetProperty("uncompressedSize").GetInt64());
+        var keybags = json.GetProperty("keybags");
+        Assert.Equal(2, keybags.GetArrayLength());
+        Assert.Equal("9e46b3acc3f70935c3bd0613165a2202", keybags[1].GetProperty("iv").GetString());
+        Assert.Equal(Im4Payload.FromBytes(der).Encode(), der);
+    }
 }
