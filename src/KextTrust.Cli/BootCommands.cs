@@ -45,47 +45,16 @@ public static class BootCommands
         {
             return body();
         }
-        catch (SecureBootException e)
+        catch (KextTrustException e)
         {
-            // A LocalPolicy file that cannot be decoded is unreadable input, not a refusal.
-            return Fail(output, json, e.Code.ToString(), e.Message, e.Code == SecureBootCode.LocalPolicyMalformed ? ExitCodes.InputError : ExitCodes.Failed);
-        }
-        catch (LocalPolicyException e)
-        {
-            return Fail(output, json, e.Failures[0].Code.ToString(), e.Message, ExitCodes.Failed);
-        }
-        catch (SecureEnclaveException e)
-        {
-            return Fail(output, json, e.Error.ToString(), e.Message, ExitCodes.Failed);
-        }
-        catch (ConsentException e)
-        {
+            // Refused (exit 1), bad input or busy (exit 2): decided by the error's kind, worded by its code.
             var exit = MachineOption.Report(output, e);
-            WriteError(output, json, e.Code.ToString(), e.Message, exit);
-            return exit;
-        }
-        catch (MachineException e)
-        {
-            var exit = MachineOption.Report(output, e);
-            WriteError(output, json, e.Code.ToString(), e.Message, exit);
+            WriteError(output, json, e.ErrorCode, e.Message, exit);
             return exit;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return Fail(output, json, "IOError", e.Message, ExitCodes.InputError);
-        }
-        catch (AuxKcFormatException e)
-        {
-            return Fail(output, json, "AuxKcMalformed", e.Message, ExitCodes.InputError);
-        }
-        catch (KextReceiptFormatException e)
-        {
-            return Fail(output, json, "ReceiptMalformed", e.Message, ExitCodes.InputError);
-        }
-        catch (KextTrustFormatException e)
-        {
-            // Any other file of the Mac that does not parse: the message names the file, the offset and the rule.
-            return Fail(output, json, "Malformed", e.Message, ExitCodes.InputError);
         }
     }
 

@@ -3,14 +3,14 @@ using KextTrust.Boot.SecureBoot;
 
 namespace KextTrust.Cli;
 
-/// <summary><c>kextrust demo [--json] [--keep DIR]</c>: the seed's story on a fresh simulated Mac, with three attacks.</summary>
+/// <summary><c>kextrust demo [--json] [--keep DIR]</c>: the story of Apple's guide on a fresh simulated Mac, with three attacks.</summary>
 public static class DemoCommand
 {
     public static Command Create(CliOutput output)
     {
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of narrating." };
         var keep = new Option<string?>("--keep") { Description = "Run in this folder and keep it (default: a temporary folder, deleted afterwards).", HelpName = "DIR" };
-        var cmd = new Command("demo", "Play the secure-boot story of the seeds on a fresh simulated Apple-silicon Mac: install, blocked, One True Recovery + Reduced Security, approve, kmd rebuild, restart, loaded, Apple Pay; then three attacks, each refused. Exit 0 when every step had its expected outcome.")
+        var cmd = new Command("demo", "Play the secure-boot story of Apple's guide on a fresh simulated Apple-silicon Mac: install, blocked, One True Recovery + Reduced Security, approve, kmd rebuild, restart, loaded, Apple Pay; then three attacks, each refused. Exit 0 when every step had its expected outcome.")
         {
             json, keep,
         };

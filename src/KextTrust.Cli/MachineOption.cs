@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
+using KextTrust.Formats;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 
@@ -45,63 +46,31 @@ public static class MachineOption
     /// <summary>Opens the Mac in <paramref name="dir"/> (waiting for its lock).</summary>
     public static Mac Open(string dir) => Mac.Open(dir, verifier: Verifier);
 
-    /// <summary>Codes for which the command ran but the Mac refused the action (exit 1); every other code is exit 2.</summary>
-    public static bool IsRefusal(ConsentCode code) => code is ConsentCode.AuthenticationFailed or ConsentCode.AdminRequired
-        or ConsentCode.NoPendingAlert or ConsentCode.ApprovalWindowExpired or ConsentCode.UserApprovalDisabled
-        or ConsentCode.RecoveryOnly or ConsentCode.NotEnrolled or ConsentCode.ManualInstallNotAllowed
-        or ConsentCode.UnsupportedOSVersion or ConsentCode.ExcludeListNotNewer or ConsentCode.ProfileNotInstalled
-        or ConsentCode.ProfileManagedByMdm or ConsentCode.BadSignature;
-
-    /// <summary>"1203 approval-window-expired": the stable number and its name.</summary>
-    public static string CodeLabel(ConsentCode code) =>
-        $"{((int)code).ToString(CultureInfo.InvariantCulture)} {CodeName(code)}";
-
     /// <summary>The kebab-case name of a code ("approval-window-expired").</summary>
     public static string CodeName(ConsentCode code) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
 
     /// <summary>An enum value as JSON and text write it: its name in kebab-case.</summary>
     public static string Kebab<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
-    /// <summary>
-    /// Runs a command body, turning typed errors into <c>kextrust: …</c> on standard error: a refused action is
-    /// exit 1 ("refused: reason (code N name)"), unreadable input or misuse exit 2.
-    /// </summary>
-    public static int Run(CliOutput output, Func<int> body)
-    {
-        try
-        {
-            return body();
-        }
-        catch (ConsentException e)
-        {
-            return Report(output, e);
-        }
-        catch (MachineException e)
-        {
-            return Report(output, e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return output.InputError(e.Message);
-        }
-    }
+    /// <summary>Runs a command body, turning KextTrust errors into their exit code and one line on standard error (<see cref="BootCommands.Run(CliOutput, bool, Func{int})"/>).</summary>
+    public static int Run(CliOutput output, Func<int> body) => BootCommands.Run(output, json: false, body);
 
-    /// <summary>Writes a typed error to standard error and returns its exit code.</summary>
-    public static int Report(CliOutput output, ConsentException e)
+    /// <summary>
+    /// Writes a KextTrust error to standard error and returns its exit code, from the error's kind alone: a refusal is
+    /// exit 1 (<c>kextrust: refused: reason (code …)</c>), bad input or a busy Mac exit 2 (<c>kextrust: reason</c>, with
+    /// the code when the error has a label).
+    /// </summary>
+    public static int Report(CliOutput output, KextTrustException e)
     {
-        if (IsRefusal(e.Code))
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(e);
+        var code = e.Label is { } label ? $" (code {label})" : "";
+        if (e.Kind == ErrorKind.Refused)
         {
-            output.Error.WriteLine($"kextrust: refused: {e.Message} (code {CodeLabel(e.Code)})");
+            output.Error.WriteLine($"kextrust: refused: {e.Message}{code}");
             return ExitCodes.Failed;
         }
-        return output.InputError($"{e.Message} (code {CodeLabel(e.Code)})");
-    }
-
-    /// <summary>Writes a machine-folder error (unreadable or busy Mac, malformed database: exit 2) to standard error.</summary>
-    public static int Report(CliOutput output, MachineException e)
-    {
-        ArgumentNullException.ThrowIfNull(e);
-        return output.InputError($"{e.Message} (code {((int)e.Code).ToString(CultureInfo.InvariantCulture)} {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(e.Code.ToString())})");
+        return output.InputError(e.Message + code);
     }
 
     /// <summary>A machine time as shown to people: <c>2025-01-06 09:00:00 UTC</c>.</summary>

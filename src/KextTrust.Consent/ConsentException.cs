@@ -1,3 +1,5 @@
+using KextTrust.Formats;
+
 namespace KextTrust.Consent;
 
 /// <summary>
@@ -60,10 +62,24 @@ public enum ConsentCode
 /// <remarks>The message names the path once: a message that already starts with "path: " (a format exception's, which
 /// names its file) is not prefixed again.</remarks>
 public sealed class ConsentException(ConsentCode code, string? path, string message, Exception? inner = null)
-    : Exception(path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}", inner)
+    : KextTrustException(path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}", inner)
 {
     /// <summary>The stable code.</summary>
     public ConsentCode Code { get; } = code;
+
+    /// <inheritdoc/>
+    public override string ErrorCode => Code.ToString();
+
+    /// <summary>The action ran and the Mac refused it (exit 1); every other code is bad input or misuse (exit 2).</summary>
+    public override ErrorKind Kind => Code is ConsentCode.AuthenticationFailed or ConsentCode.AdminRequired
+        or ConsentCode.NoPendingAlert or ConsentCode.ApprovalWindowExpired or ConsentCode.UserApprovalDisabled
+        or ConsentCode.RecoveryOnly or ConsentCode.NotEnrolled or ConsentCode.ManualInstallNotAllowed
+        or ConsentCode.UnsupportedOSVersion or ConsentCode.ExcludeListNotNewer or ConsentCode.ProfileNotInstalled
+        or ConsentCode.ProfileManagedByMdm or ConsentCode.BadSignature
+        ? ErrorKind.Refused : ErrorKind.InvalidInput;
+
+    /// <summary>"1203 approval-window-expired": the stable number and its kebab-case name.</summary>
+    public override string Label => $"{((int)Code).ToString(System.Globalization.CultureInfo.InvariantCulture)} {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(Code.ToString())}";
 
     /// <summary>The file or folder concerned, when any.</summary>
     public string? Path { get; } = path;

@@ -216,7 +216,7 @@ public sealed partial class SystemPolicy
         Step(DecisionCheck.Consent, consent.Source == ConsentSource.None ? CheckOutcome.Fail : CheckOutcome.Pass,
             consent.Source == ConsentSource.None ? ConsentCode.NotApproved : ConsentCode.Ok, $"{consent.Source}: {consent.Rule}", consent.Evidence.Select(e => (e.Key, e.Value)).ToArray());
 
-        // 7. Deprecated KPIs (seed footnote: not enforced with SIP off or for MDM-approved kexts).
+        // 7. Deprecated KPIs (Apple's deprecation footnote: not enforced with SIP off or for MDM-approved kexts).
         var release = MacOSRelease.ForVersion(d.Version);
         var libs = bundle.Libraries.GroupBy(l => l.BundleId).ToDictionary(g => g.Key, g => g.First().RequestedVersion);
         var context = new KpiEnforcementContext(!d.SipEnforcesKexts, consent.Source == ConsentSource.Mdm);

@@ -6,7 +6,7 @@ namespace KextTrust.Formats;
 /// subclass per format (<c>MachOFormatException</c>, <c>PropertyListFormatException</c>, …) and
 /// never any other exception type for malformed input.
 /// </summary>
-public abstract class KextTrustFormatException : Exception
+public abstract class KextTrustFormatException : KextTrustException
 {
     protected KextTrustFormatException(string format, string? source, long offset, string rule, Exception? inner = null)
         : base(Compose(format, source, offset, rule), inner)
@@ -28,6 +28,12 @@ public abstract class KextTrustFormatException : Exception
 
     /// <summary>The rule that was broken, in plain words.</summary>
     public string Rule { get; }
+
+    /// <inheritdoc/>
+    public override string ErrorCode => "Malformed";
+
+    /// <inheritdoc/>
+    public override ErrorKind Kind => ErrorKind.InvalidInput;
 
     private static string Compose(string format, string? source, long offset, string rule)
     {

@@ -1,3 +1,5 @@
+using KextTrust.Formats;
+
 namespace KextTrust.Boot.Enclave;
 
 /// <summary>Why a Secure Enclave operation failed.</summary>
@@ -22,7 +24,7 @@ public enum SecureEnclaveError
 }
 
 /// <summary>A failure of the simulated Secure Enclave, with a typed <see cref="Error"/>.</summary>
-public sealed class SecureEnclaveException : Exception
+public sealed class SecureEnclaveException : KextTrustException
 {
     /// <summary>Creates the exception.</summary>
     public SecureEnclaveException(SecureEnclaveError error, string message, Exception? inner = null)
@@ -30,4 +32,10 @@ public sealed class SecureEnclaveException : Exception
 
     /// <summary>The kind of failure.</summary>
     public SecureEnclaveError Error { get; }
+
+    /// <inheritdoc/>
+    public override string ErrorCode => Error.ToString();
+
+    /// <summary>The Secure Enclave refused (a sealed file it will not open, a nonce it will not sign for).</summary>
+    public override ErrorKind Kind => ErrorKind.Refused;
 }

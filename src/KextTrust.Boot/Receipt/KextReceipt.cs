@@ -30,6 +30,9 @@ public sealed record ReceiptExcludedKext(string BundleId, string Version, string
 /// <summary>Receipt bytes are not a canonical receipt: names the file, the byte offset where the rule was broken and the rule.</summary>
 public sealed class KextReceiptFormatException : KextTrustFormatException
 {
+    /// <inheritdoc/>
+    public override string ErrorCode => "ReceiptMalformed";
+
     /// <summary>Creates the exception for <paramref name="source"/> at byte <paramref name="offset"/> (−1 when not applicable).</summary>
     public KextReceiptFormatException(string? source, long offset, string rule, Exception? inner = null)
         : base("kext receipt", source, offset, rule, inner)

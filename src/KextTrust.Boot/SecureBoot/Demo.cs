@@ -23,7 +23,7 @@ public sealed record DemoReport(ImmutableArray<DemoStep> Steps, double ElapsedSe
 }
 
 /// <summary>
-/// <c>kextrust demo</c>: in a fresh simulated Apple-silicon Mac, with a private test PKI and kexts it writes, plays the seed's
+/// <c>kextrust demo</c>: in a fresh simulated Apple-silicon Mac, with a private test PKI and kexts it writes, plays Apple's guide's
 /// story (install, blocked, One True Recovery + Reduced Security + kexts, approve, kmd rebuild, restart, loaded, Apple Pay)
 /// and three attacks (AuxKC rollback, UAKL edited on disk, lowering security from macOS), each refused.
 /// </summary>

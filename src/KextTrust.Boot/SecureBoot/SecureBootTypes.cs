@@ -74,10 +74,16 @@ public enum SecureBootCode
 }
 
 /// <summary>A refused secure-boot operation.</summary>
-public sealed class SecureBootException(SecureBootCode code, string message, Exception? inner = null) : Exception(message, inner)
+public sealed class SecureBootException(SecureBootCode code, string message, Exception? inner = null) : KextTrustException(message, inner)
 {
     /// <summary>The stable code.</summary>
     public SecureBootCode Code { get; } = code;
+
+    /// <inheritdoc/>
+    public override string ErrorCode => Code.ToString();
+
+    /// <summary>A LocalPolicy file that cannot be decoded is unreadable input; everything else is a refusal.</summary>
+    public override ErrorKind Kind => Code == SecureBootCode.LocalPolicyMalformed ? ErrorKind.InvalidInput : ErrorKind.Refused;
 }
 
 /// <summary>The Consent UAKL seen by kmd: its hash (<c>auxp</c>) is SHA-384 of the on-disk UAKL bytes; a team-wide entry covers every bundle of that team.</summary>

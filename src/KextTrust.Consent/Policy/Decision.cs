@@ -17,7 +17,7 @@ public enum DecisionCheck
     Staging,
     /// <summary>User-Approved Kernel Extension Loading.</summary>
     Consent,
-    /// <summary>Deprecated / unsupported KPIs (the seed's rules and footnote).</summary>
+    /// <summary>Deprecated / unsupported KPIs (Apple's deprecation rules and their footnote).</summary>
     DeprecatedKpi,
 }
 

@@ -14,7 +14,7 @@ public static class KextAuditCodes
 
     /// <summary>
     /// Prefix of <c>kpi-not-enforced:&lt;RULE-ID&gt;</c>: an unsupported KPI group that does not refuse because the
-    /// seed's footnote exempts the kext (SIP disabled or MDM approval); the reason names the exemption.
+    /// Apple's deprecation footnote exempts the kext (SIP disabled or MDM approval); the reason names the exemption.
     /// </summary>
     public const string KpiNotEnforcedPrefix = "kpi-not-enforced:";
 

@@ -90,7 +90,7 @@ public enum KextAuditSubjectKind
 /// <param name="BundleId">CFBundleIdentifier.</param>
 /// <param name="Version">CFBundleVersion as written.</param>
 /// <param name="Architectures">Mach-O architecture names of the executable's slices, in file order.</param>
-/// <param name="Findings">KPI groups of the seed the kext uses (any slice), in rule order.</param>
+/// <param name="Findings">KPI groups of Apple's guide the kext uses (any slice), in rule order.</param>
 /// <param name="Link">The link check; null when there is nothing to link (not a kext, unreadable).</param>
 /// <param name="Signature">Signature facts; null when not checked.</param>
 /// <param name="Verdicts">One per audited release × platform, releases oldest first, Intel before Apple silicon.</param>

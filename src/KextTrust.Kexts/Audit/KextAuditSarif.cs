@@ -4,7 +4,7 @@ using KextTrust.Kexts.Kpi;
 namespace KextTrust.Kexts.Audit;
 
 /// <summary>
-/// Audit reports as SARIF 2.1.0 for GitHub code scanning: one rule per KPI group of the seed and per other reason
+/// Audit reports as SARIF 2.1.0 for GitHub code scanning: one rule per KPI group of Apple's guide and per other reason
 /// code, one result per kext and problem, located at the kext's Info.plist (relative to a base folder).
 /// </summary>
 public static class KextAuditSarif
@@ -13,7 +13,7 @@ public static class KextAuditSarif
     public const string SchemaUri = "https://json.schemastore.org/sarif-2.1.0.json";
 
     /// <summary>
-    /// Where the rules come from: Apple's "Deprecated Kernel Extensions and System Extension Alternatives" (the seed);
+    /// Where the rules come from: Apple's "Deprecated Kernel Extensions and System Extension Alternatives" (Apple's guide);
     /// used as each KPI rule's helpUri and as the driver's informationUri.
     /// </summary>
     public const string AppleKernelExtensionsUri = "https://developer.apple.com/support/kernel-extensions/";

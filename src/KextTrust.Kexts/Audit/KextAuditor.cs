@@ -10,7 +10,7 @@ namespace KextTrust.Kexts.Audit;
 /// <summary>What to audit and under which conditions.</summary>
 public sealed record KextAuditOptions
 {
-    /// <summary>The seed's footnote: SIP disabled and/or MDM approval (unsupported KPIs then do not refuse). Default: enforced.</summary>
+    /// <summary>Apple's deprecation footnote: SIP disabled and/or MDM approval (unsupported KPIs then do not refuse). Default: enforced.</summary>
     public KpiEnforcementContext Enforcement { get; init; } = KpiEnforcementContext.Enforced;
 
     /// <summary>Releases to decide (default all: 10.15, 11, 12, 13, 14, 15, 15.4).</summary>
@@ -40,7 +40,7 @@ public sealed record KextAuditOptions
 
 /// <summary>
 /// Audits kexts: will each load on macOS 10.15–15.4, on Intel and on Apple silicon, and if not, why (stable reason
-/// codes) — from the seed's KPI rules (<see cref="KpiRuleEvaluator"/>), the link check (<see cref="KextLinkChecker"/>),
+/// codes) — from Apple's KPI rules (<see cref="KpiRuleEvaluator"/>), the link check (<see cref="KextLinkChecker"/>),
 /// the slices present (arm64e for Apple silicon, x86_64 for Intel) and, when given, the signature.
 /// </summary>
 /// <remarks>

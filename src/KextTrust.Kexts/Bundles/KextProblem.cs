@@ -39,8 +39,14 @@ public sealed record KextProblem(KextProblemCode Code, string Message, string? P
 
 /// <summary>The bundle cannot be opened at all (path missing, not a folder, unreadable).</summary>
 public sealed class KextBundleException(string path, string reason, Exception? inner = null)
-    : Exception($"{path}: {reason}", inner)
+    : KextTrust.Formats.KextTrustException($"{path}: {reason}", inner)
 {
+    /// <inheritdoc/>
+    public override string ErrorCode => "UnreadableBundle";
+
+    /// <inheritdoc/>
+    public override KextTrust.Formats.ErrorKind Kind => KextTrust.Formats.ErrorKind.InvalidInput;
+
     public string BundlePath { get; } = path;
     public string Reason { get; } = reason;
 }

@@ -36,7 +36,7 @@ public sealed record KpiFamily(
 }
 
 /// <summary>
-/// The families the seed's rules name. Class lists are the kernel-side C++ classes of each family's public
+/// The families Apple's rules name. Class lists are the kernel-side C++ classes of each family's public
 /// Kernel.framework headers that a third-party kext would import or subclass; none of them is exported by xnu
 /// itself (checked against the catalog's export files), so an identifier match means the family kext is used.
 /// </summary>

@@ -16,16 +16,16 @@ public enum KpiSupportStatus
 }
 
 /// <summary>
-/// One group of Apple's "Deprecated Kernel Extensions and System Extension Alternatives" (the seed), as data.
+/// One group of Apple's "Deprecated Kernel Extensions and System Extension Alternatives" (Apple's guide), as data.
 /// </summary>
 /// <param name="Id">Stable reason code, e.g. <c>KPI-KAUTH</c>.</param>
-/// <param name="Title">The group's heading in the seed.</param>
+/// <param name="Title">The group's heading in Apple's guide.</param>
 /// <param name="DeprecatedSince">First macOS version where the group is deprecated.</param>
 /// <param name="UnsupportedSince">First version where it is unsupported (kext refused); null when only deprecated.</param>
-/// <param name="Replacement">The replacement the seed names.</param>
+/// <param name="Replacement">The replacement Apple names.</param>
 /// <param name="ReplacementEntitlements">Entitlements the replacement needs from Apple.</param>
 /// <param name="Trigger">What in a kext's imports makes the rule apply.</param>
-/// <param name="Note">How the rule reads the seed, where it needed reading.</param>
+/// <param name="Note">How the rule reads Apple's text, where it needed reading.</param>
 public sealed record KpiRule(
     string Id,
     string Title,
@@ -50,12 +50,12 @@ public sealed record KpiRule(
     }
 }
 
-/// <summary>A case in which the deprecation policy is not enforced (the seed's footnote).</summary>
+/// <summary>A case in which the deprecation policy is not enforced (Apple's deprecation footnote).</summary>
 /// <param name="Id">Stable code.</param>
 /// <param name="Description">The condition.</param>
 public sealed record KpiEnforcementExemption(string Id, string Description);
 
-/// <summary>The conditions of the seed's footnote for one Mac and kext.</summary>
+/// <summary>The conditions of Apple's deprecation footnote for one Mac and kext.</summary>
 /// <param name="SipDisabled">System Integrity Protection is disabled.</param>
 /// <param name="ApprovedByMdm">The kext is approved through an MDM profile.</param>
 public sealed record KpiEnforcementContext(bool SipDisabled, bool ApprovedByMdm)

@@ -3,7 +3,7 @@ using System.Collections.Immutable;
 namespace KextTrust.Kexts.Kpi;
 
 /// <summary>
-/// The seed's KPI groups (Apple, "Deprecated Kernel Extensions and System Extension Alternatives",
+/// Apple's KPI groups (Apple, "Deprecated Kernel Extensions and System Extension Alternatives",
 /// shared/seeds/000_8994eba2ce400f9b.txt) as immutable rules, and its footnote's enforcement exemptions.
 /// </summary>
 public static class KpiRules
@@ -44,7 +44,7 @@ public static class KpiRules
     public static KpiRule Kauth { get; } = new(
         "KPI-KAUTH", "KAUTH", V10_15, V11, "EndpointSecurity", [EndpointSecurityEntitlement],
         new KpiSymbolTrigger(Symbols("kauth_listen_scope", "kauth_unlisten_scope")),
-        "The seed's list is the scope-listener KPI (kauth_listen_scope, kauth_unlisten_scope); kauth_cred_* and other kauth_* are not part of it.");
+        "Apple's list is the scope-listener KPI (kauth_listen_scope, kauth_unlisten_scope); kauth_cred_* and other kauth_* are not part of it.");
 
     /// <summary>Socket KPIs: deprecated, still loadable on 11+.</summary>
     public static KpiRule Socket { get; } = new(
@@ -54,7 +54,7 @@ public static class KpiRules
             "sock_getsockopt", "sock_gettype", "sock_ioctl", "sock_isconnected", "sock_isnonblocking", "sock_listen",
             "sock_receive", "sock_receivembuf", "sock_release", "sock_retain", "sock_send", "sock_sendmbuf",
             "sock_setsockopt", "sock_shutdown", "sock_socket")),
-        "\"continue to be deprecated in macOS Big Sur\": no unsupported release. Exactly the 21 names the seed lists.");
+        "\"continue to be deprecated in macOS Big Sur\": no unsupported release. Exactly the 21 names Apple lists.");
 
     /// <summary>Network filter KPIs (IP and socket filters).</summary>
     public static KpiRule NetworkFilter { get; } = new(
@@ -64,7 +64,7 @@ public static class KpiRules
             "sflt_detach", "sflt_register", "sflt_unregister", "sock_inject_data_in", "sock_inject_data_out",
             "sock_setpriv", "sockopt_copyin", "sockopt_copyout", "sockopt_direction", "sockopt_level", "sockopt_name",
             "sockopt_valsize")),
-        "Exactly the 18 names the seed lists (interface filters iflt_* are not on it).");
+        "Exactly the 18 names Apple lists (interface filters iflt_* are not on it).");
 
     /// <summary>IOHIDFamily.</summary>
     public static KpiRule IOHIDFamily { get; } = new(
@@ -108,15 +108,15 @@ public static class KpiRules
         "KPI-PCI-NETWORKING", "PCI networking", V10_15, null, "PCIDriverKit and NetworkingDriverKit",
         [PciTransportEntitlement, NetworkingFamilyEntitlement],
         new KpiAllOfTrigger([Uses(KpiFamilies.IONetworking), Uses(KpiFamilies.IOPCI)]),
-        "The seed's heading says \"Unsupported: macOS Big Sur 11.0\" but its text says the combination \"is deprecated\" " +
+        "Apple's heading says \"Unsupported: macOS Big Sur 11.0\" but its text says the combination \"is deprecated\" " +
         "(every other group's text says \"unsupported\"), and PCI Ethernet kexts still load on 11+ with the legacy system " +
         "extension alert: modelled as deprecated since 10.15, never unsupported (warn, don't refuse).");
 
-    /// <summary>All rules, in the seed's order.</summary>
+    /// <summary>All rules, in Apple's order.</summary>
     public static ImmutableArray<KpiRule> All { get; } =
         [Kauth, Socket, NetworkFilter, IOHIDFamily, IOUSBFamily, UsbNetworking, UsbSerial, UsbVendorIpc, PciNetworking];
 
-    /// <summary>The seed's footnote: "Kernel extension deprecation policies are not enforced when SIP is disabled or if a kernel extension is approved through a MDM profile."</summary>
+    /// <summary>Apple's deprecation footnote: "Kernel extension deprecation policies are not enforced when SIP is disabled or if a kernel extension is approved through a MDM profile."</summary>
     public static ImmutableArray<KpiEnforcementExemption> EnforcementExemptions { get; } =
     [
         new("KPI-EXEMPT-SIP-DISABLED", "Kernel extension deprecation policies are not enforced when SIP is disabled."),

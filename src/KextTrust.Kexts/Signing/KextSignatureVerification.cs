@@ -254,8 +254,14 @@ public sealed record KextSignatureVerifierOptions
 
 /// <summary>The input could not be read as a kext or Mach-O at all (missing path, malformed signature container).</summary>
 public sealed class KextSignatureInputException(string path, long offset, string rule, Exception? inner = null)
-    : Exception($"{path}: {(offset >= 0 ? $"at offset {offset} (0x{offset:x}): " : "")}{rule}", inner)
+    : KextTrust.Formats.KextTrustException($"{path}: {(offset >= 0 ? $"at offset {offset} (0x{offset:x}): " : "")}{rule}", inner)
 {
+    /// <inheritdoc/>
+    public override string ErrorCode => "UnreadableInput";
+
+    /// <inheritdoc/>
+    public override KextTrust.Formats.ErrorKind Kind => KextTrust.Formats.ErrorKind.InvalidInput;
+
     /// <summary>The file or folder.</summary>
     public string PathName { get; } = path;
     /// <summary>Offset of the problem, or −1.</summary>

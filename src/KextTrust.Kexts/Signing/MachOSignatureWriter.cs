@@ -6,8 +6,14 @@ namespace KextTrust.Kexts.Signing;
 
 /// <summary>Signing could not be done: names the file, the offset (or −1) and the rule that stopped it.</summary>
 public sealed class KextSigningException(string path, long offset, string rule, Exception? inner = null)
-    : Exception($"{path}: {(offset >= 0 ? $"at offset {offset} (0x{offset:x}): " : "")}{rule}", inner)
+    : KextTrust.Formats.KextTrustException($"{path}: {(offset >= 0 ? $"at offset {offset} (0x{offset:x}): " : "")}{rule}", inner)
 {
+    /// <inheritdoc/>
+    public override string ErrorCode => "SigningFailed";
+
+    /// <inheritdoc/>
+    public override KextTrust.Formats.ErrorKind Kind => KextTrust.Formats.ErrorKind.InvalidInput;
+
     /// <summary>The file or bundle.</summary>
     public string PathName { get; } = path;
     /// <summary>Offset of the problem, or −1.</summary>

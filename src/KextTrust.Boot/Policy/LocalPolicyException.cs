@@ -1,3 +1,5 @@
+using KextTrust.Formats;
+
 namespace KextTrust.Boot.Policy;
 
 /// <summary>Why a LocalPolicy (or an AuxKC Image4) was refused.</summary>
@@ -27,7 +29,7 @@ public sealed record LocalPolicyFailure(LocalPolicyFailureCode Code, string Deta
 }
 
 /// <summary>Thrown when a LocalPolicy cannot be read or signed; carries every reason.</summary>
-public sealed class LocalPolicyException : Exception
+public sealed class LocalPolicyException : KextTrustException
 {
     /// <summary>Creates the exception from one or more reasons.</summary>
     public LocalPolicyException(IReadOnlyList<LocalPolicyFailure> failures, Exception? inner = null)
@@ -48,4 +50,10 @@ public sealed class LocalPolicyException : Exception
 
     /// <summary>The reasons.</summary>
     public IReadOnlyList<LocalPolicyFailure> Failures { get; }
+
+    /// <summary>The first reason's code.</summary>
+    public override string ErrorCode => Failures[0].Code.ToString();
+
+    /// <inheritdoc/>
+    public override ErrorKind Kind => ErrorKind.Refused;
 }

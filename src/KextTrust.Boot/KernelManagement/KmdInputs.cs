@@ -8,7 +8,7 @@ using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Boot.KernelManagement;
 
-/// <summary>How a UAKL entry was approved (the seed's User-Approved Kernel Extension Loading paths).</summary>
+/// <summary>How a UAKL entry was approved (the User-Approved Kernel Extension Loading paths of Apple's guide).</summary>
 public enum KextConsentSource
 {
     /// <summary>An administrator approved it in System Settings.</summary>

@@ -14,7 +14,7 @@ public sealed class KmdBuildTests
 {
     private static readonly string[] DriverImports = ["_IOLog", "_OSIncrementAtomic"];
 
-    /// <summary>The seed's cast: a good kext, a library and its client, unsigned, KAUTH, banned, Intel-only, not approved.</summary>
+    /// <summary>The cast of Apple's guide: a good kext, a library and its client, unsigned, KAUTH, banned, Intel-only, not approved.</summary>
     internal static KextFixtures Cast(string prefix = "kextrust-kmd")
     {
         var f = new KextFixtures(prefix);

@@ -61,7 +61,7 @@ public sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest,
 /// highest version wins), <see cref="KmdStep.Uakl"/> (the signature's team id, empty when unsigned or ad hoc, with the
 /// bundle id), <see cref="KmdStep.ExcludeList"/>, <see cref="KmdStep.Signature"/> (valid and kext-signing authorized;
 /// skipped when SIP's ALLOW_UNTRUSTED_KEXTS bit is set), <see cref="KmdStep.Architecture"/> (arm64e on Apple silicon,
-/// x86_64 on Intel), <see cref="KmdStep.Kpi"/> (seed rules; exempt when SIP's kext bit is off or the UAKL entry came from
+/// x86_64 on Intel), <see cref="KmdStep.Kpi"/> (Apple's KPI rules; exempt when SIP's kext bit is off or the UAKL entry came from
 /// MDM), then among the survivors until nothing changes: <see cref="KmdStep.Dependencies"/> and <see cref="KmdStep.Link"/>
 /// (each undefined symbol exported by a declared KPI of the release, by a declared third-party library in the AuxKC, or —
 /// by name only — by a declared Apple family of the Boot KC); finally <see cref="KmdStep.Order"/> (a topological order of

@@ -14,6 +14,9 @@ namespace KextTrust.Boot.KernelManagement;
 /// </summary>
 public sealed class AuxKcFormatException : KextTrustFormatException
 {
+    /// <inheritdoc/>
+    public override string ErrorCode => "AuxKcMalformed";
+
     /// <summary>Creates the exception for <paramref name="source"/> at file offset <paramref name="offset"/> (−1 when not applicable).</summary>
     public AuxKcFormatException(string? source, long offset, string rule, Exception? inner = null)
         : base("auxiliary kernel collection", source, offset, rule, inner)
