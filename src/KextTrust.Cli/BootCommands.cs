@@ -164,7 +164,7 @@ public static class BootCommands
                 }
                 else
                 {
-                    Display(output, current, check);
+                    Display(output, mac, current, check);
                 }
                 return ExitCodes.Ok;
             }
@@ -192,24 +192,19 @@ public static class BootCommands
         return cmd;
     }
 
-    private static void Display(CliOutput output, LocalPolicy p, LocalPolicyVerification check)
+    private static void Display(CliOutput output, Mac mac, LocalPolicy p, LocalPolicyVerification check)
     {
-        // bputil itself only displays; what iBoot would conclude is worth saying next to it.
+        // bputil itself only displays; what iBoot would conclude is said first, before the volume-group header, where
+        // parsers of bputil's output (which start at that header) do not read it.
         output.Out.WriteLine(check.Valid
             ? "verified as iBoot checks it: signed by this Mac's Secure Enclave, this ECID, the current nonce"
             : $"NOT VERIFIED (startup would refuse it): {string.Join("; ", check.Failures)}");
-        output.Out.WriteLine($"ECID: 0x{p.Ecid:x16}");
-        output.Out.WriteLine($"lpnh: {p.LocalPolicyNonceHash}");
-        output.Out.WriteLine($"vuid: {p.VolumeGroupUuid}");
-        output.Out.WriteLine($"security mode: {p.SecurityMode}");
-        output.Out.WriteLine($"smb0 (Reduced): {p.ReducedSecurity}");
-        output.Out.WriteLine($"smb1 (Permissive): {p.PermissiveSecurity}");
-        output.Out.WriteLine($"smb2 (third-party kexts): {p.ThirdPartyKextsEnabled}");
-        output.Out.WriteLine($"smb3 (MDM manages kexts): {p.MdmManagesKexts}");
-        output.Out.WriteLine($"sip0: 0x{(ushort)p.SipConfig:x}");
-        output.Out.WriteLine($"auxp: {p.AuxKextPolicyHash?.ToString() ?? "absent"}");
-        output.Out.WriteLine($"auxi: {p.AuxKcImage4Hash?.ToString() ?? "absent"}");
-        output.Out.WriteLine($"auxr: {p.AuxKcReceiptHash?.ToString() ?? "absent"}");
+        output.Out.WriteLine();
+        using var enclave = SecureBootMac.OpenEnclave(mac);
+        foreach (var line in BputilDisplay.Lines(p, check.Valid, enclave.CurrentLocalPolicyNonceHash))
+        {
+            output.Out.WriteLine(line);
+        }
     }
 
     private static string SipStatus(uint csr) => csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "custom";

@@ -26,7 +26,7 @@ namespace KextTrust.Cli;
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>The contexts whose metadata the command-line JSON options resolve, in order.</summary>
-    internal static IJsonTypeInfoResolver[] Resolvers => [VerifyJsonContext.Default, BootJsonContext.Default, Default];
+    internal static IJsonTypeInfoResolver[] Resolvers => [VerifyJsonContext.Default, BootJsonContext.Default, Img4JsonContext.Default, Default];
 
     /// <summary>
     /// Options for every command's record JSON: indented, camelCase properties, relaxed escaping, and each enum that

@@ -25,6 +25,7 @@ public static class KextTrustCommand
         WhyCommand.Register(root, output);
         root.Subcommands.Add(DemoCommand.Create(output));
         BootCommands.Register(root, output);
+        root.Subcommands.Add(Img4Command.Create(output));
         return root;
     }
 

@@ -21,7 +21,7 @@ public sealed class BootCommandTests : IDisposable
         var r = CliRunner.Run("bputil", "--machine", _dir, "-g", "-k", "-u", "admin", "-p", "pw");
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("NotInOneTrueRecovery", r.StdErr);
-        Assert.Contains("security mode: Full", CliRunner.Run("bputil", "--machine", _dir, "-d").StdOut);
+        Assert.Contains("Security Mode:               Full       (smb0): absent", CliRunner.Run("bputil", "--machine", _dir, "-d").StdOut);
     }
 
     [Fact]
@@ -35,7 +35,15 @@ public sealed class BootCommandTests : IDisposable
         var ok = CliRunner.Run("bputil", "--machine", _dir, "-g", "-k", "-u", "admin", "-p", "pw");
         Assert.True(ok.ExitCode == 0, ok.StdErr);
         var d = CliRunner.Run("bputil", "--machine", _dir, "-d").StdOut;
-        Assert.Contains("smb2 (third-party kexts): True", d);
+        Assert.Contains("3rd Party Kexts Status:      Enabled    (smb2): 1", d);
+        // Parsed as fleetdm parses real `bputil -d` output: rows after "Local policy for volume group UUID:".
+        var rows = BputilParser.Parse(d);
+        Assert.Equal(("Reduced", "smb0", "1"), rows["Security_Mode"]);
+        Assert.Equal(("Enabled", "smb2", "1"), rows["3rd_Party_Kexts_Status"]);
+        Assert.Equal(("Enabled", "sip0", "absent"), rows["SIP_Status"]);
+        Assert.Equal(("", "auxp", "absent"), rows["User_Authorized_Kext_List_Hash"]);
+        Assert.Equal(("", "", "Valid"), rows["Pairing_Integrity"]);
+        Assert.Matches("^0x[0-9A-F]+$", rows["Unique_Chip_ID"].Value);
     }
 
     [Fact]

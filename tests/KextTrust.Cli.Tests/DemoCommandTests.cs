@@ -32,7 +32,18 @@ public sealed class DemoKeepTests
             var mac = Path.Combine(dir, "mac");
             Assert.Contains("com.example.driver", CliRunner.Run("kmutil", "inspect", "--machine", mac).StdOut);
             Assert.Contains("disabled", CliRunner.Run("applepay", "status", "--machine", mac).StdOut);
-            Assert.Contains("auxp: ", CliRunner.Run("bputil", "--machine", mac, "-d").StdOut);
+            Assert.Matches(@"User Authorized Kext List Hash +\(auxp\): [0-9A-F]{96}", CliRunner.Run("bputil", "--machine", mac, "-d").StdOut);
+            // The kept Mac's LocalPolicy and AuxKC Image4 read with `img4`: Apple's layout, the policy as bputil shows it,
+            // and the AuxKC's DGST matching its IM4P (only the chain is not Apple's: the Secure Enclave signed it).
+            var policyInfo = CliRunner.Run("img4", "info", Path.Combine(mac, "Preboot/LocalPolicy/LocalPolicy.im4m"));
+            Assert.True(policyInfo.ExitCode == 0, policyInfo.StdErr);
+            Assert.Contains("3rd Party Kexts Status:      Enabled    (smb2): 1", policyInfo.StdOut);
+            var auxkc = Path.Combine(mac, "Preboot/boot/AuxiliaryKernelExtensions/AuxiliaryKernelExtensions.img4");
+            Assert.Contains("payload (IM4P): type 'auxk'", CliRunner.Run("img4", "info", auxkc).StdOut);
+            var verify = CliRunner.Run("img4", "verify", auxkc, "--json");
+            Assert.Equal(1, verify.ExitCode);
+            var problems = System.Text.Json.JsonDocument.Parse(verify.StdOut).RootElement.GetProperty("manifests")[0].GetProperty("problems");
+            Assert.Equal(["chain-untrusted"], problems.EnumerateArray().Select(p => p.GetProperty("code").GetString()));
             var startup = CliRunner.Run("startup", "--machine", mac);
             Assert.Contains("UaklModified", startup.StdOut);
             // The refusal goes to standard error: standard output stays kmutil's table.

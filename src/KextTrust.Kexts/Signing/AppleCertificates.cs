@@ -46,24 +46,31 @@ public static class AppleRootCertificate
     private const string ResourceName = "KextTrust.Kexts.Signing.AppleRootCA.cer";
 
     /// <summary>The embedded DER, after its fingerprint has been verified.</summary>
-    public static byte[] LoadDer()
-    {
-        using var stream = typeof(AppleRootCertificate).Assembly.GetManifestResourceStream(ResourceName)
-            ?? throw new InvalidOperationException($"embedded resource {ResourceName} is missing");
-        using var ms = new MemoryStream();
-        stream.CopyTo(ms);
-        var der = ms.ToArray();
-        var actual = Convert.ToHexString(SHA256.HashData(der));
-        if (!string.Equals(actual, Sha256Fingerprint, StringComparison.Ordinal))
-        {
-            throw new CryptographicException($"embedded Apple Root CA fingerprint {actual} does not equal the pinned {Sha256Fingerprint}");
-        }
-        return der;
-    }
+    public static byte[] LoadDer() => PinnedCertificateResource.Load(ResourceName, Sha256Fingerprint, "Apple Root CA");
 
     /// <summary>A fresh certificate object of the pinned Apple Root CA (caller disposes).</summary>
     public static X509Certificate2 Load() => X509CertificateLoader.LoadCertificate(LoadDer());
 
     /// <summary>Upper-case hex SHA-256 of a certificate's DER.</summary>
     public static string Sha256Of(X509Certificate2 certificate) => Convert.ToHexString(SHA256.HashData(certificate.RawDataMemory.Span));
+}
+
+/// <summary>A root certificate shipped as an embedded resource of this assembly, checked against its pinned SHA-256 on every load.</summary>
+internal static class PinnedCertificateResource
+{
+    /// <summary>The resource's DER; <see cref="CryptographicException"/> unless its SHA-256 is <paramref name="sha256Fingerprint"/>.</summary>
+    public static byte[] Load(string resourceName, string sha256Fingerprint, string what)
+    {
+        using var stream = typeof(PinnedCertificateResource).Assembly.GetManifestResourceStream(resourceName)
+            ?? throw new InvalidOperationException($"embedded resource {resourceName} is missing");
+        using var ms = new MemoryStream();
+        stream.CopyTo(ms);
+        var der = ms.ToArray();
+        var actual = Convert.ToHexString(SHA256.HashData(der));
+        if (!string.Equals(actual, sha256Fingerprint, StringComparison.Ordinal))
+        {
+            throw new CryptographicException($"embedded {what} fingerprint {actual} does not equal the pinned {sha256Fingerprint}");
+        }
+        return der;
+    }
 }

@@ -192,26 +192,9 @@ public sealed class Image4StrictnessTests
     public void Random_mutations_either_decode_or_throw_Image4FormatException()
     {
         var der = FullImg4().Encode();
-        var mutation = Gen.Select(Gen.Int[0, der.Length - 1], Gen.Byte, Gen.Int[0, 3]);
-        Gen.Select(mutation.Array[1, 4], Gen.Int[0, 2])
-            .Sample((mutations, shape) =>
+        Image4Samples.Mutations(der)
+            .Sample(input =>
             {
-                var bytes = der.ToList();
-                foreach (var (position, value, kind) in mutations)
-                {
-                    var at = Math.Min(position, bytes.Count - 1);
-                    switch (kind)
-                    {
-                        case 0 or 1: bytes[at] = value; break;
-                        case 2: bytes.Insert(at, value); break;
-                        default: if (bytes.Count > 1) { bytes.RemoveAt(at); } break;
-                    }
-                }
-                var input = bytes.ToArray();
-                if (shape == 1)
-                {
-                    input = input[..(input.Length / 2)];
-                }
                 try
                 {
                     var decoded = Img4.FromBytes(input, "fuzz");
