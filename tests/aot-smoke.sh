@@ -50,7 +50,7 @@ for f in libcoreclr.dylib libSystem.Native.dylib createdump; do same "inspect-$f
 same audit-packs audit --json "${pack_files[@]}"
 same verify-packs verify --json "$packs"
 "$aot" pki init "$work/pki" >/dev/null
-find "$work/corpus" -maxdepth 1 -name '*.kext' | sort | head -n 20 > "$work/kexts.txt"
+find "$work/corpus" -maxdepth 1 -name '*.kext' | sort | sed -n 1,20p > "$work/kexts.txt"
 mkdir "$work/signed"
 xargs -a "$work/kexts.txt" cp -r -t "$work/signed"
 find "$work/signed" -maxdepth 1 -name '*.kext' | sort | xargs "$aot" codesign --p12 "$work/pki/leaf.p12" --password kextrust >/dev/null
