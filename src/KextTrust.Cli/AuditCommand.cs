@@ -364,11 +364,17 @@ public static class AuditCommand
             {
                 lines.Add($"  · library {id} is neither Apple's nor found beside the kext: not checked");
             }
-            var assumed = link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol).ToArray();
-            if (assumed.Length > 0)
+            // Grouped by the releases they are assumed on: a family's exports are often known on some releases only.
+            foreach (var g in AuditJson.AssumedSymbols(link).GroupBy(a => string.Join(", ", a.On)))
             {
-                lines.Add($"  · {assumed.Length} symbol(s) assumed provided by {string.Join(", ", assumed.SelectMany(a => a.Libraries).Distinct(StringComparer.Ordinal))}: {Shorten(assumed.Select(a => a.Symbol).ToArray())}");
+                var assumed = g.ToArray();
+                lines.Add($"  · {assumed.Length} symbol(s) assumed provided by {string.Join(", ", assumed.SelectMany(a => a.Libraries).Distinct(StringComparer.Ordinal))} (exports not known) on {g.Key}: {Shorten(assumed.Select(a => a.Symbol).ToArray())}");
             }
+        }
+        foreach (var g in reasons.Where(t => t.x.Severity == KextReasonSeverity.Informs && t.x.Code != KextAuditCodes.NotApplicable).GroupBy(t => t.x.Message))
+        {
+            var cells = g.Select(t => t.v.Key).Distinct(StringComparer.Ordinal).ToArray();
+            lines.Add($"  · {g.Key} (on {(cells.Length == r.Verdicts.Count(v => v.Verdict != KextLoadVerdict.NotApplicable) ? "every audited release" : string.Join(", ", cells))})");
         }
         if (lines.Count == 0)
         {

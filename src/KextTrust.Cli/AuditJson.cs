@@ -11,6 +11,59 @@ namespace KextTrust.Cli;
 /// </summary>
 public static class AuditJson
 {
+    /// <summary>An unresolved or assumed symbol with its candidate libraries and the cells (<c>release/platform</c>) where it is so.</summary>
+    /// <param name="Symbol">Mangled name.</param>
+    /// <param name="Libraries">Candidates: for an unresolved symbol the libraries that would provide it if declared, for an assumed one the declared libraries it is taken from.</param>
+    /// <param name="On">The cells, oldest release first.</param>
+    public sealed record SymbolCandidate(string Symbol, ImmutableArray<string> Libraries, ImmutableArray<string> On);
+
+    /// <summary>Every unresolved symbol of a link report (sorted) with the union of its candidates and its cells.</summary>
+    public static IReadOnlyList<SymbolCandidate> UnresolvedSymbols(KextLinkReport link) =>
+        Candidates(link, r => r.Unresolved.Select(u => (u.Symbol, u.AvailableFrom)), sort: true);
+
+    /// <summary>Every assumed symbol of a link report (first-seen order) with the union of its candidates and its cells.</summary>
+    public static IReadOnlyList<SymbolCandidate> AssumedSymbols(KextLinkReport link) =>
+        Candidates(link, r => r.Assumed.Select(a => (a.Symbol, a.Libraries)), sort: false);
+
+    private static List<SymbolCandidate> Candidates(
+        KextLinkReport link, Func<KextLinkResult, IEnumerable<(string Symbol, ImmutableArray<string> Libraries)>> select, bool sort)
+    {
+        ArgumentNullException.ThrowIfNull(link);
+        var order = new List<string>();
+        var bySymbol = new Dictionary<string, (List<string> Libraries, List<string> On)>(StringComparer.Ordinal);
+        foreach (var r in link.Results)
+        {
+            var cell = $"{r.Release.Key}/{KextVerdict.PlatformKey(r.Architecture == KextArchitecture.Arm64 ? MacPlatform.AppleSilicon : MacPlatform.Intel)}";
+            foreach (var (symbol, libraries) in select(r))
+            {
+                if (!bySymbol.TryGetValue(symbol, out var entry))
+                {
+                    bySymbol[symbol] = entry = ([], []);
+                    order.Add(symbol);
+                }
+                entry.Libraries.AddRange(libraries.Where(l => !entry.Libraries.Contains(l)));
+                if (!entry.On.Contains(cell))
+                {
+                    entry.On.Add(cell);
+                }
+            }
+        }
+        if (sort)
+        {
+            order.Sort(StringComparer.Ordinal);
+        }
+        return order.Select(s => new SymbolCandidate(s, [.. bySymbol[s].Libraries], [.. bySymbol[s].On])).ToList();
+    }
+
+    private static void SymbolCandidates(Utf8JsonWriter w, SymbolCandidate c)
+    {
+        w.WriteStartObject();
+        w.WriteString("symbol", c.Symbol);
+        Strings(w, "libraries", c.Libraries);
+        Strings(w, "on", c.On);
+        w.WriteEndObject();
+    }
+
     /// <summary>Writes one report (plug-ins nested) as a JSON object.</summary>
     public static void Write(Utf8JsonWriter w, KextAuditReport r)
     {
@@ -60,17 +113,18 @@ public static class AuditJson
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        Strings(w, "unresolvedSymbols", r.Link?.UnresolvedSymbols ?? []);
-        w.WriteStartArray("assumedSymbols");
-        if (r.Link is { } link)
+        // Per symbol: the candidate libraries (those that would provide an unresolved one if declared; the declared
+        // ones an assumed one is taken from) and the cells (release/platform) where it is unresolved or assumed.
+        w.WriteStartArray("unresolvedSymbols");
+        foreach (var u in r.Link is { } unresolvedLink ? UnresolvedSymbols(unresolvedLink) : [])
         {
-            foreach (var a in link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol))
-            {
-                w.WriteStartObject();
-                w.WriteString("symbol", a.Symbol);
-                Strings(w, "libraries", a.Libraries);
-                w.WriteEndObject();
-            }
+            SymbolCandidates(w, u);
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("assumedSymbols");
+        foreach (var a in r.Link is { } assumedLink ? AssumedSymbols(assumedLink) : [])
+        {
+            SymbolCandidates(w, a);
         }
         w.WriteEndArray();
         w.WriteStartArray("libraries");

@@ -50,7 +50,11 @@ public sealed class AuditCommandTests
         Assert.Equal("deprecated", findings[1].GetProperty("status").GetString());
         Assert.Equal("10.15", findings[1].GetProperty("since").GetString());
 
-        Assert.Equal(["_nope"], k.GetProperty("unresolvedSymbols").EnumerateArray().Select(e => e.GetString()));
+        var unresolved = k.GetProperty("unresolvedSymbols").EnumerateArray().Single();
+        Assert.Equal("_nope", unresolved.GetProperty("symbol").GetString());
+        Assert.Empty(unresolved.GetProperty("libraries").EnumerateArray()); // no library of any release exports it
+        Assert.Equal(["10.15/intel", "11/intel", "12/intel", "13/intel", "14/intel", "15/intel", "15.4/intel"],
+            unresolved.GetProperty("on").EnumerateArray().Select(e => e.GetString()));
 
         var verdicts = k.GetProperty("verdicts");
         Assert.Equal(

@@ -120,10 +120,12 @@ public sealed class AuditJsonOracleTests
                     ["entitlements"] = f.Rule.ReplacementEntitlements,
                 };
             }).ToArray(),
-            ["unresolvedSymbols"] = r.Link?.UnresolvedSymbols ?? [],
+            ["unresolvedSymbols"] = r.Link is { } unresolvedLink
+                ? Candidates(unresolvedLink.Results.SelectMany(x => x.Unresolved.Select(u => (u.Symbol, u.AvailableFrom, x))))
+                    .OrderBy(d => (string)d["symbol"]!, StringComparer.Ordinal).ToArray()
+                : [],
             ["assumedSymbols"] = r.Link is { } link
-                ? link.Results.SelectMany(x => x.Assumed).DistinctBy(a => a.Symbol)
-                    .Select(a => new Dictionary<string, object?> { ["symbol"] = a.Symbol, ["libraries"] = a.Libraries }).ToArray()
+                ? Candidates(link.Results.SelectMany(x => x.Assumed.Select(a => (a.Symbol, a.Libraries, x)))).ToArray()
                 : [],
             ["libraries"] = r.Link?.Libraries.Select(l => new Dictionary<string, object?>
             {
@@ -156,4 +158,13 @@ public sealed class AuditJsonOracleTests
             ["problems"] = r.Problems,
         };
     }
+
+    /// <summary>Per symbol (first seen first): the union of its candidate libraries and the release/platform cells it is listed on.</summary>
+    private static IEnumerable<Dictionary<string, object?>> Candidates(IEnumerable<(string Symbol, System.Collections.Immutable.ImmutableArray<string> Libraries, KextLinkResult Result)> entries) =>
+        entries.GroupBy(e => e.Symbol, StringComparer.Ordinal).Select(g => new Dictionary<string, object?>
+        {
+            ["symbol"] = g.Key,
+            ["libraries"] = g.SelectMany(e => e.Libraries).Distinct(StringComparer.Ordinal).ToArray(),
+            ["on"] = g.Select(e => $"{e.Result.Release.Key}/{(e.Result.Architecture == KextArchitecture.Arm64 ? "apple-silicon" : "intel")}").Distinct(StringComparer.Ordinal).ToArray(),
+        });
 }

@@ -4,7 +4,8 @@ namespace KextTrust.TestSupport;
 
 /// <summary>
 /// Files we did not write: Microsoft's Developer-ID-signed Mach-O binaries from the macOS runtime
-/// packs (fetched by PackageDownload in this project), and the repository's shared data.
+/// packs (fetched by PackageDownload in this project), Apple's published data the KPI catalogs are generated from
+/// (<c>tools/KextTrust.KpiCatalogGen/data</c>), and the real third-party kexts of <c>tests/data/real-kexts</c>.
 /// </summary>
 public static class Corpus
 {
@@ -16,24 +17,22 @@ public static class Corpus
     /// <summary>The repository root (the folder holding KextTrust.slnx).</summary>
     public static string RepositoryRoot => Metadata("RepositoryRoot");
 
+    /// <summary>
+    /// Apple's data the catalog generator reads, committed with its provenance
+    /// (<c>tools/KextTrust.KpiCatalogGen/data</c>: <c>xnu-kpi</c>, <c>apple-families</c>).
+    /// </summary>
+    public static string CatalogDataRoot => Path.Combine(RepositoryRoot, "tools", "KextTrust.KpiCatalogGen", "data");
+
+    /// <summary>The xnu KPI symbol sets and System.kext Info.plists, one folder per macOS release.</summary>
+    public static string XnuKpiData => Path.Combine(CatalogDataRoot, "xnu-kpi");
+
+    /// <summary>The real third-party kexts of the regression corpus (<c>tests/data/real-kexts</c>, with its manifest).</summary>
+    public static string RealKexts => Path.Combine(RepositoryRoot, "tests", "data", "real-kexts");
+
     /// <summary>A file of the committed third-party test data, <c>tests/data/RELATIVE</c> (provenance in <c>tests/data/MANIFEST.md</c>).</summary>
     public static string TestData(string relative) => Path.Combine(RepositoryRoot, "tests", "data", relative.Replace('/', Path.DirectorySeparatorChar));
     /// <summary>The real Image4 files committed with their provenance (<c>tests/data/image4/PROVENANCE.md</c>).</summary>
     public static string Image4File(string name) => Path.Combine(RepositoryRoot, "tests", "data", "image4", name);
-
-    /// <summary>The shared folder beside the repository (seeds, spec, data).</summary>
-    public static string SharedRoot
-    {
-        get
-        {
-            var env = Environment.GetEnvironmentVariable("KEXTRUST_SHARED");
-            if (!string.IsNullOrEmpty(env))
-            {
-                return env;
-            }
-            return Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared"));
-        }
-    }
 
     /// <summary>Folder of the runtime pack for "osx-arm64" or "osx-x64".</summary>
     public static string RuntimePack(string rid)

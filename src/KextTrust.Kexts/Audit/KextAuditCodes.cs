@@ -39,8 +39,14 @@ public static class KextAuditCodes
     /// <summary>No such Mac: macOS 10.15 never ran on Apple silicon.</summary>
     public const string NotApplicable = "not-applicable";
 
-    /// <summary>The executable is not an <c>MH_KEXT_BUNDLE</c> (a dylib, an executable, …).</summary>
+    /// <summary>
+    /// The executable is not an <c>MH_KEXT_BUNDLE</c> (a dylib, an executable, …), or the slice of the platform's own
+    /// architecture (the one its kernel loads) is not.
+    /// </summary>
     public const string NotAKext = "not-a-kext";
+
+    /// <summary>A slice that is no kext (e.g. acidanthera's i386 <c>MH_OBJECT</c>) beside the one the platform's kernel loads: ignored, as xnu does (informs).</summary>
+    public const string IgnoredSlice = "ignored-slice";
 
     /// <summary>Info.plist names a CFBundleExecutable that is not in the bundle.</summary>
     public const string MissingExecutable = "missing-executable";

@@ -33,6 +33,9 @@ public sealed record KextAuditOptions
 
     /// <summary>Extra library kexts the audited kexts may declare (besides those found beside them).</summary>
     public IReadOnlyList<KextBundle> LibraryBundles { get; init; } = [];
+
+    /// <summary>Record how each imported symbol was bound (<see cref="KextLinkResult.Bindings"/>); off by default (costs time).</summary>
+    public bool ExplainLinks { get; init; }
 }
 
 /// <summary>
@@ -51,6 +54,7 @@ public sealed class KextAuditor
     private readonly KextImportIndex _imports;
     private readonly ConcurrentDictionary<string, KextExecutableFacts> _executables = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, KextBundle> _knownBundles = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Folder, string BundleId), KextBundle> _bundlesByFolder = new();
     private readonly HashSet<string> _scannedFolders = new(StringComparer.Ordinal); // guarded by _scanLock
     private readonly Lock _scanLock = new();
     private readonly ConcurrentDictionary<string, KextLibrary> _libraries = new(StringComparer.Ordinal);
@@ -237,32 +241,36 @@ public sealed class KextAuditor
             {
                 return Unreadable(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString, exe.Error, problems, [], plugIns);
             }
-            if (exe.Slices.Any(s => !s.IsKextBundle))
+            if (!exe.Slices.Any(s => s.IsKextBundle))
             {
                 return NotAKext(bundle.Path, bundle.InfoPlistPath, bundle.BundleId, bundle.VersionString, exe, problems, plugIns);
             }
         }
         var missingExecutable = !bundle.IsCodeless && exe is null;
-        var slices = exe?.Slices ?? [];
+        // Every slice, for the architectures listed and each platform's choice: as xnu does, each Mac's kernel takes
+        // the slice of its own architecture (x86_64 on Intel, arm64e on Apple silicon) and ignores the others, so an
+        // i386 MH_OBJECT slice beside an x86_64 MH_KEXT_BUNDLE (acidanthera's fat kexts) does not matter. Only the
+        // kext slices are linked, checked against the rules and read for a signature.
+        var allSlices = exe?.Slices ?? [];
+        var slices = allSlices.All(s => s.IsKextBundle) ? allSlices : [.. allSlices.Where(s => s.IsKextBundle)];
 
-        var libraries = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var l in bundle.Libraries)
-        {
-            libraries[l.BundleId] = l.RequestedVersion;
-        }
+        var libraries = LibraryMap(bundle.Libraries);
         var enforcement = Options.Enforcement;
-        var intelSlices = slices.Where(s => s.IsIntel).ToArray();
-        var arm64eSlices = slices.Where(s => s.IsArm64e).ToArray();
+        var intelSlices = allSlices.Where(s => s.IsIntel).ToArray();
+        var arm64eSlices = allSlices.Where(s => s.IsArm64e).ToArray();
         // Only symbols that can match a rule are evaluated (same findings, far less work); identical import sets share one evaluation.
         var sliceImports = slices.Select(_imports.Imports).ToArray();
         var allImports = KextImportIndex.RuleRelevant(sliceImports);
         var intelImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsIntel));
         var asImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsArm64e));
         var all = KpiRuleEvaluator.Evaluate(allImports, libraries, enforcement);
-        var intel = SameSet(intelImports, allImports) ? all : KpiRuleEvaluator.Evaluate(intelImports, libraries, enforcement);
-        var appleSilicon = SameSet(asImports, allImports) ? all : KpiRuleEvaluator.Evaluate(asImports, libraries, enforcement);
+        // Each platform's kernel reads OSBundleLibraries_<its arch> when the kext has one.
+        var intelLibraries = bundle.LibrariesFor("x86_64") is var il && ReferenceEquals(il, bundle.Libraries) ? libraries : LibraryMap(il);
+        var asLibraries = bundle.LibrariesFor("arm64e") is var al && ReferenceEquals(al, bundle.Libraries) ? libraries : LibraryMap(al);
+        var intel = SameSet(intelImports, allImports) && ReferenceEquals(intelLibraries, libraries) ? all : KpiRuleEvaluator.Evaluate(intelImports, intelLibraries, enforcement);
+        var appleSilicon = SameSet(asImports, allImports) && ReferenceEquals(asLibraries, libraries) ? all : KpiRuleEvaluator.Evaluate(asImports, asLibraries, enforcement);
 
-        var link = _linker.Check(bundle.Libraries, slices, sliceImports, id => FindLibrary(bundle, id), Options.Releases);
+        var link = CheckLinks(bundle, slices, sliceImports);
         var signature = Signature(bundle, slices);
 
         var verdicts = ImmutableArray.CreateBuilder<KextVerdict>();
@@ -270,7 +278,7 @@ public sealed class KextAuditor
         {
             foreach (var platform in Options.Platforms)
             {
-                verdicts.Add(Decide(release, platform, bundle, slices, missingExecutable,
+                verdicts.Add(Decide(release, platform, bundle, allSlices, missingExecutable,
                     platform == MacPlatform.Intel ? intelSlices : arm64eSlices,
                     platform == MacPlatform.Intel ? intel : appleSilicon,
                     link, signature));
@@ -278,7 +286,27 @@ public sealed class KextAuditor
         }
         return new KextAuditReport(
             bundle.Path, bundle.InfoPlistPath, KextAuditSubjectKind.Kext, bundle.BundleId, bundle.VersionString,
-            [.. slices.Select(s => s.Architecture)], all.Findings, link, signature, verdicts.ToImmutable(), plugIns, problems, null);
+            [.. allSlices.Select(s => s.Architecture)], all.Findings, link, signature, verdicts.ToImmutable(), plugIns, problems, null);
+    }
+
+    /// <summary>
+    /// The link check. A kext with <c>OSBundleLibraries_&lt;arch&gt;</c> declares other libraries to the kernel of that
+    /// architecture: each group of slices is checked against its own list and the reports are merged.
+    /// </summary>
+    private KextLinkReport CheckLinks(KextBundle bundle, ImmutableArray<KextSliceFacts> slices, KextImportFacts[][] sliceImports)
+    {
+        KextLibrary? Find(string id) => FindLibrary(bundle, id);
+        if (bundle.ArchitectureLibraries.Count == 0 || slices.IsEmpty)
+        {
+            return _linker.Check(bundle.Libraries, slices, sliceImports, Find, Options.Releases, Options.ExplainLinks);
+        }
+        var parts = new List<KextLinkReport>();
+        foreach (var group in Enumerable.Range(0, slices.Length).GroupBy(i => bundle.LibrariesFor(slices[i].Architecture)))
+        {
+            parts.Add(_linker.Check(group.Key, [.. group.Select(i => slices[i])], [.. group.Select(i => sliceImports[i])], Find,
+                Options.Releases, Options.ExplainLinks));
+        }
+        return KextLinkReport.Merge(parts);
     }
 
     private KextVerdict Decide(
@@ -310,8 +338,22 @@ public sealed class KextAuditor
                     ? "the arm64 slice is not arm64e: Apple silicon loads only arm64e kexts (KMErrorDomain code 71)"
                     : $"no arm64e slice (has {string.Join(", ", slices.Select(s => s.Architecture))}): Apple silicon cannot load it (KMErrorDomain code 71)"));
         }
+        else if (platformSlices.FirstOrDefault(s => !s.IsKextBundle) is { } notKext)
+        {
+            reasons.Add(Refuse(KextAuditCodes.NotAKext,
+                $"the {notKext.Architecture} slice {(platform == MacPlatform.Intel ? "an Intel Mac" : "Apple silicon")} loads is {FileTypeName(notKext.FileType)}, not a kext (MH_KEXT_BUNDLE)"));
+        }
         else if (platformSlices.Length > 0)
         {
+            foreach (var ignored in slices)
+            {
+                if (!ignored.IsKextBundle && Array.IndexOf(platformSlices, ignored) < 0)
+                {
+                    reasons.Add(new KextAuditReason(KextAuditCodes.IgnoredSlice, KextReasonSeverity.Informs,
+                        $"{ignored.Architecture} slice ignored ({FileTypeName(ignored.FileType)}): {(platform == MacPlatform.Intel ? "an Intel Mac's kernel loads the x86_64 slice" : "Apple silicon's kernel loads the arm64e slice")}",
+                        [], [], []));
+                }
+            }
             var arch = platform == MacPlatform.Intel ? KextArchitecture.X86_64 : KextArchitecture.Arm64;
             var unresolved = UnresolvedOn(link, release, arch, platformSlices);
             if (unresolved.Count > 0)
@@ -591,6 +633,16 @@ public sealed class KextAuditor
     private static KextAuditReason Refuse(string code, string message, ImmutableArray<string> symbols = default, ImmutableArray<string> libraries = default) =>
         new(code, KextReasonSeverity.Refuses, message, symbols.IsDefault ? [] : symbols, libraries.IsDefault ? [] : libraries, []);
 
+    private static Dictionary<string, string> LibraryMap(IReadOnlyList<KextLibraryReference> references)
+    {
+        var map = new Dictionary<string, string>(references.Count, StringComparer.Ordinal);
+        foreach (var l in references)
+        {
+            map[l.BundleId] = l.RequestedVersion;
+        }
+        return map;
+    }
+
     private static bool SameSet(IReadOnlyCollection<string> a, IReadOnlyCollection<string> b) =>
         a.Count == b.Count && (a.Count == 0 || a.ToHashSet(StringComparer.Ordinal).SetEquals(b));
 
@@ -612,6 +664,7 @@ public sealed class KextAuditor
         if (bundle.BundleId is { } id)
         {
             _knownBundles.TryAdd(id, bundle);
+            _bundlesByFolder.TryAdd((System.IO.Path.GetDirectoryName(bundle.Path) ?? "", id), bundle);
         }
     }
 
@@ -628,11 +681,19 @@ public sealed class KextAuditor
                 ScanFolder(System.IO.Path.GetDirectoryName(dependent.Path));
             }
         }
-        if (!_knownBundles.TryGetValue(bundleId, out var bundle))
+        // The nearest library first: beside the dependent, then beside the kext enclosing a plug-in, and so on up (a
+        // tree may hold several EFI folders, each with its own version of the same library); else any found.
+        KextBundle? bundle = null;
+        var folder = System.IO.Path.GetDirectoryName(dependent.Path);
+        for (var level = 0; folder is not null && level < 8 && bundle is null; level++, folder = System.IO.Path.GetDirectoryName(folder))
+        {
+            _bundlesByFolder.TryGetValue((folder, bundleId), out bundle);
+        }
+        if (bundle is null && !_knownBundles.TryGetValue(bundleId, out bundle))
         {
             return null;
         }
-        return _libraries.GetOrAdd(bundleId, _ =>
+        return _libraries.GetOrAdd(bundle.Path, _ =>
         {
             var exe = bundle.HasExecutable && bundle.ExecutablePath is { } p ? Executable(p) : null;
             return new KextLibrary(bundleId, bundle.Path, bundle.Version, bundle.CompatibleVersion, exe);

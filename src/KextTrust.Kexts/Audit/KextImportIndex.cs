@@ -11,7 +11,10 @@ namespace KextTrust.Kexts.Audit;
 /// <param name="IsMangled">An Itanium C++ name.</param>
 /// <param name="Family">For a C++ name, the first family of <see cref="KextLinkChecker"/>'s class families one of its identifiers belongs to.</param>
 /// <param name="IsRuleRelevant">It can match a trigger of <see cref="KpiRules.All"/> (<see cref="KpiRelevance"/>).</param>
-public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant)
+/// <param name="ClassVtable">For a member of a class, <c>__ZN[K]&lt;n&gt;C…</c>, the vtable of that class (<c>__ZTV&lt;n&gt;C</c>); else null.</param>
+/// <param name="IsPadSlot">A reserved vtable slot, <c>__ZN&lt;n&gt;C&lt;m&gt;_RESERVEDC&lt;k&gt;Ev</c> (what xnu's kxld calls a padslot):
+/// the kernel linker patches it from <paramref name="ClassVtable"/>.</param>
+public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant, string? ClassVtable, bool IsPadSlot)
 {
     // What the link check reports when no declared library provides the symbol on a slot: the same for every kext,
     // so made once per slot (filled on demand; a race only builds an equal value twice).
@@ -26,6 +29,7 @@ public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bo
         KextUnresolvedSymbol Create()
         {
             var available = new SortedSet<string>(Exports.BundlesOn(slot), StringComparer.Ordinal);
+            available.UnionWith(Exports.FamiliesOn(slot));
             if (Family is not null)
             {
                 available.Add(Family.LibraryIds[0]);
@@ -121,7 +125,55 @@ public sealed class KextImportIndex
     private KextImportFacts Create(string symbol)
     {
         var mangled = ItaniumIdentifiers.IsMangled(symbol);
+        var (classVtable, isPadSlot) = mangled ? ClassMember(symbol) : (null, false);
         return new KextImportFacts(symbol, _catalog.SymbolExports(symbol), mangled,
-            mangled ? KextLinkChecker.ClassFamilyOf(symbol) : null, _relevance.IsRelevant(symbol));
+            mangled ? KextLinkChecker.ClassFamilyOf(symbol) : null, _relevance.IsRelevant(symbol), classVtable, isPadSlot);
+    }
+
+    /// <summary>
+    /// For a class member <c>__ZN[K|V|r…]&lt;n&gt;&lt;Class&gt;…</c>, the class's vtable <c>__ZTV&lt;n&gt;&lt;Class&gt;</c>, and
+    /// whether the member is a reserved pad slot <c>__ZN&lt;n&gt;&lt;Class&gt;&lt;m&gt;_RESERVED&lt;Class&gt;&lt;digits&gt;Ev</c>
+    /// (OSMetaClassDeclareReservedUnused, what xnu's kxld calls a padslot); (null, false) for anything else.
+    /// </summary>
+    internal static (string? ClassVtable, bool IsPadSlot) ClassMember(string symbol)
+    {
+        const string Prefix = "__ZN";
+        const string Reserved = "_RESERVED";
+        if (!symbol.StartsWith(Prefix, StringComparison.Ordinal))
+        {
+            return (null, false);
+        }
+        var at = Prefix.Length;
+        while (at < symbol.Length && symbol[at] is 'K' or 'V' or 'r')
+        {
+            at++; // CV-qualifiers of a member function
+        }
+        if (!ReadLength(symbol, ref at, out var classLength) || at + classLength >= symbol.Length)
+        {
+            return (null, false);
+        }
+        var className = symbol.AsSpan(at, classLength);
+        var vtable = string.Concat("__ZTV", classLength.ToString(System.Globalization.CultureInfo.InvariantCulture), className);
+        at += classLength;
+        if (!symbol.EndsWith("Ev", StringComparison.Ordinal) || !ReadLength(symbol, ref at, out var nameLength) || at + nameLength != symbol.Length - 2)
+        {
+            return (vtable, false);
+        }
+        var name = symbol.AsSpan(at, nameLength);
+        var isPadSlot = name.StartsWith(Reserved, StringComparison.Ordinal) && name[Reserved.Length..].StartsWith(className, StringComparison.Ordinal)
+            && name[(Reserved.Length + classLength)..] is { IsEmpty: false } digits && !digits.ContainsAnyExceptInRange('0', '9');
+        return (vtable, isPadSlot);
+
+        static bool ReadLength(string s, ref int at, out int length)
+        {
+            length = 0;
+            var start = at;
+            while (at < s.Length && char.IsAsciiDigit(s[at]) && at - start < 4)
+            {
+                length = length * 10 + (s[at] - '0');
+                at++;
+            }
+            return at > start && length > 0;
+        }
     }
 }

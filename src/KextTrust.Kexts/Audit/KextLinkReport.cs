@@ -16,7 +16,10 @@ public enum KextLibraryKind
     /// <summary>A codeless pseudo-kext of System.kext (AppleNMI, ApplePlatformFamily, …): exports nothing to link.</summary>
     KernelResource,
 
-    /// <summary>An Apple kext (<c>com.apple.iokit.IONetworkingFamily</c>, …) accepted by name: exports not in the catalog.</summary>
+    /// <summary>
+    /// An Apple kext (<c>com.apple.iokit.IONetworkingFamily</c>, …): its exports are those of Apple's published export
+    /// list where the catalog has one for the release (<see cref="KpiCatalog.FamilyExportSources"/>), else unknown.
+    /// </summary>
     AppleFamily,
 
     /// <summary>A kext found beside the audited one (same folder, PlugIns, or given by the caller): exports read from it.</summary>
@@ -32,7 +35,7 @@ public enum KextLibraryKind
 /// <param name="Kind">What it is.</param>
 /// <param name="Path">Where a <see cref="KextLibraryKind.Bundled"/> library was found.</param>
 /// <param name="Used">True when some imported symbol resolves to it, false when none does, null when unknowable
-/// (Apple families and unknown libraries, whose exports are not known, and codeless kexts).</param>
+/// (unknown libraries, Apple families whose exports are not known on any checked release, and codeless kexts).</param>
 public sealed record KextLibraryUse(string BundleId, string RequestedVersion, KextLibraryKind Kind, string? Path, bool? Used);
 
 /// <summary>Why a declared library does not satisfy the dependency.</summary>
@@ -63,7 +66,8 @@ public sealed record KextLibraryProblem(
 
 /// <summary>An imported symbol no declared library provides.</summary>
 /// <param name="Symbol">Mangled name.</param>
-/// <param name="AvailableFrom">Libraries that would provide it if declared (KPI bundles of that release, a family whose class it names).</param>
+/// <param name="AvailableFrom">Libraries that would provide it if declared (KPI bundles of that release, Apple families
+/// whose export list names it there, a family whose class it names), sorted.</param>
 public sealed record KextUnresolvedSymbol(string Symbol, ImmutableArray<string> AvailableFrom);
 
 /// <summary>An imported symbol taken to come from a declared library whose exports are not known.</summary>
@@ -86,7 +90,49 @@ public sealed record KextLinkResult(
 {
     /// <summary>True when every symbol resolves.</summary>
     public bool Resolves => Unresolved.IsEmpty;
+
+    /// <summary>
+    /// How each imported symbol was bound, in import order — only when the check was asked to explain
+    /// (<see cref="KextLinkChecker.Check(IReadOnlyList{KextLibraryReference}, IReadOnlyList{KextSliceFacts}, Func{string, KextLibrary?}?, IReadOnlyList{MacOSRelease}?, bool)"/>
+    /// with <c>explain</c>, <see cref="KextAuditOptions.ExplainLinks"/>); empty otherwise.
+    /// </summary>
+    public ImmutableArray<KextSymbolBinding> Bindings { get; init; } = [];
 }
+
+/// <summary>Where the link check found an imported symbol.</summary>
+public enum KextSymbolSource
+{
+    /// <summary>A declared KPI pseudo-kext's symbol set (com.apple.kpi.bsd, …).</summary>
+    KpiBundle,
+
+    /// <summary>The declared com.apple.kernel (every kernel export).</summary>
+    Kernel,
+
+    /// <summary>A declared Apple family's published export list for that release.</summary>
+    AppleFamilyExports,
+
+    /// <summary>A reserved vtable slot, patched from its class's vtable, which the named libraries export.</summary>
+    VtablePatch,
+
+    /// <summary>A declared library kext found beside the kext (its own exported symbols).</summary>
+    BundledLibrary,
+
+    /// <summary>A declared Apple family without a known export list whose class the C++ name names (accepted by name).</summary>
+    AppleFamilyClass,
+
+    /// <summary>Assumed from declared libraries whose exports are not known there (the candidates).</summary>
+    Assumed,
+
+    /// <summary>No declared library provides it (the libraries that would, if declared): the kernel linker refuses the kext.</summary>
+    Unresolved,
+}
+
+/// <summary>How one imported symbol was bound on one release and architecture.</summary>
+/// <param name="Symbol">Mangled name.</param>
+/// <param name="Source">Where it was found.</param>
+/// <param name="Libraries">The libraries that provided it (the candidates when assumed; those that would provide it when unresolved; for
+/// an unimplemented member of the kext's own class, patched from its superclass, that class's vtable symbol).</param>
+public sealed record KextSymbolBinding(string Symbol, KextSymbolSource Source, ImmutableArray<string> Libraries);
 
 /// <summary>The declared libraries' existence and versions on one release (independent of architecture).</summary>
 /// <param name="Release">The release.</param>
@@ -121,6 +167,36 @@ public sealed record KextLinkReport(ImmutableArray<KextLibraryUse> Libraries, Im
     /// <summary>Every symbol unresolved on some slice and release, sorted.</summary>
     public ImmutableArray<string> UnresolvedSymbols =>
         [.. Results.SelectMany(r => r.Unresolved).Select(u => u.Symbol).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+
+    /// <summary>
+    /// One report from the checks of a kext's slice groups that declare different libraries
+    /// (<c>OSBundleLibraries_&lt;arch&gt;</c>): libraries in first-seen order (used when used by any group; unknowable
+    /// only when unknowable in every group), results in order, each release's library problems once.
+    /// </summary>
+    public static KextLinkReport Merge(IReadOnlyList<KextLinkReport> parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        if (parts.Count == 1)
+        {
+            return parts[0];
+        }
+        var libraries = new List<KextLibraryUse>();
+        foreach (var use in parts.SelectMany(p => p.Libraries))
+        {
+            var at = libraries.FindIndex(l => l.BundleId == use.BundleId);
+            if (at < 0)
+            {
+                libraries.Add(use);
+            }
+            else if (use.Used is { } used)
+            {
+                libraries[at] = libraries[at] with { Used = used || libraries[at].Used == true };
+            }
+        }
+        var checks = parts.SelectMany(p => p.LibraryChecks).GroupBy(c => c.Release)
+            .Select(g => new KextLibraryCheck(g.Key, [.. g.SelectMany(c => c.Problems).DistinctBy(p => (p.BundleId, p.Kind, p.Message))]));
+        return new KextLinkReport([.. libraries], [.. parts.SelectMany(p => p.Results)], [.. checks]);
+    }
 
     /// <summary>The results for one release and architecture (one per slice of that architecture).</summary>
     public IEnumerable<KextLinkResult> For(MacOSRelease release, KextArchitecture architecture) =>

@@ -72,6 +72,21 @@ public sealed class KextBundle
 
     public IReadOnlyList<KextLibraryReference> Libraries { get; private set; } = [];
 
+    /// <summary>
+    /// <c>OSBundleLibraries_&lt;arch&gt;</c> entries (e.g. <c>OSBundleLibraries_x86_64</c>), by architecture name: xnu's
+    /// <c>OSKext::getPropertyForHostArch</c> reads <c>&lt;key&gt;_&lt;arch of the running kernel&gt;</c> before
+    /// <c>&lt;key&gt;</c>, so a kernel of that architecture links against these instead of <see cref="Libraries"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<KextLibraryReference>> ArchitectureLibraries { get; private set; } =
+        new Dictionary<string, IReadOnlyList<KextLibraryReference>>(StringComparer.Ordinal);
+
+    /// <summary>The libraries a kernel of <paramref name="architecture"/> (x86_64, arm64e, …) links this kext against.</summary>
+    public IReadOnlyList<KextLibraryReference> LibrariesFor(string architecture)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        return ArchitectureLibraries.TryGetValue(architecture, out var specific) ? specific : Libraries;
+    }
+
     /// <summary>Names of the IOKitPersonalities entries.</summary>
     public IReadOnlyList<string> PersonalityNames { get; private set; } = [];
 
@@ -217,14 +232,36 @@ public sealed class KextBundle
 
     private void ReadLibraries(PlistDictionary info, List<KextProblem> problems, string infoPath)
     {
-        if (!info.ContainsKey("OSBundleLibraries"))
+        const string Key = "OSBundleLibraries";
+        if (ReadLibraries(info, Key, problems, infoPath) is { } list)
         {
-            return;
+            Libraries = list;
         }
-        if (info.GetDictionary("OSBundleLibraries") is not { } libs)
+        Dictionary<string, IReadOnlyList<KextLibraryReference>>? byArch = null;
+        foreach (var key in info.Keys)
         {
-            problems.Add(new(KextProblemCode.LibrariesNotDictionary, "OSBundleLibraries is not a dictionary", infoPath));
-            return;
+            if (key.Length > Key.Length + 1 && key.StartsWith(Key + "_", StringComparison.Ordinal)
+                && ReadLibraries(info, key, problems, infoPath) is { } archList)
+            {
+                (byArch ??= new(StringComparer.Ordinal))[key[(Key.Length + 1)..]] = archList;
+            }
+        }
+        if (byArch is not null)
+        {
+            ArchitectureLibraries = byArch;
+        }
+    }
+
+    private static List<KextLibraryReference>? ReadLibraries(PlistDictionary info, string key, List<KextProblem> problems, string infoPath)
+    {
+        if (!info.ContainsKey(key))
+        {
+            return null;
+        }
+        if (info.GetDictionary(key) is not { } libs)
+        {
+            problems.Add(new(KextProblemCode.LibrariesNotDictionary, $"{key} is not a dictionary", infoPath));
+            return null;
         }
         var list = new List<KextLibraryReference>();
         foreach (var id in libs.Keys)
@@ -232,7 +269,7 @@ public sealed class KextBundle
             var requested = libs.GetString(id);
             if (requested is null)
             {
-                problems.Add(new(KextProblemCode.LibraryVersionInvalid, $"OSBundleLibraries['{id}'] is not a string", infoPath));
+                problems.Add(new(KextProblemCode.LibraryVersionInvalid, $"{key}['{id}'] is not a string", infoPath));
                 list.Add(new(id, "", null));
                 continue;
             }
@@ -242,11 +279,11 @@ public sealed class KextBundle
             }
             else
             {
-                problems.Add(new(KextProblemCode.LibraryVersionInvalid, $"OSBundleLibraries['{id}'] = '{requested}' is not a kext version", infoPath));
+                problems.Add(new(KextProblemCode.LibraryVersionInvalid, $"{key}['{id}'] = '{requested}' is not a kext version", infoPath));
                 list.Add(new(id, requested, null));
             }
         }
-        Libraries = list;
+        return list;
     }
 
     private void ReadPlugIns(List<KextProblem> problems, int depth)

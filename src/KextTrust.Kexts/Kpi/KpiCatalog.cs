@@ -15,13 +15,16 @@ namespace KextTrust.Kexts.Kpi;
 /// <c>__ZN9IOService5startEPS_</c>). Lookups are exact hash lookups plus the export files' prefix rules
 /// (<c>_hv_get*</c>). Symbols of <c>Unused.exports</c> are kernel-global but in no symbol set, so no bundle
 /// exports them (<see cref="IsKernelOnlyExport"/>). macOS 10.15 never ran on arm64: that slot is empty.
+/// The catalog also holds the export lists Apple publishes for some IOKit family kexts
+/// (<c>com.apple.iokit.IONetworkingFamily</c>, …), per release (<see cref="FamilyExportSources"/>): those are
+/// <see cref="KpiSymbolExports.Families"/>, never counted as kernel or KPI exports.
 /// </remarks>
 public sealed class KpiCatalog
 {
     /// <summary>Manifest name of the embedded catalog.</summary>
     public const string ResourceName = "KextTrust.Kexts.Kpi.kpi-catalog.txt.gz";
 
-    private const string FormatHeader = "# KextTrust KPI catalog, format 1";
+    private const string FormatHeader = "# KextTrust KPI catalog, format 2";
     private const int KernelOnly = -1;
 
     private sealed class Entry(int bundle, string? target, int mask)
@@ -39,14 +42,31 @@ public sealed class KpiCatalog
     private readonly Dictionary<string, PseudoKext>[] _pseudoKextsById; // by release index
     private readonly HashSet<string> _kpiBundles;
     private readonly HashSet<string> _pseudoKextIds;
+    private readonly string[] _families;
+    private readonly Dictionary<string, Entry[]> _familyExports;
+    private readonly Dictionary<string, int> _familyKnownSlots;
 
     private KpiCatalog(
         string[] bundles,
         Dictionary<string, Entry[]> exact,
         Dictionary<string, Entry[]> prefixes,
         PseudoKext[][] pseudoKexts,
-        IReadOnlyList<KpiCatalogRelease> releases)
+        IReadOnlyList<KpiCatalogRelease> releases,
+        string[] families,
+        Dictionary<string, Entry[]> familyExports,
+        IReadOnlyList<AppleFamilyExportSource> familySources)
     {
+        _families = families;
+        _familyExports = familyExports;
+        FamilyExportSources = familySources;
+        _familyKnownSlots = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var source in familySources)
+        {
+            if (source.IsKnown)
+            {
+                _familyKnownSlots[source.BundleId] = _familyKnownSlots.GetValueOrDefault(source.BundleId) | ReleaseSlots(source.Release);
+            }
+        }
         _bundleSingletons = bundles.Select(b => new[] { b }).ToArray();
         _exact = exact;
         _prefixes = prefixes;
@@ -69,6 +89,12 @@ public sealed class KpiCatalog
     /// <summary>The releases of the catalog with their xnu tag and kernel version, oldest first.</summary>
     public IReadOnlyList<KpiCatalogRelease> Releases { get; }
 
+    /// <summary>
+    /// Where each Apple family's export list of each release comes from (repository, tag, commit, path, sha256), or
+    /// that the family's tag of that release publishes none (<see cref="AppleFamilyExportSource.IsKnown"/> false).
+    /// </summary>
+    public IReadOnlyList<AppleFamilyExportSource> FamilyExportSources { get; }
+
     /// <summary>Loads the catalog embedded in this assembly.</summary>
     /// <exception cref="InvalidDataException">The resource is missing or malformed.</exception>
     public static KpiCatalog Load()
@@ -87,15 +113,18 @@ public sealed class KpiCatalog
         ArgumentNullException.ThrowIfNull(text);
         if (!text.StartsWith(FormatHeader + "\n", StringComparison.Ordinal))
         {
-            throw new InvalidDataException("not a KPI catalog (format 1 header missing)");
+            throw new InvalidDataException("not a KPI catalog (format 2 header missing)");
         }
         var bundles = new List<string>();
         var exact = new Dictionary<string, Entry[]>(8192, StringComparer.Ordinal);
         var prefixes = new Dictionary<string, Entry[]>(StringComparer.Ordinal);
         var kexts = MacOSRelease.All.Select(_ => new List<PseudoKext>()).ToArray();
         var releases = new List<KpiCatalogRelease>();
+        var families = new List<string>();
+        var familyExports = new Dictionary<string, Entry[]>(StringComparer.Ordinal);
+        var familySources = new List<AppleFamilyExportSource>();
         var lineNo = 0;
-        Span<Range> f = stackalloc Range[7];
+        Span<Range> f = stackalloc Range[9];
         foreach (var line in text.AsSpan().EnumerateLines())
         {
             lineNo++;
@@ -119,11 +148,7 @@ public sealed class KpiCatalog
                     releases.Add(new KpiCatalogRelease(release, line[f[3]].ToString(), line[f[4]].ToString()));
                     break;
                 case 'B' when n == 3:
-                    if (int.Parse(line[f[1]], NumberStyles.None, CultureInfo.InvariantCulture) != bundles.Count)
-                    {
-                        throw Bad(lineNo, "bundle index");
-                    }
-                    bundles.Add(line[f[2]].ToString());
+                    AddIndexed(bundles, line[f[1]], line[f[2]], lineNo, "bundle index");
                     break;
                 case 'K' when n == 6:
                     var key = line[f[1]].ToString();
@@ -143,13 +168,31 @@ public sealed class KpiCatalog
                     {
                         throw Bad(lineNo, "bundle");
                     }
-                    if (!int.TryParse(line[f[3]], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mask) || mask == 0 || mask >= 1 << (2 * MacOSRelease.All.Count))
-                    {
-                        throw Bad(lineNo, "mask");
-                    }
-                    var entry = new Entry(bundle, line[0] == 'A' ? line[f[4]].ToString() : null, mask);
+                    var entry = new Entry(bundle, line[0] == 'A' ? line[f[4]].ToString() : null, Mask(line[f[3]], lineNo));
                     ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(line[0] == 'P' ? prefixes : exact, name, out _);
                     slot = slot is null ? [entry] : [.. slot, entry];
+                    break;
+                case 'G' when n == 3:
+                    AddIndexed(families, line[f[1]], line[f[2]], lineNo, "family index");
+                    break;
+                case 'V' when n == 8:
+                    var vKey = line[f[1]].ToString();
+                    var vRelease = MacOSRelease.All.FirstOrDefault(x => x.Key == vKey) ?? throw Bad(lineNo, "release");
+                    if (!int.TryParse(line[f[2]], NumberStyles.None, CultureInfo.InvariantCulture, out var vFamily) || vFamily >= families.Count)
+                    {
+                        throw Bad(lineNo, "family");
+                    }
+                    familySources.Add(new AppleFamilyExportSource(vRelease, families[vFamily], line[f[3]].ToString(), line[f[4]].ToString(),
+                        line[f[5]].ToString(), Dash(line[f[6]].ToString()), Dash(line[f[7]].ToString())));
+                    break;
+                case 'F' when n == 4:
+                    if (!int.TryParse(line[f[2]], NumberStyles.None, CultureInfo.InvariantCulture, out var family) || family >= families.Count)
+                    {
+                        throw Bad(lineNo, "family");
+                    }
+                    ref var familySlot = ref CollectionsMarshal.GetValueRefOrAddDefault(familyExports, line[f[1]].ToString(), out _);
+                    var familyEntry = new Entry(family, null, Mask(line[f[3]], lineNo));
+                    familySlot = familySlot is null ? [familyEntry] : [.. familySlot, familyEntry];
                     break;
                 default:
                     throw Bad(lineNo, "record");
@@ -159,9 +202,24 @@ public sealed class KpiCatalog
         {
             throw new InvalidDataException($"KPI catalog has {releases.Count} releases, expected {MacOSRelease.All.Count}");
         }
-        return new KpiCatalog(bundles.ToArray(), exact, prefixes, kexts.Select(k => k.ToArray()).ToArray(), releases);
+        return new KpiCatalog(bundles.ToArray(), exact, prefixes, kexts.Select(k => k.ToArray()).ToArray(), releases,
+            families.ToArray(), familyExports, familySources);
 
         static string? Dash(string s) => s == "-" ? null : s;
+
+        static int Mask(ReadOnlySpan<char> text, int line) =>
+            int.TryParse(text, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mask) && mask != 0 && mask < 1 << (2 * MacOSRelease.All.Count)
+                ? mask
+                : throw Bad(line, "mask");
+
+        static void AddIndexed(List<string> table, ReadOnlySpan<char> index, ReadOnlySpan<char> id, int line, string what)
+        {
+            if (!int.TryParse(index, NumberStyles.None, CultureInfo.InvariantCulture, out var i) || i != table.Count)
+            {
+                throw Bad(line, what);
+            }
+            table.Add(id.ToString());
+        }
         static InvalidDataException Bad(int line, string what) => new($"KPI catalog line {line}: bad {what}");
     }
 
@@ -250,7 +308,47 @@ public sealed class KpiCatalog
                 Merge(pe, ref bundles, ref kernelOnly);
             }
         }
-        return bundles is null && kernelOnly == 0 ? KpiSymbolExports.None : new KpiSymbolExports([.. bundles ?? []], kernelOnly);
+        List<(string BundleId, int Slots)>? families = null;
+        if (_familyExports.TryGetValue(symbol, out var familyEntries))
+        {
+            foreach (var e in familyEntries)
+            {
+                (families ??= []).Add((_families[e.Bundle], e.Mask));
+            }
+        }
+        return bundles is null && kernelOnly == 0 && families is null
+            ? KpiSymbolExports.None
+            : new KpiSymbolExports([.. bundles ?? []], kernelOnly, [.. families ?? []]);
+    }
+
+    /// <summary>
+    /// The (release, architecture) slots on which the export list of the Apple family <paramref name="bundleId"/> is
+    /// known (0 for a family without one, or not in the catalog): there, it exports exactly the
+    /// <see cref="KpiSymbolExports.Families"/> entries naming it.
+    /// </summary>
+    public int FamilyExportsKnownSlots(string bundleId)
+    {
+        ArgumentNullException.ThrowIfNull(bundleId);
+        return _familyKnownSlots.GetValueOrDefault(bundleId);
+    }
+
+    /// <summary>True when the export list of the Apple family <paramref name="bundleId"/> is known on that release.</summary>
+    public bool FamilyExportsKnown(MacOSRelease release, string bundleId) =>
+        (FamilyExportsKnownSlots(bundleId) & ReleaseSlots(release)) != 0;
+
+    /// <summary>The symbols an Apple family exports on a release (empty when its list is not known there).</summary>
+    public IEnumerable<string> FamilyExportedSymbols(MacOSRelease release, string bundleId)
+    {
+        var slots = ReleaseSlots(release);
+        return _familyExports.Where(kv => kv.Value.Any(e => _families[e.Bundle] == bundleId && (e.Mask & slots) != 0)).Select(kv => kv.Key);
+    }
+
+    /// <summary>Both architecture slots of a release (only x86_64 for 10.15).</summary>
+    public static int ReleaseSlots(MacOSRelease release)
+    {
+        ArgumentNullException.ThrowIfNull(release);
+        var slots = Bit(release, KextArchitecture.X86_64);
+        return Supports(release, KextArchitecture.Arm64) ? slots | Bit(release, KextArchitecture.Arm64) : slots;
     }
 
     private void Merge(Entry[] entries, ref List<(string BundleId, int Slots)>? bundles, ref int kernelOnly)
@@ -372,10 +470,14 @@ public sealed class KpiCatalog
 /// <summary>What <see cref="KpiCatalog.SymbolExports"/> knows of one symbol, for every (release, architecture) slot.</summary>
 /// <param name="Bundles">The pseudo-kexts that export it, each with its slot mask (bits of <see cref="KpiCatalog.Slot"/>).</param>
 /// <param name="KernelOnlyEntries">Slots where an Unused.exports entry (kernel only, no pseudo-kext) names it.</param>
-public sealed record KpiSymbolExports(System.Collections.Immutable.ImmutableArray<(string BundleId, int Slots)> Bundles, int KernelOnlyEntries)
+/// <param name="Families">The Apple family kexts whose published export list names it, each with its slot mask.</param>
+public sealed record KpiSymbolExports(
+    System.Collections.Immutable.ImmutableArray<(string BundleId, int Slots)> Bundles,
+    int KernelOnlyEntries,
+    System.Collections.Immutable.ImmutableArray<(string BundleId, int Slots)> Families)
 {
     /// <summary>A symbol the catalog does not know.</summary>
-    public static KpiSymbolExports None { get; } = new([], 0);
+    public static KpiSymbolExports None { get; } = new([], 0, []);
 
     /// <summary>Slots where some pseudo-kext exports it.</summary>
     public int ExportedSlots { get; } = Bundles.Aggregate(0, (m, b) => m | b.Slots);
@@ -385,4 +487,21 @@ public sealed record KpiSymbolExports(System.Collections.Immutable.ImmutableArra
 
     /// <summary>The pseudo-kexts that export it on one slot.</summary>
     public IEnumerable<string> BundlesOn(int slot) => Bundles.Where(b => (b.Slots & slot) != 0).Select(b => b.BundleId);
+
+    /// <summary>The Apple families whose export list names it on one slot.</summary>
+    public IEnumerable<string> FamiliesOn(int slot) => Families.Where(b => (b.Slots & slot) != 0).Select(b => b.BundleId);
+}
+
+/// <summary>Where the catalog's export list of one Apple family on one release comes from.</summary>
+/// <param name="Release">The macOS release.</param>
+/// <param name="BundleId">The family kext, e.g. <c>com.apple.iokit.IONetworkingFamily</c>.</param>
+/// <param name="Repository">Apple's open-source project, e.g. <c>apple-oss-distributions/IONetworkingFamily</c>.</param>
+/// <param name="Tag">The project's tag that shipped in that release (per <c>apple-oss-distributions/distribution-macOS</c>).</param>
+/// <param name="Commit">The tag's commit.</param>
+/// <param name="Path">The export list in the project (<c>config/&lt;Family&gt;.exports</c>); null when that tag publishes none.</param>
+/// <param name="Sha256">The list's sha256; null when that tag publishes none.</param>
+public sealed record AppleFamilyExportSource(MacOSRelease Release, string BundleId, string Repository, string Tag, string Commit, string? Path, string? Sha256)
+{
+    /// <summary>True when the family's exports on that release are known (the tag publishes its list).</summary>
+    public bool IsKnown => Path is not null;
 }

@@ -40,7 +40,7 @@ public sealed record MacOSRelease : IComparable<MacOSRelease>
     /// <summary>Darwin kernel major version (19 for 10.15 … 24 for 15): the pseudo-kexts' CFBundleVersion major.</summary>
     public int KernelMajor { get; }
 
-    /// <summary>Data folder name in <c>shared/data/xnu-kpi</c>.</summary>
+    /// <summary>Data folder name in <c>tools/KextTrust.KpiCatalogGen/data/xnu-kpi</c>.</summary>
     public string FolderName => "macos-" + Key;
 
     /// <summary>"macOS Big Sur 11", "macOS Sequoia 15.0–15.3", "macOS Sequoia 15.4+".</summary>

@@ -512,7 +512,10 @@ public static class KextSignatureVerifier
             var sliceFacts = new List<SliceVerification>();
             var signed = Slices.Where(s => s.Signature is not null).ToArray();
             var identifier = Bundle?.BundleId ?? signed.FirstOrDefault()?.Signature!.CodeDirectory.Identifier;
-            var isKext = Slices.Count > 0 && Slices.All(s => s.Slice.FileType == MachOFileType.KextBundle);
+            // As the kernel sees it: each Mac loads the slice of its own architecture (x86_64, arm64e) and ignores the
+            // others, so an i386 MH_OBJECT beside an x86_64 MH_KEXT_BUNDLE (acidanthera's fat kexts) is a kext binary.
+            var kernelSlices = Slices.Where(s => s.Slice.Architecture is "x86_64" or "x86_64h" or "arm64e").ToArray();
+            var isKext = Slices.Any(s => s.Slice.FileType == MachOFileType.KextBundle) && kernelSlices.All(s => s.Slice.FileType == MachOFileType.KextBundle);
             var codeResourcesPath = Bundle is null ? null : System.IO.Path.Combine(Bundle.CodeSignaturePath, "CodeResources");
 
             foreach (var s in Slices)

@@ -57,7 +57,7 @@ internal static class Samples
 
     public static IEnumerable<string> AppleInfoPlists()
     {
-        var root = Path.Combine(TestSupport.Corpus.SharedRoot, "data", "xnu-kpi");
+        var root = TestSupport.Corpus.XnuKpiData;
         var files = Directory.EnumerateFiles(root, "Info.plist", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
         Assert.NotEmpty(files);
         return files;

@@ -25,7 +25,7 @@ internal static class AuditFixtures
     public const string IOServiceStart = "__ZN9IOService5startEPS_";
     public const string UsbHostOpen = "__ZN15IOUSBHostDevice4openEP9IOServicejPv";
     public const string LegacyUsbOpen = "__ZN11IOUSBDevice4openEP9IOServicejPv";
-    public const string EthernetStart = "__ZN20IOEthernetController5startEP9IOService";
+    public const string EthernetMeta = "__ZN20IOEthernetController10gMetaClassE"; // in IONetworkingFamily's export list
     public const string PciConfigRead = "__ZN11IOPCIDevice12configRead32Eh";
     public const string SerialMeta = "__ZN18IOSerialDriverSync10gMetaClassE";
     public const string HidDeviceStart = "__ZN11IOHIDDevice5startEP9IOService";

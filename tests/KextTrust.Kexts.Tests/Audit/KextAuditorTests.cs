@@ -80,14 +80,14 @@ public sealed class KextAuditorTests
     public void Usb_networking_is_refused_from_11()
     {
         using var tmp = new TempDir();
-        var r = AuditSpec(tmp.Path, Spec("com.example.UsbEth", [UsbHostOpen, EthernetStart, IOServiceStart], Libs(IOKit, IOUSBHostFamily, IONetworkingFamily)));
+        var r = AuditSpec(tmp.Path, Spec("com.example.UsbEth", [UsbHostOpen, EthernetMeta, IOServiceStart], Libs(IOKit, IOUSBHostFamily, IONetworkingFamily)));
 
         Assert.Equal("WRRRRRR", Row(r, Intel));
         Assert.Equal("-RRRRRR", Row(r, AS));
         var reason = r.VerdictFor(MacOSRelease.Monterey, Intel)!.Reasons.Single();
         Assert.Equal("unsupported-kpi:KPI-USB-NETWORKING", reason.Code);
         Assert.Equal<string>([IONetworkingFamily, IOUSBHostFamily], reason.Libraries);
-        Assert.Contains(EthernetStart, reason.Symbols);
+        Assert.Contains(EthernetMeta, reason.Symbols);
         Assert.Contains(UsbHostOpen, reason.Symbols);
     }
 
@@ -95,7 +95,7 @@ public sealed class KextAuditorTests
     public void Pci_networking_warns_and_is_never_refused()
     {
         using var tmp = new TempDir();
-        var r = AuditSpec(tmp.Path, Spec("com.example.PciEth", [PciConfigRead, EthernetStart, IOServiceStart], Libs(IOKit, IOPCIFamily, IONetworkingFamily)));
+        var r = AuditSpec(tmp.Path, Spec("com.example.PciEth", [PciConfigRead, EthernetMeta, IOServiceStart], Libs(IOKit, IOPCIFamily, IONetworkingFamily)));
 
         Assert.Equal("WWWWWWW", Row(r, Intel));
         Assert.Equal("-WWWWWW", Row(r, AS));

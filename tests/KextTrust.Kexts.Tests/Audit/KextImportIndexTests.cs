@@ -73,3 +73,21 @@ public sealed class KextImportIndexTests
         }
     }
 }
+
+public sealed class ClassMemberTests
+{
+    [Theory]
+    [InlineData("__ZN20IOEthernetController30_RESERVEDIOEthernetController2Ev", "__ZTV20IOEthernetController", true)]
+    [InlineData("__ZN15OSMetaClassBase25_RESERVEDOSMetaClassBase3Ev", "__ZTV15OSMetaClassBase", true)]
+    [InlineData("__ZNK10IntelMausi16getMinPacketSizeEPj", "__ZTV10IntelMausi", false)]
+    [InlineData("__ZN20IOEthernetController10gMetaClassE", "__ZTV20IOEthernetController", false)]
+    [InlineData("__ZN20IOEthernetController30_RESERVEDIONetworkController2Ev", "__ZTV20IOEthernetController", false)] // another class's slot name
+    [InlineData("__ZN20IOEthernetController29_RESERVEDIOEthernetControllerEv", "__ZTV20IOEthernetController", false)] // no slot number
+    [InlineData("_gIOEthernetWakeOnLANFilterGroup", null, false)]
+    [InlineData("__ZTV20IOEthernetController", null, false)]
+    [InlineData("__ZN99Short", null, false)] // length past the end
+    public void Members_name_their_class_vtable_and_pad_slots_are_recognised(string symbol, string? vtable, bool padSlot)
+    {
+        Assert.Equal((vtable, padSlot), KextImportIndex.ClassMember(symbol));
+    }
+}

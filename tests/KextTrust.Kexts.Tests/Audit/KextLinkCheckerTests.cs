@@ -89,11 +89,59 @@ public sealed class KextLinkCheckerTests
     }
 
     [Fact]
-    public void A_c_symbol_is_not_assumed_from_an_apple_family()
+    public void A_c_symbol_is_assumed_from_a_family_whose_exports_are_not_known()
     {
         var report = _checker.Check([Lib(IOKit), Lib("com.apple.iokit.IOBluetoothFamily", "1.0")], [Slice("x86_64", "_bt_c_function")],
             releases: [MacOSRelease.Sonoma]);
-        Assert.Equal<string>(["_bt_c_function"], report.UnresolvedSymbols);
+        Assert.Empty(report.UnresolvedSymbols);
+        var assumed = Assert.Single(report.Results.Single().Assumed);
+        Assert.Equal("_bt_c_function", assumed.Symbol);
+        Assert.Equal<string>(["com.apple.iokit.IOBluetoothFamily"], assumed.Libraries);
+    }
+
+    [Fact]
+    public void A_family_with_a_published_list_provides_exactly_that_list()
+    {
+        KextLibraryReference[] libs = [Lib(IOKit), Lib("com.apple.iokit.IONetworkingFamily", "1.0")];
+        var report = _checker.Check(libs, [Slice("x86_64", "_gIOEthernetWakeOnLANFilterGroup", "_not_in_the_list")], explain: true);
+        // 10.15's IONetworkingFamily tag publishes no list: both assumed there, never refused.
+        var catalina = report.Results.Single(r => r.Release == MacOSRelease.Catalina);
+        Assert.Equal(["_gIOEthernetWakeOnLANFilterGroup", "_not_in_the_list"], catalina.Assumed.Select(a => a.Symbol));
+        Assert.Empty(catalina.Unresolved);
+        foreach (var r in report.Results.Where(r => r.Release != MacOSRelease.Catalina))
+        {
+            var wol = r.Bindings.Single(b => b.Symbol == "_gIOEthernetWakeOnLANFilterGroup");
+            Assert.Equal(KextSymbolSource.AppleFamilyExports, wol.Source);
+            Assert.Equal(["_not_in_the_list"], r.Unresolved.Select(u => u.Symbol));
+        }
+        Assert.True(report.Libraries.Single(l => l.BundleId == "com.apple.iokit.IONetworkingFamily").Used);
+    }
+
+    [Fact]
+    public void An_undeclared_family_symbol_is_unresolved_and_names_the_family()
+    {
+        var report = _checker.Check([Lib(IOKit)], [Slice("x86_64", "_gIOEthernetWakeOnLANFilterGroup")], releases: [MacOSRelease.Sonoma]);
+        var u = Assert.Single(report.Results.Single().Unresolved);
+        Assert.Equal<string>(["com.apple.iokit.IONetworkingFamily"], u.AvailableFrom);
+    }
+
+    [Fact]
+    public void A_kpi_symbol_is_not_assumed_from_a_family_when_its_kpi_bundle_is_not_declared()
+    {
+        var report = _checker.Check([Lib(IOKit), Lib("com.apple.iokit.IOBluetoothFamily", "1.0")], [Slice("x86_64", "_kauth_listen_scope")],
+            releases: [MacOSRelease.Sonoma]);
+        var u = Assert.Single(report.Results.Single().Unresolved);
+        Assert.Equal<string>(["com.apple.kpi.bsd"], u.AvailableFrom);
+    }
+
+    [Fact]
+    public void Reserved_vtable_slots_resolve_where_their_class_vtable_does()
+    {
+        var report = _checker.Check([Lib(IOKit), Lib("com.apple.iokit.IONetworkingFamily", "1.0")],
+            [Slice("x86_64", "__ZN20IOEthernetController30_RESERVEDIOEthernetController2Ev")], releases: [MacOSRelease.Sonoma], explain: true);
+        var b = report.Results.Single().Bindings.Single();
+        Assert.Equal(KextSymbolSource.VtablePatch, b.Source);
+        Assert.Equal<string>(["com.apple.iokit.IONetworkingFamily"], b.Libraries);
     }
 
     [Fact]

@@ -9,7 +9,7 @@ public sealed class KpiRelevanceTests
     private static readonly string[] Pool =
     [
         "_kauth_listen_scope", "_kauth_cred_getuid", "_sock_socket", "_sflt_register", "_IOLog", "_proc_selfpid",
-        IOServiceStart, UsbHostOpen, LegacyUsbOpen, EthernetStart, PciConfigRead, SerialMeta, HidDeviceStart, UserClientVtable,
+        IOServiceStart, UsbHostOpen, LegacyUsbOpen, EthernetMeta, PciConfigRead, SerialMeta, HidDeviceStart, UserClientVtable,
         "__ZN17IOBluetoothDevice10gMetaClassE", "__ZN8IOMedia4readEP9IOServiceyP18IOMemoryDescriptorP19IOStorageAttributesP19IOStorageCompletion",
     ];
 
