@@ -1,6 +1,6 @@
 using System.CommandLine;
+using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
 using KextTrust.Kexts.Signing;
 using Spectre.Console;
@@ -103,7 +103,7 @@ public static class ApprovalCommands
     {
         var consentRule = d.Steps.FirstOrDefault(s => s.Check == DecisionCheck.Consent)?.Rule ?? d.Reason;
         return new InstallItemJson(r.BundleId, r.Version, r.InstalledPath, r.Staged, r.Replaced, r.AlertShown,
-            r.AlertTime is { } t ? MachineOption.Time(t) : null, r.AlertTime is { } t2 ? MachineOption.Time(t2 + Mac.ApprovalWindow) : null,
+            r.AlertTime is { } t ? MachineOption.Time(t) : null, r.AlertTime is { } t2 ? MachineOption.Time(t2 + SystemPolicy.ApprovalWindow) : null,
             SignatureName(r.Signature), r.Signature.VerifiedTeamId ?? "", r.DeveloperName, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code),
             d.Allowed ? consentRule : d.Reason, WhyCommand.SourceName(d.ConsentSource), r.Signature.Refusal?.Code, r.Signature.Refusal?.Page);
     }

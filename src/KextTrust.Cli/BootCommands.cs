@@ -5,9 +5,9 @@ using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
+using KextTrust.Machine;
 
 namespace KextTrust.Cli;
 
@@ -59,6 +59,12 @@ public static class BootCommands
             return Fail(output, json, e.Error.ToString(), e.Message, ExitCodes.Failed);
         }
         catch (ConsentException e)
+        {
+            var exit = MachineOption.Report(output, e);
+            WriteError(output, json, e.Code.ToString(), e.Message, exit);
+            return exit;
+        }
+        catch (MachineException e)
         {
             var exit = MachineOption.Report(output, e);
             WriteError(output, json, e.Code.ToString(), e.Message, exit);
@@ -156,8 +162,8 @@ public static class BootCommands
             }
             if (r.GetValue(display))
             {
-                var current = SecureBootMac.ReadPolicy(mac);
-                var check = SecureBootMac.VerifyPolicy(mac);
+                var current = mac.ReadLocalPolicy();
+                var check = mac.VerifyLocalPolicy();
                 if (asJson)
                 {
                     output.WriteJson(LocalPolicyJson.From(current, check));
@@ -178,10 +184,10 @@ public static class BootCommands
                 return Usage(output, asJson, "bputil: -u NAME and -p PASSWORD are required");
             }
             var mode = r.GetValue(full) ? SecurityMode.Full : r.GetValue(reduced) ? SecurityMode.Reduced : SecurityMode.Permissive;
-            var policy = SecureBootMac.Bputil(mac, new BputilRequest(mode, r.GetValue(kexts), r.GetValue(mdm), u, pw));
+            var policy = mac.Bputil(new BputilRequest(mode, r.GetValue(kexts), r.GetValue(mdm), u, pw));
             if (asJson)
             {
-                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy, SecureBootMac.VerifyPolicy(mac))));
+                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy, mac.VerifyLocalPolicy())));
             }
             else
             {
@@ -200,7 +206,7 @@ public static class BootCommands
             ? "verified as iBoot checks it: signed by this Mac's Secure Enclave, this ECID, the current nonce"
             : $"NOT VERIFIED (startup would refuse it): {string.Join("; ", check.Failures)}");
         output.Out.WriteLine();
-        using var enclave = SecureBootMac.OpenEnclave(mac);
+        using var enclave = mac.OpenEnclave();
         foreach (var line in BputilDisplay.Lines(p, check.Valid, enclave.CurrentLocalPolicyNonceHash))
         {
             output.Out.WriteLine(line);
@@ -244,7 +250,7 @@ public static class BootCommands
             {
                 return Usage(output, asJson, "csrutil: -u NAME and -p PASSWORD are required");
             }
-            var result = SecureBootMac.Csrutil(mac, a == "enable", r.GetValue(without) is not null, u, pw);
+            var result = mac.Csrutil(a == "enable", r.GetValue(without) is not null, u, pw);
             if (asJson)
             {
                 output.WriteJson(CsrJson(mac, a, restart: true));
@@ -259,7 +265,7 @@ public static class BootCommands
     private static CsrutilJson CsrJson(Mac mac, string action, bool restart)
     {
         var csr = mac.Description.CsrActiveConfig;
-        var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)SecureBootMac.ReadPolicy(mac).SipConfig) : null;
+        var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)mac.ReadLocalPolicy().SipConfig) : null;
         return new CsrutilJson(action, SipStatus(csr), LocalPolicyJson.Hex(csr), (csr & Csr.AllowUntrustedKexts) == 0,
             (csr & Csr.AllowUnapprovedKexts) == 0, sip0, restart);
     }
@@ -275,11 +281,11 @@ public static class BootCommands
         };
         SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            var result = SecureBootMac.KmutilCreate(mac, r.GetValue(user)!, r.GetValue(password)!);
+            var result = mac.KmutilCreate(r.GetValue(user)!, r.GetValue(password)!);
             if (asJson)
             {
                 output.WriteJson(KmutilCreateJson.From(result, mac.Store.PathOf(SecureBootLayout.AuxKc(mac.Description.Platform)),
-                    result.Policy is null ? null : SecureBootMac.VerifyPolicy(mac)));
+                    result.Policy is null ? null : mac.VerifyLocalPolicy()));
                 return ExitCodes.Ok;
             }
             foreach (var d in result.Build.Decisions)
@@ -309,7 +315,7 @@ public static class BootCommands
             var kc = bytes is null ? null : AuxiliaryKernelCollection.Read(bytes, path);
             if (asJson)
             {
-                var receipt = SecureBootMac.ReadReceipt(mac);
+                var receipt = mac.ReadReceipt();
                 output.WriteJson(new KmutilInspectJson(
                     kc is null ? null : new AuxKcJson(path, kc.Kexts.Length, bytes!.Length, Sha384Digest.Compute(bytes).ToString()),
                     kc is null ? [] : [.. kc.Kexts.Select(k => new FilesetEntryJson(k.BundleId, k.Version, k.BundlePath))],
@@ -338,7 +344,7 @@ public static class BootCommands
         var cmd = new Command("showloaded", "The third-party kexts the kernel loaded at the last startup, in kmutil's columns (Index Refs Address Size Wired Name (Version) UUID <Linked Against>); Apple's own kexts are not modelled.") { machineOpt, json };
         SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            var report = SecureBootMac.LastStartup(mac);
+            var report = mac.LastStartup();
             if (asJson)
             {
                 output.WriteJson(StartupJson.From(report, report is null ? null : MachineCommands.RunningKebab(mac.Description)));
@@ -362,7 +368,7 @@ public static class BootCommands
         var cmd = new Command("status", "Whether Apple Pay is available, from the kext receipt.") { machineOpt, json };
         SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            var status = ApplePay.Status(SecureBootMac.ReadReceipt(mac));
+            var status = ApplePay.Status(mac.ReadReceipt());
             if (asJson)
             {
                 output.WriteJson(ApplePayJson.From(status));

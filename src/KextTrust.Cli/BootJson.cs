@@ -4,6 +4,7 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Boot.SecureBoot;
+using KextTrust.Machine;
 
 namespace KextTrust.Cli;
 

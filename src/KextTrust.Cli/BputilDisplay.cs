@@ -1,6 +1,6 @@
 using System.Globalization;
 using KextTrust.Boot.Policy;
-using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using KextTrust.Formats.Image4;
 
 namespace KextTrust.Cli;

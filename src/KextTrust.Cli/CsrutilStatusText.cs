@@ -1,4 +1,4 @@
-using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using KextTrust.Kexts.Kpi;
 
 namespace KextTrust.Cli;

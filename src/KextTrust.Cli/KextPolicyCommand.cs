@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using KextTrust.Consent.Machine;
+using KextTrust.Boot.SecureBoot;
+using KextTrust.Consent;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using Spectre.Console;
 
 namespace KextTrust.Cli;
@@ -44,7 +46,7 @@ public static class KextPolicyCommand
             else
             {
                 using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
-                var c = mac.ReadPolicy();
+                var c = mac.ReadKextPolicy();
                 content = new(mac.Store.PathOf(MachineLayout.KextPolicy), c.Policy, c.Mdm, c.History, c.Settings);
             }
             if (r.GetValue(json))
@@ -72,7 +74,7 @@ public static class KextPolicyCommand
         cmd.SetAction(r => MachineOption.Run(output, () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
-            var a = KextPolicyAdopter.Import(mac, r.GetValue(file)!);
+            var a = KextPolicyAdopter.Import(mac.Consent, r.GetValue(file)!);
             WriteAdoption(output, a, mac.Store.PathOf(MachineLayout.KextPolicy), r.GetValue(json));
             return ExitCodes.Ok;
         }));

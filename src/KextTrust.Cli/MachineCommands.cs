@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using Spectre.Console;
 
 namespace KextTrust.Cli;
@@ -98,13 +99,13 @@ public static partial class MachineCommands
                 TrustRootPem = r.GetValue(trustRoot) is { } tr ? File.ReadAllText(tr) : null,
                 KextPolicySource = r.GetValue(kextPolicy),
             };
-            using var mac = KextTrust.Boot.SecureBoot.SecureBootMac.Init(path, options, verifier: MachineOption.Verifier);
+            using var mac = Mac.Init(path, options, verifier: MachineOption.Verifier);
             var d = mac.Description;
             output.Out.WriteLine($"created a simulated {PlatformName(d.Platform)} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
             output.Out.WriteLine($"users: {string.Join(", ", d.Users.Select(x => x.Name + (x.IsAdmin ? " (admin)" : "")))}; MDM: {MdmName(d.Mdm)}; SIP: {SipName(d.CsrActiveConfig)}; clock: {MachineOption.Time(d.Clock)}");
             if (options.KextPolicySource is not null)
             {
-                var c = mac.ReadPolicy();
+                var c = mac.ReadKextPolicy();
                 output.Out.WriteLine($"KextPolicy adopted from {Path.GetFullPath(options.KextPolicySource)}: {c.Policy.Count} kext_policy, {c.Mdm.Count} kext_policy_mdm, {c.History.Count} kext_load_history_v3, {c.Settings.Count} settings row(s)");
             }
             return ExitCodes.Ok;
@@ -337,9 +338,8 @@ public static partial class MachineCommands
         };
         BootCommands.SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            var hook = KextTrust.Boot.SecureBoot.SecureBootMac.StartupHook();
-            var d = mac.Startup(r.GetValue(recovery), [hook]);
-            var report = hook.Report;
+            var report = mac.Startup(r.GetValue(recovery));
+            var d = mac.Description;
             var exit = report?.Refusal is null ? ExitCodes.Ok : ExitCodes.Failed;
             if (asJson)
             {

@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 
 [assembly: InternalsVisibleTo("KextTrust.Cli.Tests")]
 
@@ -75,6 +76,10 @@ public static class MachineOption
         {
             return Report(output, e);
         }
+        catch (MachineException e)
+        {
+            return Report(output, e);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return output.InputError(e.Message);
@@ -90,6 +95,13 @@ public static class MachineOption
             return ExitCodes.Failed;
         }
         return output.InputError($"{e.Message} (code {CodeLabel(e.Code)})");
+    }
+
+    /// <summary>Writes a machine-folder error (unreadable or busy Mac, malformed database: exit 2) to standard error.</summary>
+    public static int Report(CliOutput output, MachineException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return output.InputError($"{e.Message} (code {((int)e.Code).ToString(CultureInfo.InvariantCulture)} {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(e.Code.ToString())})");
     }
 
     /// <summary>A machine time as shown to people: <c>2025-01-06 09:00:00 UTC</c>.</summary>

@@ -1,5 +1,6 @@
 using System.CommandLine;
-using KextTrust.Consent.Machine;
+using KextTrust.Boot.SecureBoot;
+using KextTrust.Consent;
 using KextTrust.Consent.Mdm;
 using Spectre.Console;
 
@@ -17,13 +18,13 @@ public static class MdmCommands
         var push = ProfileCommand(output, "push", "Deliver a .mobileconfig profile (XML plist or CMS-signed) over MDM (InstallProfile). Needs MDM enrollment; kernel-extension-policy payloads need macOS 10.13.2 or later. As on macOS, a profile with the PayloadIdentifier of an installed one replaces it (its kext_policy_mdm rows replaced in one transaction); any other is added beside the installed ones, even when it reuses their payload UUIDs. PayloadUUIDs are opaque strings, kept as written.",
             (mac, file) => mac.PushProfile(file), "FILE", "A .mobileconfig profile.");
         var remove = ProfileCommand(output, "remove", "MDM's RemoveProfile: remove a profile MDM installed, by its PayloadIdentifier. Its kext_policy_mdm rows go in the same transaction; a kext that only this profile allowed needs user approval again.",
-            (mac, id) => ConfigurationProfiles.Remove(mac, id, ProfileChannel.Mdm), "IDENTIFIER", "The profile's top-level PayloadIdentifier.");
+            (mac, id) => ConfigurationProfiles.Remove(mac.Consent, id, ProfileChannel.Mdm), "IDENTIFIER", "The profile's top-level PayloadIdentifier.");
         root.Subcommands.Add(new Command("mdm", "What an MDM server does to the Mac, and profiles for it.") { push, remove, KextPolicyProfileCommand.Create(output) });
 
         var install = ProfileCommand(output, "install", $"Install a .mobileconfig profile by hand, as `profiles install` does. A {MdmProfile.KernelExtensionPolicyType} payload is refused: only MDM may deliver it. A profile MDM installed cannot be replaced by hand.",
             (mac, file) => mac.InstallProfileManually(file), "FILE", "A .mobileconfig profile.");
         var profilesRemove = ProfileCommand(output, "remove", "Remove a profile installed by hand, as `profiles remove -identifier` does (profiles MDM installed can only be removed by MDM).",
-            (mac, id) => ConfigurationProfiles.Remove(mac, id, ProfileChannel.Manual), "IDENTIFIER", "The profile's top-level PayloadIdentifier.");
+            (mac, id) => ConfigurationProfiles.Remove(mac.Consent, id, ProfileChannel.Manual), "IDENTIFIER", "The profile's top-level PayloadIdentifier.");
         root.Subcommands.Add(new Command("profiles", "Configuration profiles installed on the Mac.") { install, profilesRemove, List(output) });
     }
 
@@ -126,7 +127,7 @@ public static class MdmCommands
             table.AddColumn("signer");
             table.AddColumn("installed by");
             table.AddColumn("payloads");
-            foreach (var installed in ConfigurationProfiles.Read(mac))
+            foreach (var installed in ConfigurationProfiles.Read(mac.Consent))
             {
                 var p = installed.Profile;
                 var payloads = p.KernelExtensionPolicies.Select(k => $"kext policy {k.PayloadUuid}: teams {Teams(k.AllowedTeamIdentifiers)}; kexts {Kexts(k.AllowedKernelExtensions)}")

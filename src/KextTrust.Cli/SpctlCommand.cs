@@ -1,5 +1,6 @@
 using System.CommandLine;
-using KextTrust.Consent.Machine;
+using KextTrust.Boot.SecureBoot;
+using KextTrust.Consent;
 
 namespace KextTrust.Cli;
 

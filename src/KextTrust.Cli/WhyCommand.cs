@@ -1,4 +1,5 @@
 using System.CommandLine;
+using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent.Policy;
 using Spectre.Console;
 

@@ -24,10 +24,6 @@ public enum ConsentCode
     NotInstalled = 1004,
     /// <summary>The kext bundle cannot be read.</summary>
     UnreadableKext = 1005,
-    /// <summary>The machine folder is missing or its description is malformed.</summary>
-    MachineInvalid = 1100,
-    /// <summary>Another command holds the machine lock.</summary>
-    MachineBusy = 1101,
     /// <summary>Unknown user or wrong password.</summary>
     AuthenticationFailed = 1200,
     /// <summary>The user is not an administrator and the rule requires one.</summary>
@@ -52,8 +48,6 @@ public enum ConsentCode
     ProfileNotInstalled = 1404,
     /// <summary>The profile was installed through the other channel (MDM-installed profiles are replaced and removed only by MDM).</summary>
     ProfileManagedByMdm = 1405,
-    /// <summary>The KextPolicy database has the wrong schema or a row of the wrong type.</summary>
-    DatabaseInvalid = 1500,
     /// <summary>An exclude list is malformed or not newer than the installed one.</summary>
     ExcludeListInvalid = 1600,
     /// <summary>The exclude list offered is not newer than the installed one.</summary>

@@ -1,7 +1,8 @@
 using System.Text;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
 
@@ -39,6 +40,21 @@ public sealed class AtomicityAndInputTests : IDisposable
 
     private static readonly string Uuid1 = "11111111-2222-3333-4444-555555555555";
 
+    /// <summary>The real macOS 10.13 KextPolicy database (tests/data/MANIFEST.md), built once per test from its dump.</summary>
+    private string RealKextPolicy()
+    {
+        var path = _f.Temp.Combine("real-KextPolicy");
+        if (!File.Exists(path))
+        {
+            using var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = File.ReadAllText(Corpus.TestData("kextpolicy/macinbox-10.13.sql"));
+            cmd.ExecuteNonQuery();
+        }
+        return path;
+    }
+
     [Fact]
     public void Every_write_of_install_approve_and_mdm_push_can_fail_and_the_machine_reads_as_before()
     {
@@ -46,12 +62,13 @@ public sealed class AtomicityAndInputTests : IDisposable
         _f.Verifier.Facts["com.example.driver"] = FixtureVerifier.Signed(Team);
         var kext = _f.Kext("com.example.driver");
         var profile = WriteProfile(Uuid1, $"<key>AllowedTeamIdentifiers</key><array><string>OTHER12345</string></array><key>AllowUserOverrides</key><true/>");
-        var commands = new (string Name, Action<Mac> Run)[]
+        var commands = new (string Name, Action<SystemPolicy> Run)[]
         {
             ("install", m => m.Install([kext])),
             ("approve", m => m.Approve(Team, null, "admin", "admin-pw")),
             ("mdm push", m => m.PushProfile(profile)),
             ("mdm remove", m => ConfigurationProfiles.Remove(m, "com.example.profile." + Uuid1, ProfileChannel.Mdm)),
+            ("kextpolicy import", m => KextPolicyAdopter.Import(m, RealKextPolicy())),
         };
         foreach (var (name, run) in commands)
         {
@@ -59,7 +76,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             var counter = new FaultInjectingFileSystem(PhysicalFileSystem.Instance, 0);
             var work = _f.Temp.Combine("probe-" + name.Replace(' ', '-'));
             MachineFolder.Copy(_f.MacDir, work);
-            using (var probe = Mac.Open(work, counter, _f.Verifier))
+            using (var probe = SystemPolicy.Open(work, counter, _f.Verifier))
             {
                 run(probe);
             }
@@ -71,7 +88,7 @@ public sealed class AtomicityAndInputTests : IDisposable
                 var trial = _f.Temp.Combine($"trial-{name.Replace(' ', '-')}-{n}");
                 MachineFolder.Copy(_f.MacDir, trial);
                 var committed = true;
-                using (var mac = Mac.Open(trial, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n), _f.Verifier))
+                using (var mac = SystemPolicy.Open(trial, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n), _f.Verifier))
                 {
                     try
                     {
@@ -82,7 +99,7 @@ public sealed class AtomicityAndInputTests : IDisposable
                         committed = false;
                     }
                 }
-                using (Mac.Open(trial, verifier: _f.Verifier))
+                using (SystemPolicy.Open(trial, verifier: _f.Verifier))
                 {
                     // Opening recovers.
                 }
@@ -147,8 +164,8 @@ public sealed class AtomicityAndInputTests : IDisposable
     {
         _f.Init();
         using var held = _f.Open();
-        var e = Assert.Throws<ConsentException>(() => Mac.Open(_f.MacDir, verifier: _f.Verifier, lockTimeout: TimeSpan.FromMilliseconds(100)));
-        Assert.Equal(ConsentCode.MachineBusy, e.Code);
+        var e = Assert.Throws<MachineException>(() => SystemPolicy.Open(_f.MacDir, verifier: _f.Verifier, lockTimeout: TimeSpan.FromMilliseconds(100)));
+        Assert.Equal(MachineCode.MachineBusy, e.Code);
     }
 
     [Fact]
@@ -252,12 +269,12 @@ public sealed class AtomicityAndInputTests : IDisposable
         var path = _f.Temp.Combine("KextPolicy");
         using (var db = KextPolicyDatabase.OpenReadWrite(path))
         {
-            KextPolicyDatabase.Exec(db, null, "INSERT INTO kext_policy VALUES ('T', 'com.x', 1, 'Dev', 1)");
-            KextPolicyDatabase.Exec(db, null, "INSERT INTO kext_policy VALUES ('T', 'com.y', 'yes', 'Dev', 1)");
+            Sql(db, "INSERT INTO kext_policy VALUES ('T', 'com.x', 1, 'Dev', 1)");
+            Sql(db, "INSERT INTO kext_policy VALUES ('T', 'com.y', 'yes', 'Dev', 1)");
         }
         using var ro = KextPolicyDatabase.OpenReadOnly(path);
-        var e = Assert.Throws<ConsentException>(() => KextPolicyDatabase.ReadAll(ro, path));
-        Assert.Equal(ConsentCode.DatabaseInvalid, e.Code);
+        var e = Assert.Throws<MachineException>(() => KextPolicyDatabase.ReadAll(ro, path));
+        Assert.Equal(MachineCode.DatabaseInvalid, e.Code);
         Assert.Contains("table kext_policy, row 2, column allowed", e.Message);
     }
 
@@ -268,12 +285,12 @@ public sealed class AtomicityAndInputTests : IDisposable
         using (var db = new SqliteConnection($"Data Source={path};Pooling=False"))
         {
             db.Open();
-            KextPolicyDatabase.Exec(db, null, "CREATE TABLE kext_policy (team_id TEXT)");
+            Sql(db, "CREATE TABLE kext_policy (team_id TEXT)");
         }
-        Assert.Contains("kext_load_history_v3 is missing", Assert.Throws<ConsentException>(() => KextPolicyDatabase.OpenReadOnly(path)).Message);
+        Assert.Contains("kext_load_history_v3 is missing", Assert.Throws<MachineException>(() => KextPolicyDatabase.OpenReadOnly(path)).Message);
         var junk = _f.Temp.Combine("Junk");
         File.WriteAllText(junk, "this is not a database, just text long enough to look like a header........");
-        Assert.Equal(ConsentCode.DatabaseInvalid, Assert.Throws<ConsentException>(() => KextPolicyDatabase.ReadAll(KextPolicyDatabase.OpenReadOnly(junk), junk)).Code);
+        Assert.Equal(MachineCode.DatabaseInvalid, Assert.Throws<MachineException>(() => KextPolicyDatabase.ReadAll(KextPolicyDatabase.OpenReadOnly(junk), junk)).Code);
     }
 
     [Fact]
@@ -316,5 +333,13 @@ public sealed class AtomicityAndInputTests : IDisposable
         Assert.Equal(96, a.Sha384.Length);
         Assert.Equal(a.Entries, UserApprovedKextList.Parse(a.ToBytes(), "uakl").Entries);
         Assert.Equal("com.a", a.Entries[0].BundleId);
+    }
+
+    /// <summary>A statement run by hand, as sqlite3 would (hostile rows and schemas the Mac never writes).</summary>
+    private static void Sql(Microsoft.Data.Sqlite.SqliteConnection db, string text)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = text;
+        cmd.ExecuteNonQuery();
     }
 }

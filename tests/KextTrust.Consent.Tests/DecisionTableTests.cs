@@ -1,5 +1,6 @@
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Consent.Tests;

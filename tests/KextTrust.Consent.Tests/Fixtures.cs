@@ -1,8 +1,9 @@
 using System.Security.Cryptography;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Kexts.Signing;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Consent.Tests;
@@ -35,13 +36,13 @@ public sealed class MacFixture : IDisposable
 
     public void Init(string macos = "14.5", MachinePlatform platform = MachinePlatform.Intel, MdmEnrollment mdm = MdmEnrollment.None, uint csr = 0)
     {
-        using var mac = Mac.Init(MacDir, new MachineInitOptions(platform, macos, "admin", "admin-pw")
+        using var mac = SystemPolicy.Init(MacDir, new MachineInitOptions(platform, macos, "admin", "admin-pw")
         {
             StandardUser = ("alice", "alice-pw"), Mdm = mdm, CsrActiveConfig = csr, PasswordIterations = 1000, Clock = T0,
         }, verifier: Verifier);
     }
 
-    public Mac Open(IMachineFileSystem? fs = null) => Mac.Open(MacDir, fs, Verifier);
+    public SystemPolicy Open(IMachineFileSystem? fs = null) => SystemPolicy.Open(MacDir, fs, Verifier);
 
     public string Kext(string bundleId, string version = "1.0.0", string[]? imports = null, MachOTargetArchitecture arch = MachOTargetArchitecture.X86_64)
     {

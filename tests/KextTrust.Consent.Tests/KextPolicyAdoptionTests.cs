@@ -1,6 +1,6 @@
-using KextTrust.Consent.Machine;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
 
@@ -50,7 +50,7 @@ public sealed class KextPolicyAdoptionTests : IDisposable
         var source = RealDatabase("KextPolicy-10.13");
         var original = Read(source);
         Assert.Equal((3, 3, 0, 1), (original.History.Count, original.Policy.Count, original.Mdm.Count, original.Settings.Count));
-        using (Mac.Init(_f.MacDir, new MachineInitOptions(MachinePlatform.Intel, "10.13.6", "admin", "admin-pw")
+        using (SystemPolicy.Init(_f.MacDir, new MachineInitOptions(MachinePlatform.Intel, "10.13.6", "admin", "admin-pw")
         {
             PasswordIterations = 1000, Clock = MacFixture.T0, KextPolicySource = source,
         }, verifier: _f.Verifier))
@@ -116,17 +116,17 @@ public sealed class KextPolicyAdoptionTests : IDisposable
         var noTable = RealDatabase("no-table", "DROP TABLE settings;");
         using var mac = _f.Open();
         var snapshot = _f.Snapshot();
-        Assert.Equal(ConsentCode.DatabaseInvalid, Assert.Throws<ConsentException>(() => KextPolicyAdopter.Import(mac, notSqlite)).Code);
-        var e = Assert.Throws<ConsentException>(() => KextPolicyAdopter.Import(mac, badType));
-        Assert.Equal(ConsentCode.DatabaseInvalid, e.Code);
+        Assert.Equal(MachineCode.DatabaseInvalid, Assert.Throws<MachineException>(() => KextPolicyAdopter.Import(mac, notSqlite)).Code);
+        var e = Assert.Throws<MachineException>(() => KextPolicyAdopter.Import(mac, badType));
+        Assert.Equal(MachineCode.DatabaseInvalid, e.Code);
         Assert.Contains("table kext_policy, row 3, column flags", e.Message);
-        Assert.Contains("table settings is missing", Assert.Throws<ConsentException>(() => KextPolicyAdopter.Import(mac, noTable)).Message);
-        Assert.Equal(ConsentCode.DatabaseInvalid, Assert.Throws<ConsentException>(() => KextPolicyAdopter.Import(mac, _f.Temp.Combine("absent"))).Code);
+        Assert.Contains("table settings is missing", Assert.Throws<MachineException>(() => KextPolicyAdopter.Import(mac, noTable)).Message);
+        Assert.Equal(MachineCode.DatabaseInvalid, Assert.Throws<MachineException>(() => KextPolicyAdopter.Import(mac, _f.Temp.Combine("absent"))).Code);
         Assert.Equal(snapshot, _f.Snapshot());
 
         // machine init with a bad database leaves no Mac.
         var dir = _f.Temp.Combine("never");
-        Assert.Throws<ConsentException>(() => Mac.Init(dir, new MachineInitOptions(MachinePlatform.Intel, "14.5", "admin", "pw") { PasswordIterations = 1000, KextPolicySource = badType }));
+        Assert.Throws<MachineException>(() => SystemPolicy.Init(dir, new MachineInitOptions(MachinePlatform.Intel, "14.5", "admin", "pw") { PasswordIterations = 1000, KextPolicySource = badType }));
         Assert.False(File.Exists(Path.Combine(dir, MachineLayout.Description)));
     }
 }

@@ -1,7 +1,7 @@
 using System.Text;
-using KextTrust.Consent.Machine;
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Consent.Tests;
@@ -23,7 +23,7 @@ public sealed class ProfileRulesTests : IDisposable
 
     private static string Data(string name) => Corpus.TestData("profiles/" + name);
 
-    private Mac EnrolledMac()
+    private SystemPolicy EnrolledMac()
     {
         _f.Init("11.7", mdm: MdmEnrollment.Automated);
         return _f.Open();
@@ -225,8 +225,8 @@ public sealed class ProfileRulesTests : IDisposable
         File.WriteAllText(plist, "<plist><dict><key>x</key>");
         var e = Assert.Throws<ConsentException>(() => ExcludeList.Parse(File.ReadAllBytes(plist), plist));
         Assert.Equal(1, CountOf(e.Message, plist));
-        Assert.Equal(1, CountOf(new ConsentException(ConsentCode.MachineInvalid, "/x/y", "/x/y: bad").Message, "/x/y"));
-        Assert.Equal("/x/y: bad", new ConsentException(ConsentCode.MachineInvalid, "/x/y", "bad").Message);
+        Assert.Equal(1, CountOf(new ConsentException(ConsentCode.InvalidArgument, "/x/y", "/x/y: bad").Message, "/x/y"));
+        Assert.Equal("/x/y: bad", new ConsentException(ConsentCode.InvalidArgument, "/x/y", "bad").Message);
     }
 
     private static int CountOf(string text, string part)

@@ -1,5 +1,6 @@
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Consent.Policy;
+using KextTrust.Machine;
 
 namespace KextTrust.Consent.Tests;
 
@@ -170,7 +171,7 @@ public sealed class ScenarioTests : IDisposable
         Assert.Contains(UaklTeam(mac), e => e.TeamId == Team && e.Source == ConsentSource.Spctl);
     }
 
-    private static IReadOnlyList<UaklEntry> UaklTeam(Mac mac) => mac.BuildUakl().Entries;
+    private static IReadOnlyList<UaklEntry> UaklTeam(SystemPolicy mac) => mac.BuildUakl().Entries;
 
     [Fact]
     public void Apple_silicon_recovery_is_one_true_recovery()
@@ -238,7 +239,7 @@ public sealed class ScenarioTests : IDisposable
         var d = mac.Why("com.example.kauth");
         Assert.Equal(ConsentCode.UnsupportedKpi, d.Code);
         mac.Startup(true);
-        mac.SetCsr(Csr.Disabled);
+        mac.SetCsr(Csr.Disabled, mac.Store.Begin());
         mac.Startup(false);
         d = mac.Why("com.example.kauth");
         Assert.True(d.Allowed, d.Reason);

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using KextTrust.Consent.Policy;
 using KextTrust.Formats;
 using KextTrust.Formats.PropertyLists;
@@ -91,7 +91,7 @@ public static class ConfigurationProfiles
     public const string ChannelsFile = MachineLayout.ProfileStore + "/InstalledBy.plist";
 
     /// <summary>The installed profiles, ordered by PayloadIdentifier.</summary>
-    public static IReadOnlyList<InstalledProfile> Read(Mac mac)
+    public static IReadOnlyList<InstalledProfile> Read(SystemPolicy mac)
     {
         ArgumentNullException.ThrowIfNull(mac);
         var dir = mac.Store.PathOf(MachineLayout.ProfileStore);
@@ -112,7 +112,7 @@ public static class ConfigurationProfiles
     /// Installs the profile at <paramref name="path"/> through <paramref name="channel"/>: MDM needs enrollment and, for
     /// the kernel-extension policy, macOS 10.13.2; by hand that payload is refused.
     /// </summary>
-    public static ProfileInstallResult Install(Mac mac, string path, ProfileChannel channel)
+    public static ProfileInstallResult Install(SystemPolicy mac, string path, ProfileChannel channel)
     {
         ArgumentNullException.ThrowIfNull(mac);
         var profile = MdmProfile.Read(path);
@@ -171,7 +171,7 @@ public static class ConfigurationProfiles
     /// <see cref="ProfileChannel.Mdm"/>) or <c>profiles remove</c> (<see cref="ProfileChannel.Manual"/>). Its
     /// kext_policy_mdm rows go in the same transaction; kexts it alone allowed need user approval again.
     /// </summary>
-    public static ProfileInstallResult Remove(Mac mac, string identifier, ProfileChannel channel)
+    public static ProfileInstallResult Remove(SystemPolicy mac, string identifier, ProfileChannel channel)
     {
         ArgumentNullException.ThrowIfNull(mac);
         ArgumentNullException.ThrowIfNull(identifier);
@@ -198,7 +198,7 @@ public static class ConfigurationProfiles
             old.Profile.Payloads.Select(p => Entry(p, PayloadChange.Removed)).ToArray(), [], combined, added, removed, consent));
     }
 
-    private static ProfileInstallResult Commit(Mac mac, IReadOnlyList<InstalledProfile> before, IReadOnlyList<MdmProfile> after, Action<MachineTransaction> stageFiles,
+    private static ProfileInstallResult Commit(SystemPolicy mac, IReadOnlyList<InstalledProfile> before, IReadOnlyList<MdmProfile> after, Action<MachineTransaction> stageFiles,
         Func<CombinedKextPolicy, IReadOnlyList<string>, IReadOnlyList<string>, IReadOnlyList<ConsentChange>, ProfileInstallResult> result)
     {
         var consentBefore = mac.DecideAll();
@@ -208,7 +208,8 @@ public static class ConfigurationProfiles
         var rowsBefore = mac.ReadPolicy().Mdm.Select(RowName).ToHashSet(StringComparer.Ordinal);
         var tx = mac.Store.Begin();
         stageFiles(tx);
-        tx.StageDatabase((db, t) => KextPolicyDatabase.ReplaceMdmPolicy(db, t, combined, owned));
+        tx.StageDatabase(db => db.ReplaceMdm(combined.Allowed,
+            [("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals)], owned));
         tx.Commit();
         var rowsAfter = mac.ReadPolicy().Mdm.Select(RowName).ToHashSet(StringComparer.Ordinal);
         var consentAfter = mac.DecideAll().ToDictionary(k => k.Path, StringComparer.Ordinal);
@@ -241,7 +242,7 @@ public static class ConfigurationProfiles
         return $"{MachineLayout.ProfileStore}/{readable}.{hash}.mobileconfig";
     }
 
-    private static Dictionary<string, ProfileChannel> ReadChannels(Mac mac)
+    private static Dictionary<string, ProfileChannel> ReadChannels(SystemPolicy mac)
     {
         var path = mac.Store.PathOf(ChannelsFile);
         var result = new Dictionary<string, ProfileChannel>(StringComparer.Ordinal);
@@ -251,20 +252,20 @@ public static class ConfigurationProfiles
         }
         try
         {
-            var root = PropertyList.ReadFile(path) as PlistDictionary ?? throw new ConsentException(ConsentCode.MachineInvalid, path, "the root is not a dictionary");
+            var root = PropertyList.ReadFile(path) as PlistDictionary ?? throw new MachineException(MachineCode.MachineInvalid, path, "the root is not a dictionary");
             foreach (var (id, value) in root)
             {
                 result[id] = (value as PlistString)?.Value switch
                 {
                     "MDM" => ProfileChannel.Mdm,
                     "Manual" => ProfileChannel.Manual,
-                    _ => throw new ConsentException(ConsentCode.MachineInvalid, path, $"{id}: expected the string MDM or Manual"),
+                    _ => throw new MachineException(MachineCode.MachineInvalid, path, $"{id}: expected the string MDM or Manual"),
                 };
             }
         }
         catch (KextTrustFormatException e)
         {
-            throw new ConsentException(ConsentCode.MachineInvalid, path, MdmProfile.WithoutPath(e.Message, path), e);
+            throw new MachineException(MachineCode.MachineInvalid, path, MdmProfile.WithoutPath(e.Message, path), e);
         }
         return result;
     }

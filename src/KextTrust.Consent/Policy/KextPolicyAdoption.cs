@@ -1,5 +1,5 @@
-using KextTrust.Consent.Machine;
 using KextTrust.Consent.Mdm;
+using KextTrust.Machine;
 using Microsoft.Data.Sqlite;
 
 namespace KextTrust.Consent.Policy;
@@ -48,7 +48,7 @@ public static class KextPolicyAdopter
                 }
                 catch (SqliteException e)
                 {
-                    throw new ConsentException(ConsentCode.DatabaseInvalid, full, "cannot copy the database: " + e.Message, e);
+                    throw new MachineException(MachineCode.DatabaseInvalid, full, "cannot copy the database: " + e.Message, e);
                 }
                 KextPolicyDatabase.PrepareAdopted(copy, hadCdHash);
                 var profiles = installedProfiles.ToArray();
@@ -56,7 +56,9 @@ public static class KextPolicyAdopter
                 if (combined.Present)
                 {
                     using var tx = copy.BeginTransaction();
-                    KextPolicyDatabase.ReplaceMdmPolicy(copy, tx, combined, profiles.SelectMany(p => p.KernelExtensionPolicies).Select(k => k.PayloadUuid).ToHashSet(StringComparer.Ordinal));
+                    new KextPolicyDatabase.Writer(copy, tx).ReplaceMdm(combined.Allowed,
+                        [("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals)],
+                        profiles.SelectMany(p => p.KernelExtensionPolicies).Select(k => k.PayloadUuid).ToHashSet(StringComparer.Ordinal));
                     tx.Commit();
                 }
             }
@@ -72,7 +74,7 @@ public static class KextPolicyAdopter
     }
 
     /// <summary><c>kextpolicy import FILE</c>: replaces this Mac's KextPolicy database with the adopted copy of <paramref name="source"/>.</summary>
-    public static KextPolicyAdoption Import(Mac mac, string source)
+    public static KextPolicyAdoption Import(SystemPolicy mac, string source)
     {
         ArgumentNullException.ThrowIfNull(mac);
         var (bytes, adoption) = Prepare(source, mac.ReadProfiles());

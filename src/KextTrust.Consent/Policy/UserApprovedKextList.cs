@@ -17,7 +17,7 @@ public sealed record UaklEntry(string TeamId, string BundleId, ConsentSource Sou
 ///           | u8 cdhash length (0 or 20) + cdhash bytes }
 /// </code>
 /// Entries are unique and sorted by team id, bundle id (UTF-8 ordinal), then source, then cdhash.
-/// <see cref="Sha384"/> is the hash of these bytes (the next issue puts it in the LocalPolicy <c>auxp</c>).
+/// <see cref="Sha384"/> is the hash of these bytes (the LocalPolicy's <c>auxp</c> names it).
 /// </summary>
 public sealed record UserApprovedKextList(IReadOnlyList<UaklEntry> Entries)
 {

@@ -1,7 +1,7 @@
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -20,13 +20,13 @@ public sealed class MachineInitFaultTests
     {
         using var mac = Mac.Open(dir);
         Assert.True(File.Exists(mac.Store.PathOf(SecureBootLayout.EnclaveKey)));
-        using (var sep = SecureBootMac.OpenEnclave(mac))
+        using (var sep = mac.OpenEnclave())
         {
-            var policy = SecureBootMac.ReadPolicy(mac);
+            var policy = mac.ReadLocalPolicy();
             Assert.Equal(SecurityMode.Full, policy.SecurityMode);
             Assert.Equal(sep.CurrentLocalPolicyNonceHash, policy.LocalPolicyNonceHash);
         }
-        var boot = SecureBootMac.Startup(mac, recovery: false);
+        var boot = mac.Startup(recovery: false);
         Assert.Null(boot.Refusal);
         Assert.Equal("MacOS", boot.RunningOS);
     }
@@ -39,7 +39,7 @@ public sealed class MachineInitFaultTests
         using var root = new TempDir("kextrust-initfault");
         var probe = root.Combine("probe");
         var counter = new FaultInjectingFileSystem(PhysicalFileSystem.Instance, 0);
-        SecureBootMac.Init(probe, Options, counter).Dispose();
+        Mac.Init(probe, Options, counter).Dispose();
         AssertComplete(probe);
         // Folders, the staging marker, each staged file (SEP key and nonce, LocalPolicy, description, …), the journal, the switches.
         Assert.True(counter.Count > 15, $"only {counter.Count} writes");
@@ -55,7 +55,7 @@ public sealed class MachineInitFaultTests
             Mac? made = null;
             try
             {
-                made = SecureBootMac.Init(dir, Options, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n));
+                made = Mac.Init(dir, Options, new FaultInjectingFileSystem(PhysicalFileSystem.Instance, n));
             }
             catch (InjectedFaultException)
             {
@@ -66,8 +66,8 @@ public sealed class MachineInitFaultTests
                 // No Mac: the folder is as it was (absent, or empty when it existed), opening finds no Mac, and init runs again.
                 Assert.True(folderExistsBefore ? Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any() : !Directory.Exists(dir),
                     $"fault at write {n}: the folder holds {string.Join(", ", Directory.Exists(dir) ? Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories) : [])}");
-                Assert.Equal(ConsentCode.MachineInvalid, Assert.Throws<ConsentException>(() => Mac.Open(dir)).Code);
-                SecureBootMac.Init(dir, Options).Dispose();
+                Assert.Equal(MachineCode.MachineInvalid, Assert.Throws<MachineException>(() => Mac.Open(dir)).Code);
+                Mac.Init(dir, Options).Dispose();
             }
             else
             {

@@ -2,7 +2,8 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using BootFailureCode = KextTrust.Boot.Startup.BootFailureCode;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
+using KextTrust.Machine;
 using static KextTrust.Boot.Tests.SecureBootMacTests.SecureBootMacFixture;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -53,7 +54,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
             case "one byte of the LocalPolicy":
                 using (var mac = Mac.Open(dir))
                 {
-                    FlipByteAt(dir, SecureBootLayout.LocalPolicy, SecureBootMac.VolumeGroup(mac.Description).ToByteArray(bigEndian: true));
+                    FlipByteAt(dir, SecureBootLayout.LocalPolicy, Mac.VolumeGroup(mac.Description).ToByteArray(bigEndian: true));
                 }
                 return nameof(BootFailureCode.LocalPolicyNotSignedByThisMac);
             case "AuxKC with one more kext":
@@ -85,7 +86,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
     {
         var copy = f.Copy();
         using var mac = Mac.Open(copy);
-        Assert.Equal([Driver, Second], SecureBootMac.KmutilCreate(mac, Admin, Password).Build.IncludedBundleIds.Order());
+        Assert.Equal([Driver, Second], mac.KmutilCreate(Admin, Password).Build.IncludedBundleIds.Order());
         return copy;
     }
 
@@ -123,7 +124,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         Assert.DoesNotContain(boot.NotLoaded, n => n.StartsWith(Unsigned, StringComparison.Ordinal));
         Assert.Equal(before, State(dir, withDatabase: false));
         using var mac = Mac.Open(dir);
-        Assert.DoesNotContain(mac.ReadPolicy().History, h => h.BundleId == Unsigned);
+        Assert.DoesNotContain(mac.ReadKextPolicy().History, h => h.BundleId == Unsigned);
     }
 
     public static TheoryData<string, KextExclusionCode> KmdRefusals => new()
@@ -150,10 +151,10 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         using (var mac = Mac.Open(dir))
         {
             Assert.Contains(mac.BuildUakl().Entries, e => e.TeamId == (bundleId == Unsigned ? "" : Team));
-            var created = SecureBootMac.KmutilCreate(mac, Admin, Password);
+            var created = mac.KmutilCreate(Admin, Password);
             Assert.Equal(expected, created.Build.DecisionFor(bundleId)?.Exclusion);
             Assert.Equal([Driver, Second], created.Build.IncludedBundleIds.Order());
-            Assert.Contains(SecureBootMac.ReadReceipt(mac)!.Excluded, x => x.BundleId == bundleId && x.Reason == expected);
+            Assert.Contains(mac.ReadReceipt()!.Excluded, x => x.BundleId == bundleId && x.Reason == expected);
             Assert.DoesNotContain(AuxiliaryKernelCollection.Read(File.ReadAllBytes(mac.Store.PathOf(AuxKcFile)), mac.Store.PathOf(AuxKcFile)).Kexts, k => k.BundleId == bundleId);
         }
         var boot = Restart(dir);
@@ -172,7 +173,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         if (inRecovery)
         {
             using var mac = Mac.Open(dir);
-            SecureBootMac.Startup(mac, recovery: true);
+            mac.Startup(recovery: true);
         }
         var before = State(dir);
         var password = inRecovery ? "wrong" : Password;
@@ -182,11 +183,11 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
             {
                 if (attempt.StartsWith("bputil", StringComparison.Ordinal))
                 {
-                    SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Permissive, EnableKexts: true, EnableMdm: false, Admin, password));
+                    mac.Bputil(new BputilRequest(SecurityMode.Permissive, EnableKexts: true, EnableMdm: false, Admin, password));
                 }
                 else
                 {
-                    SecureBootMac.Csrutil(mac, enable: false, withoutKext: false, Admin, password);
+                    mac.Csrutil(enable: false, withoutKext: false, Admin, password);
                 }
             });
             Assert.Equal(inRecovery ? SecureBootCode.AuthenticationFailed : SecureBootCode.NotInOneTrueRecovery, e.Code);

@@ -1,6 +1,7 @@
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
+using KextTrust.Machine;
 using static KextTrust.Boot.Tests.SecureBootMacTests.SecureBootMacFixture;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -19,20 +20,20 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
     private static Operation Describe(string name) => name switch
     {
         // The rebuild adds the kext installed since the last one.
-        "kmutil create" => new(false, m => SecureBootMac.KmutilCreate(m, Admin, Password), (dir, boot) =>
+        "kmutil create" => new(false, m => m.KmutilCreate(Admin, Password), (dir, boot) =>
         {
             Assert.Null(boot.Refusal);
             Assert.Equal([Driver, Second], LoadedIds(boot).Order());
             Assert.Contains(Second, ApplePayStatus(dir), StringComparison.Ordinal);
         }),
         // Full Security: third-party kexts off, so the new state boots without them and without a refusal.
-        "bputil -f" => new(true, m => SecureBootMac.Bputil(m, new BputilRequest(SecurityMode.Full, EnableKexts: false, EnableMdm: false, Admin, Password)),
+        "bputil -f" => new(true, m => m.Bputil(new BputilRequest(SecurityMode.Full, EnableKexts: false, EnableMdm: false, Admin, Password)),
             (dir, boot) =>
             {
                 Assert.Null(boot.Refusal);
                 using (var mac = Mac.Open(dir))
                 {
-                    var policy = SecureBootMac.ReadPolicy(mac);
+                    var policy = mac.ReadLocalPolicy();
                     Assert.Equal(SecurityMode.Full, policy.SecurityMode);
                     Assert.False(policy.ThirdPartyKextsEnabled);
                 }
@@ -41,14 +42,14 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
         // SIP off: the LocalPolicy's sip0 and the SIP setting change together. With SIP off user approval is not in force,
         // so the user-authorized kext list (every installed kext) is no longer the one auxp names: kexts wait for a
         // rebuild, which then loads both.
-        "csrutil disable" => new(true, m => SecureBootMac.Csrutil(m, enable: false, withoutKext: false, Admin, Password), (dir, boot) =>
+        "csrutil disable" => new(true, m => m.Csrutil(enable: false, withoutKext: false, Admin, Password), (dir, boot) =>
         {
             Assert.Equal("UaklModified", boot.Refusal?.Code);
             using (var mac = Mac.Open(dir))
             {
                 Assert.Equal(Csr.Disabled, mac.Description.CsrActiveConfig);
-                Assert.Equal((CsrConfig)(ushort)Csr.Disabled, SecureBootMac.ReadPolicy(mac).SipConfig);
-                SecureBootMac.KmutilCreate(mac, Admin, Password);
+                Assert.Equal((CsrConfig)(ushort)Csr.Disabled, mac.ReadLocalPolicy().SipConfig);
+                mac.KmutilCreate(Admin, Password);
             }
             var rebuilt = Restart(dir);
             Assert.Null(rebuilt.Refusal);
@@ -66,7 +67,7 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
         if (op.InRecovery)
         {
             using var mac = Mac.Open(start);
-            SecureBootMac.Startup(mac, recovery: true);
+            mac.Startup(recovery: true);
         }
         var before = State(start);
 

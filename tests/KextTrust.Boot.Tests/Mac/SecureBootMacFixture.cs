@@ -2,12 +2,13 @@ using System.Text.Json.Nodes;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Boot.SecureBoot;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -56,15 +57,15 @@ public sealed class SecureBootMacFixture : IDisposable
         using (var mac = NewMac(GoodMac, pki))
         {
             mac.Install([_kexts[Driver]]);
-            SecureBootMac.Startup(mac, recovery: true);
-            SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, EnableKexts: true, EnableMdm: false, Admin, Password));
-            SecureBootMac.Startup(mac, recovery: false);
+            mac.Startup(recovery: true);
+            mac.Bputil(new BputilRequest(SecurityMode.Reduced, EnableKexts: true, EnableMdm: false, Admin, Password));
+            mac.Startup(recovery: false);
             mac.Approve(Team, null, Admin, Password);
-            SecureBootMac.KmutilCreate(mac, Admin, Password);
+            mac.KmutilCreate(Admin, Password);
             Older = BootFiles.ToDictionary(f => f, f => File.ReadAllBytes(mac.Store.PathOf(f)));
-            SecureBootMac.KmutilCreate(mac, Admin, Password);
+            mac.KmutilCreate(Admin, Password);
             mac.Install([_kexts[Second]]);
-            GoodBoot = SecureBootMac.Startup(mac, recovery: false);
+            GoodBoot = mac.Startup(recovery: false);
         }
         GoodApplePay = ApplePayStatus(GoodMac);
         using (var other = NewMac(_root.Combine("other"), pki))
@@ -107,7 +108,7 @@ public sealed class SecureBootMacFixture : IDisposable
     public static StartupReport Restart(string dir)
     {
         using var mac = Mac.Open(dir);
-        return SecureBootMac.Startup(mac, recovery: false);
+        return mac.Startup(recovery: false);
     }
 
     /// <summary>
@@ -157,7 +158,7 @@ public sealed class SecureBootMacFixture : IDisposable
     public static bool PolicyVerifies(string dir)
     {
         using var mac = Mac.Open(dir);
-        using var sep = SecureBootMac.OpenEnclave(mac);
+        using var sep = mac.OpenEnclave();
         return LocalPolicyVerifier.Verify(Im4Manifest.FromBytes(File.ReadAllBytes(mac.Store.PathOf(SecureBootLayout.LocalPolicy))), sep).Valid;
     }
 
@@ -165,12 +166,12 @@ public sealed class SecureBootMacFixture : IDisposable
     public static string ApplePayStatus(string dir)
     {
         using var mac = Mac.Open(dir);
-        return ApplePay.Status(SecureBootMac.ReadReceipt(mac)).Describe();
+        return ApplePay.Status(mac.ReadReceipt()).Describe();
     }
 
     private static Mac NewMac(string dir, TestPki pki)
     {
-        return SecureBootMac.Init(dir, new MachineInitOptions(Platform, "14.5", Admin, Password)
+        return Mac.Init(dir, new MachineInitOptions(Platform, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 1000,

@@ -2,10 +2,11 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Tests.KernelManagement;
 using KextTrust.Boot.SecureBoot;
-using KextTrust.Consent.Machine;
+using KextTrust.Consent;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -31,7 +32,6 @@ public sealed class SecureBootMacTests
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 1000,
         });
-        SecureBootMac.Initialize(mac);
         var kexts = dir.Combine("kexts");
         Directory.CreateDirectory(kexts);
         var path = KextBundleWriter.Write(kexts, new KextBundleSpec("com.acme.drv", "1.0")
@@ -44,19 +44,19 @@ public sealed class SecureBootMacTests
             KextSigner.Sign(path, new KextSigningOptions { Identity = id });
         }
         mac.Install([path]);
-        SecureBootMac.Startup(mac, recovery: true);
-        var wrong = Assert.Throws<SecureBootException>(() => SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, true, false, "admin", "bad")));
+        mac.Startup(recovery: true);
+        var wrong = Assert.Throws<SecureBootException>(() => mac.Bputil(new BputilRequest(SecurityMode.Reduced, true, false, "admin", "bad")));
         Assert.Equal(SecureBootCode.AuthenticationFailed, wrong.Code);
-        SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, true, false, "admin", "pw"));
-        SecureBootMac.Startup(mac, recovery: false);
+        mac.Bputil(new BputilRequest(SecurityMode.Reduced, true, false, "admin", "pw"));
+        mac.Startup(recovery: false);
         mac.Approve("TEAM000001", null, "admin", "pw");
-        var created = SecureBootMac.KmutilCreate(mac, "admin", "pw");
+        var created = mac.KmutilCreate("admin", "pw");
         Assert.Equal(["com.acme.drv"], created.Build.IncludedBundleIds);
-        Assert.Null(SecureBootMac.LastStartup(mac)?.Loaded.FirstOrDefault(k => k.BundleId == "com.acme.drv"));
-        var boot = SecureBootMac.Startup(mac, recovery: false);
+        Assert.Null(mac.LastStartup()?.Loaded.FirstOrDefault(k => k.BundleId == "com.acme.drv"));
+        var boot = mac.Startup(recovery: false);
         Assert.Null(boot.Refusal);
         Assert.Contains(boot.Loaded, k => k.BundleId == "com.acme.drv");
-        var fromMacOS = Assert.Throws<SecureBootException>(() => SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Permissive, true, false, "admin", "pw")));
+        var fromMacOS = Assert.Throws<SecureBootException>(() => mac.Bputil(new BputilRequest(SecurityMode.Permissive, true, false, "admin", "pw")));
         Assert.Equal(SecureBootCode.NotInOneTrueRecovery, fromMacOS.Code);
     }
 }
@@ -98,7 +98,7 @@ public sealed class KmdParallelSignatureTests
         AuxKcBuildResult Build(bool parallel)
         {
             var request = f.Request();
-            return Kmd.BuildAuxKc(request with { VerifySignature = SecureBootMac.VerifySignatures(request.Candidates, options, parallel) });
+            return Kmd.BuildAuxKc(request with { VerifySignature = Mac.VerifySignatures(request.Candidates, options, parallel) });
         }
         var sequential = Build(parallel: false);
         var parallel = Build(parallel: true);

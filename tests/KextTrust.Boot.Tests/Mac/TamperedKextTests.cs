@@ -3,12 +3,12 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
 using KextTrust.Formats.CodeSigning;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
@@ -40,14 +40,14 @@ public sealed class TamperFixture : IDisposable
             KextSigner.Sign(SignedKext, new KextSigningOptions { Identity = identity });
         }
         BaseMac = _root.Combine("base");
-        using var mac = SecureBootMac.Init(BaseMac, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
+        using var mac = Mac.Init(BaseMac, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 1000,
         });
-        SecureBootMac.Startup(mac, recovery: true);
-        SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, EnableKexts: true, EnableMdm: false, Admin, Password));
-        SecureBootMac.Startup(mac, recovery: false);
+        mac.Startup(recovery: true);
+        mac.Bputil(new BputilRequest(SecurityMode.Reduced, EnableKexts: true, EnableMdm: false, Admin, Password));
+        mac.Startup(recovery: false);
         Assert.True(mac.Description.SipEnforcesKexts);
     }
 
@@ -215,7 +215,7 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         Assert.Equal(ConsentCode.BadSignature, e.Code);
         AssertSame(code, page, refusal, e.Message);
         Assert.Equal(before, MachineFolder.Snapshot(mac.Store.Root));
-        Assert.DoesNotContain(mac.ReadPolicy().Policy, r => r.BundleId == TamperFixture.BundleId && r.Allowed);
+        Assert.DoesNotContain(mac.ReadKextPolicy().Policy, r => r.BundleId == TamperFixture.BundleId && r.Allowed);
     }
 
     [Theory]
@@ -229,7 +229,7 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         var page = Apply(onMac, kind);
         var refusal = VerifyRefusal(mac, onMac);
 
-        var create = SecureBootMac.KmutilCreate(mac, TamperFixture.Admin, TamperFixture.Password);
+        var create = mac.KmutilCreate(TamperFixture.Admin, TamperFixture.Password);
 
         var decision = create.Build.DecisionFor(TamperFixture.BundleId)!;
         Assert.Equal(KextExclusionCode.SignatureInvalid, decision.Exclusion);
@@ -237,7 +237,7 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         AssertSame(code, page, refusal, check.Detail);
         Assert.Empty(create.Build.AuxKc.Kexts);
 
-        var boot = SecureBootMac.Startup(mac, recovery: false);
+        var boot = mac.Startup(recovery: false);
         Assert.Null(boot.Refusal);
         Assert.Empty(boot.Loaded);
         var excluded = Assert.Single(boot.Excluded);
@@ -255,9 +255,9 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         Assert.Null(installed.Signature.Refusal);
         mac.Approve(TamperFixture.Team, null, TamperFixture.Admin, TamperFixture.Password);
         Assert.True(mac.Why(TamperFixture.BundleId).Allowed);
-        var create = SecureBootMac.KmutilCreate(mac, TamperFixture.Admin, TamperFixture.Password);
+        var create = mac.KmutilCreate(TamperFixture.Admin, TamperFixture.Password);
         Assert.True(create.Build.DecisionFor(TamperFixture.BundleId)!.Included);
-        var boot = SecureBootMac.Startup(mac, recovery: false);
+        var boot = mac.Startup(recovery: false);
         Assert.Equal([TamperFixture.BundleId], boot.Loaded.Select(k => k.BundleId));
     }
 }

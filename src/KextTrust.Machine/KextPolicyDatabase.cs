@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 
-namespace KextTrust.Consent.Policy;
+namespace KextTrust.Machine;
 
 /// <summary>A row of <c>kext_load_history_v3</c>.</summary>
 public sealed record LoadHistoryRow(string Path, string? TeamId, string? BundleId, string? BootUuid, string? CreatedAt, string? LastSeen, long? Flags, string? CdHash);
@@ -100,7 +100,7 @@ public static class KextPolicyDatabase
     {
         if (!File.Exists(path))
         {
-            throw new ConsentException(ConsentCode.DatabaseInvalid, path, "no such database");
+            throw new MachineException(MachineCode.DatabaseInvalid, path, "no such database");
         }
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
         try
@@ -112,7 +112,7 @@ public static class KextPolicyDatabase
         catch (SqliteException e)
         {
             db.Dispose();
-            throw new ConsentException(ConsentCode.DatabaseInvalid, path, "not a readable SQLite database: " + e.Message, e);
+            throw new MachineException(MachineCode.DatabaseInvalid, path, "not a readable SQLite database: " + e.Message, e);
         }
         catch
         {
@@ -138,12 +138,12 @@ public static class KextPolicyDatabase
             }
             if (present.Count == 0)
             {
-                throw new ConsentException(ConsentCode.DatabaseInvalid, path, $"table {table} is missing");
+                throw new MachineException(MachineCode.DatabaseInvalid, path, $"table {table} is missing");
             }
             var missing = columns.Where(c => !present.Contains(c)).ToArray();
             if (missing.Length > 0)
             {
-                throw new ConsentException(ConsentCode.DatabaseInvalid, path, $"table {table} lacks column(s) {string.Join(", ", missing)}");
+                throw new MachineException(MachineCode.DatabaseInvalid, path, $"table {table} lacks column(s) {string.Join(", ", missing)}");
             }
         }
     }
@@ -229,8 +229,8 @@ public static class KextPolicyDatabase
     /// <summary>Typed access to one row, failing with the table, row and column named.</summary>
     private readonly struct RowReader(SqliteDataReader r, string path, string table, long rowid, string[] names)
     {
-        private ConsentException Bad(int i, string expected) =>
-            new(ConsentCode.DatabaseInvalid, path, $"table {table}, row {rowid}, column {names[i]}: expected {expected}, found {r.GetDataTypeName(i + 1)} value");
+        private MachineException Bad(int i, string expected) =>
+            new(MachineCode.DatabaseInvalid, path, $"table {table}, row {rowid}, column {names[i]}: expected {expected}, found {r.GetDataTypeName(i + 1)} value");
 
         public string? Text(int i, bool nullable = true)
         {
@@ -248,7 +248,7 @@ public static class KextPolicyDatabase
             var s = Text(i);
             if (s is not null && ParseTimestamp(s) is null)
             {
-                throw new ConsentException(ConsentCode.DatabaseInvalid, path, $"table {table}, row {rowid}, column {names[i]}: '{s}' is not a YYYY-MM-DD HH:MM:SS timestamp");
+                throw new MachineException(MachineCode.DatabaseInvalid, path, $"table {table}, row {rowid}, column {names[i]}: '{s}' is not a YYYY-MM-DD HH:MM:SS timestamp");
             }
             return s;
         }
@@ -268,34 +268,103 @@ public static class KextPolicyDatabase
         };
     }
 
-    /// <summary>
-    /// Replaces the MDM part of the policy in one transaction: every kext_policy_mdm row whose payload_uuid is one of
-    /// <paramref name="ownedPayloadUuids"/> (the payloads of the installed profiles, before and after the change) goes,
-    /// the rows of <paramref name="combined"/> come (a row of another origin with the same team and bundle takes the new
-    /// payload UUID), and the two MDM settings are written. Rows no installed profile owns (a database adopted from a
-    /// real Mac) are kept.
-    /// </summary>
-    public static void ReplaceMdmPolicy(SqliteConnection db, SqliteTransaction tx, Mdm.CombinedKextPolicy combined, IReadOnlySet<string> ownedPayloadUuids)
+    /// <summary>True when <c>kext_load_history_v3</c> has a row for <paramref name="bundleId"/>.</summary>
+    public static bool HistoryHas(SqliteConnection db, string bundleId)
     {
-        ArgumentNullException.ThrowIfNull(combined);
-        ArgumentNullException.ThrowIfNull(ownedPayloadUuids);
-        foreach (var uuid in ownedPayloadUuids)
+        ArgumentNullException.ThrowIfNull(db);
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM kext_load_history_v3 WHERE bundle_id = $b";
+        cmd.Parameters.AddWithValue("$b", bundleId);
+        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }
+
+    /// <summary>
+    /// The changes syspolicyd, kmd and the kernel make to the database, one typed method each, inside one SQLite transaction
+    /// (<see cref="MachineTransaction.StageDatabase"/> runs them on the staged copy). No SQL lives outside this class.
+    /// </summary>
+    public sealed class Writer(SqliteConnection db, SqliteTransaction? transaction)
+    {
+        /// <summary>A load request (install): the history row for <paramref name="path"/>, created or updated.</summary>
+        public void RecordLoadRequest(string path, string teamId, string bundleId, string bootUuid, DateTimeOffset now, long flags, string? cdHash) =>
+            Exec(db, transaction,
+                "INSERT INTO kext_load_history_v3 (path, team_id, bundle_id, boot_uuid, created_at, last_seen, flags, cdhash) VALUES ($p0, $p1, $p2, $p3, $p4, $p4, $p5, $p6) " +
+                "ON CONFLICT (path) DO UPDATE SET team_id = $p1, bundle_id = $p2, boot_uuid = $p3, last_seen = $p4, flags = $p5, cdhash = $p6",
+                path, teamId, bundleId, bootUuid, Timestamp(now), flags, cdHash);
+
+        /// <summary>Marks an allowed kext's row as replaced by a newer version of the same team and bundle id.</summary>
+        public void MarkReplacement(string teamId, string bundleId) =>
+            Exec(db, transaction, "UPDATE kext_policy SET flags = flags | $p2 WHERE team_id = $p0 AND bundle_id = $p1", teamId, bundleId, KextPolicyFlags.Replacement);
+
+        /// <summary>Allows (team, bundle id) with <paramref name="flags"/> added to the row's flags (user approval, grandfathering).</summary>
+        public void Allow(string teamId, string bundleId, string developerName, long flags, bool updateDeveloperName = true) =>
+            Exec(db, transaction,
+                "INSERT INTO kext_policy (team_id, bundle_id, allowed, developer_name, flags) VALUES ($p0, $p1, 1, $p2, $p3) " +
+                (updateDeveloperName
+                    ? "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, developer_name = $p2, flags = flags | $p3"
+                    : "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, flags = flags | $p3"),
+                teamId, bundleId, developerName, flags);
+
+        /// <summary>The history row of an approved kext: its alert is answered, the load allowed.</summary>
+        public void MarkAllowed(string path) =>
+            Exec(db, transaction, "UPDATE kext_load_history_v3 SET flags = (flags & ~$p1) | $p2 WHERE path = $p0",
+                path, KextPolicyFlags.HistoryAlertShown, KextPolicyFlags.HistoryAllowed);
+
+        /// <summary>
+        /// Replaces the MDM part of the policy: every kext_policy_mdm row whose payload_uuid is one of
+        /// <paramref name="ownedPayloadUuids"/> (the payloads of the installed profiles, before and after the change) goes,
+        /// the rows of <paramref name="allowed"/> come (a row of another origin with the same team and bundle takes the new
+        /// payload UUID), and <paramref name="settings"/> are written. Rows no installed profile owns (a database adopted
+        /// from a real Mac) are kept.
+        /// </summary>
+        public void ReplaceMdm(IEnumerable<(string TeamId, string? BundleId, string PayloadUuid)> allowed, IEnumerable<(string Name, bool Value)> settings,
+            IReadOnlySet<string> ownedPayloadUuids)
         {
-            Exec(db, tx, "DELETE FROM kext_policy_mdm WHERE payload_uuid = $p0", uuid);
+            ArgumentNullException.ThrowIfNull(allowed);
+            ArgumentNullException.ThrowIfNull(settings);
+            ArgumentNullException.ThrowIfNull(ownedPayloadUuids);
+            foreach (var uuid in ownedPayloadUuids)
+            {
+                Exec(db, transaction, "DELETE FROM kext_policy_mdm WHERE payload_uuid = $p0", uuid);
+            }
+            foreach (var (team, bundle, uuid) in allowed)
+            {
+                Exec(db, transaction, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2) " +
+                    "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, payload_uuid = $p2", team, bundle, uuid);
+            }
+            foreach (var (name, value) in settings)
+            {
+                Exec(db, transaction, "INSERT INTO settings (name, value) VALUES ($p0, $p1) ON CONFLICT (name) DO UPDATE SET value = $p1", name, value ? "1" : "0");
+            }
         }
-        foreach (var (team, bundle, uuid) in combined.Allowed)
+
+        /// <summary>
+        /// The kernel's load history of one boot, one prepared statement for every row (<c>created_at</c> kept for a path
+        /// already recorded).
+        /// </summary>
+        public void RecordLoads(IEnumerable<(string Path, string TeamId, string BundleId, string BootUuid, string CreatedAt, string LastSeen, long Flags, string CdHash)> rows)
         {
-            Exec(db, tx, "INSERT INTO kext_policy_mdm (team_id, bundle_id, allowed, payload_uuid) VALUES ($p0, $p1, 1, $p2) " +
-                "ON CONFLICT (team_id, bundle_id) DO UPDATE SET allowed = 1, payload_uuid = $p2", team, bundle, uuid);
-        }
-        foreach (var (key, value) in new[] { ("mdm.AllowUserOverrides", combined.AllowUserOverrides), ("mdm.AllowNonAdminUserApprovals", combined.AllowNonAdminUserApprovals) })
-        {
-            Exec(db, tx, "INSERT INTO settings (name, value) VALUES ($p0, $p1) ON CONFLICT (name) DO UPDATE SET value = $p1", key, value ? "1" : "0");
+            ArgumentNullException.ThrowIfNull(rows);
+            using var cmd = db.CreateCommand();
+            cmd.Transaction = transaction;
+            cmd.CommandText = "INSERT OR REPLACE INTO kext_load_history_v3 (path, team_id, bundle_id, boot_uuid, created_at, last_seen, flags, cdhash) " +
+                "VALUES ($p, $t, $b, $u, COALESCE((SELECT created_at FROM kext_load_history_v3 WHERE path = $p), $c), $l, $f, $h)";
+            var parameters = new[] { "$p", "$t", "$b", "$u", "$c", "$l", "$f", "$h" }.Select(name => cmd.Parameters.Add(name, SqliteType.Text)).ToArray();
+            parameters[6].SqliteType = SqliteType.Integer;
+            cmd.Prepare();
+            foreach (var h in rows)
+            {
+                object[] values = [h.Path, h.TeamId, h.BundleId, h.BootUuid, h.CreatedAt, h.LastSeen, h.Flags, h.CdHash];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    parameters[i].Value = values[i];
+                }
+                cmd.ExecuteNonQuery();
+            }
         }
     }
 
     /// <summary>Runs one statement with positional parameters <c>$p0…</c>.</summary>
-    public static int Exec(SqliteConnection db, SqliteTransaction? tx, string sql, params object?[] args)
+    internal static int Exec(SqliteConnection db, SqliteTransaction? tx, string sql, params object?[] args)
     {
         using var cmd = db.CreateCommand();
         cmd.Transaction = tx;

@@ -1,4 +1,4 @@
-namespace KextTrust.Consent.Machine;
+namespace KextTrust.Machine;
 
 /// <summary>
 /// The mutating file operations a machine store performs. Every write goes through this seam so that

@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using KextTrust.Kexts.Kpi;
 
-namespace KextTrust.Consent.Machine;
+namespace KextTrust.Machine;
 
 /// <summary>The kind of Mac.</summary>
 public enum MachinePlatform
@@ -141,7 +141,7 @@ public sealed record MachineDescription(
     /// <summary>Serialises as <c>machine.json</c>.</summary>
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, TypeInfo);
 
-    /// <summary>Parses <c>machine.json</c>; a malformed file is a <see cref="ConsentException"/> naming it.</summary>
+    /// <summary>Parses <c>machine.json</c>; a malformed file is a <see cref="MachineException"/> naming it.</summary>
     public static MachineDescription Parse(ReadOnlySpan<byte> json, string path)
     {
         MachineDescription? d;
@@ -151,12 +151,12 @@ public sealed record MachineDescription(
         }
         catch (JsonException e)
         {
-            throw new ConsentException(ConsentCode.MachineInvalid, path, "malformed machine description: " + e.Message, e);
+            throw new MachineException(MachineCode.MachineInvalid, path, "malformed machine description: " + e.Message, e);
         }
         if (d is null || d.FormatVersion != CurrentFormat || d.Users is null || d.OSHistory is null || d.HardwareUid is null
             || !Kexts.Kpi.MacOSVersion.TryParse(d.MacOSVersion, out _) || d.HardwareUid.Length != 64 || !d.HardwareUid.All(Uri.IsHexDigit))
         {
-            throw new ConsentException(ConsentCode.MachineInvalid, path, "malformed machine description (format version, macOS version, users or hardware UID)");
+            throw new MachineException(MachineCode.MachineInvalid, path, "malformed machine description (format version, macOS version, users or hardware UID)");
         }
         return d;
     }

@@ -1,4 +1,4 @@
-namespace KextTrust.Consent.Machine;
+namespace KextTrust.Machine;
 
 /// <summary>
 /// Where things live in a simulated Mac's folder, laid out like the real volumes (machine-relative paths,
@@ -24,12 +24,12 @@ public static class MachineLayout
     public const string KextPolicy = "var/db/SystemPolicyConfiguration/KextPolicy";
     /// <summary>Installed configuration profiles, one <c>PAYLOAD-IDENTIFIER.mobileconfig</c> each (as delivered).</summary>
     public const string ProfileStore = "var/db/ConfigurationProfiles/Store";
-    /// <summary>The Preboot volume (the next issue puts the LocalPolicy and boot objects here).</summary>
+    /// <summary>The Preboot volume (the LocalPolicy and the Apple-silicon AuxKC live here).</summary>
     public const string Preboot = "Preboot";
 
     /// <summary>An optional extra trusted root certificate (PEM) for kext signatures (a test PKI on a demo Mac).</summary>
     public const string TrustRoot = "trust-root.pem";
-    /// <summary>The user-authorized kext list as last derived (bytes of <see cref="Policy.UserApprovedKextList"/>).</summary>
+    /// <summary>The user-authorized kext list as last derived (the bytes of the consent layer's <c>UserApprovedKextList</c>).</summary>
     public const string Uakl = "var/db/KernelExtensionManagement/UserApprovedKextList.uakl";
 
     /// <summary>Folders created by <c>machine init</c>.</summary>

@@ -4,11 +4,11 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Consent;
-using KextTrust.Consent.Machine;
 using KextTrust.Consent.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 
 namespace KextTrust.Boot.SecureBoot;
 
@@ -67,12 +67,12 @@ public static class Demo
         var kextDir = Path.Combine(workDir, "kexts");
         Directory.CreateDirectory(kextDir);
         using var pki = TestPki.Create(new TestPki.Options("KextTrust Demo Developer", TeamId));
-        using var mac = SecureBootMac.Init(macDir, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
+        using var mac = Mac.Init(macDir, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 10_000,
         });
-        var initial = SecureBootMac.ReadPolicy(mac);
+        var initial = mac.ReadLocalPolicy();
         Step("A new Mac with Apple silicon (macOS 14.5) and its Secure Enclave", "Full Security LocalPolicy signed by the SEP",
             initial.SecurityMode == SecurityMode.Full && !initial.ThirdPartyKextsEnabled, $"LocalPolicy: {initial.SecurityMode} Security, smb2 = {initial.ThirdPartyKextsEnabled}",
             [$"ECID 0x{mac.Description.Ecid:x16}", $"LocalPolicy: {SecureBootLayout.LocalPolicy}", $"lpnh {initial.LocalPolicyNonceHash}"]);
@@ -110,8 +110,8 @@ public static class Demo
             installed.Select(r => $"{r.BundleId}: signature {r.Signature.Kind}{(r.AlertShown ? ", alert shown" : "")}{(r.Staged ? ", staged" : "")}"));
 
         // ---- 2. 1TR + Reduced + kexts
-        var r1 = SecureBootMac.Startup(mac, recovery: true);
-        var reduced = SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Reduced, EnableKexts: true, EnableMdm: false, Admin, Password));
+        var r1 = mac.Startup(recovery: true);
+        var reduced = mac.Bputil(new BputilRequest(SecurityMode.Reduced, EnableKexts: true, EnableMdm: false, Admin, Password));
         Step("Hold the power button: One True Recovery; Startup Security Utility → Reduced Security + allow kexts (bputil -g -k), admin password",
             "a new SEP-signed LocalPolicy with smb0 and smb2",
             r1.RunningOS == nameof(RunningOS.OneTrueRecovery) && reduced.ReducedSecurity && reduced.ThirdPartyKextsEnabled,
@@ -119,7 +119,7 @@ public static class Demo
             [$"new lpnh {reduced.LocalPolicyNonceHash} (the old policy no longer verifies)"]);
 
         // ---- 3. approve
-        SecureBootMac.Startup(mac, recovery: false);
+        mac.Startup(recovery: false);
         var approval = mac.Approve(TeamId, null, Admin, Password);
         var allowed = mac.Why(Signed);
         Step("Back in macOS: System Settings → Privacy & Security → Allow (admin password)", "the team is approved in KextPolicy",
@@ -127,7 +127,7 @@ public static class Demo
             [$"approved team {approval.TeamId} by {approval.User}: {string.Join(", ", approval.BundleIds)}"]);
 
         // ---- 4. kmd rebuild
-        var first = SecureBootMac.KmutilCreate(mac, Admin, Password);
+        var first = mac.KmutilCreate(Admin, Password);
         var d = first.Build.Decisions;
         KextExclusionCode? Ex(string id) => d.FirstOrDefault(x => x.BundleId == id)?.Exclusion;
         var rebuildOk = first.Build.IncludedBundleIds.SequenceEqual([Signed]) && Ex(Banned) == KextExclusionCode.Banned
@@ -140,7 +140,7 @@ public static class Demo
              $"auxp {first.Policy?.AuxKextPolicyHash}", $"auxi {first.Policy?.AuxKcImage4Hash}", $"auxr {first.Policy?.AuxKcReceiptHash}"]);
 
         // ---- 5. restart → loaded
-        var boot = SecureBootMac.Startup(mac, recovery: false);
+        var boot = mac.Startup(recovery: false);
         Step("Restart: iBoot verifies LocalPolicy, AuxKC Image4 (auxi) and receipt (auxr); the kernel loads the AuxKC",
             $"{Signed} loaded and recorded in kext_load_history_v3",
             boot.Refusal is null && boot.Loaded.Any(k => k.BundleId == Signed) && HistoryHas(mac, Signed),
@@ -148,7 +148,7 @@ public static class Demo
             boot.Trace);
 
         // ---- 6. Apple Pay
-        var pay = ApplePay.Status(SecureBootMac.ReadReceipt(mac));
+        var pay = ApplePay.Status(mac.ReadReceipt());
         Step("Apple Pay reads the kext receipt", $"Apple Pay disabled: {Signed} could interfere",
             !pay.Available && pay.InterferingKexts.Any(k => k.BundleId == Signed), pay.Describe(), []);
 
@@ -156,13 +156,13 @@ public static class Demo
         var plat = MachinePlatform.AppleSilicon;
         string[] auxFiles = [SecureBootLayout.AuxKc(plat), SecureBootLayout.AuxKcImage4(plat), SecureBootLayout.Receipt(plat)];
         var saved = auxFiles.ToDictionary(f => f, f => File.ReadAllBytes(mac.Store.PathOf(f)));
-        var second = SecureBootMac.KmutilCreate(mac, Admin, Password);
+        var second = mac.KmutilCreate(Admin, Password);
         var current = auxFiles.ToDictionary(f => f, f => File.ReadAllBytes(mac.Store.PathOf(f)));
         foreach (var (f, bytes) in saved)
         {
             File.WriteAllBytes(mac.Store.PathOf(f), bytes);
         }
-        var rollback = SecureBootMac.Startup(mac, recovery: false);
+        var rollback = mac.Startup(recovery: false);
         Step("Attack (a): roll back to the older SEP-signed AuxKC (first build's AuxKC + Image4) under the newer LocalPolicy",
             "iBoot refuses (auxi mismatch: AuxKcRollback) and boots without third-party kexts",
             rollback.Refusal?.Code == nameof(Startup.BootFailureCode.AuxKcRollback) && rollback.Loaded.IsEmpty,
@@ -174,13 +174,12 @@ public static class Demo
         }
 
         // ---- attack b: UAKL edited on disk
+        // As sqlite3 would, straight into the file: no transaction of the Mac, no kmd rebuild.
         using (var db = KextPolicyDatabase.OpenReadWrite(mac.Store.PathOf(MachineLayout.KextPolicy)))
-        using (var cmd = db.CreateCommand())
         {
-            cmd.CommandText = "INSERT INTO kext_policy (team_id, bundle_id, allowed, developer_name, flags) VALUES ('EVILTEAM01', '', 1, 'Attacker', 1)";
-            cmd.ExecuteNonQuery();
+            new KextPolicyDatabase.Writer(db, null).Allow("EVILTEAM01", "", "Attacker", KextPolicyFlags.UserApproved);
         }
-        var edited = SecureBootMac.Startup(mac, recovery: false);
+        var edited = mac.Startup(recovery: false);
         Step("Attack (b): add a team row to the KextPolicy database by hand (no authorized kmd rebuild)",
             "the boot detects the auxp mismatch and loads no third-party kexts",
             edited.Refusal?.Code == "UaklModified" && edited.Loaded.IsEmpty,
@@ -191,7 +190,7 @@ public static class Demo
         string outcome;
         try
         {
-            SecureBootMac.Bputil(mac, new BputilRequest(SecurityMode.Permissive, true, false, Admin, Password));
+            mac.Bputil(new BputilRequest(SecurityMode.Permissive, true, false, Admin, Password));
             outcome = "NOT refused";
         }
         catch (SecureBootException e)
@@ -201,7 +200,7 @@ public static class Demo
         }
         Step("Attack (c): lower security from macOS (bputil -n while running macOS, even with the admin password)",
             "refused: needs One True Recovery", code == nameof(SecureBootCode.NotInOneTrueRecovery), outcome,
-            [$"LocalPolicy unchanged: {SecureBootMac.ReadPolicy(mac).SecurityMode} Security"], code);
+            [$"LocalPolicy unchanged: {mac.ReadLocalPolicy().SecurityMode} Security"], code);
 
         return new DemoReport([.. steps], sw.Elapsed.TotalSeconds, macDir);
     }
@@ -209,9 +208,6 @@ public static class Demo
     private static bool HistoryHas(Mac mac, string bundleId)
     {
         using var db = mac.Store.OpenDatabaseReadOnly();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM kext_load_history_v3 WHERE bundle_id = $b";
-        cmd.Parameters.AddWithValue("$b", bundleId);
-        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+        return KextPolicyDatabase.HistoryHas(db, bundleId);
     }
 }

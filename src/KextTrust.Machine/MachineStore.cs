@@ -1,8 +1,7 @@
 using System.Text.Json;
-using KextTrust.Consent.Policy;
 using Microsoft.Data.Sqlite;
 
-namespace KextTrust.Consent.Machine;
+namespace KextTrust.Machine;
 
 /// <summary>
 /// The simulated Mac's folder, opened under its lock file, with atomic multi-file changes.
@@ -62,7 +61,7 @@ public sealed class MachineStore : IDisposable
         {
             if (!create)
             {
-                throw new ConsentException(ConsentCode.MachineInvalid, root, "no simulated Mac here (run `kextrust machine init`)");
+                throw new MachineException(MachineCode.MachineInvalid, root, "no simulated Mac here (run `kextrust machine init`)");
             }
             Directory.CreateDirectory(root);
         }
@@ -80,7 +79,7 @@ public sealed class MachineStore : IDisposable
             }
             catch (IOException e)
             {
-                throw new ConsentException(ConsentCode.MachineBusy, root, "another kextrust command holds the machine lock", e);
+                throw new MachineException(MachineCode.MachineBusy, root, "another kextrust command holds the machine lock", e);
             }
         }
         var store = new MachineStore(root, fs ?? PhysicalFileSystem.Instance, stream);
@@ -120,7 +119,7 @@ public sealed class MachineStore : IDisposable
             }
             catch (JsonException e)
             {
-                throw new ConsentException(ConsentCode.MachineInvalid, journal, "the change journal is unreadable: " + e.Message, e);
+                throw new MachineException(MachineCode.MachineInvalid, journal, "the change journal is unreadable: " + e.Message, e);
             }
             foreach (var e in entries.Reverse())
             {
@@ -275,7 +274,7 @@ public sealed class MachineTransaction
             var dest = Path.Combine(destination, Path.GetFileName(entry));
             if (info.LinkTarget is not null)
             {
-                throw new ConsentException(ConsentCode.ValidationFailed, entry, "symbolic links are not copied into the machine");
+                throw new MachineException(MachineCode.ValidationFailed, entry, "symbolic links are not copied into the machine");
             }
             if (Directory.Exists(entry))
             {
@@ -299,7 +298,7 @@ public sealed class MachineTransaction
     /// Stages a change of the KextPolicy database: copies it, runs <paramref name="change"/> inside one SQLite
     /// transaction on the copy, and switches the copy in at commit.
     /// </summary>
-    public void StageDatabase(Action<SqliteConnection, SqliteTransaction> change)
+    public void StageDatabase(Action<KextPolicyDatabase.Writer> change)
     {
         var staged = Claim(MachineLayout.KextPolicy);
         var current = _store.PathOf(MachineLayout.KextPolicy);
@@ -309,7 +308,7 @@ public sealed class MachineTransaction
         }
         using var db = KextPolicyDatabase.OpenReadWrite(staged);
         using var tx = db.BeginTransaction();
-        change(db, tx);
+        change(new KextPolicyDatabase.Writer(db, tx));
         tx.Commit();
     }
 

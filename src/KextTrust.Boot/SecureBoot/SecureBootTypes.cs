@@ -1,0 +1,154 @@
+using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using KextTrust.Boot.Enclave;
+using KextTrust.Boot.Kernel;
+using KextTrust.Boot.KernelManagement;
+using KextTrust.Boot.Policy;
+using KextTrust.Boot.Receipt;
+using KextTrust.Boot.Startup;
+using KextTrust.Consent;
+using KextTrust.Consent.Policy;
+using KextTrust.Formats;
+using KextTrust.Formats.Image4;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
+using ConsentUakl = KextTrust.Consent.Policy.UserApprovedKextList;
+using ConsentUaklEntry = KextTrust.Consent.Policy.UaklEntry;
+using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
+
+namespace KextTrust.Boot.SecureBoot;
+
+/// <summary>Where the secure-boot state lives in the machine folder.</summary>
+public static class SecureBootLayout
+{
+    /// <summary>The Secure Enclave's sealed key and nonce.</summary>
+    public const string Enclave = "SEP";
+    /// <summary>The Secure Enclave's sealed Local Policy Nonce: replaced only in the same transaction as the LocalPolicy.</summary>
+    public const string EnclaveNonce = Enclave + "/" + SecureEnclave.NonceFileName;
+    /// <summary>The Secure Enclave's sealed signing key: written once, at <c>machine init</c>.</summary>
+    public const string EnclaveKey = Enclave + "/" + SecureEnclave.KeyFileName;
+    /// <summary>The SEP-signed LocalPolicy (IM4M).</summary>
+    public const string LocalPolicy = MachineLayout.Preboot + "/LocalPolicy/LocalPolicy.im4m";
+    /// <summary>Apple silicon: the AuxKC folder on the Preboot volume.</summary>
+    public const string AppleSiliconAuxKcFolder = MachineLayout.Preboot + "/boot/AuxiliaryKernelExtensions";
+    /// <summary>Intel: the AuxKC lives on the data volume.</summary>
+    public const string IntelAuxKcFolder = "Library/KernelCollections";
+    /// <summary>The last startup's report (what iBoot decided, what the kernel loaded).</summary>
+    public const string LastStartup = "var/run/kextrust-startup.json";
+
+    /// <summary>The AuxKC folder of the platform.</summary>
+    public static string AuxKcFolder(MachinePlatform p) => p == MachinePlatform.AppleSilicon ? AppleSiliconAuxKcFolder : IntelAuxKcFolder;
+    /// <summary>The AuxKC Mach-O.</summary>
+    public static string AuxKc(MachinePlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.kc";
+    /// <summary>The SEP-signed AuxKC Image4 (Apple silicon).</summary>
+    public static string AuxKcImage4(MachinePlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.img4";
+    /// <summary>The kext receipt.</summary>
+    public static string Receipt(MachinePlatform p) => AuxKcFolder(p) + "/KextReceipt.plist";
+}
+
+/// <summary>Stable codes of secure-boot refusals.</summary>
+public enum SecureBootCode
+{
+    /// <summary>Security settings change only in One True Recovery (or recoveryOS on Intel).</summary>
+    NotInOneTrueRecovery,
+    /// <summary>Wrong password.</summary>
+    AuthenticationFailed,
+    /// <summary>The user is not an administrator.</summary>
+    AdminRequired,
+    /// <summary>Intel Macs have no LocalPolicy.</summary>
+    NotOnIntel,
+    /// <summary>The Mac has no Secure Enclave / LocalPolicy (not initialized for secure boot).</summary>
+    NoLocalPolicy,
+    /// <summary>The LocalPolicy does not allow third-party kexts (smb2).</summary>
+    ThirdPartyKextsDisabled,
+    /// <summary>The requested settings contradict each other.</summary>
+    InconsistentPolicy,
+    /// <summary>The LocalPolicy file cannot be read: not a well-formed Image4 manifest, or not a well-formed policy.</summary>
+    LocalPolicyMalformed,
+}
+
+/// <summary>A refused secure-boot operation.</summary>
+public sealed class SecureBootException(SecureBootCode code, string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The stable code.</summary>
+    public SecureBootCode Code { get; } = code;
+}
+
+/// <summary>The Consent UAKL seen by kmd: its hash (<c>auxp</c>) is SHA-384 of the on-disk UAKL bytes; a team-wide entry covers every bundle of that team.</summary>
+public sealed class MachineUakl : IUserApprovedKextList
+{
+    private readonly ConsentUakl _list;
+
+    /// <summary>Wraps <paramref name="list"/>.</summary>
+    public MachineUakl(ConsentUakl list)
+    {
+        _list = list;
+        Hash = Sha384Digest.Compute(list.ToBytes());
+    }
+
+    /// <inheritdoc/>
+    public Sha384Digest Hash { get; }
+
+    /// <inheritdoc/>
+    public bool TryFind(string teamId, string bundleId, [NotNullWhen(true)] out KernelManagement.UaklEntry? entry)
+    {
+        var e = _list.Entries.FirstOrDefault(x => x.TeamId == teamId && x.BundleId == bundleId)
+            ?? _list.Entries.FirstOrDefault(x => x.TeamId == teamId && teamId.Length > 0 && x.BundleId.Length == 0);
+        entry = e is null ? null : new KernelManagement.UaklEntry(teamId, bundleId, Map(e.Source));
+        return entry is not null;
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> TeamsFor(string bundleId) => _list.Entries.Where(e => e.BundleId == bundleId).Select(e => e.TeamId).Distinct().ToArray();
+
+    private static KextConsentSource Map(ConsentSource s) => s switch
+    {
+        ConsentSource.Mdm => KextConsentSource.Mdm,
+        ConsentSource.Spctl => KextConsentSource.Spctl,
+        ConsentSource.Grandfathered => KextConsentSource.Legacy,
+        ConsentSource.Replacement => KextConsentSource.Replacement,
+        _ => KextConsentSource.User,
+    };
+}
+
+/// <summary>What <c>bputil</c> sets.</summary>
+public sealed record BputilRequest(SecurityMode Mode, bool EnableKexts, bool EnableMdm, string User, string Password);
+
+/// <summary>The result of one kmd rebuild (<c>kmutil create</c>).</summary>
+public sealed record KmutilCreateResult(AuxKcBuildResult Build, SignedAuxKc? Signed, LocalPolicyRecord? Policy, Sha384Digest UaklHash);
+
+/// <summary>Why a startup booted without third-party kexts.</summary>
+public sealed record StartupRefusal(string Code, string Detail);
+
+/// <summary>
+/// What one startup did: iBoot's verdict, the refusal if any, what the kernel loaded, and the kexts kmd left out of the
+/// AuxKC the kernel loaded (from its verified receipt, with kmd's code and detail: a refused signature's problem code and page).
+/// </summary>
+public sealed record StartupReport(string RunningOS, string BootSession, bool ThirdPartyKextsLoaded, StartupRefusal? Refusal,
+    ImmutableArray<string> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<string> NotLoaded, ImmutableArray<ReceiptExcludedKext> Excluded);
+
+/// <summary>One loaded kext, as <c>kmutil showloaded</c> prints it.</summary>
+public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash)
+{
+    /// <summary>Load address (the fileset entry's vmaddr); null for a codeless kext.</summary>
+    public ulong? Address { get; init; }
+
+    /// <summary>Bytes of its image (and wired bytes: kexts are wired).</summary>
+    public ulong Size { get; init; }
+
+    /// <summary>LC_UUID of its executable, upper case; null when it has none.</summary>
+    public string? Uuid { get; init; }
+
+    /// <summary>Load tags of the loaded kexts it links against.</summary>
+    public IReadOnlyList<int> LinkedAgainst { get; init; } = [];
+}
+
+/// <summary>Compile-time JSON metadata of the last startup's report (same bytes as the reflection-based serializer, no emitted accessors).</summary>
+[JsonSerializable(typeof(StartupReport))]
+internal sealed partial class StartupReportJsonContext : JsonSerializerContext;
