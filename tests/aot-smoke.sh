@@ -3,7 +3,7 @@
 # that the test suite exercised, over inputs neither wrote for itself:
 #   - inspect / audit (--json and --sarif) / verify over a 200-kext corpus and Microsoft's signed runtime-pack
 #     Mach-O files: byte-identical output, identical exit codes;
-#   - codesign + verify --trust-root with a private PKI, as JSON: identical;
+#   - codesign + verify --trust-root with a private PKI, as JSON: identical; mdm profile from those kexts: identical;
 #   - img4 info / verify --json over the real Image4 files in tests/data/image4: identical;
 #   - the demo (SQLite, Secure Enclave, Image4, LocalPolicy, kmd, iBoot, kernel) succeeds, every step as expected.
 #   bash tests/aot-smoke.sh
@@ -55,6 +55,11 @@ mkdir "$work/signed"
 xargs -a "$work/kexts.txt" cp -r -t "$work/signed"
 find "$work/signed" -maxdepth 1 -name '*.kext' | sort | xargs "$aot" codesign --p12 "$work/pki/leaf.p12" --password kextrust >/dev/null
 same verify-signed verify --json --trust-root "$work/pki/root.pem" "$work/signed"
+# A kext policy profile from the signed kexts (same output path for both builds, so the JSON and the file compare).
+same mdm-profile mdm profile --json --trust-root "$work/pki/root.pem" -o "$work/kexts.mobileconfig" "$work/signed"
+cp "$work/kexts.mobileconfig" "$work/kexts.jit.mobileconfig"
+"$aot" mdm profile --trust-root "$work/pki/root.pem" -o "$work/kexts.mobileconfig" "$work/signed" >/dev/null
+cmp -s "$work/kexts.mobileconfig" "$work/kexts.jit.mobileconfig" || { echo "FAIL mdm-profile: the two builds wrote different profiles"; fail=1; }
 for f in tests/data/image4/pyimg4-IMG4 tests/data/image4/img4helper-apticket.shsh2 tests/data/image4/pyimg4-IM4R; do
   same "img4-info-$(basename "$f")" img4 info --json "$f"
 done

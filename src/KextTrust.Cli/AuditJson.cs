@@ -33,15 +33,22 @@ public static class AuditJson
         var bySymbol = new Dictionary<string, (List<string> Libraries, List<string> On)>(StringComparer.Ordinal);
         foreach (var r in link.Results)
         {
-            var cell = $"{r.Release.Key}/{KextVerdict.PlatformKey(r.Architecture == KextArchitecture.Arm64 ? MacPlatform.AppleSilicon : MacPlatform.Intel)}";
+            string? cell = null; // made once per result, and only for a result that lists a symbol
             foreach (var (symbol, libraries) in select(r))
             {
+                cell ??= $"{r.Release.Key}/{KextVerdict.PlatformKey(r.Architecture == KextArchitecture.Arm64 ? MacPlatform.AppleSilicon : MacPlatform.Intel)}";
                 if (!bySymbol.TryGetValue(symbol, out var entry))
                 {
                     bySymbol[symbol] = entry = ([], []);
                     order.Add(symbol);
                 }
-                entry.Libraries.AddRange(libraries.Where(l => !entry.Libraries.Contains(l)));
+                foreach (var l in libraries)
+                {
+                    if (!entry.Libraries.Contains(l))
+                    {
+                        entry.Libraries.Add(l);
+                    }
+                }
                 if (!entry.On.Contains(cell))
                 {
                     entry.On.Add(cell);

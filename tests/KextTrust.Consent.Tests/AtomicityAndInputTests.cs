@@ -40,6 +40,21 @@ public sealed class AtomicityAndInputTests : IDisposable
 
     private static readonly string Uuid1 = "11111111-2222-3333-4444-555555555555";
 
+    /// <summary>The real macOS 10.13 KextPolicy database (tests/data/MANIFEST.md), built once per test from its dump.</summary>
+    private string RealKextPolicy()
+    {
+        var path = _f.Temp.Combine("real-KextPolicy");
+        if (!File.Exists(path))
+        {
+            using var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = File.ReadAllText(Corpus.TestData("kextpolicy/macinbox-10.13.sql"));
+            cmd.ExecuteNonQuery();
+        }
+        return path;
+    }
+
     [Fact]
     public void Every_write_of_install_approve_and_mdm_push_can_fail_and_the_machine_reads_as_before()
     {
@@ -53,6 +68,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             ("approve", m => m.Approve(Team, null, "admin", "admin-pw")),
             ("mdm push", m => m.PushProfile(profile)),
             ("mdm remove", m => ConfigurationProfiles.Remove(m, "com.example.profile." + Uuid1, ProfileChannel.Mdm)),
+            ("kextpolicy import", m => KextPolicyAdopter.Import(m, RealKextPolicy())),
         };
         foreach (var (name, run) in commands)
         {

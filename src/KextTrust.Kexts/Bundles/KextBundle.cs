@@ -240,7 +240,7 @@ public sealed class KextBundle
         Dictionary<string, IReadOnlyList<KextLibraryReference>>? byArch = null;
         foreach (var key in info.Keys)
         {
-            if (key.Length > Key.Length + 1 && key.StartsWith(Key + "_", StringComparison.Ordinal)
+            if (key.Length > Key.Length + 1 && key[Key.Length] == '_' && key.StartsWith(Key, StringComparison.Ordinal)
                 && ReadLibraries(info, key, problems, infoPath) is { } archList)
             {
                 (byArch ??= new(StringComparer.Ordinal))[key[(Key.Length + 1)..]] = archList;
