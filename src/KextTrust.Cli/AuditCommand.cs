@@ -5,6 +5,7 @@ using System.Text.Json;
 using KextTrust.Kexts.Audit;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
 using Spectre.Console;
 
 namespace KextTrust.Cli;
@@ -31,19 +32,21 @@ public static class AuditCommand
         var mdm = new Option<bool>("--mdm-approved") { Description = "The kexts are approved through an MDM profile: the KPI deprecation policy is not enforced." };
         var signatures = new Option<bool>("--signatures")
         {
-            Description = "Read each executable's code signature (unsigned, ad hoc, or CMS present but not verified): unsigned and ad-hoc kexts are refused where SIP requires a signature.",
+            Description = "Verify each kext's code signature in full (as 'verify' does: every slice and page, Info.plist, resources, CMS, chain to Apple's root): where SIP requires a signature, a kext whose signature is missing, ad hoc, invalid or without the kext-signing authority is refused, with the verifier's problem code.",
         };
+        var trustRoot = new Option<string?>("--trust-root") { Description = "With --signatures: also trust this root certificate (PEM or DER), e.g. from 'kextrust pki init'." };
         var cmd = new Command("audit", "Will these kexts load on macOS 10.15–15.4, on Intel and on Apple silicon? KPI rules, link check, architectures; migration advice.")
         {
-            paths, json, sarif, macos, platform, sipDisabled, mdm, signatures,
+            paths, json, sarif, macos, platform, sipDisabled, mdm, signatures, trustRoot,
         };
         cmd.SetAction(r => Run(output, new Request(
             r.GetValue(paths) ?? [], r.GetValue(json), r.GetValue(sarif), r.GetValue(macos), r.GetValue(platform),
-            r.GetValue(sipDisabled), r.GetValue(mdm), r.GetValue(signatures))));
+            r.GetValue(sipDisabled), r.GetValue(mdm), r.GetValue(signatures), r.GetValue(trustRoot))));
         return cmd;
     }
 
-    private sealed record Request(string[] Paths, bool Json, bool Sarif, string? MacOS, string? Platform, bool SipDisabled, bool MdmApproved, bool Signatures);
+    private sealed record Request(string[] Paths, bool Json, bool Sarif, string? MacOS, string? Platform, bool SipDisabled, bool MdmApproved, bool Signatures,
+        string? TrustRoot);
 
     private static int Run(CliOutput output, Request request)
     {
@@ -51,10 +54,25 @@ public static class AuditCommand
         {
             return output.InputError("--json and --sarif are exclusive");
         }
+        System.Security.Cryptography.X509Certificates.X509Certificate2? root = null;
+        if (request.TrustRoot is not null)
+        {
+            try
+            {
+                root = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(request.TrustRoot);
+            }
+            catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException)
+            {
+                return output.InputError($"{request.TrustRoot}: cannot read the trust root: {e.Message}");
+            }
+        }
+        using var trusted = root;
         var options = new KextAuditOptions
         {
             Enforcement = new KpiEnforcementContext(request.SipDisabled, request.MdmApproved),
             ReadSignaturePresence = request.Signatures,
+            // The one signature verdict; kexts are audited on every core already, so each verification runs on one.
+            VerifySignatures = request.Signatures ? new KextSignatureVerifierOptions { TrustedTestRoot = root, MaxDegreeOfParallelism = 1 } : null,
         };
         if (request.MacOS is not null)
         {

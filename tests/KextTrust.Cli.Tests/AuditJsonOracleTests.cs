@@ -65,6 +65,7 @@ public sealed class AuditJsonOracleTests
         {
             Enforcement = new KpiEnforcementContext(flags.Contains("--sip-disabled"), flags.Contains("--mdm-approved")),
             ReadSignaturePresence = flags.Contains("--signatures"),
+            VerifySignatures = flags.Contains("--signatures") ? new KextTrust.Kexts.Signing.KextSignatureVerifierOptions { MaxDegreeOfParallelism = 1 } : null,
         };
         if (flags.Contains("--macos"))
         {

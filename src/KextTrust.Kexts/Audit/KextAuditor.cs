@@ -31,6 +31,13 @@ public sealed record KextAuditOptions
     /// </summary>
     public bool ReadSignaturePresence { get; init; }
 
+    /// <summary>
+    /// When set (and no <see cref="SignatureFacts"/> provider answers), each bundle's signature is verified in full by
+    /// <see cref="Signing.KextSignatureVerifier"/> with these options, and the audit refuses on the verdict; a bundle the
+    /// verifier cannot read falls back to <see cref="ReadSignaturePresence"/>.
+    /// </summary>
+    public Signing.KextSignatureVerifierOptions? VerifySignatures { get; init; }
+
     /// <summary>Extra library kexts the audited kexts may declare (besides those found beside them).</summary>
     public IReadOnlyList<KextBundle> LibraryBundles { get; init; } = [];
 
@@ -573,6 +580,17 @@ public sealed class KextAuditor
         if (Options.SignatureFacts?.Invoke(bundle) is { } given)
         {
             return given;
+        }
+        if (Options.VerifySignatures is { } verify)
+        {
+            try
+            {
+                return KextSignatureFacts.From(Signing.KextSignatureVerifier.Verify(bundle.Path, verify));
+            }
+            catch (Signing.KextSignatureInputException)
+            {
+                // Not readable as signed code at all: what the presence reader sees is all there is to say.
+            }
         }
         if (!Options.ReadSignaturePresence)
         {

@@ -44,6 +44,24 @@ public sealed record KextSignatureFacts(KextSignatureState State, bool KextSigni
         KextSignatureState.Valid => !KextSigningAuthorized,
         _ => false,
     };
+
+    /// <summary>
+    /// The audit's facts from the one signature verdict (<see cref="Signing.KextSignatureVerifier"/>): authorized only when
+    /// the verdict lets a kext load where SIP enforces signatures; the detail is the verdict's summary, so a refusal names
+    /// the same problem code and page as <c>verify</c>, <c>why</c> and kmd.
+    /// </summary>
+    public static KextSignatureFacts From(Signing.KextSignatureVerification verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        var state = verdict.Status switch
+        {
+            Signing.KextSignatureStatus.Valid => KextSignatureState.Valid,
+            Signing.KextSignatureStatus.AdHoc => KextSignatureState.AdHoc,
+            Signing.KextSignatureStatus.Unsigned => KextSignatureState.Unsigned,
+            _ => KextSignatureState.Invalid,
+        };
+        return new KextSignatureFacts(state, verdict.Refusal is null, verdict.TeamId, "verified: " + verdict.Summary);
+    }
 }
 
 /// <summary>

@@ -1,0 +1,58 @@
+using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Audit;
+using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Signing;
+using KextTrust.TestSupport;
+using static KextTrust.Kexts.Tests.Audit.AuditFixtures;
+
+namespace KextTrust.Kexts.Tests.Audit;
+
+/// <summary>
+/// audit --signatures judges the one verdict of <see cref="KextSignatureVerifier"/>: a kext signed for real loads; the same
+/// kext with one byte flipped in its arm64e code is refused (no-kext-signature) with the verifier's problem code and page.
+/// </summary>
+public sealed class AuditSignatureVerdictTests
+{
+    [Fact]
+    public void A_tampered_arm64e_page_refuses_the_kext_with_the_verifiers_code_and_page()
+    {
+        using var tmp = new TempDir();
+        using var pki = TestPki.Create(new TestPki.Options("Audit Developer", "AUDIT00001"));
+        var kext = KextBundleWriter.Write(tmp.Path, Spec("com.example.SignedAudit", ["_IOLog"], Libs(IOKit)));
+        using (var identity = KextSigningIdentity.Create(pki.Leaf, [pki.Intermediate, pki.Root]))
+        {
+            KextSigner.Sign(kext, new KextSigningOptions { Identity = identity });
+        }
+        var options = new KextAuditOptions
+        {
+            ReadSignaturePresence = true,
+            VerifySignatures = new KextSignatureVerifierOptions { TrustedTestRoot = pki.Root, MaxDegreeOfParallelism = 1 },
+        };
+        var auditor = new KextAuditor(Catalog, options);
+
+        var good = auditor.Audit(KextBundle.Open(kext));
+        Assert.Equal(KextSignatureState.Valid, good.Signature!.State);
+        Assert.False(good.Signature.LacksKextSignature);
+        Assert.DoesNotContain("no-kext-signature", Codes(good, MacOSRelease.Monterey, MacPlatform.AppleSilicon));
+
+        var exe = KextBundle.Open(kext).ExecutablePath!;
+        var bytes = File.ReadAllBytes(exe);
+        long at, page;
+        using (var file = MachOFile.FromBytes(bytes, exe))
+        {
+            var arm = file.Slices.Single(s => s.Architecture == "arm64e");
+            at = arm.FileOffset + arm.Segments.Single(s => s.Name == "__TEXT").Sections[0].Offset;
+            page = (at - arm.FileOffset) / 4096;
+        }
+        bytes[at] ^= 0x01;
+        File.WriteAllBytes(exe, bytes);
+        var refusal = KextSignatureVerifier.Verify(kext, options.VerifySignatures).Refusal!;
+        Assert.Equal("code-page-hash-mismatch", refusal.Code);
+
+        var bad = auditor.Audit(KextBundle.Open(kext));
+        Assert.Equal(KextSignatureState.Invalid, bad.Signature!.State);
+        var reason = bad.VerdictFor(MacOSRelease.Monterey, MacPlatform.AppleSilicon)!.Reasons.Single(r => r.Code == "no-kext-signature");
+        Assert.Contains($"code-page-hash-mismatch (page {page}, arm64e)", reason.Message);
+    }
+}
