@@ -182,7 +182,7 @@ public static class BootCommands
         }
     }
 
-    private static string SipStatus(uint csr) => csr == 0 ? "enabled" : csr == Csr.Disabled ? "disabled" : "custom";
+    private static string SipStatus(uint csr) => csr == 0 ? "enabled" : csr == (uint)CsrConfig.Disabled ? "disabled" : "custom";
 
     private static Command Csrutil(CliOutput output)
     {
@@ -235,8 +235,8 @@ public static class BootCommands
     {
         var csr = mac.Description.CsrActiveConfig;
         var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)mac.ReadLocalPolicy().SipConfig) : null;
-        return new CsrutilJson(action, SipStatus(csr), LocalPolicyJson.Hex(csr), (csr & Csr.AllowUntrustedKexts) == 0,
-            (csr & Csr.AllowUnapprovedKexts) == 0, sip0, restart);
+        return new CsrutilJson(action, SipStatus(csr), LocalPolicyJson.Hex(csr), (csr & (uint)CsrConfig.AllowUntrustedKexts) == 0,
+            (csr & (uint)CsrConfig.AllowUnapprovedKexts) == 0, sip0, restart);
     }
 
     private static Command KmutilCreate(CliOutput output)

@@ -42,7 +42,7 @@ public static class CsrutilStatusText
         {
             return "System Integrity Protection status: enabled.\n";
         }
-        if (csr == Csr.Disabled)
+        if (csr == (uint)CsrConfig.Disabled)
         {
             return "System Integrity Protection status: disabled.\n";
         }

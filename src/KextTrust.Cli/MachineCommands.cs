@@ -130,10 +130,10 @@ public static partial class MachineCommands
                 csr = 0;
                 return true;
             case "disabled":
-                csr = Csr.Disabled;
+                csr = (uint)CsrConfig.Disabled;
                 return true;
             case "without-kext":
-                csr = Csr.AllowUntrustedKexts;
+                csr = (uint)CsrConfig.AllowUntrustedKexts;
                 return true;
         }
         var hex = value.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? value[2..] : value;
@@ -144,12 +144,12 @@ public static partial class MachineCommands
     public static string SipName(uint csr) => csr switch
     {
         0 => "enabled",
-        Csr.Disabled => $"disabled (0x{csr:x})",
-        _ when (csr & (Csr.AllowUntrustedKexts | Csr.AllowUnapprovedKexts)) == 0 => $"enabled, custom (0x{csr:x})",
+        (uint)CsrConfig.Disabled => $"disabled (0x{csr:x})",
+        _ when (csr & ((uint)CsrConfig.AllowUntrustedKexts | (uint)CsrConfig.AllowUnapprovedKexts)) == 0 => $"enabled, custom (0x{csr:x})",
         _ => $"custom (0x{csr:x}): " + string.Join(", ", new[]
         {
-            (csr & Csr.AllowUntrustedKexts) != 0 ? "kext signatures not enforced" : null,
-            (csr & Csr.AllowUnapprovedKexts) != 0 ? "kext user consent not required" : null,
+            (csr & (uint)CsrConfig.AllowUntrustedKexts) != 0 ? "kext signatures not enforced" : null,
+            (csr & (uint)CsrConfig.AllowUnapprovedKexts) != 0 ? "kext user consent not required" : null,
         }.Where(s => s is not null)),
     };
 

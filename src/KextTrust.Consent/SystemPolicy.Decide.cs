@@ -24,7 +24,7 @@ public sealed partial class SystemPolicy
         var mdm = CombinedKextPolicy.Combine(ReadProfiles());
         var d = Description;
         string? off = d.Version < new MacOSVersion(10, 13) ? "macOS 10.12 or earlier"
-            : (d.CsrActiveConfig & Csr.AllowUnapprovedKexts) != 0 ? "SIP CSR_ALLOW_UNAPPROVED_KEXTS is set"
+            : (d.CsrActiveConfig & (uint)CsrConfig.AllowUnapprovedKexts) != 0 ? "SIP CSR_ALLOW_UNAPPROVED_KEXTS is set"
             : d.Version < new MacOSVersion(10, 13, 2) && d.Mdm != MdmEnrollment.None ? "on 10.13.0–10.13.1 MDM enrollment disables user consent"
             : !nvram.ConsentEnabled ? "spctl kext-consent disable"
             : null;
@@ -40,7 +40,7 @@ public sealed partial class SystemPolicy
         if (s.ConsentNotInForce is { } off)
         {
             var source = d.Version < new MacOSVersion(10, 13) ? ConsentSource.NotRequiredBeforeHighSierra
-                : (d.CsrActiveConfig & Csr.AllowUnapprovedKexts) != 0 ? ConsentSource.NotRequiredCsrUnapprovedKexts
+                : (d.CsrActiveConfig & (uint)CsrConfig.AllowUnapprovedKexts) != 0 ? ConsentSource.NotRequiredCsrUnapprovedKexts
                 : d.Version < new MacOSVersion(10, 13, 2) && d.Mdm != MdmEnrollment.None ? ConsentSource.MdmEnrollmentDisablesConsent
                 : ConsentSource.SpctlConsentDisabled;
             return Found(source, "user consent not in force: " + off, ("macOS", d.MacOSVersion), ("csr-active-config", $"0x{d.CsrActiveConfig:x}"), ("mdm", d.Mdm.ToString()));

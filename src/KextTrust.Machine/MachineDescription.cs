@@ -68,19 +68,6 @@ public sealed record PasswordHash(string Algorithm, int Iterations, string Salt,
 /// <summary>A local account.</summary>
 public sealed record MachineUser(string Name, bool IsAdmin, PasswordHash Password);
 
-/// <summary>SIP (CSR) bits, xnu <c>bsd/sys/csr.h</c>. A set bit relaxes SIP for that area.</summary>
-public static class Csr
-{
-    /// <summary>CSR_ALLOW_UNTRUSTED_KEXTS.</summary>
-    public const uint AllowUntrustedKexts = 1u << 0;
-    /// <summary>CSR_ALLOW_UNRESTRICTED_FS.</summary>
-    public const uint AllowUnrestrictedFs = 1u << 1;
-    /// <summary>CSR_ALLOW_UNAPPROVED_KEXTS (skip user approval).</summary>
-    public const uint AllowUnapprovedKexts = 1u << 9;
-    /// <summary>What <c>csrutil disable</c> sets.</summary>
-    public const uint Disabled = 0x7F | AllowUnapprovedKexts | (1u << 10) | (1u << 11);
-}
-
 /// <summary>
 /// The machine description (<c>machine.json</c>): hardware, installed OS, users, MDM, SIP, running OS, clock.
 /// JSON with camelCase names and kebab-case enum values. <see cref="OSHistory"/> lists every macOS version the
@@ -125,7 +112,7 @@ public sealed record MachineDescription(
 
     /// <summary>True when SIP enforces kext signatures (CSR_ALLOW_UNTRUSTED_KEXTS clear).</summary>
     [JsonIgnore]
-    public bool SipEnforcesKexts => (CsrActiveConfig & Csr.AllowUntrustedKexts) == 0;
+    public bool SipEnforcesKexts => (CsrActiveConfig & (uint)CsrConfig.AllowUntrustedKexts) == 0;
 
     /// <summary>True when the Mac runs recoveryOS or One True Recovery.</summary>
     [JsonIgnore]

@@ -196,7 +196,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Excluded_kext_is_blocked_whatever_its_consent()
     {
-        _f.Init(csr: Csr.Disabled);
+        _f.Init(csr: (uint)CsrConfig.Disabled);
         using var mac = _f.Open();
         mac.Install([_f.Kext("com.example.banned", "3.0.0")]);
         var d = mac.Why("com.example.banned");
@@ -208,7 +208,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Wrong_architecture_is_code_71()
     {
-        _f.Init(platform: MachinePlatform.AppleSilicon, csr: Csr.Disabled);
+        _f.Init(platform: MachinePlatform.AppleSilicon, csr: (uint)CsrConfig.Disabled);
         using var mac = _f.Open();
         mac.Install([_f.Kext("com.example.intelonly")]);
         Assert.Equal(ConsentCode.ArchitectureMismatch, mac.Why("com.example.intelonly").Code);
@@ -217,7 +217,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Group_writable_kext_fails_validation_with_code_30()
     {
-        _f.Init(csr: Csr.Disabled);
+        _f.Init(csr: (uint)CsrConfig.Disabled);
         using var mac = _f.Open();
         var k = _f.Kext("com.example.loose");
         if (!OperatingSystem.IsWindows())
@@ -239,7 +239,7 @@ public sealed class ScenarioTests : IDisposable
         var d = mac.Why("com.example.kauth");
         Assert.Equal(ConsentCode.UnsupportedKpi, d.Code);
         mac.Startup(true);
-        mac.SetCsr(Csr.Disabled, mac.Store.Begin());
+        mac.SetCsr((uint)CsrConfig.Disabled, mac.Store.Begin());
         mac.Startup(false);
         d = mac.Why("com.example.kauth");
         Assert.True(d.Allowed, d.Reason);

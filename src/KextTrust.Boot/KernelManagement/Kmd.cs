@@ -1,3 +1,4 @@
+using KextTrust.Machine;
 using System.Collections.Immutable;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.Policy;

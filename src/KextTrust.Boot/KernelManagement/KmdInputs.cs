@@ -4,6 +4,7 @@ using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using KextTrust.Machine;
 
 namespace KextTrust.Boot.KernelManagement;
 

@@ -1,5 +1,6 @@
 using KextTrust.Formats.Image4;
 using KextTrust.Boot.Enclave;
+using KextTrust.Machine;
 
 namespace KextTrust.Boot.Policy;
 

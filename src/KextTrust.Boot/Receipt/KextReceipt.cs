@@ -1,3 +1,4 @@
+using KextTrust.Machine;
 using System.Collections.Immutable;
 using System.Globalization;
 using KextTrust.Boot.KernelManagement;

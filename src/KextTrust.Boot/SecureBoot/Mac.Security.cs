@@ -123,7 +123,7 @@ public sealed partial class Mac
     public uint Csrutil(bool enable, bool withoutKext, string user, string password)
     {
         AuthorizeRecovery(user, password, "changing System Integrity Protection (csrutil)");
-        var csr = enable ? (withoutKext ? Csr.AllowUntrustedKexts | Csr.AllowUnapprovedKexts : 0u) : Csr.Disabled;
+        var csr = enable ? (withoutKext ? (uint)CsrConfig.AllowUntrustedKexts | (uint)CsrConfig.AllowUnapprovedKexts : 0u) : (uint)CsrConfig.Disabled;
         if (Description.Platform == MachinePlatform.AppleSilicon)
         {
             var current = ReadLocalPolicy();

@@ -1,3 +1,4 @@
+using KextTrust.Machine;
 using System.Text.RegularExpressions;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;

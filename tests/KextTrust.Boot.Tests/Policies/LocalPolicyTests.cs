@@ -1,3 +1,4 @@
+using KextTrust.Machine;
 using System.Security.Cryptography;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Tests.Enclave;
@@ -357,6 +358,7 @@ public sealed class LocalPolicyTests
         Assert.Equal(1 << 9, (int)CsrConfig.AllowUnapprovedKexts);
         Assert.Equal(1 << 11, (int)CsrConfig.AllowUnauthenticatedRoot);
         Assert.Equal(1 << 12, (int)CsrConfig.AllowResearchGuests);
+        Assert.Equal(0xE7Fu, (uint)CsrConfig.Disabled);
     }
 }
 

@@ -1,3 +1,4 @@
+using KextTrust.Machine;
 using System.Text;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;

@@ -47,8 +47,8 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
             Assert.Equal("UaklModified", boot.Refusal?.Code);
             using (var mac = Mac.Open(dir))
             {
-                Assert.Equal(Csr.Disabled, mac.Description.CsrActiveConfig);
-                Assert.Equal((CsrConfig)(ushort)Csr.Disabled, mac.ReadLocalPolicy().SipConfig);
+                Assert.Equal((uint)CsrConfig.Disabled, mac.Description.CsrActiveConfig);
+                Assert.Equal(CsrConfig.Disabled, mac.ReadLocalPolicy().SipConfig);
                 mac.KmutilCreate(Admin, Password);
             }
             var rebuilt = Restart(dir);

@@ -4,6 +4,7 @@ using KextTrust.Boot.Startup;
 using KextTrust.Boot.Tests.Enclave;
 using KextTrust.Boot.Tests.KernelManagement;
 using KextTrust.Formats.Image4;
+using KextTrust.Machine;
 
 namespace KextTrust.Boot.Tests.Startup;
 

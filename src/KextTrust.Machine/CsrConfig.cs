@@ -1,8 +1,8 @@
-namespace KextTrust.Boot.Policy;
+namespace KextTrust.Machine;
 
-/// <summary>SIP (CSR) configuration bits, as in xnu <c>bsd/sys/csr.h</c>; stored in the LocalPolicy as <c>sip0</c>.</summary>
+/// <summary>SIP (CSR) configuration bits, as in xnu <c>bsd/sys/csr.h</c>; the Mac's <c>csr-active-config</c> and the LocalPolicy's <c>sip0</c>. A set bit relaxes SIP for that area.</summary>
 [Flags]
-public enum CsrConfig : ushort
+public enum CsrConfig : uint
 {
     /// <summary>SIP fully enabled.</summary>
     None = 0,
@@ -32,15 +32,7 @@ public enum CsrConfig : ushort
     AllowUnauthenticatedRoot = 1 << 11,
     /// <summary>CSR_ALLOW_RESEARCH_GUESTS.</summary>
     AllowResearchGuests = 1 << 12,
-}
-
-/// <summary>The boot security mode a LocalPolicy selects.</summary>
-public enum SecurityMode
-{
-    /// <summary>Only personalized, current Apple-signed macOS; no AuxKC.</summary>
-    Full,
-    /// <summary><c>smb0</c>: globally signed macOS; optionally third-party kexts (<c>smb2</c>) and MDM (<c>smb3</c>).</summary>
-    Reduced,
-    /// <summary><c>smb1</c>: Reduced plus SIP relaxation and custom kernel collections.</summary>
-    Permissive,
+    /// <summary>What <c>csrutil disable</c> sets (bits 0–6, 9, 10 and 11).</summary>
+    Disabled = AllowUntrustedKexts | AllowUnrestrictedFs | AllowTaskForPid | AllowKernelDebugger | AllowAppleInternal
+        | AllowUnrestrictedDtrace | AllowUnrestrictedNvram | AllowUnapprovedKexts | AllowExecutablePolicyOverride | AllowUnauthenticatedRoot,
 }
