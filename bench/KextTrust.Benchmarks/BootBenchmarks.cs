@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using BenchmarkDotNet.Attributes;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.KernelManagement;
+using KextTrust.Consent.Policy;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Startup;
 using KextTrust.Formats.MachO;
@@ -33,12 +34,12 @@ public class BootBenchmarks
         _root = Path.Combine(Path.GetTempPath(), $"kextrust-bootbench-{Guid.NewGuid():N}");
         var extensions = Path.Combine(_root, "Library", "Extensions");
         Directory.CreateDirectory(extensions);
-        var uakl = BootCorpus.Write(extensions, Kexts).Select(id => new UaklEntry("BENCH00001", id, KextConsentSource.User)).ToList();
+        var uakl = BootCorpus.Write(extensions, Kexts).Select(id => new UaklEntry("BENCH00001", id, ConsentSource.User, null)).ToList();
         _sep = SecureEnclave.Create(Path.Combine(_root, "sep"), RandomNumberGenerator.GetBytes(32), 0x1234);
         _request = new AuxKcBuildRequest
         {
             Candidates = [.. KextDiscovery.FindKexts(extensions).Select(KextBundle.Open)],
-            Uakl = new UserApprovedKextList(uakl),
+            Uakl = UserApprovedKextList.Create(uakl),
             Architecture = KextArchitecture.Arm64,
             Release = MacOSRelease.Sequoia15_4,
             VerifySignature = b => KextTrust.TestSupport.SignatureVerdicts.Valid(b.Path, "BENCH00001", cdhash: "00"),

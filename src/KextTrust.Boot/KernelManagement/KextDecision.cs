@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using KextTrust.Consent.Policy;
 
 namespace KextTrust.Boot.KernelManagement;
 
@@ -110,7 +111,7 @@ public sealed record KextDecision
     public string? CdHash { get; init; }
 
     /// <summary>The UAKL entry's consent source, when found.</summary>
-    public KextConsentSource? Consent { get; init; }
+    public ConsentSource? Consent { get; init; }
 
     /// <summary>True when the kext is in the AuxKC.</summary>
     public bool Included => Exclusion is null;

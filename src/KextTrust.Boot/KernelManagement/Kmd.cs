@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using KextTrust.Boot.Enclave;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
+using KextTrust.Consent.Policy;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.MachO;
@@ -305,7 +306,7 @@ public static class Kmd
 
         // KPI rules
         var libraries = c.Bundle.Libraries.ToDictionary(l => l.BundleId, l => l.RequestedVersion, StringComparer.Ordinal);
-        var context = new KpiEnforcementContext(untrustedAllowed, entry.Source == KextConsentSource.Mdm);
+        var context = new KpiEnforcementContext(untrustedAllowed, entry.Source == ConsentSource.Mdm);
         var verdict = KpiRuleEvaluator.Evaluate(c.Slice!.UndefinedSymbols, libraries, context).On(request.Release);
         string Describe(KpiFindingStatus s) =>
             $"{s.Finding.Rule.Id} {s.Finding.Rule.Title} ({string.Join(", ", s.Finding.TriggeringSymbols.Concat(s.Finding.TriggeringLibraries).Take(MaxListedSymbols))}) is {s.Status} on {request.Release}; use {s.Finding.Rule.Replacement}";
@@ -574,7 +575,7 @@ public static class Kmd
         public bool Alive => Failure is null;
         public KextSignatureVerification? Signature { get; set; }
         public string? TeamId { get; set; }
-        public KextConsentSource? Consent { get; set; }
+        public ConsentSource? Consent { get; set; }
         public MachOSlice? Slice { get; set; }
         public byte[]? SliceBytes { get; set; }
 

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
+using KextTrust.Consent.Policy;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.PropertyLists;
@@ -17,7 +18,7 @@ namespace KextTrust.Boot.Receipt;
 /// <param name="Consent">How the UAKL entry was approved.</param>
 /// <param name="BundlePath">Where the bundle was on the Mac.</param>
 /// <param name="HasExecutable">False for a codeless kext (no fileset entry).</param>
-public sealed record ReceiptIncludedKext(string BundleId, string Version, string TeamId, string CdHash, KextConsentSource Consent, string BundlePath, bool HasExecutable);
+public sealed record ReceiptIncludedKext(string BundleId, string Version, string TeamId, string CdHash, ConsentSource Consent, string BundlePath, bool HasExecutable);
 
 /// <summary>A candidate kext the AuxKC left out, and why.</summary>
 /// <param name="BundleId">CFBundleIdentifier; empty when unreadable.</param>
@@ -50,7 +51,8 @@ public sealed class KextReceiptFormatException : KextTrustFormatException
 /// <c>UAKLSHA384</c> (hex string: the <c>auxp</c> it was built from), <c>MacOSRelease</c> (catalog key, e.g. "15.4"),
 /// <c>Architecture</c> ("arm64e" or "x86_64"), <c>SIPConfiguration</c> (integer <c>sip0</c>),
 /// <c>IncludedKexts</c> (array, load order, of dictionaries <c>BundleIdentifier</c>, <c>BundleVersion</c>,
-/// <c>TeamIdentifier</c>, <c>CDHash</c>, <c>ConsentSource</c>, <c>BundlePath</c>, <c>HasExecutable</c>) and
+/// <c>TeamIdentifier</c>, <c>CDHash</c>, <c>ConsentSource</c> (the <see cref="ConsentSource"/> name of the UAKL entry that
+/// authorized it, e.g. "User", "Mdm", "Grandfathered"), <c>BundlePath</c>, <c>HasExecutable</c>) and
 /// <c>ExcludedKexts</c> (array, in kmd's candidate order, of dictionaries <c>BundleIdentifier</c>, <c>BundleVersion</c>,
 /// <c>BundlePath</c>, <c>Reason</c>, <c>Detail</c>). No timestamps: the same build gives the same bytes.
 /// <see cref="FromBytes"/> accepts only bytes that re-encode identically, so the hash has one meaning.
@@ -140,7 +142,7 @@ public sealed record KextReceipt
             Sip = (CsrConfig)(ushort)sip,
             Included = [.. r.Items(d, "IncludedKexts", "included kext", ["BundleIdentifier", "BundleVersion", "TeamIdentifier", "CDHash", "ConsentSource", "BundlePath", "HasExecutable"], k =>
                 new ReceiptIncludedKext(r.Str(k, "BundleIdentifier"), r.Str(k, "BundleVersion"), r.Str(k, "TeamIdentifier"), r.Str(k, "CDHash"),
-                    r.EnumValue<KextConsentSource>(k, "ConsentSource"), r.Str(k, "BundlePath"),
+                    r.EnumValue<ConsentSource>(k, "ConsentSource"), r.Str(k, "BundlePath"),
                     k.Get<PlistBoolean>("HasExecutable")?.Value ?? throw r.Fail(k, "HasExecutable", "HasExecutable is not a boolean")))],
             Excluded = [.. r.Items(d, "ExcludedKexts", "excluded kext", ["BundleIdentifier", "BundleVersion", "BundlePath", "Reason", "Detail"], k =>
                 new ReceiptExcludedKext(r.Str(k, "BundleIdentifier"), r.Str(k, "BundleVersion"), r.Str(k, "BundlePath"),

@@ -41,8 +41,7 @@ public sealed partial class Mac
             throw new SecureBootException(SecureBootCode.ThirdPartyKextsDisabled,
                 "third-party kexts are not enabled: start up in One True Recovery, choose Reduced Security and allow kexts (bputil -g -k)");
         }
-        var consentUakl = BuildUakl();
-        var uakl = new MachineUakl(consentUakl);
+        var uakl = BuildUakl();
         var root = TrustRoot();
         var verifyOptions = new KextSignatureVerifierOptions { TrustedTestRoot = root };
         var exclude = ReadExcludeList();
@@ -61,7 +60,7 @@ public sealed partial class Mac
         };
         var build = Kmd.BuildAuxKc(request);
         var tx = Store.Begin();
-        tx.StageFile(MachineLayout.Uakl, consentUakl.ToBytes());
+        tx.StageFile(MachineLayout.Uakl, uakl.ToBytes());
         tx.StageFile(SecureBootLayout.AuxKc(d.Platform), build.AuxKc.Bytes.Span);
         tx.StageFile(SecureBootLayout.Receipt(d.Platform), build.ReceiptBytes());
         SignedAuxKc? signed = null;

@@ -104,7 +104,7 @@ public sealed partial class Mac
             }
             else if (boot.ThirdPartyKextsLoaded)
             {
-                var uaklHash = Sha384Digest.Compute(BuildUakl().ToBytes());
+                var uaklHash = BuildUakl().Hash;
                 if (boot.Policy?.AuxKextPolicyHash is { } auxp && auxp != uaklHash)
                 {
                     // Say what most likely changed: with consent not in force (csrutil disable sets

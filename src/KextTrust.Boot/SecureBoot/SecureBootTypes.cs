@@ -18,8 +18,6 @@ using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
-using ConsentUakl = KextTrust.Consent.Policy.UserApprovedKextList;
-using ConsentUaklEntry = KextTrust.Consent.Policy.UaklEntry;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
 
 namespace KextTrust.Boot.SecureBoot;
@@ -84,43 +82,6 @@ public sealed class SecureBootException(SecureBootCode code, string message, Exc
 
     /// <summary>A LocalPolicy file that cannot be decoded is unreadable input; everything else is a refusal.</summary>
     public override ErrorKind Kind => Code == SecureBootCode.LocalPolicyMalformed ? ErrorKind.InvalidInput : ErrorKind.Refused;
-}
-
-/// <summary>The Consent UAKL seen by kmd: its hash (<c>auxp</c>) is SHA-384 of the on-disk UAKL bytes; a team-wide entry covers every bundle of that team.</summary>
-public sealed class MachineUakl : IUserApprovedKextList
-{
-    private readonly ConsentUakl _list;
-
-    /// <summary>Wraps <paramref name="list"/>.</summary>
-    public MachineUakl(ConsentUakl list)
-    {
-        _list = list;
-        Hash = Sha384Digest.Compute(list.ToBytes());
-    }
-
-    /// <inheritdoc/>
-    public Sha384Digest Hash { get; }
-
-    /// <inheritdoc/>
-    public bool TryFind(string teamId, string bundleId, [NotNullWhen(true)] out KernelManagement.UaklEntry? entry)
-    {
-        var e = _list.Entries.FirstOrDefault(x => x.TeamId == teamId && x.BundleId == bundleId)
-            ?? _list.Entries.FirstOrDefault(x => x.TeamId == teamId && teamId.Length > 0 && x.BundleId.Length == 0);
-        entry = e is null ? null : new KernelManagement.UaklEntry(teamId, bundleId, Map(e.Source));
-        return entry is not null;
-    }
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> TeamsFor(string bundleId) => _list.Entries.Where(e => e.BundleId == bundleId).Select(e => e.TeamId).Distinct().ToArray();
-
-    private static KextConsentSource Map(ConsentSource s) => s switch
-    {
-        ConsentSource.Mdm => KextConsentSource.Mdm,
-        ConsentSource.Spctl => KextConsentSource.Spctl,
-        ConsentSource.Grandfathered => KextConsentSource.Legacy,
-        ConsentSource.Replacement => KextConsentSource.Replacement,
-        _ => KextConsentSource.User,
-    };
 }
 
 /// <summary>What <c>bputil</c> sets.</summary>

@@ -1,10 +1,15 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
+using System.Diagnostics.CodeAnalysis;
 using System.Text;
+using KextTrust.Formats.Image4;
 
 namespace KextTrust.Consent.Policy;
 
 /// <summary>One authorization of the UAKL. <see cref="BundleId"/> "" means every kext of the team.</summary>
+/// <param name="TeamId">Team identifier; empty for unsigned kexts (approved only with SIP's kext bit off).</param>
+/// <param name="BundleId">CFBundleIdentifier; "" for every kext of <paramref name="TeamId"/>.</param>
+/// <param name="Source">How it was approved.</param>
+/// <param name="CdHash">The approved code directory hash (lower-case hex, 20 bytes), or null for any.</param>
 public sealed record UaklEntry(string TeamId, string BundleId, ConsentSource Source, string? CdHash);
 
 /// <summary>
@@ -17,7 +22,8 @@ public sealed record UaklEntry(string TeamId, string BundleId, ConsentSource Sou
 ///           | u8 cdhash length (0 or 20) + cdhash bytes }
 /// </code>
 /// Entries are unique and sorted by team id, bundle id (UTF-8 ordinal), then source, then cdhash.
-/// <see cref="Sha384"/> is the hash of these bytes (the LocalPolicy's <c>auxp</c> names it).
+/// <see cref="Hash"/> is the SHA-384 of these bytes: the LocalPolicy's <c>auxp</c> and the kext receipt name it.
+/// kmd builds the AuxKC from this list (<see cref="TryFind"/>).
 /// </summary>
 public sealed record UserApprovedKextList(IReadOnlyList<UaklEntry> Entries)
 {
@@ -57,8 +63,25 @@ public sealed record UserApprovedKextList(IReadOnlyList<UaklEntry> Entries)
         s.Write(bytes);
     }
 
-    /// <summary>SHA-384 of <see cref="ToBytes"/>, lower-case hex.</summary>
-    public string Sha384 => Convert.ToHexStringLower(SHA384.HashData(ToBytes()));
+    /// <summary>SHA-384 of <see cref="ToBytes"/> (the value of the LocalPolicy's <c>auxp</c>).</summary>
+    public Sha384Digest Hash => Sha384Digest.Compute(ToBytes());
+
+    /// <summary><see cref="Hash"/> in lower-case hex.</summary>
+    public string Sha384 => Hash.ToString();
+
+    /// <summary>
+    /// The entry that authorizes <paramref name="bundleId"/> of <paramref name="teamId"/>: the first in canonical order
+    /// naming exactly this team and bundle id, else the first team-wide entry of this (non-empty) team.
+    /// </summary>
+    public bool TryFind(string teamId, string bundleId, [NotNullWhen(true)] out UaklEntry? entry)
+    {
+        entry = Entries.FirstOrDefault(x => x.TeamId == teamId && x.BundleId == bundleId)
+            ?? Entries.FirstOrDefault(x => x.TeamId == teamId && teamId.Length > 0 && x.BundleId.Length == 0);
+        return entry is not null;
+    }
+
+    /// <summary>The teams for which <paramref name="bundleId"/> is listed (to explain a team mismatch).</summary>
+    public IReadOnlyList<string> TeamsFor(string bundleId) => Entries.Where(e => e.BundleId == bundleId).Select(e => e.TeamId).Distinct().ToArray();
 
     /// <summary>Reads the byte format back; malformed input is a <see cref="ConsentException"/>.</summary>
     public static UserApprovedKextList Parse(ReadOnlySpan<byte> bytes, string source)

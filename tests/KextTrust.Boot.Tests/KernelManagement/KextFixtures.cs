@@ -1,5 +1,6 @@
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
+using KextTrust.Consent.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
@@ -42,20 +43,20 @@ internal sealed class KextFixtures : IDisposable
         SignatureVerdicts.Valid(path, team, cdhash: Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(bundleId))));
 
     /// <summary>Writes a kext, records its signature verdict and (unless <paramref name="consent"/> is null) its UAKL entry.</summary>
-    public string Add(KextBundleSpec spec, Func<string, KextSignatureVerification> verdict, KextConsentSource? consent = KextConsentSource.User, string? uaklTeam = null)
+    public string Add(KextBundleSpec spec, Func<string, KextSignatureVerification> verdict, ConsentSource? consent = ConsentSource.User, string? uaklTeam = null)
     {
         var path = KextBundleWriter.Write(Extensions, spec);
         var signature = verdict(path);
         _signatures[spec.BundleId] = signature;
         if (consent is { } source)
         {
-            _uakl.Add(new UaklEntry(uaklTeam ?? signature.TeamId ?? "", spec.BundleId, source));
+            _uakl.Add(new UaklEntry(uaklTeam ?? signature.TeamId ?? "", spec.BundleId, source, null));
         }
         return path;
     }
 
     /// <summary>A signed, UAKL-approved kext for both architectures importing <paramref name="imports"/>.</summary>
-    public string AddSigned(string bundleId, string[] imports, Dictionary<string, string>? libraries = null, KextConsentSource consent = KextConsentSource.User,
+    public string AddSigned(string bundleId, string[] imports, Dictionary<string, string>? libraries = null, ConsentSource consent = ConsentSource.User,
         string version = "1.0.0", string? compatible = null, string[]? defines = null, string team = Acme)
     {
         var slices = new[] { Arm64e(imports), X86(imports) };
@@ -77,7 +78,7 @@ internal sealed class KextFixtures : IDisposable
 
     public void Approve(UaklEntry entry) => _uakl.Add(entry);
 
-    public UserApprovedKextList Uakl => new(_uakl);
+    public UserApprovedKextList Uakl => UserApprovedKextList.Create(_uakl);
 
     public AuxKcBuildRequest Request(KextArchitecture arch = KextArchitecture.Arm64, CsrConfig sip = CsrConfig.None, MacOSRelease? release = null) => new()
     {

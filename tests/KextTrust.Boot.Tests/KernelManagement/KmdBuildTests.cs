@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
+using KextTrust.Consent.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
@@ -74,11 +75,11 @@ public sealed class KmdBuildTests
         Assert.Equal(Enum.GetValues<KmdStep>(), driver.Checks.Select(c => c.Step));
         Assert.All(driver.Checks, c => Assert.Equal(KmdCheckOutcome.Passed, c.Outcome));
         Assert.Equal(KextFixtures.Acme, driver.TeamId);
-        Assert.Equal(KextConsentSource.User, driver.Consent);
+        Assert.Equal(ConsentSource.User, driver.Consent);
 
         var included = result.Receipt.Included.Single(k => k.BundleId == "com.acme.client");
         Assert.Equal(new ReceiptIncludedKext("com.acme.client", "1.0.0", KextFixtures.Acme, KextFixtures.Signed("", "com.acme.client")("").PrimaryCdHash!,
-            KextConsentSource.User, "/Library/Extensions/client.kext", true), included);
+            ConsentSource.User, "/Library/Extensions/client.kext", true), included);
         Assert.Equal(result.Measurement, result.Receipt.AuxKcMeasurement);
         Assert.Equal(result.AuxKc.ComputeMeasurement(), result.Measurement);
         Assert.Equal(f.Uakl.Hash, result.Receipt.UaklHash);
@@ -172,13 +173,13 @@ public sealed class KmdBuildTests
     public void AnMdmApprovedKauthKextIsExemptFromTheKpiRuleButStillNeedsItsSignature()
     {
         using var f = new KextFixtures();
-        f.AddSigned("com.corp.edr", ["_kauth_listen_scope"], libraries: new() { ["com.apple.kpi.bsd"] = "20.0" }, consent: KextConsentSource.Mdm);
+        f.AddSigned("com.corp.edr", ["_kauth_listen_scope"], libraries: new() { ["com.apple.kpi.bsd"] = "20.0" }, consent: ConsentSource.Mdm);
         var result = Kmd.BuildAuxKc(f.Request());
         Assert.Equal(["com.corp.edr"], result.IncludedBundleIds);
         var kpi = result.DecisionFor("com.corp.edr")!.Checks.Single(c => c.Step == KmdStep.Kpi);
         Assert.Equal(KmdCheckOutcome.Warning, kpi.Outcome);
         Assert.Contains("MDM", kpi.Detail);
-        Assert.Equal(KextConsentSource.Mdm, result.Receipt.Included.Single().Consent);
+        Assert.Equal(ConsentSource.Mdm, result.Receipt.Included.Single().Consent);
     }
 
     [Theory]

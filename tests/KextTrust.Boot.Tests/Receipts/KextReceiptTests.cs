@@ -3,6 +3,7 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Boot.Tests.KernelManagement;
+using KextTrust.Consent.Policy;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Kpi;
@@ -23,7 +24,7 @@ public sealed class KextReceiptTests
     };
 
     private static readonly ReceiptIncludedKext Driver =
-        new("com.acme.driver", "1.2.3", KextFixtures.Acme, "0123456789abcdef0123456789abcdef01234567", KextConsentSource.Mdm, "/Library/Extensions/driver.kext", true);
+        new("com.acme.driver", "1.2.3", KextFixtures.Acme, "0123456789abcdef0123456789abcdef01234567", ConsentSource.Mdm, "/Library/Extensions/driver.kext", true);
 
     [Fact]
     public void TheReceiptRoundTripsAndItsHashIsTheHashOfItsBytes()
@@ -137,10 +138,27 @@ public sealed class KextReceiptTests
     [Fact]
     public void TheUaklHashIsOrderIndependentAndSeesEveryField()
     {
-        UaklEntry a = new("T1", "com.a", KextConsentSource.User), b = new("T2", "com.b", KextConsentSource.Mdm);
-        Assert.Equal(new UserApprovedKextList([a, b]).Hash, new UserApprovedKextList([b, a]).Hash);
-        Assert.NotEqual(new UserApprovedKextList([a, b]).Hash, new UserApprovedKextList([a, b with { Source = KextConsentSource.User }]).Hash);
-        Assert.NotEqual(new UserApprovedKextList([a]).Hash, new UserApprovedKextList([a with { TeamId = "T3" }]).Hash);
-        Assert.Throws<ArgumentException>(() => new UserApprovedKextList([a, a with { Source = KextConsentSource.Spctl }]));
+        UaklEntry a = new("T1", "com.a", ConsentSource.User, null), b = new("T2", "com.b", ConsentSource.Mdm, null);
+        static UserApprovedKextList L(params UaklEntry[] e) => UserApprovedKextList.Create(e);
+        Assert.Equal(L(a, b).Hash, L(b, a).Hash);
+        Assert.Equal(L(a, b).Hash, L(a, b, a).Hash);
+        Assert.Equal(Sha384Digest.Compute(L(a, b).ToBytes()), L(a, b).Hash);
+        Assert.NotEqual(L(a, b).Hash, L(a, b with { Source = ConsentSource.User }).Hash);
+        Assert.NotEqual(L(a).Hash, L(a with { TeamId = "T3" }).Hash);
+        Assert.NotEqual(L(a).Hash, L(a with { CdHash = "0123456789abcdef0123456789abcdef01234567" }).Hash);
+    }
+
+    [Fact]
+    public void Kmd_finds_an_exact_entry_before_a_team_wide_one_and_never_a_team_wide_one_for_unsigned_kexts()
+    {
+        var uakl = UserApprovedKextList.Create([
+            new("T1", "", ConsentSource.Spctl, null), new("T1", "com.a", ConsentSource.Mdm, null), new("", "", ConsentSource.User, null)]);
+        Assert.True(uakl.TryFind("T1", "com.a", out var exact));
+        Assert.Equal(ConsentSource.Mdm, exact.Source);
+        Assert.True(uakl.TryFind("T1", "com.other", out var wide));
+        Assert.Equal(ConsentSource.Spctl, wide.Source);
+        Assert.False(uakl.TryFind("", "com.unsigned", out _));
+        Assert.False(uakl.TryFind("T2", "com.a", out _));
+        Assert.Equal(["T1"], uakl.TeamsFor("com.a"));
     }
 }

@@ -3,6 +3,7 @@ using KextTrust.Boot.Policy;
 using KextTrust.Boot.Tests.KernelManagement;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
+using KextTrust.Consent.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Signing;
@@ -82,7 +83,7 @@ public sealed class KmdParallelSignatureTests
             {
                 KextSigner.Sign(path, new KextSigningOptions { Identity = signer });
             }
-            f.Approve(new UaklEntry(team, bundleId, KextConsentSource.User));
+            f.Approve(new UaklEntry(team, bundleId, ConsentSource.User, null));
             return path;
         }
         for (var i = 0; i < 9; i++)
