@@ -77,7 +77,7 @@ public static class BootCommands
     {
         if (json)
         {
-            output.WriteJson(new BootErrorJson(new BootErrorDetailJson(code, message, exitCode)));
+            output.WriteJson(new BootErrorJson(new BootErrorDetailJson(MachineOption.Kebab(code), message, exitCode)));
         }
     }
 
@@ -156,7 +156,7 @@ public static class BootCommands
             var policy = mac.Bputil(new BputilRequest(mode, r.GetValue(kexts), r.GetValue(mdm), u, pw));
             if (asJson)
             {
-                output.WriteJson(new BputilJson(mode.ToString(), LocalPolicyJson.From(policy, mac.VerifyLocalPolicy())));
+                output.WriteJson(new BputilJson(MachineOption.Kebab(mode), LocalPolicyJson.From(policy, mac.VerifyLocalPolicy())));
             }
             else
             {

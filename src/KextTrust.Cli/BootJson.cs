@@ -10,7 +10,7 @@ namespace KextTrust.Cli;
 
 // The JSON the secure-boot commands write with --json (camelCase through CliOutput). Codes are the stable names of
 // the library's enums (SecureBootCode, BootFailureCode, KextExclusionCode, LocalPolicyFailureCode, ConsentCode) as
-// strings, exactly as the text output and `demo --json` spell them. Hashes are lowercase hex; absent values are null.
+// kebab-case strings (MachineOption.Kebab), as every JSON document writes enum values. Hashes are lowercase hex; absent values are null.
 
 /// <summary>A refused or failed command with <c>--json</c>: <c>{"error": {...}}</c> on standard output.</summary>
 public sealed record BootErrorJson(BootErrorDetailJson Error);
@@ -40,10 +40,10 @@ public sealed record LocalPolicyJson(
     /// ECID and current nonce): <c>verified</c>, and each failure as <c>Code: detail</c>.
     /// </summary>
     public static LocalPolicyJson From(LocalPolicy p, LocalPolicyVerification check) => new(
-        $"0x{p.Ecid:x16}", p.LocalPolicyNonceHash.ToString(), p.VolumeGroupUuid.ToString(), p.SecurityMode.ToString(),
+        $"0x{p.Ecid:x16}", p.LocalPolicyNonceHash.ToString(), p.VolumeGroupUuid.ToString(), MachineOption.Kebab(p.SecurityMode),
         p.ReducedSecurity, p.PermissiveSecurity, p.ThirdPartyKextsEnabled, p.MdmManagesKexts, Hex((ushort)p.SipConfig),
         p.AuxKextPolicyHash?.ToString(), p.AuxKcImage4Hash?.ToString(), p.AuxKcReceiptHash?.ToString(),
-        check.Valid, check.Failures.Select(f => f.ToString()).ToArray());
+        check.Valid, check.Failures.Select(f => $"{MachineOption.Kebab(f.Code)}: {f.Detail}").ToArray());
 
     /// <summary><c>0x1f</c>.</summary>
     public static string Hex(uint value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
@@ -67,14 +67,14 @@ public sealed record CsrutilJson(string Action, string Sip, string CsrActiveConf
 public sealed record IncludedKextJson(string BundleId, string Version, string TeamId, string CdHash, string Consent, string Path)
 {
     /// <summary>The JSON of a receipt entry.</summary>
-    public static IncludedKextJson From(ReceiptIncludedKext k) => new(k.BundleId, k.Version, k.TeamId, k.CdHash, k.Consent.ToString(), k.BundlePath);
+    public static IncludedKextJson From(ReceiptIncludedKext k) => new(k.BundleId, k.Version, k.TeamId, k.CdHash, MachineOption.Kebab(k.Consent), k.BundlePath);
 }
 
 /// <summary>A kext kmd left out, with the stable reason code (<see cref="KextExclusionCode"/>).</summary>
 public sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail)
 {
     /// <summary>The JSON of a receipt's excluded entry.</summary>
-    public static ExcludedKextJson From(ReceiptExcludedKext k) => new(k.BundleId, k.Version, k.BundlePath, k.Reason.ToString(),
+    public static ExcludedKextJson From(ReceiptExcludedKext k) => new(k.BundleId, k.Version, k.BundlePath, MachineOption.Kebab(k.Reason),
         k.Reason == KextExclusionCode.MissingArchitecture ? KextDecision.KMErrorMissingArchitecture : null, k.Detail);
 }
 
@@ -120,7 +120,7 @@ public sealed record KmutilInspectJson(AuxKcJson? AuxKc, IReadOnlyList<FilesetEn
 /// <summary>A loaded kext (<c>startup --json</c>, <c>kmutil showloaded --json</c>).</summary>
 public sealed record LoadedKextJson(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
 
-/// <summary>Why the startup booted without third-party kexts: a <c>BootFailureCode</c> name (or <c>UaklModified</c>) and the detail.</summary>
+/// <summary>Why the startup booted without third-party kexts: a <c>BootFailureCode</c> name in kebab-case (or <c>uakl-modified</c>) and the detail.</summary>
 public sealed record RefusalJson(string Code, string Detail);
 
 /// <summary><c>startup --json</c> (and <c>kmutil showloaded --json</c>: the last startup, all null/empty before the first).</summary>
@@ -138,19 +138,19 @@ public sealed record StartupJson(string? RunningOS, string? BootSession, bool Th
     /// <summary>The JSON of a startup report (null: no startup yet).</summary>
     public static StartupJson From(StartupReport? r, string? runningOS) => r is null
         ? new(runningOS, null, false, null, [], [], [], [])
-        : new(runningOS, r.BootSession, r.ThirdPartyKextsLoaded, r.Refusal is { } f ? new RefusalJson(f.Code, f.Detail) : null,
+        : new(runningOS, r.BootSession, r.ThirdPartyKextsLoaded, r.Refusal is { } f ? new RefusalJson(MachineOption.Kebab(f.Code), f.Detail) : null,
             [.. r.Loaded.Select(k => new LoadedKextJson(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))], r.NotLoaded, r.Trace,
             [.. (r.Excluded.IsDefault ? [] : r.Excluded).Select(ExcludedKextJson.From)]);
 }
 
 /// <summary><c>applepay status --json</c>.</summary>
 /// <param name="Available">True when Apple Pay can be used.</param>
-/// <param name="Reason">NoAuxKc, ReceiptListsNoKexts or ThirdPartyKextsLoaded.</param>
+/// <param name="Reason">no-aux-kc, receipt-lists-no-kexts or third-party-kexts-loaded.</param>
 /// <param name="InterferingKexts">The receipt's kexts that could interfere.</param>
 public sealed record ApplePayJson(bool Available, string Reason, IReadOnlyList<IncludedKextJson> InterferingKexts)
 {
     /// <summary>The JSON of <paramref name="s"/>.</summary>
-    public static ApplePayJson From(ApplePayStatus s) => new(s.Available, s.Reason.ToString(),
+    public static ApplePayJson From(ApplePayStatus s) => new(s.Available, MachineOption.Kebab(s.Reason),
         [.. s.InterferingKexts.Select(IncludedKextJson.From)]);
 }
 

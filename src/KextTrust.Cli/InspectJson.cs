@@ -53,9 +53,9 @@ public static class InspectJson
     {
         w.WriteStartObject();
         w.WriteString(Names.Arch, s.Arch);
-        w.WriteString(Names.FileType, s.FileType);
+        w.WriteString(Names.FileType, MachineOption.Kebab(s.FileType));
         w.WriteString(Names.Uuid, s.Uuid);
-        w.WriteString(Names.Platform, s.Platform);
+        w.WriteString(Names.Platform, s.Platform is null ? null : MachineOption.Kebab(s.Platform));
         w.WriteString(Names.MinOS, s.MinOS);
         w.WriteString(Names.Sdk, s.Sdk);
         WriteStrings(w, Names.UndefinedSymbols, s.UndefinedSymbols);

@@ -50,7 +50,13 @@ public static class MachineOption
     public static string CodeName(ConsentCode code) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
 
     /// <summary>An enum value as JSON and text write it: its name in kebab-case.</summary>
-    public static string Kebab<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+    public static string Kebab<T>(T value) where T : struct, Enum => Kebab(value.ToString());
+
+    /// <summary>
+    /// An enum name carried as a string (an error's or a refusal's code: <c>NotInOneTrueRecovery</c>) as every JSON
+    /// document writes it: <c>not-in-one-true-recovery</c>. A name already in kebab-case comes back unchanged.
+    /// </summary>
+    public static string Kebab(string name) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(name);
 
     /// <summary>Runs a command body, turning KextTrust errors into their exit code and one line on standard error (<see cref="BootCommands.Run(CliOutput, bool, Func{int})"/>).</summary>
     public static int Run(CliOutput output, Func<int> body) => BootCommands.Run(output, json: false, body);

@@ -173,7 +173,7 @@ public static class VerifyCommand
         r.RequirementSatisfied,
         r.KextRequirement?.Requirement,
         r.DesignatedRequirement?.Requirement,
-        r.DesignatedRequirement?.Outcome.ToString(),
+        r.DesignatedRequirement is { } dr ? MachineOption.Kebab(dr.Outcome) : null,
         r.TrustedRoot,
         r.TrustedByRequest,
         r.TrustedByRequest ? note : r.IsKextBinary || r.Slices.Count == 0 ? null : $"not a kext: the executable is {string.Join("/", r.Slices.Select(s => s.FileType).Distinct())}",

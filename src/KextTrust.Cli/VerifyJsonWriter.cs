@@ -74,7 +74,7 @@ internal static class VerifyJsonWriter
     {
         w.WriteStartObject();
         w.WriteString("arch", s.Arch);
-        w.WriteString("fileType", s.FileType);
+        w.WriteString("fileType", MachineOption.Kebab(s.FileType));
         w.WriteBoolean("signed", s.Signed);
         w.WriteStartArray("cdHashes");
         foreach (var c in s.CdHashes)

@@ -11,8 +11,10 @@ namespace KextTrust.Cli.Tests;
 public sealed class BootAttackCommandTests(BootMacFixture fx)
 {
     /// <summary><c>startup --json</c> refuses with <paramref name="code"/> (exit 1) and loads no third-party kext; showloaded agrees.</summary>
-    internal static void AssertRefused(BootMac mac, string code)
+    internal static void AssertRefused(BootMac mac, string refusalCode)
     {
+        // JSON writes the BootFailureCode in kebab-case (AuxKcRollback -> aux-kc-rollback).
+        var code = System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(refusalCode);
         var boot = mac.Json("startup");
         Assert.True(boot.ExitCode == 1, boot.Json.ToString());
         var refusal = boot.Json.GetProperty("refusal");
@@ -111,7 +113,7 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
         AssertLoads(mac, Driver);
         var rebuilt = mac.Rebuild();
         Assert.DoesNotContain(Rootkit, rebuilt.BundleIds("included"));
-        Assert.Equal(folder == BootMac.AuxKcFolder ? null : "NotInUakl", rebuilt.ExclusionCode(Rootkit));
+        Assert.Equal(folder == BootMac.AuxKcFolder ? null : "not-in-uakl", rebuilt.ExclusionCode(Rootkit));
         AssertLoads(mac, Driver);
     }
 
@@ -145,7 +147,7 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
         var before = mac.FolderHash();
         var r = mac.Json(command);
         Assert.Equal(1, r.ExitCode);
-        Assert.Equal(code, r.ErrorCode);
+        Assert.Equal(System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code), r.ErrorCode);
         Assert.False(string.IsNullOrWhiteSpace(r.Json.GetProperty("error").GetProperty("message").GetString()));
         Assert.Contains($"(code {code})", r.StdErr, StringComparison.Ordinal);
         Assert.Equal(before, mac.FolderHash());
@@ -156,11 +158,11 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
     [InlineData(Banned, "Banned")]
     public void With_SIP_on_a_kext_is_left_out_of_the_AuxKC_with_its_reason_in_the_receipt(string bundleId, string code)
     {
-        Assert.Equal(code, fx.Create.ExclusionCode(bundleId));
+        Assert.Equal(System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code), fx.Create.ExclusionCode(bundleId));
         var inspect = Json(fx.MacDir, "kmutil", "inspect");
         Assert.DoesNotContain(bundleId, inspect.BundleIds("entries"));
         var receipt = new JsonResult(0, inspect.Json.GetProperty("receipt"), "");
-        Assert.Equal(code, receipt.ExclusionCode(bundleId));
+        Assert.Equal(System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code), receipt.ExclusionCode(bundleId));
         Assert.DoesNotContain(bundleId, receipt.BundleIds("included"));
         Assert.DoesNotContain(bundleId, Json(fx.MacDir, "kmutil", "showloaded").BundleIds("loaded"));
     }

@@ -42,7 +42,7 @@ public sealed class BootCorruptPolicyCommandTests(BootMacFixture fx)
 
         var r = mac.Json(command, arg);
         Assert.Equal(2, r.ExitCode);
-        Assert.Equal("LocalPolicyMalformed", r.ErrorCode);
+        Assert.Equal("local-policy-malformed", r.ErrorCode);
         var error = r.Json.GetProperty("error");
         Assert.Equal(2, error.GetProperty("exitCode").GetInt32());
         var message = error.GetProperty("message").GetString()!;
@@ -107,7 +107,7 @@ public sealed class BootCorruptPolicyCommandTests(BootMacFixture fx)
         var bad = mac.Ok("bputil", "-d");
         Assert.False(bad.Json.GetProperty("verified").GetBoolean());
         var failure = Assert.Single(bad.Json.GetProperty("verificationFailures").EnumerateArray()).GetString()!;
-        Assert.StartsWith("BadSignature: ", failure);
+        Assert.StartsWith("bad-signature: ", failure);
         Assert.Equal(good.Str("securityMode"), bad.Str("securityMode"));
         var text = mac.K("bputil", "-d");
         Assert.Equal(0, text.ExitCode);

@@ -15,7 +15,7 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
     {
         var p = Json(fx.MacDir, "bputil", "-d");
         Assert.Equal(0, p.ExitCode);
-        Assert.Equal("Reduced", p.Str("securityMode"));
+        Assert.Equal("reduced", p.Str("securityMode"));
         Assert.True(p.Json.GetProperty("smb0").GetBoolean());
         Assert.False(p.Json.GetProperty("smb1").GetBoolean());
         Assert.True(p.Json.GetProperty("smb2").GetBoolean());
@@ -37,9 +37,9 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
         var before = mac.Ok("bputil", "-d");
         mac.Run("startup", "--recovery");
         var full = mac.Ok("bputil", "-f", "-u", Admin, "-p", AdminPassword);
-        Assert.Equal("Full", full.Str("action"));
+        Assert.Equal("full", full.Str("action"));
         var policy = full.Json.GetProperty("policy");
-        Assert.Equal("Full", policy.GetProperty("securityMode").GetString());
+        Assert.Equal("full", policy.GetProperty("securityMode").GetString());
         Assert.False(policy.GetProperty("smb2").GetBoolean());
         Assert.Equal(JsonValueKind.Null, policy.GetProperty("auxi").ValueKind);
         Assert.NotEqual(before.Str("lpnh"), policy.GetProperty("lpnh").GetString());
@@ -51,7 +51,7 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
     {
         var r = Json(fx.MacDir, "bputil", "-g", "-n", "-u", Admin, "-p", AdminPassword);
         Assert.Equal(2, r.ExitCode);
-        Assert.Equal("Usage", r.ErrorCode);
+        Assert.Equal("usage", r.ErrorCode);
         Assert.Equal(2, r.Json.GetProperty("error").GetProperty("exitCode").GetInt32());
     }
 
@@ -88,11 +88,11 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
         var driver = c.Json.GetProperty("included")[0];
         Assert.Equal(Team, driver.GetProperty("teamId").GetString());
         Assert.Matches("^[0-9a-f]{40}$", driver.GetProperty("cdHash").GetString());
-        Assert.Equal("User", driver.GetProperty("consent").GetString());
+        Assert.Equal("user", driver.GetProperty("consent").GetString());
         Assert.Equal("/Library/Extensions/driver.kext", driver.GetProperty("path").GetString());
-        Assert.Equal("SignatureUnsigned", c.ExclusionCode(Unsigned));
-        Assert.Equal("KpiUnsupported", c.ExclusionCode(Kauth));
-        Assert.Equal("Banned", c.ExclusionCode(Banned));
+        Assert.Equal("signature-unsigned", c.ExclusionCode(Unsigned));
+        Assert.Equal("kpi-unsupported", c.ExclusionCode(Kauth));
+        Assert.Equal("banned", c.ExclusionCode(Banned));
         var auxKc = c.Json.GetProperty("auxKc");
         Assert.Equal(1, auxKc.GetProperty("kexts").GetInt32());
         var file = File.ReadAllBytes(auxKc.GetProperty("path").GetString()!);
@@ -114,7 +114,7 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
         Assert.Equal(fx.Create.Str("auxp"), receipt.GetProperty("uaklSha384").GetString());
         var r = new JsonResult(0, receipt, "");
         Assert.Equal([Driver], r.BundleIds("included"));
-        Assert.Equal("SignatureUnsigned", r.ExclusionCode(Unsigned));
+        Assert.Equal("signature-unsigned", r.ExclusionCode(Unsigned));
 
         var none = Json(fx.OtherMacDir, "kmutil", "inspect");
         Assert.Equal(0, none.ExitCode);
@@ -141,11 +141,11 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
 
         var pay = mac.Ok("applepay", "status");
         Assert.False(pay.Json.GetProperty("available").GetBoolean());
-        Assert.Equal("ThirdPartyKextsLoaded", pay.Str("reason"));
+        Assert.Equal("third-party-kexts-loaded", pay.Str("reason"));
         Assert.Equal([Driver], pay.BundleIds("interferingKexts"));
         var other = Json(fx.OtherMacDir, "applepay", "status");
         Assert.True(other.Json.GetProperty("available").GetBoolean());
-        Assert.Equal("NoAuxKc", other.Str("reason"));
+        Assert.Equal("no-aux-kc", other.Str("reason"));
 
         var recovery = mac.Ok("startup", "--recovery");
         Assert.Equal("one-true-recovery", recovery.Str("runningOS"));

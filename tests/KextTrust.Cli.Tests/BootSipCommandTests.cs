@@ -20,7 +20,7 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         Assert.False(off.Json.GetProperty("kextSigningEnforced").GetBoolean());
         Assert.False(off.Json.GetProperty("userConsentRequired").GetBoolean());
         var policy = mac.Ok("bputil", "-d");
-        Assert.Equal("Permissive", policy.Str("securityMode"));
+        Assert.Equal("permissive", policy.Str("securityMode"));
         Assert.True(policy.Json.GetProperty("smb1").GetBoolean());
         Assert.Equal(off.Str("csrActiveConfig"), policy.Str("sip0"));
 
@@ -33,7 +33,7 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         var permissive = mac.Rebuild();
         Assert.Contains(Unsigned, permissive.BundleIds("included"));
         Assert.Contains(Kauth, permissive.BundleIds("included"));
-        Assert.Equal("Banned", permissive.ExclusionCode(Banned));
+        Assert.Equal("banned", permissive.ExclusionCode(Banned));
         AssertLoads(mac, Driver, Unsigned, Kauth);
 
         mac.Run("startup", "--recovery");
@@ -47,8 +47,8 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         Assert.DoesNotContain("not in force", detail);
         var enforced = mac.Rebuild();
         Assert.Equal([Driver], enforced.BundleIds("included"));
-        Assert.Equal("SignatureUnsigned", enforced.ExclusionCode(Unsigned));
-        Assert.Equal("KpiUnsupported", enforced.ExclusionCode(Kauth));
+        Assert.Equal("signature-unsigned", enforced.ExclusionCode(Unsigned));
+        Assert.Equal("kpi-unsupported", enforced.ExclusionCode(Kauth));
         AssertLoads(mac, Driver);
     }
 }

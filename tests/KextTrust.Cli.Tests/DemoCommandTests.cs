@@ -13,7 +13,7 @@ public sealed class DemoCommandTests
         var steps = doc.RootElement.GetProperty("steps").EnumerateArray().ToList();
         Assert.All(steps, s => Assert.True(s.GetProperty("asExpected").GetBoolean(), s.GetProperty("title").GetString() + ": " + s.GetProperty("outcome").GetString()));
         var codes = steps.Select(s => s.GetProperty("code").ValueKind == JsonValueKind.String ? s.GetProperty("code").GetString() : null).Where(c => c is not null).ToList();
-        Assert.Equal(["AuxKcRollback", "UaklModified", "NotInOneTrueRecovery"], codes);
+        Assert.Equal(["aux-kc-rollback", "uakl-modified", "not-in-one-true-recovery"], codes);
         Assert.True(doc.RootElement.GetProperty("elapsedSeconds").GetDouble() < 10);
     }
 }

@@ -44,7 +44,7 @@ public sealed class ErrorMappingTests
         Assert.Equal(exit, BootCommands.Run(output, json: true, () => throw error));
         Assert.Equal(stderr, stderrWriter.ToString().Trim());
         using var doc = System.Text.Json.JsonDocument.Parse(stdout.ToString());
-        Assert.Equal(code, doc.RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code), doc.RootElement.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal(exit, doc.RootElement.GetProperty("error").GetProperty("exitCode").GetInt32());
     }
 }

@@ -84,7 +84,7 @@ public sealed class Img4CommandTests : IDisposable
             Assert.Contains("offset", r.StdErr);
         }
         var json = CliRunner.Run("img4", "info", path, "--json");
-        Assert.Equal("Malformed", Json(json).GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal("malformed", Json(json).GetProperty("error").GetProperty("code").GetString());
         File.WriteAllText(path, "not an image");
         Assert.Equal(2, CliRunner.Run("img4", "info", path).ExitCode);
     }
@@ -115,7 +115,7 @@ public sealed class Img4CommandTests : IDisposable
         File.WriteAllBytes(lzfsePath, new Im4Payload("krnl", "x", [.. "bvx2"u8, 0, 0, 0, 0], compression: new Im4Compression(Im4Compression.Lzfse, 100)).Encode());
         var lzfse = CliRunner.Run("img4", "extract", lzfsePath, "-o", outPath, "--json");
         Assert.Equal(1, lzfse.ExitCode);
-        Assert.Equal("CompressedWithLzfse", Json(lzfse).GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal("compressed-with-lzfse", Json(lzfse).GetProperty("error").GetProperty("code").GetString());
         Assert.Equal(0, CliRunner.Run("img4", "extract", lzfsePath, "-o", outPath, "--raw").ExitCode);
 
         var encryptedPath = _temp.Combine("enc.im4p");

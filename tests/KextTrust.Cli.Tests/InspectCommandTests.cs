@@ -7,6 +7,13 @@ namespace KextTrust.Cli.Tests;
 
 public class InspectCommandTests
 {
+    /// <summary>The report as the JSON writes it: the slice's file type and platform (enum names) in kebab-case.</summary>
+    private static KextTrust.Kexts.Inspection.InspectReport KebabEnums(KextTrust.Kexts.Inspection.InspectReport r) => r with
+    {
+        Plugins = [.. r.Plugins.Select(KebabEnums)],
+        Slices = [.. r.Slices.Select(s => s with { FileType = JsonNamingPolicy.KebabCaseLower.ConvertName(s.FileType), Platform = s.Platform is null ? null : JsonNamingPolicy.KebabCaseLower.ConvertName(s.Platform) })],
+    };
+
     [Fact]
     public void Json_describes_a_kext_bundle()
     {
@@ -29,7 +36,7 @@ public class InspectCommandTests
         Assert.Equal("com.example.Net.Helper", k.GetProperty("plugins")[0].GetProperty("bundleId").GetString());
         var slice = k.GetProperty("slices")[0];
         Assert.Equal("arm64e", slice.GetProperty("arch").GetString());
-        Assert.Equal("KextBundle", slice.GetProperty("fileType").GetString());
+        Assert.Equal("kext-bundle", slice.GetProperty("fileType").GetString());
         Assert.Equal("11.0.0", slice.GetProperty("minOS").GetString());
         Assert.Equal(["_IOLog", "_sock_socket"], slice.GetProperty("undefinedSymbols").EnumerateArray().Select(e => e.GetString()));
         Assert.False(slice.GetProperty("codeSignature").GetProperty("present").GetBoolean());
@@ -45,7 +52,7 @@ public class InspectCommandTests
         using var doc = JsonDocument.Parse(r.StdOut);
         var slice = doc.RootElement[0].GetProperty("slices")[0];
         Assert.Equal("arm64", slice.GetProperty("arch").GetString());
-        Assert.Equal("Dylib", slice.GetProperty("fileType").GetString());
+        Assert.Equal("dylib", slice.GetProperty("fileType").GetString());
         var sig = slice.GetProperty("codeSignature");
         Assert.True(sig.GetProperty("present").GetBoolean());
         Assert.Equal("UBF8T346G9", sig.GetProperty("teamId").GetString());
@@ -153,7 +160,7 @@ public class InspectCommandTests
 
         foreach (var input in new[] { tmp.Path, signed })
         {
-            var expected = JsonSerializer.Serialize(KextTrust.Kexts.Inspection.KextInspector.InspectPath(input), CliJsonReflectionOracleTests.Reflection) + Environment.NewLine;
+            var expected = JsonSerializer.Serialize(KextTrust.Kexts.Inspection.KextInspector.InspectPath(input).Select(KebabEnums).ToArray(), CliJsonReflectionOracleTests.Reflection) + Environment.NewLine;
             var r = CliRunner.Run("inspect", input, "--json");
             Assert.Equal(expected, r.StdOut);
         }

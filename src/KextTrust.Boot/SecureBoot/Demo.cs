@@ -13,6 +13,7 @@ using KextTrust.Machine;
 namespace KextTrust.Boot.SecureBoot;
 
 /// <summary>One step of the demo: what was expected, what happened, and the evidence.</summary>
+/// <param name="Code">The refusal's stable code in kebab-case (<c>aux-kc-rollback</c>), as every JSON document writes codes; null when none.</param>
 public sealed record DemoStep(string Title, string Expected, string Outcome, bool AsExpected, ImmutableArray<string> Evidence, string? Code = null);
 
 /// <summary>The whole demo run.</summary>
@@ -48,7 +49,7 @@ public static class Demo
         var steps = new List<DemoStep>();
         void Step(string title, string expected, bool ok, string outcome, IEnumerable<string> evidence, string? code = null)
         {
-            var s = new DemoStep(title, expected, outcome, ok, [.. evidence], code);
+            var s = new DemoStep(title, expected, outcome, ok, [.. evidence], code is null ? null : System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code));
             steps.Add(s);
             if (log is not null)
             {

@@ -114,11 +114,11 @@ public sealed partial class Mac
                         : "it changed since the last authorized kmd rebuild: an approval or removal, a change of SIP or kext consent, or an edit by hand";
                     refusal = new StartupRefusal("UaklModified",
                         $"auxp mismatch: the user-authorized kext list on disk (SHA-384 {uaklHash}) is not the one the LocalPolicy names ({auxp}): {cause}; no third-party kext loads until an administrator runs kmutil create");
-                    trace.Add($"UserApprovedKextList: Failed (UaklModified) {refusal.Detail}");
+                    trace.Add($"user-approved-kext-list: failed (uakl-modified) {refusal.Detail}");
                 }
                 else
                 {
-                    trace.Add("UserApprovedKextList: Passed auxp matches the UAKL");
+                    trace.Add("user-approved-kext-list: passed auxp matches the UAKL");
                     auxKc = boot.AuxKc;
                     receipt = boot.Receipt;
                 }
@@ -151,7 +151,7 @@ public sealed partial class Mac
                 Address = k.LoadAddress, Size = k.Size, Uuid = k.Uuid,
                 LinkedAgainst = [.. k.Dependencies.Select(d => tags[d]).OrderDescending()],
             })];
-            notLoaded = [.. result.NotLoaded.Select(n => $"{n.BundleId}: {n.Code}: {n.Detail}")];
+            notLoaded = [.. result.NotLoaded.Select(n => $"{n.BundleId}: {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(n.Code.ToString())}: {n.Detail}")];
             var history = result.LoadHistory;
             if (history.Length > 0)
             {

@@ -165,8 +165,10 @@ public enum BootCheckOutcome
 /// <summary>One of iBoot's checks with its reason.</summary>
 public sealed record BootCheck(BootStep Step, BootCheckOutcome Outcome, BootFailureCode? Code, string Detail)
 {
-    /// <inheritdoc/>
-    public override string ToString() => Code is { } c ? $"{Step}: {Outcome} ({c}) {Detail}" : $"{Step}: {Outcome} {Detail}";
+    /// <summary>The trace line as <c>startup</c> writes it, names in kebab-case as in every JSON document: <c>local-policy-format: passed …</c>, <c>aux-kc-image4-current: failed (aux-kc-rollback) …</c>.</summary>
+    public override string ToString() => Code is { } c ? $"{Kebab(Step)}: {Kebab(Outcome)} ({Kebab(c)}) {Detail}" : $"{Kebab(Step)}: {Kebab(Outcome)} {Detail}";
+
+    private static string Kebab<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 }
 
 /// <summary>The outcome of a startup.</summary>

@@ -20,7 +20,7 @@ public sealed class SecureBootMacTests
         using var dir = new TempDir("kextrust-demo");
         var report = Demo.Run(dir.Path);
         Assert.True(report.Succeeded, string.Join("\n", report.Steps.Where(s => !s.AsExpected).Select(s => s.Title + ": " + s.Outcome)));
-        Assert.Equal(["AuxKcRollback", "UaklModified", "NotInOneTrueRecovery"], report.Steps.Where(s => s.Code is not null).Select(s => s.Code));
+        Assert.Equal(["aux-kc-rollback", "uakl-modified", "not-in-one-true-recovery"], report.Steps.Where(s => s.Code is not null).Select(s => s.Code));
     }
 
     [Fact]
