@@ -62,7 +62,7 @@ public enum ConsentCode
 /// <remarks>The message names the path once: a message that already starts with "path: " (a format exception's, which
 /// names its file) is not prefixed again.</remarks>
 public sealed class ConsentException(ConsentCode code, string? path, string message, Exception? inner = null)
-    : KextTrustException(path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}", inner)
+    : KextTrustException(NamingPathOnce(path, message), inner)
 {
     /// <summary>The stable code.</summary>
     public ConsentCode Code { get; } = code;
@@ -79,7 +79,7 @@ public sealed class ConsentException(ConsentCode code, string? path, string mess
         ? ErrorKind.Refused : ErrorKind.InvalidInput;
 
     /// <summary>"1203 approval-window-expired": the stable number and its kebab-case name.</summary>
-    public override string Label => $"{((int)Code).ToString(System.Globalization.CultureInfo.InvariantCulture)} {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(Code.ToString())}";
+    public override string Label => NumberedLabel(Code);
 
     /// <summary>The file or folder concerned, when any.</summary>
     public string? Path { get; } = path;

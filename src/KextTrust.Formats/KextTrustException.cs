@@ -34,4 +34,16 @@ public abstract class KextTrustException : Exception
     /// refusal, nothing for bad input (whose message already names the file, offset and rule).
     /// </summary>
     public virtual string? Label => Kind == ErrorKind.Refused ? ErrorCode : null;
+
+    /// <summary>
+    /// The message naming <paramref name="path"/> once: prefixed with "path: " unless it already starts so (a format
+    /// exception's message names its file) or there is no path.
+    /// </summary>
+    protected static string NamingPathOnce(string? path, string message) =>
+        path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}";
+
+    /// <summary>"1203 approval-window-expired": a numbered code's stable number and its kebab-case name.</summary>
+    protected static string NumberedLabel<TCode>(TCode code) where TCode : struct, Enum =>
+        $"{Convert.ToInt64(code, System.Globalization.CultureInfo.InvariantCulture).ToString(System.Globalization.CultureInfo.InvariantCulture)} "
+        + System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
 }

@@ -21,7 +21,7 @@ public enum MachineCode
 /// <summary>A typed error of the machine folder (lock, description, journal, KextPolicy database), naming the file concerned.</summary>
 /// <remarks>The message names the path once: a message that already starts with "path: " is not prefixed again.</remarks>
 public sealed class MachineException(MachineCode code, string? path, string message, Exception? inner = null)
-    : KextTrustException(path is null || message.StartsWith(path + ": ", StringComparison.Ordinal) ? message : $"{path}: {message}", inner)
+    : KextTrustException(NamingPathOnce(path, message), inner)
 {
     /// <summary>The stable code.</summary>
     public MachineCode Code { get; } = code;
@@ -33,7 +33,7 @@ public sealed class MachineException(MachineCode code, string? path, string mess
     public override ErrorKind Kind => Code == MachineCode.MachineBusy ? ErrorKind.Busy : ErrorKind.InvalidInput;
 
     /// <summary>"1100 machine-invalid": the stable number and its kebab-case name.</summary>
-    public override string Label => $"{((int)Code).ToString(System.Globalization.CultureInfo.InvariantCulture)} {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(Code.ToString())}";
+    public override string Label => NumberedLabel(Code);
 
     /// <summary>The file or folder concerned, when any.</summary>
     public string? Path { get; } = path;
