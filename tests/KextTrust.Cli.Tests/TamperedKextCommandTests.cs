@@ -21,16 +21,7 @@ public sealed class TamperedKextCommandTests(BootMacFixture fx)
         var kext = Path.Combine(work.Path, Path.GetFileName(installed));
         BootMacFixture.CopyTree(installed, kext);
         var exe = KextBundle.Open(kext).ExecutablePath!;
-        var bytes = File.ReadAllBytes(exe);
-        long at, page;
-        using (var file = MachOFile.FromBytes(bytes, exe))
-        {
-            var arm = file.Slices.Single(s => s.Architecture == "arm64e");
-            at = arm.FileOffset + arm.Segments.Single(s => s.Name == "__TEXT").Sections[0].Offset;
-            page = (at - arm.FileOffset) / 4096;
-        }
-        bytes[at] ^= 0x01;
-        File.WriteAllBytes(exe, bytes);
+        long page = KextTrust.TestSupport.CodePageTamper.FlipFirstTextByte(exe);
 
         var verify = CliRunner.Run("verify", kext, "--trust-root", fx.TrustRootPem, "--json");
         Assert.Equal(1, verify.ExitCode);

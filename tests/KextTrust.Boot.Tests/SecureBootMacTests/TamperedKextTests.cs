@@ -113,19 +113,7 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         switch (kind)
         {
             case Tamper.CodePageInArm64e:
-            {
-                var bytes = File.ReadAllBytes(exe);
-                long at, sliceOffset;
-                using (var file = MachOFile.FromBytes(bytes, exe))
-                {
-                    var arm = file.Slices.Single(s => s.Architecture == "arm64e");
-                    sliceOffset = arm.FileOffset;
-                    at = arm.FileOffset + arm.Segments.Single(s => s.Name == "__TEXT").Sections[0].Offset;
-                }
-                bytes[at] ^= 0xFF;
-                File.WriteAllBytes(exe, bytes);
-                return (int)((at - sliceOffset) / 4096);
-            }
+                return KextTrust.TestSupport.CodePageTamper.FlipFirstTextByte(exe, "arm64e", 0xFF);
             case Tamper.InfoPlist:
                 File.AppendAllText(Path.Combine(kext, "Contents", "Info.plist"), "\n");
                 return null;

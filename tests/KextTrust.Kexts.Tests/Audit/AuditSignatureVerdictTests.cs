@@ -37,16 +37,7 @@ public sealed class AuditSignatureVerdictTests
         Assert.DoesNotContain("no-kext-signature", Codes(good, MacOSRelease.Monterey, MacPlatform.AppleSilicon));
 
         var exe = KextBundle.Open(kext).ExecutablePath!;
-        var bytes = File.ReadAllBytes(exe);
-        long at, page;
-        using (var file = MachOFile.FromBytes(bytes, exe))
-        {
-            var arm = file.Slices.Single(s => s.Architecture == "arm64e");
-            at = arm.FileOffset + arm.Segments.Single(s => s.Name == "__TEXT").Sections[0].Offset;
-            page = (at - arm.FileOffset) / 4096;
-        }
-        bytes[at] ^= 0x01;
-        File.WriteAllBytes(exe, bytes);
+        long page = KextTrust.TestSupport.CodePageTamper.FlipFirstTextByte(exe);
         var refusal = KextSignatureVerifier.Verify(kext, options.VerifySignatures).Refusal!;
         Assert.Equal("code-page-hash-mismatch", refusal.Code);
 
