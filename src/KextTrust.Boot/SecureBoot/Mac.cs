@@ -21,6 +21,8 @@ using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
 
+using KextTrust.Kexts.Trust;
+
 namespace KextTrust.Boot.SecureBoot;
 
 /// <summary>
@@ -172,7 +174,18 @@ public sealed partial class Mac : IDisposable
     /// <summary>The kext architecture of the Mac.</summary>
     public static KextArchitecture Architecture(MachineDescription d) => d.Platform == MachinePlatform.AppleSilicon ? KextArchitecture.Arm64 : KextArchitecture.X86_64;
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
+    /// <summary>The last startup's report as written to disk: enum values in kebab-case, as in every JSON document.</summary>
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        TypeInfoResolver = StartupReportJsonContext.Default,
+        Converters =
+        {
+            new JsonStringEnumConverter<TrustStep>(JsonNamingPolicy.KebabCaseLower),
+            new JsonStringEnumConverter<TrustOutcome>(JsonNamingPolicy.KebabCaseLower),
+            new JsonStringEnumConverter<TrustCode>(JsonNamingPolicy.KebabCaseLower),
+        },
+    };
 
     internal static JsonTypeInfo<StartupReport> ReportJson => (JsonTypeInfo<StartupReport>)Json.GetTypeInfo(typeof(StartupReport));
 
