@@ -341,8 +341,7 @@ public static class Kmd
             c.Fail(KmdStep.Architecture, KextExclusionCode.MalformedExecutable, $"the executable cannot be read: {e.Message}");
             return false;
         }
-        var target = AuxiliaryKernelCollection.TargetFor(request.Architecture);
-        var wanted = target == MachOTargetArchitecture.Arm64e ? "arm64e" : "x86_64";
+        var wanted = request.Architecture.SliceName();
         MachOFile file;
         try
         {
@@ -368,7 +367,7 @@ public static class Kmd
         var sliceBytes = slice.Data.ToArray();
         try
         {
-            new FilesetBuilder(target).AddEntry(c.BundleId!, sliceBytes);
+            new FilesetBuilder(request.Architecture.MachOTarget()).AddEntry(c.BundleId!, sliceBytes);
         }
         catch (ArgumentException e)
         {
@@ -478,7 +477,7 @@ public static class Kmd
         if (unresolved.Count > 0)
         {
             return new KmdCheck(KmdStep.Link, KmdCheckOutcome.Failed, KextExclusionCode.UnresolvedSymbols,
-                $"{unresolved.Count} undefined symbol(s) resolve to no declared library of {request.Release}/{KextReceipt.ArchitectureName(request.Architecture)}: " +
+                $"{unresolved.Count} undefined symbol(s) resolve to no declared library of {request.Release}/{request.Architecture.SliceName()}: " +
                 string.Join(", ", unresolved.Take(MaxListedSymbols)) + (unresolved.Count > MaxListedSymbols ? ", …" : ""));
         }
         var summary = $"{c.Slice.UndefinedSymbols.Count} symbol(s): {viaKpi} from KPIs, {viaKext} from AuxKC kexts";
@@ -529,7 +528,7 @@ public static class Kmd
 
     private static AuxiliaryKernelCollection BuildCollection(List<Candidate> order, AuxKcBuildRequest request)
     {
-        var target = AuxiliaryKernelCollection.TargetFor(request.Architecture);
+        var target = request.Architecture.MachOTarget();
         var vmBase = AuxiliaryKernelCollection.VmBaseFor(request.Architecture);
         FilesetBuilder NewBuilder(byte[] prelinkInfo)
         {

@@ -47,7 +47,7 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
             Assert.Equal("UaklModified", boot.Refusal?.Code);
             using (var mac = Mac.Open(dir))
             {
-                Assert.Equal((uint)CsrConfig.Disabled, mac.Description.CsrActiveConfig);
+                Assert.Equal(CsrConfig.Disabled, mac.Description.CsrActiveConfig);
                 Assert.Equal(CsrConfig.Disabled, mac.ReadLocalPolicy().SipConfig);
                 mac.KmutilCreate(Admin, Password);
             }
