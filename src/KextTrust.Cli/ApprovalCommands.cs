@@ -5,6 +5,8 @@ using KextTrust.Consent.Policy;
 using KextTrust.Kexts.Signing;
 using Spectre.Console;
 
+using KextTrust.Kexts.Trust;
+
 namespace KextTrust.Cli;
 
 /// <summary>One kext as <c>kextrust install --json</c> writes it.</summary>
@@ -21,8 +23,8 @@ public sealed record InstallItemJson(
     string TeamId,
     string? DeveloperName,
     bool Allowed,
-    int Code,
-    string CodeName,
+    string? Code,
+    int? KmErrorCode,
     string Reason,
     string ConsentSource,
     string? SignatureProblem,
@@ -91,7 +93,7 @@ public static class ApprovalCommands
                 }
                 else
                 {
-                    output.Out.WriteLine($"{i.BundleId}: {i.Reason} (code {i.Code} {i.CodeName})");
+                    output.Out.WriteLine($"{i.BundleId}: {i.Reason} (code {TrustCheckJson.CodeText(i.Code, i.KmErrorCode)})");
                 }
             }
             return ExitCodes.Ok;
@@ -101,10 +103,10 @@ public static class ApprovalCommands
 
     private static InstallItemJson Item(InstallResult r, KextDecision d)
     {
-        var consentRule = d.Steps.FirstOrDefault(s => s.Check == DecisionCheck.Consent)?.Rule ?? d.Reason;
+        var consentRule = d.Steps.FirstOrDefault(s => s.Step == TrustStep.Consent)?.Detail ?? d.Reason;
         return new InstallItemJson(r.BundleId, r.Version, r.InstalledPath, r.Staged, r.Replaced, r.AlertShown,
             r.AlertTime is { } t ? MachineOption.Time(t) : null, r.AlertTime is { } t2 ? MachineOption.Time(t2 + SystemPolicy.ApprovalWindow) : null,
-            SignatureName(r.Signature), r.Signature.VerifiedTeamId ?? "", r.DeveloperName, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code),
+            SignatureName(r.Signature), r.Signature.VerifiedTeamId ?? "", r.DeveloperName, d.Allowed, d.Code?.Name(), d.Code?.KMErrorCode(),
             d.Allowed ? consentRule : d.Reason, WhyCommand.SourceName(d.ConsentSource), r.Signature.Refusal?.Code, r.Signature.Refusal?.Page);
     }
 

@@ -9,7 +9,7 @@ using KextTrust.Machine;
 namespace KextTrust.Cli;
 
 // The JSON the secure-boot commands write with --json (camelCase through CliOutput). Codes are the stable names of
-// the library's enums (SecureBootCode, BootFailureCode, KextExclusionCode, LocalPolicyFailureCode, ConsentCode) as
+// the library's enums (SecureBootCode, TrustCode, LocalPolicyFailureCode, ConsentCode) as
 // kebab-case strings (MachineOption.Kebab), as every JSON document writes enum values. Hashes are lowercase hex; absent values are null.
 
 /// <summary>A refused or failed command with <c>--json</c>: <c>{"error": {...}}</c> on standard output.</summary>
@@ -70,12 +70,12 @@ public sealed record IncludedKextJson(string BundleId, string Version, string Te
     public static IncludedKextJson From(ReceiptIncludedKext k) => new(k.BundleId, k.Version, k.TeamId, k.CdHash, MachineOption.Kebab(k.Consent), k.BundlePath);
 }
 
-/// <summary>A kext kmd left out, with the stable reason code (<see cref="KextExclusionCode"/>).</summary>
+/// <summary>A kext kmd left out, with the stable reason code (<see cref="Kexts.Trust.TrustCode"/>) and its <c>KMErrorDomain</c> code where kmutil has one.</summary>
 public sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail)
 {
     /// <summary>The JSON of a receipt's excluded entry.</summary>
     public static ExcludedKextJson From(ReceiptExcludedKext k) => new(k.BundleId, k.Version, k.BundlePath, MachineOption.Kebab(k.Reason),
-        k.Reason == KextExclusionCode.MissingArchitecture ? KextDecision.KMErrorMissingArchitecture : null, k.Detail);
+        k.KMErrorCode, k.Detail);
 }
 
 /// <summary><c>kmutil create --json</c>.</summary>

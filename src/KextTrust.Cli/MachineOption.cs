@@ -46,9 +46,6 @@ public static class MachineOption
     /// <summary>Opens the Mac in <paramref name="dir"/> (waiting for its lock).</summary>
     public static Mac Open(string dir) => Mac.Open(dir, verifier: Verifier);
 
-    /// <summary>The kebab-case name of a code ("approval-window-expired").</summary>
-    public static string CodeName(ConsentCode code) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
-
     /// <summary>An enum value as JSON and text write it: its name in kebab-case.</summary>
     public static string Kebab<T>(T value) where T : struct, Enum => Kebab(value.ToString());
 

@@ -1,12 +1,10 @@
 using System.CommandLine;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent.Policy;
+using KextTrust.Kexts.Trust;
 using Spectre.Console;
 
 namespace KextTrust.Cli;
-
-/// <summary>One check as <c>kextrust why --json</c> writes it.</summary>
-public sealed record WhyStepJson(string Check, string Outcome, int Code, string CodeName, string Rule, IReadOnlyDictionary<string, string> Evidence);
 
 /// <summary>
 /// The signature verdict as <c>kextrust why --json</c> writes it: kind, signer, cdhash, a one-line detail, and when the
@@ -20,12 +18,12 @@ public sealed record WhyJson(
     string Version,
     string Path,
     bool Allowed,
-    int Code,
-    string CodeName,
+    string? Code,
+    int? KmErrorCode,
     string Reason,
     string ConsentSource,
     WhySignatureJson Signature,
-    IReadOnlyList<WhyStepJson> Steps);
+    IReadOnlyList<TrustCheckJson> Steps);
 
 /// <summary><c>kextrust why KEXT|BUNDLE_ID [--json]</c>: the load decision with every check in order.</summary>
 public static class WhyCommand
@@ -64,12 +62,11 @@ public static class WhyCommand
     private static string Kebab(string name) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(name);
 
     /// <summary>The JSON shape of a decision.</summary>
-    public static WhyJson ToJson(KextDecision d) => new(d.BundleId, d.Version, d.Path, d.Allowed, (int)d.Code, MachineOption.CodeName(d.Code), d.Reason,
+    public static WhyJson ToJson(KextDecision d) => new(d.BundleId, d.Version, d.Path, d.Allowed, d.Code?.Name(), d.Code?.KMErrorCode(), d.Reason,
         SourceName(d.ConsentSource),
         new WhySignatureJson(ConsentSignature.Kind(d.Signature), d.Signature.TeamId, d.Signature.Signer, d.Signature.PrimaryCdHash, d.Signature.Summary,
             d.Signature.Refusal?.Code, d.Signature.Refusal?.Page),
-        d.Steps.Select(s => new WhyStepJson(Kebab(s.Check.ToString()), Kebab(s.Outcome.ToString()), (int)s.Code, MachineOption.CodeName(s.Code), s.Rule,
-            new SortedDictionary<string, string>(s.Evidence.ToDictionary(), StringComparer.Ordinal))).ToArray());
+        d.Steps.Select(TrustCheckJson.From).ToArray());
 
     private static void Write(CliOutput output, WhyJson d)
     {
@@ -79,24 +76,24 @@ public static class WhyCommand
         table.AddColumn("check");
         table.AddColumn("outcome");
         table.AddColumn("code");
-        table.AddColumn("rule");
+        table.AddColumn("detail");
         table.AddColumn("evidence");
         var n = 0;
         foreach (var s in d.Steps)
         {
             var outcome = s.Outcome switch
             {
-                "pass" => "[green]pass[/]",
-                "fail" => "[red]FAIL[/]",
+                "passed" => "[green]pass[/]",
+                "failed" => "[red]FAIL[/]",
                 _ => "[yellow]not enforced[/]",
             };
             var evidence = string.Join("\n", s.Evidence.Where(e => e.Value.Length > 0).Select(e => $"{e.Key}={e.Value}"));
-            table.AddRow((++n).ToString(System.Globalization.CultureInfo.InvariantCulture), s.Check, outcome,
-                s.Code == 0 ? "-" : $"{s.Code} {s.CodeName}", Markup.Escape(s.Rule), Markup.Escape(evidence));
+            table.AddRow((++n).ToString(System.Globalization.CultureInfo.InvariantCulture), s.Step, outcome,
+                TrustCheckJson.CodeText(s.Code, s.KmErrorCode), Markup.Escape(s.Detail), Markup.Escape(evidence));
         }
         output.Console.Write(table);
         output.Out.WriteLine(d.Allowed
             ? $"allowed: consent source {d.ConsentSource}"
-            : $"{d.Reason} (code {d.Code} {d.CodeName})");
+            : $"{d.Reason} (code {TrustCheckJson.CodeText(d.Code, d.KmErrorCode)})");
     }
 }

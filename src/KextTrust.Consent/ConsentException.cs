@@ -3,25 +3,14 @@ using KextTrust.Formats;
 namespace KextTrust.Consent;
 
 /// <summary>
-/// Stable codes of every error and decision reason in KextTrust.Consent. Where macOS has a number for the
-/// same condition (<c>KMErrorDomain</c>), the same number is used; ours start at 1000.
+/// Stable codes of the errors (exceptions) of KextTrust.Consent. Where macOS has a number for the same condition
+/// (<c>KMErrorDomain</c>), the same number is used; ours start at 1000. Why a kext does not load is not an error: load
+/// decisions carry the one shared vocabulary, <see cref="Kexts.Trust.TrustCode"/>.
 /// </summary>
 public enum ConsentCode
 {
-    /// <summary>Allowed / no error.</summary>
-    Ok = 0,
-    /// <summary>KMErrorDomain 29: the code signature is invalid or missing while SIP enforces it.</summary>
+    /// <summary>KMErrorDomain 29: the code signature is invalid or missing while SIP enforces it (install, approve, profile generation refuse).</summary>
     BadSignature = 29,
-    /// <summary>KMErrorDomain 30: filesystem validation failed (ownership, permissions, staging).</summary>
-    ValidationFailed = 30,
-    /// <summary>KMErrorDomain 71: the kext has no slice for this Mac's architecture.</summary>
-    ArchitectureMismatch = 71,
-    /// <summary>The kext is on the exclude list (AppleKextExcludeList).</summary>
-    ExcludeListed = 1001,
-    /// <summary>The kext needs user consent and has none.</summary>
-    NotApproved = 1002,
-    /// <summary>The kext uses a KPI unsupported on this macOS (audit rules, enforced).</summary>
-    UnsupportedKpi = 1003,
     /// <summary>The kext is not installed on this Mac.</summary>
     NotInstalled = 1004,
     /// <summary>The kext bundle cannot be read.</summary>

@@ -6,6 +6,7 @@ using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using KextTrust.Kexts.Trust;
 using KextTrust.Machine;
 using Microsoft.Data.Sqlite;
 
@@ -121,20 +122,20 @@ public sealed partial class SystemPolicy
         var bundle = OpenKext(path);
         var bundleId = bundle.BundleId!;
         var d = s.Machine;
-        var steps = new List<DecisionStep>();
-        void Step(DecisionCheck c, CheckOutcome o, ConsentCode code, string rule, params (string, string)[] ev) =>
-            steps.Add(new DecisionStep(c, o, code, rule, ev.ToDictionary(e => e.Item1, e => e.Item2)));
+        var steps = new List<TrustCheck>();
+        void Step(TrustStep step, TrustOutcome o, TrustCode? code, string detail, params (string, string)[] ev) =>
+            steps.Add(new TrustCheck(step, o, code, detail).With(ev));
 
         // 1. Exclude list.
         var exclude = ReadExcludeList();
         var hit = exclude.Match(bundleId, bundle.Version!.Value);
         if (hit is null)
         {
-            Step(DecisionCheck.ExcludeList, CheckOutcome.Pass, ConsentCode.Ok, $"{bundleId} {bundle.VersionString} not on the exclude list", ("exclude_list_version", exclude.Version));
+            Step(TrustStep.ExcludeList, TrustOutcome.Passed, null, $"{bundleId} {bundle.VersionString} not on the exclude list", ("exclude_list_version", exclude.Version));
         }
         else
         {
-            Step(DecisionCheck.ExcludeList, CheckOutcome.Fail, ConsentCode.ExcludeListed, $"excluded: {hit.Rule}", ("exclude_list_version", exclude.Version), ("version_spec", hit.VersionSpec));
+            Step(TrustStep.ExcludeList, TrustOutcome.Failed, TrustCode.ExcludeListed, $"excluded: {hit.Rule}", ("exclude_list_version", exclude.Version), ("version_spec", hit.VersionSpec));
         }
 
         // 2. Architecture.
@@ -156,21 +157,21 @@ public sealed partial class SystemPolicy
             }
             if (arches.Contains(wanted))
             {
-                Step(DecisionCheck.Architecture, CheckOutcome.Pass, ConsentCode.Ok, $"has a {wanted} slice", ("slices", string.Join(",", arches)));
+                Step(TrustStep.Architecture, TrustOutcome.Passed, null, $"has a {wanted} slice", ("slices", string.Join(",", arches)));
             }
             else
             {
-                Step(DecisionCheck.Architecture, CheckOutcome.Fail, ConsentCode.ArchitectureMismatch, $"no {wanted} slice for this {d.Platform} Mac", ("slices", string.Join(",", arches)));
+                Step(TrustStep.Architecture, TrustOutcome.Failed, TrustCode.MissingArchitecture, $"no {wanted} slice for this {d.Platform} Mac", ("slices", string.Join(",", arches)));
             }
         }
         else
         {
-            Step(DecisionCheck.Architecture, CheckOutcome.Pass, ConsentCode.Ok, "codeless kext");
+            Step(TrustStep.Architecture, TrustOutcome.Passed, null, "codeless kext");
         }
 
         // 3. Filesystem validation.
         var fsProblem = FilesystemProblem(path);
-        Step(DecisionCheck.FilesystemValidation, fsProblem is null ? CheckOutcome.Pass : CheckOutcome.Fail, fsProblem is null ? ConsentCode.Ok : ConsentCode.ValidationFailed,
+        Step(TrustStep.FilesystemValidation, fsProblem is null ? TrustOutcome.Passed : TrustOutcome.Failed, fsProblem is null ? null : TrustCode.ValidationFailed,
             fsProblem ?? "no group- or other-writable file (ownership modelled by mode bits)");
 
         // 4. Signature under SIP.
@@ -187,35 +188,35 @@ public sealed partial class SystemPolicy
         }
         if (!d.SipEnforcesKexts)
         {
-            Step(DecisionCheck.Signature, CheckOutcome.NotEnforced, ConsentCode.Ok, $"SIP kext protection off: signature not enforced ({sig.Summary})", [.. sigEv]);
+            Step(TrustStep.Signature, TrustOutcome.Skipped, null, $"SIP kext protection off: signature not enforced ({sig.Summary})", [.. sigEv]);
         }
         else if (refusal is null)
         {
-            Step(DecisionCheck.Signature, CheckOutcome.Pass, ConsentCode.Ok, $"Developer ID signed: {sig.Summary}", [.. sigEv]);
+            Step(TrustStep.Signature, TrustOutcome.Passed, null, $"Developer ID signed: {sig.Summary}", [.. sigEv]);
         }
         else
         {
-            Step(DecisionCheck.Signature, CheckOutcome.Fail, ConsentCode.BadSignature, $"SIP requires a valid Developer ID kext signature: {refusal}", [.. sigEv]);
+            Step(TrustStep.Signature, TrustOutcome.Failed, TrustCodes.ForSignature(sig), $"SIP requires a valid Developer ID kext signature: {refusal}", [.. sigEv]);
         }
 
         // 5. Staging.
         var rel = Path.GetRelativePath(Store.Root, path).Replace(Path.DirectorySeparatorChar, '/');
         if (!d.SipEnforcesKexts)
         {
-            Step(DecisionCheck.Staging, CheckOutcome.NotEnforced, ConsentCode.Ok, "SIP off: staging disabled, every location is secure");
+            Step(TrustStep.Staging, TrustOutcome.Skipped, null, "SIP off: staging disabled, every location is secure");
         }
         else
         {
             var staged = Store.PathOf(MachineLayout.StagedPathOf(rel));
             var ok = rel.StartsWith(MachineLayout.LibraryExtensions + "/", StringComparison.Ordinal) && Directory.Exists(staged) && TreeHash(staged) == TreeHash(path);
-            Step(DecisionCheck.Staging, ok ? CheckOutcome.Pass : CheckOutcome.Fail, ok ? ConsentCode.Ok : ConsentCode.ValidationFailed,
+            Step(TrustStep.Staging, ok ? TrustOutcome.Passed : TrustOutcome.Failed, ok ? null : TrustCode.ValidationFailed,
                 ok ? "validated copy present in /Library/StagedExtensions" : "no matching validated copy in /Library/StagedExtensions", ("staged_path", "/" + MachineLayout.StagedPathOf(rel)));
         }
 
         // 6. Consent.
         var consent = FindConsent(s, sig, bundleId);
-        Step(DecisionCheck.Consent, consent.Source == ConsentSource.None ? CheckOutcome.Fail : CheckOutcome.Pass,
-            consent.Source == ConsentSource.None ? ConsentCode.NotApproved : ConsentCode.Ok, $"{consent.Source}: {consent.Rule}", consent.Evidence.Select(e => (e.Key, e.Value)).ToArray());
+        Step(TrustStep.Consent, consent.Source == ConsentSource.None ? TrustOutcome.Failed : TrustOutcome.Passed,
+            consent.Source == ConsentSource.None ? TrustCode.NotApproved : null, $"{consent.Source}: {consent.Rule}", consent.Evidence.Select(e => (e.Key, e.Value)).ToArray());
 
         // 7. Deprecated KPIs (Apple's deprecation footnote: not enforced with SIP off or for MDM-approved kexts).
         var release = MacOSRelease.ForVersion(d.Version);
@@ -223,7 +224,7 @@ public sealed partial class SystemPolicy
         var context = new KpiEnforcementContext(!d.SipEnforcesKexts, consent.Source == ConsentSource.Mdm);
         if (release is null)
         {
-            Step(DecisionCheck.DeprecatedKpi, CheckOutcome.Pass, ConsentCode.Ok, $"no KPI deprecation rules before macOS 10.15 (this Mac runs {d.MacOSVersion})");
+            Step(TrustStep.Kpi, TrustOutcome.Passed, null, $"no KPI deprecation rules before macOS 10.15 (this Mac runs {d.MacOSVersion})");
         }
         else
         {
@@ -231,22 +232,22 @@ public sealed partial class SystemPolicy
             var rules = string.Join(",", verdict.Findings.Select(f => $"{f.Finding.Rule.Id}:{f.Status}"));
             if (verdict.BlocksLoad)
             {
-                Step(DecisionCheck.DeprecatedKpi, CheckOutcome.Fail, ConsentCode.UnsupportedKpi, $"uses KPIs unsupported on {release.DisplayName}", ("rules", rules), ("release", release.Key));
+                Step(TrustStep.Kpi, TrustOutcome.Failed, TrustCode.UnsupportedKpi, $"uses KPIs unsupported on {release.DisplayName}", ("rules", rules), ("release", release.Key));
             }
             else if (context.IsExempt && verdict.Status == KpiSupportStatus.Unsupported)
             {
-                Step(DecisionCheck.DeprecatedKpi, CheckOutcome.NotEnforced, ConsentCode.Ok,
+                Step(TrustStep.Kpi, TrustOutcome.Skipped, null,
                     $"unsupported KPIs not enforced: {(context.SipDisabled ? "SIP disabled" : "approved by MDM")}", ("rules", rules), ("release", release.Key));
             }
             else
             {
-                Step(DecisionCheck.DeprecatedKpi, CheckOutcome.Pass, ConsentCode.Ok, verdict.Findings.Length == 0 ? "no deprecated KPI used" : $"deprecated KPIs still load on {release.DisplayName}", ("rules", rules), ("release", release.Key));
+                Step(TrustStep.Kpi, TrustOutcome.Passed, null, verdict.Findings.Length == 0 ? "no deprecated KPI used" : $"deprecated KPIs still load on {release.DisplayName}", ("rules", rules), ("release", release.Key));
             }
         }
 
-        var fail = steps.FirstOrDefault(x => x.Outcome == CheckOutcome.Fail);
-        return new KextDecision(bundleId, bundle.VersionString ?? "", "/" + rel, fail is null, fail?.Code ?? ConsentCode.Ok,
-            fail is null ? $"allowed ({consent.Source})" : $"blocked by {fail.Check}: {fail.Rule}", consent.Source, sig, steps);
+        var fail = steps.FirstOrDefault(x => x.Outcome == TrustOutcome.Failed);
+        return new KextDecision(bundleId, bundle.VersionString ?? "", "/" + rel, fail is null, fail?.Code,
+            fail is null ? $"allowed ({consent.Source})" : $"blocked by {fail.Step}: {fail.Detail}", consent.Source, sig, steps);
     }
 
     private static string TreeHash(string dir)

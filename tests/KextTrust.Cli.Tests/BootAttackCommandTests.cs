@@ -113,7 +113,7 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
         AssertLoads(mac, Driver);
         var rebuilt = mac.Rebuild();
         Assert.DoesNotContain(Rootkit, rebuilt.BundleIds("included"));
-        Assert.Equal(folder == BootMac.AuxKcFolder ? null : "not-in-uakl", rebuilt.ExclusionCode(Rootkit));
+        Assert.Equal(folder == BootMac.AuxKcFolder ? null : "not-approved", rebuilt.ExclusionCode(Rootkit));
         AssertLoads(mac, Driver);
     }
 
@@ -155,7 +155,7 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
 
     [Theory]
     [InlineData(Unsigned, "SignatureUnsigned")]
-    [InlineData(Banned, "Banned")]
+    [InlineData(Banned, "ExcludeListed")]
     public void With_SIP_on_a_kext_is_left_out_of_the_AuxKC_with_its_reason_in_the_receipt(string bundleId, string code)
     {
         Assert.Equal(System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code), fx.Create.ExclusionCode(bundleId));

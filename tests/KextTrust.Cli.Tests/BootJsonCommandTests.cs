@@ -91,8 +91,8 @@ public sealed class BootJsonCommandTests(BootMacFixture fx)
         Assert.Equal("user", driver.GetProperty("consent").GetString());
         Assert.Equal("/Library/Extensions/driver.kext", driver.GetProperty("path").GetString());
         Assert.Equal("signature-unsigned", c.ExclusionCode(Unsigned));
-        Assert.Equal("kpi-unsupported", c.ExclusionCode(Kauth));
-        Assert.Equal("banned", c.ExclusionCode(Banned));
+        Assert.Equal("unsupported-kpi", c.ExclusionCode(Kauth));
+        Assert.Equal("exclude-listed", c.ExclusionCode(Banned));
         var auxKc = c.Json.GetProperty("auxKc");
         Assert.Equal(1, auxKc.GetProperty("kexts").GetInt32());
         var file = File.ReadAllBytes(auxKc.GetProperty("path").GetString()!);

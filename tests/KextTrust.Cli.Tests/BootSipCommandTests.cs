@@ -33,7 +33,7 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         var permissive = mac.Rebuild();
         Assert.Contains(Unsigned, permissive.BundleIds("included"));
         Assert.Contains(Kauth, permissive.BundleIds("included"));
-        Assert.Equal("banned", permissive.ExclusionCode(Banned));
+        Assert.Equal("exclude-listed", permissive.ExclusionCode(Banned));
         AssertLoads(mac, Driver, Unsigned, Kauth);
 
         mac.Run("startup", "--recovery");
@@ -48,7 +48,7 @@ public sealed class BootSipCommandTests(BootMacFixture fx)
         var enforced = mac.Rebuild();
         Assert.Equal([Driver], enforced.BundleIds("included"));
         Assert.Equal("signature-unsigned", enforced.ExclusionCode(Unsigned));
-        Assert.Equal("kpi-unsupported", enforced.ExclusionCode(Kauth));
+        Assert.Equal("unsupported-kpi", enforced.ExclusionCode(Kauth));
         AssertLoads(mac, Driver);
     }
 }

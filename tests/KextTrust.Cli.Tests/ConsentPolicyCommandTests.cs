@@ -153,7 +153,7 @@ public sealed class ConsentPolicyCommandTests : IDisposable
         var why = _f.K("why", "com.example.unsigned");
         Assert.Equal(1, why.ExitCode);
         Assert.Contains("SIP requires a valid Developer ID kext signature", why.StdOut);
-        Assert.Contains("(code 29 bad-signature)", why.StdOut);
+        Assert.Contains("(code signature-unsigned (KMErrorDomain 29))", why.StdOut);
     }
 
     [Fact]

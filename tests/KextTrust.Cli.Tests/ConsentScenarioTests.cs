@@ -30,7 +30,7 @@ public sealed class ConsentScenarioTests : IDisposable
         var why = _f.K("why", "com.example.driver");
         Assert.Equal(1, why.ExitCode);
         Assert.Contains("blocked by Consent: None: needs user approval", why.StdOut);
-        Assert.Contains("1002 not-approved", why.StdOut);
+        Assert.Contains("(code not-approved (KMErrorDomain 27))", why.StdOut);
 
         var wrong = _f.K("approve", "--team", Team, "--user", "admin", "--password", "not-it");
         Assert.Equal(1, wrong.ExitCode);
@@ -64,11 +64,13 @@ public sealed class ConsentScenarioTests : IDisposable
         var root = doc.RootElement;
         Assert.True(root.GetProperty("allowed").GetBoolean());
         Assert.Equal("user", root.GetProperty("consentSource").GetString());
-        Assert.Equal(0, root.GetProperty("code").GetInt32());
-        Assert.Equal(["exclude-list", "architecture", "filesystem-validation", "signature", "staging", "consent", "deprecated-kpi"],
-            root.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("check").GetString()));
-        var consent = root.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("check").GetString() == "consent");
-        Assert.Equal("pass", consent.GetProperty("outcome").GetString());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("code").ValueKind);
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("kmErrorCode").ValueKind);
+        Assert.Equal(["exclude-list", "architecture", "filesystem-validation", "signature", "staging", "consent", "kpi"],
+            root.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("step").GetString()));
+        var consent = root.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "consent");
+        Assert.Equal("passed", consent.GetProperty("outcome").GetString());
+        Assert.Equal(JsonValueKind.Null, consent.GetProperty("code").ValueKind);
         Assert.Equal("kext_policy", consent.GetProperty("evidence").GetProperty("table").GetString());
         Assert.Equal(Team, consent.GetProperty("evidence").GetProperty("team_id").GetString());
     }
@@ -84,11 +86,13 @@ public sealed class ConsentScenarioTests : IDisposable
         using var doc = JsonDocument.Parse(r.StdOut);
         var root = doc.RootElement;
         Assert.False(root.GetProperty("allowed").GetBoolean());
-        Assert.Equal(1002, root.GetProperty("code").GetInt32());
-        Assert.Equal("not-approved", root.GetProperty("codeName").GetString());
+        Assert.Equal("not-approved", root.GetProperty("code").GetString());
+        Assert.Equal(27, root.GetProperty("kmErrorCode").GetInt32());
         Assert.Equal("none", root.GetProperty("consentSource").GetString());
         var consent = root.GetProperty("steps")[5];
-        Assert.Equal("fail", consent.GetProperty("outcome").GetString());
+        Assert.Equal("failed", consent.GetProperty("outcome").GetString());
+        Assert.Equal("not-approved", consent.GetProperty("code").GetString());
+        Assert.Equal(27, consent.GetProperty("kmErrorCode").GetInt32());
         Assert.Equal("yes", consent.GetProperty("evidence").GetProperty("approval_window_open").GetString());
         Assert.Equal("developer-id", root.GetProperty("signature").GetProperty("kind").GetString());
     }

@@ -46,12 +46,14 @@ public sealed class TamperedKextCommandTests(BootMacFixture fx)
         var why = mac.Json("why", BootMacFixture.Driver);
         Assert.Equal(1, why.ExitCode);
         Assert.False(why.Json.GetProperty("allowed").GetBoolean());
-        Assert.Equal("bad-signature", why.Str("codeName"));
+        Assert.Equal("signature-invalid", why.Str("code"));
+        Assert.Equal(29, why.Json.GetProperty("kmErrorCode").GetInt32());
         var signature = why.Json.GetProperty("signature");
         Assert.Equal("code-page-hash-mismatch", signature.GetProperty("problem").GetString());
         Assert.Equal(page, signature.GetProperty("page").GetInt64());
-        var step = why.Json.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("check").GetString() == "signature");
-        Assert.Equal("fail", step.GetProperty("outcome").GetString());
-        Assert.Contains($"code-page-hash-mismatch (page {page}, arm64e)", step.GetProperty("rule").GetString());
+        var step = why.Json.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "signature");
+        Assert.Equal("failed", step.GetProperty("outcome").GetString());
+        Assert.Equal("signature-invalid", step.GetProperty("code").GetString());
+        Assert.Contains($"code-page-hash-mismatch (page {page}, arm64e)", step.GetProperty("detail").GetString());
     }
 }

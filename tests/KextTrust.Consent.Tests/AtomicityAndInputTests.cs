@@ -5,6 +5,7 @@ using KextTrust.Consent.Policy;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Consent.Tests;
 
@@ -189,7 +190,7 @@ public sealed class AtomicityAndInputTests : IDisposable
         var d = m.Why("com.example.unsigned");
         Assert.True(d.Allowed, d.Reason);
         Assert.Equal(ConsentSource.Mdm, d.ConsentSource);
-        Assert.Equal(Uuid1, d.Steps.Single(s => s.Check == DecisionCheck.Consent).Evidence["payload_uuid"]);
+        Assert.Equal(Uuid1, d.Steps.Single(s => s.Step == TrustStep.Consent).Evidence["payload_uuid"]);
     }
 
     [Fact]

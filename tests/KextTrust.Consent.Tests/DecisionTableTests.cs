@@ -2,6 +2,7 @@ using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Consent.Tests;
 
@@ -69,9 +70,9 @@ public sealed class DecisionTableTests
             : ConsentSource.None;
         Assert.Equal(expectedSource, d.ConsentSource);
         Assert.Equal(signatureOk && expectedSource != ConsentSource.None, d.Allowed);
-        Assert.Equal(!signatureOk ? ConsentCode.BadSignature : expectedSource == ConsentSource.None ? ConsentCode.NotApproved : ConsentCode.Ok, d.Code);
-        Assert.Equal(sipOn ? (signatureOk ? CheckOutcome.Pass : CheckOutcome.Fail) : CheckOutcome.NotEnforced,
-            d.Steps.Single(s => s.Check == DecisionCheck.Signature).Outcome);
+        Assert.Equal(!signatureOk ? (signature == "adhoc" ? TrustCode.SignatureAdHoc : TrustCode.SignatureUnsigned) : expectedSource == ConsentSource.None ? TrustCode.NotApproved : null, d.Code);
+        Assert.Equal(sipOn ? (signatureOk ? TrustOutcome.Passed : TrustOutcome.Failed) : TrustOutcome.Skipped,
+            d.Steps.Single(s => s.Step == TrustStep.Signature).Outcome);
         var inUakl = mac.BuildUakl().Entries.Any(e => e.TeamId == policyTeam && (e.BundleId == Id || e.BundleId == ""));
         Assert.Equal(expectedSource != ConsentSource.None, inUakl);
     }

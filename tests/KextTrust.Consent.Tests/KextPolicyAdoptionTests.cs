@@ -4,6 +4,7 @@ using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Consent.Tests;
 
@@ -74,7 +75,7 @@ public sealed class KextPolicyAdoptionTests : IDisposable
         var why = mac.Why("com.vmware.kext.VMwareGfx");
         Assert.True(why.Allowed, why.Reason);
         Assert.Equal(ConsentSource.User, why.ConsentSource);
-        var evidence = why.Steps.Single(s => s.Check == DecisionCheck.Consent).Evidence;
+        var evidence = why.Steps.Single(s => s.Step == TrustStep.Consent).Evidence;
         Assert.Equal(("kext_policy", "VMware, Inc.", "1"), (evidence["table"], evidence["developer_name"], evidence["flags"]));
         // The load request lands on the real Mac's row for the same path: created_at kept from 2018, last_seen now.
         var history = mac.ReadPolicy().History;

@@ -3,6 +3,7 @@ using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Consent.Tests;
 
@@ -53,7 +54,7 @@ public sealed class ProfileRulesTests : IDisposable
         mac.Install([_f.Kext("zoom.us.ZoomAudioDevice")]);
         var why = mac.Why("zoom.us.ZoomAudioDevice");
         Assert.Equal(ConsentSource.Mdm, why.ConsentSource);
-        Assert.Equal("c0ffee00-1234-4abc-8def-0123456789ab", why.Steps.Single(s => s.Check == DecisionCheck.Consent).Evidence["payload_uuid"]);
+        Assert.Equal("c0ffee00-1234-4abc-8def-0123456789ab", why.Steps.Single(s => s.Step == TrustStep.Consent).Evidence["payload_uuid"]);
     }
 
     [Fact]
@@ -91,7 +92,7 @@ public sealed class ProfileRulesTests : IDisposable
         Assert.Empty(mac.ReadProfiles());
         var why = mac.Why("com.microsoft.wdav.kext");
         Assert.False(why.Allowed);
-        Assert.Equal(ConsentCode.NotApproved, why.Code);
+        Assert.Equal(TrustCode.NotApproved, why.Code);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Consent.Tests;
 
@@ -24,8 +25,8 @@ public sealed class ScenarioTests : IDisposable
         Assert.True(r.Staged);
         var d = mac.Why("com.example.driver");
         Assert.False(d.Allowed);
-        Assert.Equal(ConsentCode.NotApproved, d.Code);
-        Assert.Equal([DecisionCheck.ExcludeList, DecisionCheck.Architecture, DecisionCheck.FilesystemValidation, DecisionCheck.Signature, DecisionCheck.Staging, DecisionCheck.Consent, DecisionCheck.DeprecatedKpi], d.Steps.Select(s => s.Check));
+        Assert.Equal(TrustCode.NotApproved, d.Code);
+        Assert.Equal([TrustStep.ExcludeList, TrustStep.Architecture, TrustStep.FilesystemValidation, TrustStep.Signature, TrustStep.Staging, TrustStep.Consent, TrustStep.Kpi], d.Steps.Select(s => s.Step));
 
         mac.AdvanceClock(TimeSpan.FromMinutes(10));
         var a = mac.Approve(Team, null, "admin", "admin-pw");
@@ -202,8 +203,8 @@ public sealed class ScenarioTests : IDisposable
         mac.Install([_f.Kext("com.example.banned", "3.0.0")]);
         var d = mac.Why("com.example.banned");
         Assert.False(d.Allowed);
-        Assert.Equal(ConsentCode.ExcludeListed, d.Code);
-        Assert.Equal(DecisionCheck.ExcludeList, d.Steps.First(s => s.Outcome == CheckOutcome.Fail).Check);
+        Assert.Equal(TrustCode.ExcludeListed, d.Code);
+        Assert.Equal(TrustStep.ExcludeList, d.Steps.First(s => s.Outcome == TrustOutcome.Failed).Step);
     }
 
     [Fact]
@@ -212,7 +213,7 @@ public sealed class ScenarioTests : IDisposable
         _f.Init(platform: MacPlatform.AppleSilicon, csr: CsrConfig.Disabled);
         using var mac = _f.Open();
         mac.Install([_f.Kext("com.example.intelonly")]);
-        Assert.Equal(ConsentCode.ArchitectureMismatch, mac.Why("com.example.intelonly").Code);
+        Assert.Equal(TrustCode.MissingArchitecture, mac.Why("com.example.intelonly").Code);
     }
 
     [Fact]
@@ -226,7 +227,7 @@ public sealed class ScenarioTests : IDisposable
             File.SetUnixFileMode(Path.Combine(k, "Contents", "Info.plist"), (UnixFileMode)0b110_110_100);
         }
         mac.Install([k]);
-        Assert.Equal(ConsentCode.ValidationFailed, mac.Why("com.example.loose").Code);
+        Assert.Equal(TrustCode.ValidationFailed, mac.Why("com.example.loose").Code);
     }
 
     [Fact]
@@ -238,12 +239,12 @@ public sealed class ScenarioTests : IDisposable
         mac.Install([_f.Kext("com.example.kauth", imports: ["_kauth_listen_scope"])]);
         mac.Approve(Team, null, "admin", "admin-pw");
         var d = mac.Why("com.example.kauth");
-        Assert.Equal(ConsentCode.UnsupportedKpi, d.Code);
+        Assert.Equal(TrustCode.UnsupportedKpi, d.Code);
         mac.Startup(true);
         mac.SetCsr(CsrConfig.Disabled, mac.Store.Begin());
         mac.Startup(false);
         d = mac.Why("com.example.kauth");
         Assert.True(d.Allowed, d.Reason);
-        Assert.Equal(CheckOutcome.NotEnforced, d.Steps.Single(s => s.Check == DecisionCheck.DeprecatedKpi).Outcome);
+        Assert.Equal(TrustOutcome.Skipped, d.Steps.Single(s => s.Step == TrustStep.Kpi).Outcome);
     }
 }

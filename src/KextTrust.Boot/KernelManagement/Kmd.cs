@@ -11,6 +11,7 @@ using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.KernelManagement;
 
@@ -19,7 +20,7 @@ namespace KextTrust.Boot.KernelManagement;
 /// <param name="Measurement">SHA-384 of the AuxKC bytes (what the Secure Enclave signs).</param>
 /// <param name="Receipt">The kext receipt.</param>
 /// <param name="Decisions">One decision per candidate (plug-ins included), in candidate order (bundle id, then path).</param>
-public sealed record AuxKcBuildResult(AuxiliaryKernelCollection AuxKc, Sha384Digest Measurement, KextReceipt Receipt, ImmutableArray<KextDecision> Decisions)
+public sealed record AuxKcBuildResult(AuxiliaryKernelCollection AuxKc, Sha384Digest Measurement, KextReceipt Receipt, ImmutableArray<KmdDecision> Decisions)
 {
     /// <summary>The receipt file bytes.</summary>
     public byte[] ReceiptBytes() => Receipt.ToBytes();
@@ -28,7 +29,7 @@ public sealed record AuxKcBuildResult(AuxiliaryKernelCollection AuxKc, Sha384Dig
     public IEnumerable<string> IncludedBundleIds => Receipt.Included.Select(k => k.BundleId);
 
     /// <summary>The decision for a bundle id (the first candidate with it), or null.</summary>
-    public KextDecision? DecisionFor(string bundleId) => Decisions.FirstOrDefault(d => d.BundleId == bundleId);
+    public KmdDecision? DecisionFor(string bundleId) => Decisions.FirstOrDefault(d => d.BundleId == bundleId);
 }
 
 /// <summary>An AuxKC signed by the Secure Enclave, with the three hashes the LocalPolicy records.</summary>
@@ -59,14 +60,14 @@ public sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest,
 /// records the three hashes in a new LocalPolicy. Pure over its inputs; no static mutable state.
 /// </summary>
 /// <remarks>
-/// Per candidate (a kext or a plug-in of one), in order: <see cref="KmdStep.Bundle"/> (readable, unique bundle id — the
-/// highest version wins), <see cref="KmdStep.Uakl"/> (the signature's team id, empty when unsigned or ad hoc, with the
-/// bundle id), <see cref="KmdStep.ExcludeList"/>, <see cref="KmdStep.Signature"/> (valid and kext-signing authorized;
-/// skipped when SIP's ALLOW_UNTRUSTED_KEXTS bit is set), <see cref="KmdStep.Architecture"/> (arm64e on Apple silicon,
-/// x86_64 on Intel), <see cref="KmdStep.Kpi"/> (Apple's KPI rules; exempt when SIP's kext bit is off or the UAKL entry came from
-/// MDM), then among the survivors until nothing changes: <see cref="KmdStep.Dependencies"/> and <see cref="KmdStep.Link"/>
+/// Per candidate (a kext or a plug-in of one), in order: <see cref="TrustStep.Bundle"/> (readable, unique bundle id — the
+/// highest version wins), <see cref="TrustStep.Consent"/> (the signature's team id, empty when unsigned or ad hoc, with the
+/// bundle id), <see cref="TrustStep.ExcludeList"/>, <see cref="TrustStep.Signature"/> (valid and kext-signing authorized;
+/// skipped when SIP's ALLOW_UNTRUSTED_KEXTS bit is set), <see cref="TrustStep.Architecture"/> (arm64e on Apple silicon,
+/// x86_64 on Intel), <see cref="TrustStep.Kpi"/> (Apple's KPI rules; exempt when SIP's kext bit is off or the UAKL entry came from
+/// MDM), then among the survivors until nothing changes: <see cref="TrustStep.Dependencies"/> and <see cref="TrustStep.Link"/>
 /// (each undefined symbol exported by a declared KPI of the release, by a declared third-party library in the AuxKC, or —
-/// by name only — by a declared Apple family of the Boot KC); finally <see cref="KmdStep.Order"/> (a topological order of
+/// by name only — by a declared Apple family of the Boot KC); finally <see cref="TrustStep.Order"/> (a topological order of
 /// OSBundleLibraries, ties by bundle id; kexts in or behind a cycle are left out). SIP's ALLOW_UNAPPROVED_KEXTS bit does
 /// not bypass the UAKL: on Apple silicon only user-authorized kexts go in.
 /// </remarks>
@@ -193,13 +194,13 @@ public static class Kmd
             var problems = b.Problems.Where(p => p.Code != KextProblemCode.PlugInUnreadable).ToList();
             if (b.BundleId is null || b.Version is null || problems.Count > 0)
             {
-                c.Fail(KmdStep.Bundle, KextExclusionCode.MalformedBundle, problems.Count > 0
+                c.Fail(TrustStep.Bundle, TrustCode.MalformedBundle, problems.Count > 0
                     ? string.Join("; ", problems.Select(p => p.Message))
                     : "no CFBundleIdentifier or CFBundleVersion");
             }
             else if (!b.IsCodeless && (!b.HasExecutable || b.ExecutablePath is null))
             {
-                c.Fail(KmdStep.Bundle, KextExclusionCode.MalformedBundle, $"CFBundleExecutable '{b.ExecutableName}' is missing");
+                c.Fail(TrustStep.Bundle, TrustCode.MissingExecutable, $"CFBundleExecutable '{b.ExecutableName}' is missing");
             }
         }
         foreach (var group in candidates.Where(c => c.Alive).GroupBy(c => c.BundleId!, StringComparer.Ordinal))
@@ -209,11 +210,11 @@ public static class Kmd
             {
                 if (c == winner)
                 {
-                    c.Pass(KmdStep.Bundle, $"{c.BundleId} {c.Bundle.VersionString}{(c.Bundle.IsCodeless ? " (codeless)" : "")}");
+                    c.Pass(TrustStep.Bundle, $"{c.BundleId} {c.Bundle.VersionString}{(c.Bundle.IsCodeless ? " (codeless)" : "")}");
                 }
                 else
                 {
-                    c.Fail(KmdStep.Bundle, KextExclusionCode.DuplicateBundleId,
+                    c.Fail(TrustStep.Bundle, TrustCode.DuplicateBundleId,
                         $"{c.BundleId} {c.Bundle.VersionString} is superseded by version {winner.Bundle.VersionString} at {winner.MacPath}");
                 }
             }
@@ -244,60 +245,60 @@ public static class Kmd
             var teams = request.Uakl.TeamsFor(id);
             if (teams.Count == 0)
             {
-                c.Fail(KmdStep.Uakl, KextExclusionCode.NotInUakl, $"{id} is not in the user-authorized kext list");
+                c.Fail(TrustStep.Consent, TrustCode.NotApproved, $"{id} is not in the user-authorized kext list");
             }
             else
             {
-                c.Fail(KmdStep.Uakl, KextExclusionCode.UaklTeamMismatch,
+                c.Fail(TrustStep.Consent, TrustCode.UaklTeamMismatch,
                     $"{id} is authorized for team {string.Join(", ", teams.Select(t => t.Length == 0 ? "(unsigned)" : t))}, but its signature's team is {(team.Length == 0 ? "(none)" : team)}");
             }
             return;
         }
         c.Consent = entry.Source;
-        c.Pass(KmdStep.Uakl, $"authorized for team {(team.Length == 0 ? "(unsigned)" : team)} ({entry.Source})");
+        c.Pass(TrustStep.Consent, $"authorized for team {(team.Length == 0 ? "(unsigned)" : team)} ({entry.Source})");
 
         // Exclude list
         if (request.IsBanned(id, c.Bundle.Version!.Value))
         {
-            c.Fail(KmdStep.ExcludeList, KextExclusionCode.Banned, $"{id} {c.Bundle.VersionString} is on the kext exclude list");
+            c.Fail(TrustStep.ExcludeList, TrustCode.ExcludeListed, $"{id} {c.Bundle.VersionString} is on the kext exclude list");
             return;
         }
-        c.Pass(KmdStep.ExcludeList, "not on the exclude list");
+        c.Pass(TrustStep.ExcludeList, "not on the exclude list");
 
         // Signature: the one verdict's refusal, with its stable code (and page), as install, approve and why report it.
         if (untrustedAllowed)
         {
-            c.Add(KmdStep.Signature, KmdCheckOutcome.Skipped, null,
+            c.Add(TrustStep.Signature, TrustOutcome.Skipped, null,
                 $"SIP allows untrusted kexts: signature not enforced ({signature?.Summary ?? "could not be verified: " + verifierFailure})");
         }
         else if (signature is null)
         {
-            c.Fail(KmdStep.Signature, KextExclusionCode.SignatureInvalid, $"the signature could not be verified: {verifierFailure}");
+            c.Fail(TrustStep.Signature, TrustCode.SignatureInvalid, $"the signature could not be verified: {verifierFailure}");
             return;
         }
         else if (signature.Refusal is { } refusal)
         {
-            var (code, what) = signature.Status switch
+            var code = TrustCodes.ForSignature(signature.Status, refusal.Code);
+            var what = code switch
             {
-                KextSignatureStatus.Unsigned => (KextExclusionCode.SignatureUnsigned, "unsigned, and SIP enforces kext signatures"),
-                KextSignatureStatus.AdHoc => (KextExclusionCode.SignatureAdHoc, "ad hoc signed, and SIP enforces kext signatures"),
-                KextSignatureStatus.Valid when refusal.Code == KextSignatureRefusal.NotKextSigningAuthorityCode =>
-                    (KextExclusionCode.NotKextSigningAuthority, $"signed by team {team}, but the certificate is not authorized to sign kexts"),
-                _ => (KextExclusionCode.SignatureInvalid, "the signature does not validate"),
+                TrustCode.SignatureUnsigned => "unsigned, and SIP enforces kext signatures",
+                TrustCode.SignatureAdHoc => "ad hoc signed, and SIP enforces kext signatures",
+                TrustCode.NotKextSigningAuthority => $"signed by team {team}, but the certificate is not authorized to sign kexts",
+                _ => "the signature does not validate",
             };
-            c.Fail(KmdStep.Signature, code, $"{what}: {refusal}");
+            c.Fail(TrustStep.Signature, code, $"{what}: {refusal}");
             return;
         }
         else
         {
-            c.Pass(KmdStep.Signature, $"valid, team {team}, kext-signing authority");
+            c.Pass(TrustStep.Signature, $"valid, team {team}, kext-signing authority");
         }
 
         // Architecture
         if (c.Bundle.IsCodeless)
         {
-            c.Add(KmdStep.Architecture, KmdCheckOutcome.Skipped, null, "codeless kext: no executable");
-            c.Add(KmdStep.Kpi, KmdCheckOutcome.Skipped, null, "codeless kext: no imports");
+            c.Add(TrustStep.Architecture, TrustOutcome.Skipped, null, "codeless kext: no executable");
+            c.Add(TrustStep.Kpi, TrustOutcome.Skipped, null, "codeless kext: no imports");
             return;
         }
         if (!ReadSlice(c, request))
@@ -313,18 +314,18 @@ public static class Kmd
             $"{s.Finding.Rule.Id} {s.Finding.Rule.Title} ({string.Join(", ", s.Finding.TriggeringSymbols.Concat(s.Finding.TriggeringLibraries).Take(MaxListedSymbols))}) is {s.Status} on {request.Release}; use {s.Finding.Rule.Replacement}";
         if (verdict.BlocksLoad)
         {
-            c.Fail(KmdStep.Kpi, KextExclusionCode.KpiUnsupported, string.Join("; ", verdict.Findings.Where(s => s.BlocksLoad).Select(Describe)));
+            c.Fail(TrustStep.Kpi, TrustCode.UnsupportedKpi, string.Join("; ", verdict.Findings.Where(s => s.BlocksLoad).Select(Describe)));
             return;
         }
         var notes = verdict.Findings.Where(s => s.Status != KpiSupportStatus.Supported).ToList();
         if (notes.Count == 0)
         {
-            c.Pass(KmdStep.Kpi, "no deprecated or unsupported KPI");
+            c.Pass(TrustStep.Kpi, "no deprecated or unsupported KPI");
         }
         else
         {
             var why = untrustedAllowed ? "SIP's kext protection is off" : "approved by MDM";
-            c.Add(KmdStep.Kpi, KmdCheckOutcome.Warning, null, string.Join("; ", notes.Select(s =>
+            c.Add(TrustStep.Kpi, TrustOutcome.Warning, null, string.Join("; ", notes.Select(s =>
                 s.Status == KpiSupportStatus.Unsupported ? $"{Describe(s)}, allowed because {why}" : Describe(s))));
         }
     }
@@ -338,7 +339,7 @@ public static class Kmd
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            c.Fail(KmdStep.Architecture, KextExclusionCode.MalformedExecutable, $"the executable cannot be read: {e.Message}");
+            c.Fail(TrustStep.Architecture, TrustCode.MalformedExecutable, $"the executable cannot be read: {e.Message}");
             return false;
         }
         var wanted = request.Architecture.SliceName();
@@ -349,19 +350,19 @@ public static class Kmd
         }
         catch (MachOFormatException e)
         {
-            c.Fail(KmdStep.Architecture, KextExclusionCode.MalformedExecutable, $"the executable is not a well-formed Mach-O: {e.Message}");
+            c.Fail(TrustStep.Architecture, TrustCode.MalformedExecutable, $"the executable is not a well-formed Mach-O: {e.Message}");
             return false;
         }
         var slice = file.Slices.FirstOrDefault(s => s.Architecture == wanted);
         if (slice is null)
         {
-            c.Fail(KmdStep.Architecture, KextExclusionCode.MissingArchitecture,
-                $"KMErrorDomain {KextDecision.KMErrorMissingArchitecture}: the executable has no {wanted} slice (it has {string.Join(", ", file.Slices.Select(s => s.Architecture))})");
+            c.Fail(TrustStep.Architecture, TrustCode.MissingArchitecture,
+                $"KMErrorDomain {TrustCode.MissingArchitecture.KMErrorCode()}: the executable has no {wanted} slice (it has {string.Join(", ", file.Slices.Select(s => s.Architecture))})");
             return false;
         }
         if (slice.FileType != MachOFileType.KextBundle || !slice.Is64Bit)
         {
-            c.Fail(KmdStep.Architecture, KextExclusionCode.MalformedExecutable, $"the {wanted} slice is a {slice.FileType}, not a 64-bit MH_KEXT_BUNDLE");
+            c.Fail(TrustStep.Architecture, TrustCode.MalformedExecutable, $"the {wanted} slice is a {slice.FileType}, not a 64-bit MH_KEXT_BUNDLE");
             return false;
         }
         var sliceBytes = slice.Data.ToArray();
@@ -371,20 +372,20 @@ public static class Kmd
         }
         catch (ArgumentException e)
         {
-            c.Fail(KmdStep.Architecture, KextExclusionCode.MalformedExecutable, $"the {wanted} slice cannot be placed in a kernel collection: {e.Message}");
+            c.Fail(TrustStep.Architecture, TrustCode.MalformedExecutable, $"the {wanted} slice cannot be placed in a kernel collection: {e.Message}");
             return false;
         }
         c.Slice = MachOFile.FromBytes(sliceBytes).Slices[0];
         c.SliceBytes = sliceBytes;
-        c.Pass(KmdStep.Architecture, $"{wanted} slice, {sliceBytes.Length} bytes");
+        c.Pass(TrustStep.Architecture, $"{wanted} slice, {sliceBytes.Length} bytes");
         return true;
     }
 
     private static void ResolveDependencies(List<Candidate> candidates, AuxKcBuildRequest request)
     {
-        var byId = candidates.Where(c => c.Failure is not KextExclusionCode.DuplicateBundleId and not KextExclusionCode.MalformedBundle)
+        var byId = candidates.Where(c => c.Failure is not TrustCode.DuplicateBundleId and not TrustCode.MalformedBundle and not TrustCode.MissingExecutable)
             .ToDictionary(c => c.BundleId!, StringComparer.Ordinal);
-        var passes = new Dictionary<Candidate, (string Dependencies, KmdCheck Link)>();
+        var passes = new Dictionary<Candidate, (string Dependencies, TrustCheck Link)>();
         bool changed;
         do
         {
@@ -395,14 +396,14 @@ public static class Kmd
                 var deps = CheckLibraries(c, byId, request);
                 if (deps.Failure is { } f)
                 {
-                    c.Fail(KmdStep.Dependencies, f, deps.Detail);
+                    c.Fail(TrustStep.Dependencies, f, deps.Detail);
                     changed = true;
                     continue;
                 }
                 var link = Link(c, byId, request);
-                if (link.Outcome == KmdCheckOutcome.Failed)
+                if (link.Outcome == TrustOutcome.Failed)
                 {
-                    c.Pass(KmdStep.Dependencies, deps.Detail);
+                    c.Pass(TrustStep.Dependencies, deps.Detail);
                     c.Add(link);
                     changed = true;
                     continue;
@@ -413,25 +414,25 @@ public static class Kmd
         while (changed);
         foreach (var (c, (deps, link)) in passes)
         {
-            c.Pass(KmdStep.Dependencies, deps);
+            c.Pass(TrustStep.Dependencies, deps);
             c.Add(link);
         }
     }
 
-    private static (KextExclusionCode? Failure, string Detail) CheckLibraries(Candidate c, Dictionary<string, Candidate> byId, AuxKcBuildRequest request)
+    private static (TrustCode? Failure, string Detail) CheckLibraries(Candidate c, Dictionary<string, Candidate> byId, AuxKcBuildRequest request)
     {
         var notes = new List<string>();
         foreach (var lib in c.Bundle.Libraries)
         {
             if (lib.Version is not { } requested)
             {
-                return (KextExclusionCode.DependencyVersion, $"{lib.BundleId}: requested version '{lib.RequestedVersion}' is not a kext version");
+                return (TrustCode.LibraryVersion, $"{lib.BundleId}: requested version '{lib.RequestedVersion}' is not a kext version");
             }
             if (request.Catalog.FindPseudoKext(request.Release, lib.BundleId) is not null)
             {
                 if (Linkage.CheckKpiVersion(request.Catalog, request.Release, lib.BundleId, requested) is { } why)
                 {
-                    return (KextExclusionCode.DependencyVersion, why);
+                    return (TrustCode.LibraryVersion, why);
                 }
                 notes.Add($"{lib.BundleId} (KPI)");
             }
@@ -439,15 +440,15 @@ public static class Kmd
             {
                 if (!other.Alive)
                 {
-                    return (KextExclusionCode.DependencyExcluded, $"library {lib.BundleId} was left out ({other.Failure})");
+                    return (TrustCode.DependencyExcluded, $"library {lib.BundleId} was left out ({other.Failure})");
                 }
                 if (other.Bundle.CompatibleVersion is not { } otherCompatible)
                 {
-                    return (KextExclusionCode.DependencyVersion, $"library {lib.BundleId} declares no OSBundleCompatibleVersion, so no kext can link against it");
+                    return (TrustCode.LibraryVersion, $"library {lib.BundleId} declares no OSBundleCompatibleVersion, so no kext can link against it");
                 }
                 if (!other.Bundle.Version!.Value.Satisfies(requested, otherCompatible))
                 {
-                    return (KextExclusionCode.DependencyVersion,
+                    return (TrustCode.LibraryVersion,
                         $"library {lib.BundleId} {other.Bundle.VersionString} (compatible back to {other.Bundle.CompatibleVersionString}) does not satisfy requested {lib.RequestedVersion}");
                 }
                 notes.Add($"{lib.BundleId} (AuxKC)");
@@ -458,17 +459,17 @@ public static class Kmd
             }
             else
             {
-                return (KextExclusionCode.MissingDependency, $"library {lib.BundleId} is neither a KPI of {request.Release}, an Apple family, nor a kext being built into the AuxKC");
+                return (TrustCode.MissingLibrary, $"library {lib.BundleId} is neither a KPI of {request.Release}, an Apple family, nor a kext being built into the AuxKC");
             }
         }
         return (null, notes.Count == 0 ? "no OSBundleLibraries" : string.Join(", ", notes));
     }
 
-    private static KmdCheck Link(Candidate c, Dictionary<string, Candidate> byId, AuxKcBuildRequest request)
+    private static TrustCheck Link(Candidate c, Dictionary<string, Candidate> byId, AuxKcBuildRequest request)
     {
         if (c.Slice is null)
         {
-            return new KmdCheck(KmdStep.Link, KmdCheckOutcome.Skipped, null, "codeless kext: nothing to link");
+            return new TrustCheck(TrustStep.Link, TrustOutcome.Skipped, null, "codeless kext: nothing to link");
         }
         var declared = c.Bundle.Libraries.Select(l => l.BundleId).ToList();
         var kextLibraries = declared.Where(byId.ContainsKey).Select(id => byId[id]).ToList();
@@ -476,14 +477,14 @@ public static class Kmd
             c.Slice.UndefinedSymbols, declared, symbol => kextLibraries.Any(k => k.Defines(symbol)));
         if (unresolved.Count > 0)
         {
-            return new KmdCheck(KmdStep.Link, KmdCheckOutcome.Failed, KextExclusionCode.UnresolvedSymbols,
+            return new TrustCheck(TrustStep.Link, TrustOutcome.Failed, TrustCode.UnresolvedSymbols,
                 $"{unresolved.Count} undefined symbol(s) resolve to no declared library of {request.Release}/{request.Architecture.SliceName()}: " +
                 string.Join(", ", unresolved.Take(MaxListedSymbols)) + (unresolved.Count > MaxListedSymbols ? ", …" : ""));
         }
         var summary = $"{c.Slice.UndefinedSymbols.Count} symbol(s): {viaKpi} from KPIs, {viaKext} from AuxKC kexts";
         return assumed.Count == 0
-            ? new KmdCheck(KmdStep.Link, KmdCheckOutcome.Passed, null, summary)
-            : new KmdCheck(KmdStep.Link, KmdCheckOutcome.Warning, null,
+            ? new TrustCheck(TrustStep.Link, TrustOutcome.Passed, null, summary)
+            : new TrustCheck(TrustStep.Link, TrustOutcome.Warning, null,
                 $"{summary}, {assumed.Count} assumed exported by {string.Join(", ", families)} (Apple families are accepted by name)");
     }
 
@@ -508,7 +509,7 @@ public static class Kmd
             var next = ready.Min!;
             ready.Remove(next);
             var c = alive[next];
-            c.Pass(KmdStep.Order, $"load position {order.Count + 1}");
+            c.Pass(TrustStep.Order, $"load position {order.Count + 1}");
             order.Add(c);
             foreach (var d in dependents[next])
             {
@@ -521,7 +522,7 @@ public static class Kmd
         var stuck = pending.Where(p => p.Value > 0).Select(p => p.Key).Order(StringComparer.Ordinal).ToList();
         foreach (var id in stuck)
         {
-            alive[id].Fail(KmdStep.Order, KextExclusionCode.DependencyCycle, $"OSBundleLibraries form a cycle among (or lead into one): {string.Join(", ", stuck)}");
+            alive[id].Fail(TrustStep.Order, TrustCode.DependencyCycle, $"OSBundleLibraries form a cycle among (or lead into one): {string.Join(", ", stuck)}");
         }
         return order;
     }
@@ -570,8 +571,8 @@ public static class Kmd
         public KextBundle Bundle { get; } = bundle;
         public string MacPath { get; } = macPath;
         public string? BundleId => Bundle.BundleId;
-        public List<KmdCheck> Checks { get; } = [];
-        public KextExclusionCode? Failure { get; private set; }
+        public List<TrustCheck> Checks { get; } = [];
+        public TrustCode? Failure { get; private set; }
         public bool Alive => Failure is null;
         public KextSignatureVerification? Signature { get; set; }
         public string? TeamId { get; set; }
@@ -585,22 +586,22 @@ public static class Kmd
             return _defined.Contains(symbol);
         }
 
-        public void Add(KmdCheck check)
+        public void Add(TrustCheck check)
         {
             Checks.Add(check);
-            if (check.Outcome == KmdCheckOutcome.Failed)
+            if (check.Outcome == TrustOutcome.Failed)
             {
                 Failure = check.Code;
             }
         }
 
-        public void Add(KmdStep step, KmdCheckOutcome outcome, KextExclusionCode? code, string detail) => Add(new KmdCheck(step, outcome, code, detail));
+        public void Add(TrustStep step, TrustOutcome outcome, TrustCode? code, string detail) => Add(new TrustCheck(step, outcome, code, detail));
 
-        public void Pass(KmdStep step, string detail) => Add(step, KmdCheckOutcome.Passed, null, detail);
+        public void Pass(TrustStep step, string detail) => Add(step, TrustOutcome.Passed, null, detail);
 
-        public void Fail(KmdStep step, KextExclusionCode code, string detail) => Add(step, KmdCheckOutcome.Failed, code, detail);
+        public void Fail(TrustStep step, TrustCode code, string detail) => Add(step, TrustOutcome.Failed, code, detail);
 
-        public KextDecision ToDecision() => new()
+        public KmdDecision ToDecision() => new()
         {
             BundlePath = MacPath,
             BundleId = Bundle.BundleId,

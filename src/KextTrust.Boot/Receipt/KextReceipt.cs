@@ -1,4 +1,5 @@
 using KextTrust.Machine;
+using System.Collections.Frozen;
 using System.Collections.Immutable;
 using System.Globalization;
 using KextTrust.Boot.KernelManagement;
@@ -8,6 +9,7 @@ using KextTrust.Formats;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Receipt;
 
@@ -25,9 +27,13 @@ public sealed record ReceiptIncludedKext(string BundleId, string Version, string
 /// <param name="BundleId">CFBundleIdentifier; empty when unreadable.</param>
 /// <param name="Version">CFBundleVersion; empty when unreadable.</param>
 /// <param name="BundlePath">Where the bundle was on the Mac.</param>
-/// <param name="Reason">The stable exclusion code.</param>
+/// <param name="Reason">The stable code of kmd's failed check (the one vocabulary <c>why</c>, iBoot and the audit share).</param>
 /// <param name="Detail">The explanation from kmd's trace.</param>
-public sealed record ReceiptExcludedKext(string BundleId, string Version, string BundlePath, KextExclusionCode Reason, string Detail);
+public sealed record ReceiptExcludedKext(string BundleId, string Version, string BundlePath, TrustCode Reason, string Detail)
+{
+    /// <summary>The <c>KMErrorDomain</c> code of <see cref="Reason"/> where kmutil has one (71: missing architecture), else null.</summary>
+    public int? KMErrorCode => Reason.KMErrorCode();
+}
 
 /// <summary>Receipt bytes are not a canonical receipt: names the file, the byte offset where the rule was broken and the rule.</summary>
 public sealed class KextReceiptFormatException : KextTrustFormatException
@@ -55,7 +61,12 @@ public sealed class KextReceiptFormatException : KextTrustFormatException
 /// <c>TeamIdentifier</c>, <c>CDHash</c>, <c>ConsentSource</c> (the <see cref="ConsentSource"/> name of the UAKL entry that
 /// authorized it, e.g. "User", "Mdm", "Grandfathered"), <c>BundlePath</c>, <c>HasExecutable</c>) and
 /// <c>ExcludedKexts</c> (array, in kmd's candidate order, of dictionaries <c>BundleIdentifier</c>, <c>BundleVersion</c>,
-/// <c>BundlePath</c>, <c>Reason</c>, <c>Detail</c>). No timestamps: the same build gives the same bytes.
+/// <c>BundlePath</c>, <c>Reason</c> (the <see cref="TrustCode"/> name, e.g. "MissingArchitecture"), <c>Detail</c>). No
+/// timestamps: the same build gives the same bytes. Receipts written before the codes were shared name five reasons
+/// differently ("Banned", "NotInUakl", "KpiUnsupported", "MissingDependency", "DependencyVersion"); they are read as the
+/// same codes (<see cref="TrustCode.ExcludeListed"/>, <see cref="TrustCode.NotApproved"/>, <see cref="TrustCode.UnsupportedKpi"/>,
+/// <see cref="TrustCode.MissingLibrary"/>, <see cref="TrustCode.LibraryVersion"/>) and re-encode with their old names, so
+/// their bytes and hash keep one meaning.
 /// <see cref="FromBytes"/> accepts only bytes that re-encode identically, so the hash has one meaning.
 /// </remarks>
 public sealed record KextReceipt
@@ -86,6 +97,21 @@ public sealed record KextReceipt
 
     /// <summary>The canonical bytes (the file kmd writes).</summary>
     public byte[] ToBytes() => PropertyList.ToXml(ToPlist());
+
+    /// <summary>Read from a receipt that names reasons as before the shared vocabulary: re-encoded the same way.</summary>
+    private bool LegacyReasonNames { get; init; }
+
+    /// <summary>The reason names older receipts wrote for today's codes (the same fact, renamed when the codes were shared).</summary>
+    private static readonly FrozenDictionary<TrustCode, string> LegacyNames = new Dictionary<TrustCode, string>
+    {
+        [TrustCode.ExcludeListed] = "Banned",
+        [TrustCode.NotApproved] = "NotInUakl",
+        [TrustCode.UnsupportedKpi] = "KpiUnsupported",
+        [TrustCode.MissingLibrary] = "MissingDependency",
+        [TrustCode.LibraryVersion] = "DependencyVersion",
+    }.ToFrozenDictionary();
+
+    private string ReasonName(TrustCode reason) => LegacyReasonNames && LegacyNames.TryGetValue(reason, out var old) ? old : reason.ToString();
 
     /// <summary>SHA-384 of <see cref="ToBytes"/>: the value for <c>auxr</c>.</summary>
     public Sha384Digest ComputeHash() => Sha384Digest.Compute(ToBytes());
@@ -143,8 +169,9 @@ public sealed record KextReceipt
                     k.Get<PlistBoolean>("HasExecutable")?.Value ?? throw r.Fail(k, "HasExecutable", "HasExecutable is not a boolean")))],
             Excluded = [.. r.Items(d, "ExcludedKexts", "excluded kext", ["BundleIdentifier", "BundleVersion", "BundlePath", "Reason", "Detail"], k =>
                 new ReceiptExcludedKext(r.Str(k, "BundleIdentifier"), r.Str(k, "BundleVersion"), r.Str(k, "BundlePath"),
-                    r.EnumValue<KextExclusionCode>(k, "Reason"), r.Str(k, "Detail")))],
+                    r.Reason(k), r.Str(k, "Detail")))],
         };
+        receipt = receipt with { LegacyReasonNames = r.LegacyReasonNames };
         var canonical = receipt.ToBytes().AsSpan();
         var differs = canonical.CommonPrefixLength(bytes);
         if (differs != canonical.Length || differs != bytes.Length)
@@ -179,7 +206,7 @@ public sealed record KextReceipt
             ("BundleIdentifier", new PlistString(k.BundleId)),
             ("BundleVersion", new PlistString(k.Version)),
             ("BundlePath", new PlistString(k.BundlePath)),
-            ("Reason", new PlistString(k.Reason.ToString())),
+            ("Reason", new PlistString(ReasonName(k.Reason))),
             ("Detail", new PlistString(k.Detail)))))));
 
     /// <summary>Reads typed values out of the parsed receipt; every failure names the source and the value's offset.</summary>
@@ -213,6 +240,20 @@ public sealed record KextReceipt
                 ExpectKeys(k, what, keys);
                 yield return read(k);
             }
+        }
+
+        /// <summary>True once a reason was read by its name in an older receipt.</summary>
+        public bool LegacyReasonNames { get; private set; }
+
+        public TrustCode Reason(PlistDictionary d)
+        {
+            var text = Str(d, "Reason");
+            if (LegacyNames.FirstOrDefault(n => n.Value == text) is { Value: not null } legacy)
+            {
+                LegacyReasonNames = true;
+                return legacy.Key;
+            }
+            return EnumValue<TrustCode>(d, "Reason");
         }
 
         public T EnumValue<T>(PlistDictionary d, string key) where T : struct, Enum

@@ -11,6 +11,8 @@ using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 
+using KextTrust.Kexts.Trust;
+
 namespace KextTrust.Boot.SecureBoot;
 
 /// <summary>One step of the demo: what was expected, what happened, and the evidence.</summary>
@@ -108,7 +110,7 @@ public static class Demo
         var blocked = mac.Why(Signed);
         Step("Install five kexts (signed with kext authority; unsigned; KAUTH; banned; x86_64-only)",
             "the signed kext is staged and blocked: the \"System Extension Blocked\" alert is shown",
-            signedInstall.AlertShown && !blocked.Allowed, $"{Signed}: {(blocked.Allowed ? "allowed" : "blocked")} ({blocked.Code}): {blocked.Reason}",
+            signedInstall.AlertShown && !blocked.Allowed, $"{Signed}: {(blocked.Allowed ? "allowed" : "blocked")} ({blocked.Code?.Name()}): {blocked.Reason}",
             installed.Select(r => $"{r.BundleId}: signature {r.Signature.Kind}{(r.AlertShown ? ", alert shown" : "")}{(r.Staged ? ", staged" : "")}"));
 
         // ---- 2. 1TR + Reduced + kexts
@@ -125,20 +127,20 @@ public static class Demo
         var approval = mac.Approve(TeamId, null, Admin, Password);
         var allowed = mac.Why(Signed);
         Step("Back in macOS: System Settings → Privacy & Security → Allow (admin password)", "the team is approved in KextPolicy",
-            allowed.Allowed, $"{Signed}: {(allowed.Allowed ? "allowed" : "blocked")} ({allowed.Code})",
+            allowed.Allowed, $"{Signed}: {(allowed.Allowed ? "allowed" : $"blocked ({allowed.Code?.Name()})")}",
             [$"approved team {approval.TeamId} by {approval.User}: {string.Join(", ", approval.BundleIds)}"]);
 
         // ---- 4. kmd rebuild
         var first = mac.KmutilCreate(Admin, Password);
         var d = first.Build.Decisions;
-        KextExclusionCode? Ex(string id) => d.FirstOrDefault(x => x.BundleId == id)?.Exclusion;
-        var rebuildOk = first.Build.IncludedBundleIds.SequenceEqual([Signed]) && Ex(Banned) == KextExclusionCode.Banned
-            && Ex(Kauth) == KextExclusionCode.KpiUnsupported && Ex(IntelOnly) == KextExclusionCode.MissingArchitecture
+        TrustCode? Ex(string id) => d.FirstOrDefault(x => x.BundleId == id)?.Exclusion;
+        var rebuildOk = first.Build.IncludedBundleIds.SequenceEqual([Signed]) && Ex(Banned) == TrustCode.ExcludeListed
+            && Ex(Kauth) == TrustCode.UnsupportedKpi && Ex(IntelOnly) == TrustCode.MissingArchitecture
             && first.Policy?.AuxKcImage4Hash is not null && first.Policy.AuxKextPolicyHash == first.UaklHash;
         Step("kmd rebuilds the AuxKC (kmutil create): only UAKL kexts, signatures checked (SIP on); SEP signs the AuxKC Image4; new LocalPolicy",
             $"only {Signed} included; banned, KAUTH and x86_64-only dropped with reasons; receipt written; auxp/auxi/auxr set",
             rebuildOk, $"included: {string.Join(", ", first.Build.IncludedBundleIds)}",
-            [.. d.Select(x => x.Included ? $"{x.BundleId}: included (cdhash {x.CdHash})" : $"{x.BundleId}: dropped ({x.Exclusion}{(x.KMErrorCode is { } k ? $", KMError {k}" : "")}): {x.ExclusionDetail}"),
+            [.. d.Select(x => x.Included ? $"{x.BundleId}: included (cdhash {x.CdHash})" : $"{x.BundleId}: dropped ({x.Exclusion?.Name()}{(x.KMErrorCode is { } k ? $", KMErrorDomain {k}" : "")}): {x.ExclusionDetail}"),
              $"auxp {first.Policy?.AuxKextPolicyHash}", $"auxi {first.Policy?.AuxKcImage4Hash}", $"auxr {first.Policy?.AuxKcReceiptHash}"]);
 
         // ---- 5. restart → loaded

@@ -1,36 +1,7 @@
 using KextTrust.Kexts.Signing;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Consent.Policy;
-
-/// <summary>The checks of a load decision, in the order they run (kext_tools <c>authenticateKext</c>, then consent, then the KPI audit).</summary>
-public enum DecisionCheck
-{
-    /// <summary>AppleKextExcludeList.</summary>
-    ExcludeList,
-    /// <summary>A slice for this Mac's architecture.</summary>
-    Architecture,
-    /// <summary>Ownership and permissions (modelled on Unix mode bits: no group/other write).</summary>
-    FilesystemValidation,
-    /// <summary>The code signature, enforced when SIP's kext bit is on.</summary>
-    Signature,
-    /// <summary>The staged copy in /Library/StagedExtensions (SIP on only).</summary>
-    Staging,
-    /// <summary>User-Approved Kernel Extension Loading.</summary>
-    Consent,
-    /// <summary>Deprecated / unsupported KPIs (Apple's deprecation rules and their footnote).</summary>
-    DeprecatedKpi,
-}
-
-/// <summary>How one check ended.</summary>
-public enum CheckOutcome
-{
-    /// <summary>Passed.</summary>
-    Pass,
-    /// <summary>Failed: the kext does not load.</summary>
-    Fail,
-    /// <summary>Not enforced in this configuration (e.g. SIP off).</summary>
-    NotEnforced,
-}
 
 /// <summary>Where the consent for a kext comes from.</summary>
 public enum ConsentSource
@@ -73,23 +44,22 @@ public static class ConsentSignature
     }
 }
 
-/// <summary>One check of a decision with its evidence (rows, payload UUIDs, team ids, rules).</summary>
-public sealed record DecisionStep(DecisionCheck Check, CheckOutcome Outcome, ConsentCode Code, string Rule, IReadOnlyDictionary<string, string> Evidence);
-
 /// <summary>Consent found for a kext, with its evidence.</summary>
 public sealed record ConsentFinding(ConsentSource Source, string Rule, IReadOnlyDictionary<string, string> Evidence);
 
 /// <summary>
-/// The decision for one kext on one Mac: allowed or blocked, by which rule (the first failing check), with the
-/// trace of every check in order.
+/// The decision for one kext on one Mac: allowed or blocked, by which rule (the first failing check, whose code is
+/// <paramref name="Code"/>), with the trace of every check in order (kext_tools <c>authenticateKext</c>: exclude list,
+/// architecture, filesystem validation, signature, staging; then consent, then the KPI rules), each with its evidence.
 /// </summary>
+/// <param name="Code">The first failed check's code (the one vocabulary kmd and the audit share), or null when allowed.</param>
 public sealed record KextDecision(
     string BundleId,
     string Version,
     string Path,
     bool Allowed,
-    ConsentCode Code,
+    TrustCode? Code,
     string Reason,
     ConsentSource ConsentSource,
     KextSignatureVerification Signature,
-    IReadOnlyList<DecisionStep> Steps);
+    IReadOnlyList<TrustCheck> Steps);

@@ -9,6 +9,7 @@ using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.TestSupport;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.KernelManagement;
 
@@ -45,13 +46,13 @@ public sealed class KmdBuildTests
 
         Assert.True(result.DecisionFor("com.acme.driver")!.Included, string.Join("\n", result.DecisionFor("com.acme.driver")!.Checks));
         Assert.Equal(["com.acme.driver", "com.acme.family", "com.acme.client"], result.IncludedBundleIds);
-        var expected = new Dictionary<string, KextExclusionCode>
+        var expected = new Dictionary<string, TrustCode>
         {
-            ["com.evil.banned"] = KextExclusionCode.Banned,
-            ["com.hobby.unsigned"] = KextExclusionCode.SignatureUnsigned,
-            ["com.acme.kauth"] = KextExclusionCode.KpiUnsupported,
-            ["com.old.intel"] = KextExclusionCode.MissingArchitecture,
-            ["com.stranger.kext"] = KextExclusionCode.NotInUakl,
+            ["com.evil.banned"] = TrustCode.ExcludeListed,
+            ["com.hobby.unsigned"] = TrustCode.SignatureUnsigned,
+            ["com.acme.kauth"] = TrustCode.UnsupportedKpi,
+            ["com.old.intel"] = TrustCode.MissingArchitecture,
+            ["com.stranger.kext"] = TrustCode.NotApproved,
         };
         Assert.Equal(expected.OrderBy(e => e.Key, StringComparer.Ordinal),
             result.Receipt.Excluded.Select(e => KeyValuePair.Create(e.BundleId, e.Reason)));
@@ -61,9 +62,9 @@ public sealed class KmdBuildTests
             Assert.False(d.Included);
             Assert.Equal(code, d.Exclusion);
             var failed = d.Checks[^1];
-            Assert.Equal(KmdCheckOutcome.Failed, failed.Outcome);
+            Assert.Equal(TrustOutcome.Failed, failed.Outcome);
             Assert.Equal(code, failed.Code);
-            Assert.Single(d.Checks, c => c.Outcome == KmdCheckOutcome.Failed);
+            Assert.Single(d.Checks, c => c.Outcome == TrustOutcome.Failed);
         }
         Assert.Equal(71, result.DecisionFor("com.old.intel")!.KMErrorCode);
         Assert.Contains("no arm64e slice (it has x86_64)", result.DecisionFor("com.old.intel")!.ExclusionDetail);
@@ -73,8 +74,8 @@ public sealed class KmdBuildTests
 
         var driver = result.DecisionFor("com.acme.driver")!;
         Assert.True(driver.Included);
-        Assert.Equal(Enum.GetValues<KmdStep>(), driver.Checks.Select(c => c.Step));
-        Assert.All(driver.Checks, c => Assert.Equal(KmdCheckOutcome.Passed, c.Outcome));
+        Assert.Equal([TrustStep.Bundle, TrustStep.Consent, TrustStep.ExcludeList, TrustStep.Signature, TrustStep.Architecture, TrustStep.Kpi, TrustStep.Dependencies, TrustStep.Link, TrustStep.Order], driver.Checks.Select(c => c.Step));
+        Assert.All(driver.Checks, c => Assert.Equal(TrustOutcome.Passed, c.Outcome));
         Assert.Equal(KextFixtures.Acme, driver.TeamId);
         Assert.Equal(ConsentSource.User, driver.Consent);
 
@@ -162,10 +163,10 @@ public sealed class KmdBuildTests
         Assert.DoesNotContain("com.evil.banned", result.IncludedBundleIds);
         Assert.DoesNotContain("com.stranger.kext", result.IncludedBundleIds);
         var unsigned = result.DecisionFor("com.hobby.unsigned")!;
-        Assert.Equal(KmdCheckOutcome.Skipped, unsigned.Checks.Single(c => c.Step == KmdStep.Signature).Outcome);
+        Assert.Equal(TrustOutcome.Skipped, unsigned.Checks.Single(c => c.Step == TrustStep.Signature).Outcome);
         Assert.Equal("", result.Receipt.Included.Single(k => k.BundleId == "com.hobby.unsigned").TeamId);
-        var kauth = result.DecisionFor("com.acme.kauth")!.Checks.Single(c => c.Step == KmdStep.Kpi);
-        Assert.Equal(KmdCheckOutcome.Warning, kauth.Outcome);
+        var kauth = result.DecisionFor("com.acme.kauth")!.Checks.Single(c => c.Step == TrustStep.Kpi);
+        Assert.Equal(TrustOutcome.Warning, kauth.Outcome);
         Assert.Contains("SIP", kauth.Detail);
         Assert.Equal(CsrConfig.AllowUntrustedKexts, result.Receipt.Sip);
     }
@@ -177,17 +178,17 @@ public sealed class KmdBuildTests
         f.AddSigned("com.corp.edr", ["_kauth_listen_scope"], libraries: new() { ["com.apple.kpi.bsd"] = "20.0" }, consent: ConsentSource.Mdm);
         var result = Kmd.BuildAuxKc(f.Request());
         Assert.Equal(["com.corp.edr"], result.IncludedBundleIds);
-        var kpi = result.DecisionFor("com.corp.edr")!.Checks.Single(c => c.Step == KmdStep.Kpi);
-        Assert.Equal(KmdCheckOutcome.Warning, kpi.Outcome);
+        var kpi = result.DecisionFor("com.corp.edr")!.Checks.Single(c => c.Step == TrustStep.Kpi);
+        Assert.Equal(TrustOutcome.Warning, kpi.Outcome);
         Assert.Contains("MDM", kpi.Detail);
         Assert.Equal(ConsentSource.Mdm, result.Receipt.Included.Single().Consent);
     }
 
     [Theory]
-    [InlineData(KextSignatureStatus.AdHoc, true, KextExclusionCode.SignatureAdHoc)]
-    [InlineData(KextSignatureStatus.Invalid, true, KextExclusionCode.SignatureInvalid)]
-    [InlineData(KextSignatureStatus.Valid, false, KextExclusionCode.NotKextSigningAuthority)]
-    public void EachBadSignatureHasItsOwnCode(KextSignatureStatus status, bool authorized, KextExclusionCode expected)
+    [InlineData(KextSignatureStatus.AdHoc, true, TrustCode.SignatureAdHoc)]
+    [InlineData(KextSignatureStatus.Invalid, true, TrustCode.SignatureInvalid)]
+    [InlineData(KextSignatureStatus.Valid, false, TrustCode.NotKextSigningAuthority)]
+    public void EachBadSignatureHasItsOwnCode(KextSignatureStatus status, bool authorized, TrustCode expected)
     {
         using var f = new KextFixtures();
         var team = status == KextSignatureStatus.AdHoc ? null : KextFixtures.Acme;
@@ -200,7 +201,7 @@ public sealed class KmdBuildTests
             });
         var d = Kmd.BuildAuxKc(f.Request()).DecisionFor("com.acme.x")!;
         Assert.Equal(expected, d.Exclusion);
-        Assert.Equal(KmdStep.Signature, d.Checks[^1].Step);
+        Assert.Equal(TrustStep.Signature, d.Checks[^1].Step);
     }
 
     [Fact]
@@ -211,7 +212,7 @@ public sealed class KmdBuildTests
         var request = f.Request() with { VerifySignature = _ => throw new InvalidDataException("corrupt CMS") };
         var d = Kmd.BuildAuxKc(request).DecisionFor("com.acme.x")!;
         // The verdict has no team, so the UAKL (which lists the team) cannot match it.
-        Assert.Equal(KextExclusionCode.UaklTeamMismatch, d.Exclusion);
+        Assert.Equal(TrustCode.UaklTeamMismatch, d.Exclusion);
         Assert.Contains("authorized for team ACME000001", d.ExclusionDetail);
     }
 
@@ -222,7 +223,7 @@ public sealed class KmdBuildTests
         f.Add(new KextBundleSpec("com.acme.driver", "1.0") { Libraries = KextFixtures.Kpis, Slices = [KextFixtures.Arm64e("_IOLog")] },
             KextFixtures.Signed(KextFixtures.Other, "com.acme.driver"), uaklTeam: KextFixtures.Acme);
         var d = Kmd.BuildAuxKc(f.Request()).DecisionFor("com.acme.driver")!;
-        Assert.Equal(KextExclusionCode.UaklTeamMismatch, d.Exclusion);
+        Assert.Equal(TrustCode.UaklTeamMismatch, d.Exclusion);
         Assert.Contains(KextFixtures.Other, d.ExclusionDetail);
     }
 
@@ -242,19 +243,19 @@ public sealed class KmdBuildTests
         f.AddSigned("com.acme.family-user", ["_IOLog", "__ZN9IOHIDUsage4findEv"],
             libraries: new() { ["com.apple.kpi.iokit"] = "20.0", ["com.apple.iokit.IOStorageFamily"] = "1.0" });
         var result = Kmd.BuildAuxKc(f.Request());
-        Assert.Equal(KextExclusionCode.Banned, result.DecisionFor("com.acme.banned-lib")!.Exclusion);
-        Assert.Equal(KextExclusionCode.DependencyExcluded, result.DecisionFor("com.acme.user")!.Exclusion);
-        Assert.Equal(KextExclusionCode.DependencyExcluded, result.DecisionFor("com.acme.user-of-user")!.Exclusion);
-        Assert.Equal(KextExclusionCode.DependencyCycle, result.DecisionFor("com.acme.ring-a")!.Exclusion);
-        Assert.Equal(KextExclusionCode.DependencyCycle, result.DecisionFor("com.acme.ring-b")!.Exclusion);
-        Assert.Equal(KextExclusionCode.MissingDependency, result.DecisionFor("com.acme.missing")!.Exclusion);
-        Assert.Equal(KextExclusionCode.DependencyVersion, result.DecisionFor("com.acme.newer-kpi")!.Exclusion);
+        Assert.Equal(TrustCode.ExcludeListed, result.DecisionFor("com.acme.banned-lib")!.Exclusion);
+        Assert.Equal(TrustCode.DependencyExcluded, result.DecisionFor("com.acme.user")!.Exclusion);
+        Assert.Equal(TrustCode.DependencyExcluded, result.DecisionFor("com.acme.user-of-user")!.Exclusion);
+        Assert.Equal(TrustCode.DependencyCycle, result.DecisionFor("com.acme.ring-a")!.Exclusion);
+        Assert.Equal(TrustCode.DependencyCycle, result.DecisionFor("com.acme.ring-b")!.Exclusion);
+        Assert.Equal(TrustCode.MissingLibrary, result.DecisionFor("com.acme.missing")!.Exclusion);
+        Assert.Equal(TrustCode.LibraryVersion, result.DecisionFor("com.acme.newer-kpi")!.Exclusion);
         var undeclared = result.DecisionFor("com.acme.undeclared")!;
-        Assert.Equal(KextExclusionCode.UnresolvedSymbols, undeclared.Exclusion);
+        Assert.Equal(TrustCode.UnresolvedSymbols, undeclared.Exclusion);
         Assert.Contains("_kauth_cred_getuid (exported by com.apple.kpi.bsd", undeclared.ExclusionDetail);
         var family = result.DecisionFor("com.acme.family-user")!;
         Assert.True(family.Included);
-        Assert.Equal(KmdCheckOutcome.Warning, family.Checks.Single(c => c.Step == KmdStep.Link).Outcome);
+        Assert.Equal(TrustOutcome.Warning, family.Checks.Single(c => c.Step == TrustStep.Link).Outcome);
         Assert.Equal(["com.acme.family-user"], result.IncludedBundleIds);
     }
 
@@ -274,9 +275,9 @@ public sealed class KmdBuildTests
         var dups = result.Decisions.Where(d => d.BundleId == "com.acme.dup").ToList();
         Assert.Equal(2, dups.Count);
         Assert.Equal("2.0.0", Assert.Single(dups, d => d.Included).Version);
-        Assert.Equal(KextExclusionCode.DuplicateBundleId, Assert.Single(dups, d => !d.Included).Exclusion);
-        Assert.Equal(KextExclusionCode.MalformedBundle, Assert.Single(result.Decisions, d => d.BundleId is null).Exclusion);
-        Assert.Contains(result.Receipt.Excluded, e => e.BundlePath == "/Library/Extensions/Broken.kext" && e.Reason == KextExclusionCode.MalformedBundle);
+        Assert.Equal(TrustCode.DuplicateBundleId, Assert.Single(dups, d => !d.Included).Exclusion);
+        Assert.Equal(TrustCode.MalformedBundle, Assert.Single(result.Decisions, d => d.BundleId is null).Exclusion);
+        Assert.Contains(result.Receipt.Excluded, e => e.BundlePath == "/Library/Extensions/Broken.kext" && e.Reason == TrustCode.MalformedBundle);
     }
 
     [Fact]
@@ -286,7 +287,7 @@ public sealed class KmdBuildTests
         var path = f.AddSigned("com.acme.garbage", ["_IOLog"]);
         File.WriteAllBytes(Path.Combine(path, "Contents", "MacOS", "garbage"), [0xCF, 0xFA, 0xED, 0xFE, 1, 2, 3]);
         var d = Kmd.BuildAuxKc(f.Request()).DecisionFor("com.acme.garbage")!;
-        Assert.Equal(KextExclusionCode.MalformedExecutable, d.Exclusion);
+        Assert.Equal(TrustCode.MalformedExecutable, d.Exclusion);
     }
 
     [Fact]

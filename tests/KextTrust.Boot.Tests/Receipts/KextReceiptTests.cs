@@ -8,6 +8,7 @@ using KextTrust.Consent.Policy;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.Receipts;
 
@@ -21,7 +22,7 @@ public sealed class KextReceiptTests
         Architecture = KextArchitecture.Arm64,
         Sip = CsrConfig.AllowUntrustedKexts,
         Included = [.. included],
-        Excluded = [new ReceiptExcludedKext("com.evil.banned", "6.6", "/Library/Extensions/banned.kext", KextExclusionCode.Banned, "on the exclude list")],
+        Excluded = [new ReceiptExcludedKext("com.evil.banned", "6.6", "/Library/Extensions/banned.kext", TrustCode.ExcludeListed, "on the exclude list")],
     };
 
     private static readonly ReceiptIncludedKext Driver =
@@ -38,11 +39,29 @@ public sealed class KextReceiptTests
         Assert.Equal(receipt.Excluded.Single(), back.Excluded.Single());
         Assert.Equal(Sha384Digest.Compute(bytes), receipt.ComputeHash());
         var text = Encoding.UTF8.GetString(bytes);
-        Assert.Contains("<key>Reason</key>\n\t\t\t<string>Banned</string>", text);
+        Assert.Contains("<key>Reason</key>\n\t\t\t<string>ExcludeListed</string>", text);
         Assert.Contains("<string>arm64e</string>", text);
         var root = (PlistDictionary)PropertyList.Parse(bytes);
         Assert.Equal(["KextReceiptVersion", "AuxKCSHA384", "UAKLSHA384", "MacOSRelease", "Architecture", "SIPConfiguration", "IncludedKexts", "ExcludedKexts"], root.Keys);
         Assert.Equal("14", root.GetString("MacOSRelease"));
+    }
+
+    [Theory]
+    [InlineData("Banned", TrustCode.ExcludeListed)]
+    [InlineData("NotInUakl", TrustCode.NotApproved)]
+    [InlineData("KpiUnsupported", TrustCode.UnsupportedKpi)]
+    [InlineData("MissingDependency", TrustCode.MissingLibrary)]
+    [InlineData("DependencyVersion", TrustCode.LibraryVersion)]
+    public void AReceiptWrittenWithTheOldReasonNamesStillReadsAsTheSharedCodeAndKeepsItsBytes(string oldName, TrustCode code)
+    {
+        var current = Sample(Driver) with { Excluded = [new ReceiptExcludedKext("com.evil.x", "6.6", "/Library/Extensions/x.kext", code, "detail")] };
+        var old = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(current.ToBytes()).Replace($"<string>{code}</string>", $"<string>{oldName}</string>"));
+        Assert.NotEqual(current.ToBytes(), old);
+        var read = KextReceipt.FromBytes(old, "old receipt.plist");
+        Assert.Equal(code, read.Excluded.Single().Reason);
+        // The receipt's bytes (what auxr hashes) keep one meaning: the old receipt re-encodes as the file it was read from.
+        Assert.Equal(old, read.ToBytes());
+        Assert.Equal(Sha384Digest.Compute(old), read.ComputeHash());
     }
 
     [Fact]
@@ -54,7 +73,7 @@ public sealed class KextReceiptTests
         [
             text.Replace("\t", "  "),                                             // same plist, other whitespace: not canonical
             text.Replace("<string>Mdm</string>", "<string>Friend</string>"),    // unknown consent source
-            text.Replace("<string>Banned</string>", "<string>Because</string>"), // unknown reason code
+            text.Replace("<string>ExcludeListed</string>", "<string>Because</string>"), // unknown reason code
             text.Replace("<string>arm64e</string>", "<string>ppc</string>"),
             text.Replace("<integer>1</integer>", "<integer>2</integer>"),
             text.Replace("<key>CDHash</key>", "<key>CdHash</key>"),
@@ -70,7 +89,7 @@ public sealed class KextReceiptTests
 
     [Theory]
     [InlineData("<string>Mdm</string>", "<string>Friend</string>", "ConsentSource 'Friend' is not a known value")]
-    [InlineData("<string>Banned</string>", "<string>Because</string>", "Reason 'Because' is not a known value")]
+    [InlineData("<string>ExcludeListed</string>", "<string>Because</string>", "Reason 'Because' is not a known value")]
     [InlineData("<key>HasExecutable</key>\n\t\t\t<true/>", "<key>HasExecutable</key>\n\t\t\t<string>yes</string>", "HasExecutable is not a boolean")]
     public void AReceiptValueThatBreaksARuleIsNamedWithItsFileAndOffset(string from, string to, string rule)
     {
@@ -132,7 +151,7 @@ public sealed class KextReceiptTests
         f.AddSigned("com.evil.banned", ["_IOLog"]);
         f.Ban("com.evil.banned");
         var build = Kmd.BuildAuxKc(f.Request());
-        Assert.Equal(KextExclusionCode.Banned, build.Receipt.Excluded.Single().Reason);
+        Assert.Equal(TrustCode.ExcludeListed, build.Receipt.Excluded.Single().Reason);
         Assert.True(ApplePay.Status(build.Receipt).Available);
     }
 

@@ -5,6 +5,7 @@ using BootFailureCode = KextTrust.Boot.Startup.BootFailureCode;
 using KextTrust.Consent;
 using KextTrust.Machine;
 using static KextTrust.Boot.Tests.SecureBootMacTests.SecureBootMacFixture;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
 
@@ -127,15 +128,15 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         Assert.DoesNotContain(mac.ReadKextPolicy().History, h => h.BundleId == Unsigned);
     }
 
-    public static TheoryData<string, KextExclusionCode> KmdRefusals => new()
+    public static TheoryData<string, TrustCode> KmdRefusals => new()
     {
-        { Unsigned, KextExclusionCode.SignatureUnsigned },
-        { Banned, KextExclusionCode.Banned },
+        { Unsigned, TrustCode.SignatureUnsigned },
+        { Banned, TrustCode.ExcludeListed },
     };
 
     [Theory]
     [MemberData(nameof(KmdRefusals))]
-    public void Kmd_leaves_out_an_approved_unsigned_kext_with_SIP_on_and_a_banned_kext(string bundleId, KextExclusionCode expected)
+    public void Kmd_leaves_out_an_approved_unsigned_kext_with_SIP_on_and_a_banned_kext(string bundleId, TrustCode expected)
     {
         var dir = f.Copy();
         using (var mac = Mac.Open(dir))
@@ -155,6 +156,8 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
             Assert.Equal(expected, created.Build.DecisionFor(bundleId)?.Exclusion);
             Assert.Equal([Driver, Second], created.Build.IncludedBundleIds.Order());
             Assert.Contains(mac.ReadReceipt()!.Excluded, x => x.BundleId == bundleId && x.Reason == expected);
+            // The same fact has the same code in why.
+            Assert.Equal(expected, mac.Why(bundleId).Code);
             Assert.DoesNotContain(AuxiliaryKernelCollection.Read(File.ReadAllBytes(mac.Store.PathOf(AuxKcFile)), mac.Store.PathOf(AuxKcFile)).Kexts, k => k.BundleId == bundleId);
         }
         var boot = Restart(dir);

@@ -11,6 +11,7 @@ using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
 
@@ -177,12 +178,13 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         foreach (var decision in new[] { mac.Why(TamperFixture.BundleId), mac.Why(kext) })
         {
             Assert.False(decision.Allowed);
-            Assert.Equal(ConsentCode.BadSignature, decision.Code);
-            var step = decision.Steps.Single(s => s.Check == DecisionCheck.Signature);
-            Assert.Equal(CheckOutcome.Fail, step.Outcome);
+            Assert.Equal(TrustCode.SignatureInvalid, decision.Code);
+            Assert.Equal(29, decision.Steps.Single(s => s.Step == TrustStep.Signature).KMErrorCode);
+            var step = decision.Steps.Single(s => s.Step == TrustStep.Signature);
+            Assert.Equal(TrustOutcome.Failed, step.Outcome);
             Assert.Equal(code, step.Evidence["problem"]);
             Assert.Equal(page?.ToString(System.Globalization.CultureInfo.InvariantCulture), step.Evidence.GetValueOrDefault("page"));
-            AssertSame(code, page, refusal, step.Rule);
+            AssertSame(code, page, refusal, step.Detail);
         }
     }
 
@@ -221,8 +223,8 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         var create = mac.KmutilCreate(TamperFixture.Admin, TamperFixture.Password);
 
         var decision = create.Build.DecisionFor(TamperFixture.BundleId)!;
-        Assert.Equal(KextExclusionCode.SignatureInvalid, decision.Exclusion);
-        var check = decision.Checks.Single(c => c.Step == KmdStep.Signature);
+        Assert.Equal(TrustCode.SignatureInvalid, decision.Exclusion);
+        var check = decision.Checks.Single(c => c.Step == TrustStep.Signature);
         AssertSame(code, page, refusal, check.Detail);
         Assert.Empty(create.Build.AuxKc.Kexts);
 
@@ -231,7 +233,7 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         Assert.Empty(boot.Loaded);
         var excluded = Assert.Single(boot.Excluded);
         Assert.Equal(TamperFixture.BundleId, excluded.BundleId);
-        Assert.Equal(KextExclusionCode.SignatureInvalid, excluded.Reason);
+        Assert.Equal(TrustCode.SignatureInvalid, excluded.Reason);
         AssertSame(code, page, refusal, excluded.Detail);
     }
 
