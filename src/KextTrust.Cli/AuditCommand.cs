@@ -84,12 +84,9 @@ public static class AuditCommand
         }
         if (request.Platform is not null)
         {
-            MacPlatform? p = request.Platform.ToLowerInvariant() switch
-            {
-                "intel" or "x86_64" => MacPlatform.Intel,
-                "apple-silicon" or "arm64e" or "arm64" => MacPlatform.AppleSilicon,
-                _ => null,
-            };
+            var name = request.Platform.ToLowerInvariant();
+            MacPlatform? p = KextArchitectures.TryParsePlatform(name, out var platform) ? platform
+                : KextArchitectures.TryParse(name, out var architecture) ? architecture.Platform() : null;
             if (p is null)
             {
                 return output.InputError($"--platform '{request.Platform}': use intel or apple-silicon");
@@ -302,7 +299,7 @@ public static class AuditCommand
         output.Console.Write(table);
         output.Out.WriteLine(both
             ? "each cell: Intel, Apple silicon · ✓ loads  ⚠ loads with warning  ✗ refused  – no such Mac  ? unreadable"
-            : $"{(options.Platforms[0] == MacPlatform.Intel ? "Intel" : "Apple silicon")} only · ✓ loads  ⚠ loads with warning  ✗ refused  – no such Mac  ? unreadable");
+            : $"{options.Platforms[0].DisplayName()} only · ✓ loads  ⚠ loads with warning  ✗ refused  – no such Mac  ? unreadable");
         if (options.Enforcement.IsExempt)
         {
             output.Out.WriteLine($"KPI deprecation policy not enforced: {string.Join(", ", KextAuditor.ExemptionCodes(options.Enforcement))}");

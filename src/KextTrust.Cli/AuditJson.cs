@@ -36,7 +36,7 @@ public static class AuditJson
             string? cell = null; // made once per result, and only for a result that lists a symbol
             foreach (var (symbol, libraries) in select(r))
             {
-                cell ??= $"{r.Release.Key}/{KextVerdict.PlatformKey(r.Architecture == KextArchitecture.Arm64 ? MacPlatform.AppleSilicon : MacPlatform.Intel)}";
+                cell ??= $"{r.Release.Key}/{r.Architecture.Platform().Name()}";
                 if (!bySymbol.TryGetValue(symbol, out var entry))
                 {
                     bySymbol[symbol] = entry = ([], []);

@@ -7,6 +7,7 @@ using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
 using KextTrust.Formats;
 using KextTrust.Formats.Image4;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
 
 namespace KextTrust.Cli;
@@ -125,7 +126,7 @@ public static class BootCommands
         };
         SetMacAction(cmd, output, machineOpt, json, (r, mac, asJson) =>
         {
-            if (mac.Description.Platform != MachinePlatform.AppleSilicon)
+            if (mac.Description.Platform != MacPlatform.AppleSilicon)
             {
                 throw new SecureBootException(SecureBootCode.NotOnIntel, "bputil: not on Intel (Intel Macs have no LocalPolicy)");
             }
@@ -182,7 +183,7 @@ public static class BootCommands
         }
     }
 
-    private static string SipStatus(uint csr) => csr == 0 ? "enabled" : csr == (uint)CsrConfig.Disabled ? "disabled" : "custom";
+    private static string SipStatus(CsrConfig csr) => csr == CsrConfig.None ? "enabled" : csr == CsrConfig.Disabled ? "disabled" : "custom";
 
     private static Command Csrutil(CliOutput output)
     {
@@ -225,7 +226,7 @@ public static class BootCommands
                 output.WriteJson(CsrJson(mac, a, restart: true));
                 return ExitCodes.Ok;
             }
-            output.Out.WriteLine($"System Integrity Protection {(a == "enable" ? "enabled" : "disabled")} (csr-active-config 0x{result:x}); restart for the change to take effect");
+            output.Out.WriteLine($"System Integrity Protection {(a == "enable" ? "enabled" : "disabled")} (csr-active-config {result.ToHex()}); restart for the change to take effect");
             return ExitCodes.Ok;
         });
         return cmd;
@@ -234,9 +235,9 @@ public static class BootCommands
     private static CsrutilJson CsrJson(Mac mac, string action, bool restart)
     {
         var csr = mac.Description.CsrActiveConfig;
-        var sip0 = mac.Description.Platform == MachinePlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)mac.ReadLocalPolicy().SipConfig) : null;
-        return new CsrutilJson(action, SipStatus(csr), LocalPolicyJson.Hex(csr), (csr & (uint)CsrConfig.AllowUntrustedKexts) == 0,
-            (csr & (uint)CsrConfig.AllowUnapprovedKexts) == 0, sip0, restart);
+        var sip0 = mac.Description.Platform == MacPlatform.AppleSilicon ? LocalPolicyJson.Hex((ushort)mac.ReadLocalPolicy().SipConfig) : null;
+        return new CsrutilJson(action, SipStatus(csr), csr.ToHex(), (csr & CsrConfig.AllowUntrustedKexts) == 0,
+            (csr & CsrConfig.AllowUnapprovedKexts) == 0, sip0, restart);
     }
 
     private static Command KmutilCreate(CliOutput output)

@@ -50,9 +50,9 @@ public static class BputilDisplay
         yield return Flag("3rd Party Kexts Status", p.ThirdPartyKextsEnabled ? "Enabled" : "Disabled", "smb2", One(p.ThirdPartyKextsEnabled));
         yield return Flag("User-allowed MDM Control", p.MdmManagesKexts ? "Enabled" : "Disabled", "smb3", One(p.MdmManagesKexts));
         yield return Flag("DEP-allowed MDM Control", p.DepMdmControl ? "Enabled" : "Disabled", "smb4", One(p.DepMdmControl));
-        var sip = (uint)p.SipConfig;
-        yield return Flag("SIP Status", sip == 0 ? "Enabled" : sip == (uint)CsrConfig.Disabled ? "Disabled" : "Custom", "sip0",
-            sip == 0 ? "absent" : "0x" + sip.ToString("X", CultureInfo.InvariantCulture));
+        var sip = p.SipConfig;
+        yield return Flag("SIP Status", sip == CsrConfig.None ? "Enabled" : sip == CsrConfig.Disabled ? "Disabled" : "Custom", "sip0",
+            sip == CsrConfig.None ? "absent" : "0x" + ((uint)sip).ToString("X", CultureInfo.InvariantCulture));
         yield return Flag("Signed System Volume Status", p.SignedSystemVolumeDisabled ? "Disabled" : "Enabled", "sip1", One(p.SignedSystemVolumeDisabled));
         yield return Flag("Kernel CTRR Status", p.KernelCtrrDisabled ? "Disabled" : "Enabled", "sip2", One(p.KernelCtrrDisabled));
         yield return Flag("Boot Args Filtering Status", p.BootArgsFilteringDisabled ? "Disabled" : "Enabled", "sip3", One(p.BootArgsFilteringDisabled));

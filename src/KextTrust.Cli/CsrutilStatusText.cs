@@ -14,7 +14,7 @@ namespace KextTrust.Cli;
 public static class CsrutilStatusText
 {
     /// <summary>One line of the configuration listing: the protection is "disabled" when <see cref="Bit"/> is set (for Apple Internal, "enabled").</summary>
-    private sealed record Protection(string Name, uint Bit, MacOSVersion Since, bool Inverted = false);
+    private sealed record Protection(string Name, CsrConfig Bit, MacOSVersion Since, bool Inverted = false);
 
     // csr.h bit names: CSR_ALLOW_UNTRUSTED_KEXTS 0x1, UNRESTRICTED_FS 0x2, TASK_FOR_PID 0x4, KERNEL_DEBUGGER 0x8,
     // APPLE_INTERNAL 0x10, UNRESTRICTED_DTRACE 0x20, UNRESTRICTED_NVRAM 0x40, ANY_RECOVERY_OS 0x100, UNAUTHENTICATED_ROOT 0x800.
@@ -23,26 +23,26 @@ public static class CsrutilStatusText
     // reading (no capture separates it).
     private static readonly Protection[] Protections =
     [
-        new("Apple Internal", 0x10, new(10, 11), Inverted: true),
-        new("Kext Signing", 0x1, new(10, 11)),
-        new("Filesystem Protections", 0x2, new(10, 11)),
-        new("Debugging Restrictions", 0x4, new(10, 11)),
-        new("DTrace Restrictions", 0x20, new(10, 11)),
-        new("NVRAM Protections", 0x40, new(10, 11)),
-        new("BaseSystem Verification", 0x100, new(10, 12)),
-        new("Boot-arg Restrictions", 0x40, new(14, 0)),
-        new("Kernel Integrity Protections", 0x8, new(14, 0)),
-        new("Authenticated Root Requirement", 0x800, new(14, 0)),
+        new("Apple Internal", CsrConfig.AllowAppleInternal, new(10, 11), Inverted: true),
+        new("Kext Signing", CsrConfig.AllowUntrustedKexts, new(10, 11)),
+        new("Filesystem Protections", CsrConfig.AllowUnrestrictedFs, new(10, 11)),
+        new("Debugging Restrictions", CsrConfig.AllowTaskForPid, new(10, 11)),
+        new("DTrace Restrictions", CsrConfig.AllowUnrestrictedDtrace, new(10, 11)),
+        new("NVRAM Protections", CsrConfig.AllowUnrestrictedNvram, new(10, 11)),
+        new("BaseSystem Verification", CsrConfig.AllowAnyRecoveryOs, new(10, 12)),
+        new("Boot-arg Restrictions", CsrConfig.AllowUnrestrictedNvram, new(14, 0)),
+        new("Kernel Integrity Protections", CsrConfig.AllowKernelDebugger, new(14, 0)),
+        new("Authenticated Root Requirement", CsrConfig.AllowUnauthenticatedRoot, new(14, 0)),
     ];
 
     /// <summary>The full text (lines end with "\n").</summary>
-    public static string Format(uint csr, MacOSVersion version)
+    public static string Format(CsrConfig csr, MacOSVersion version)
     {
-        if (csr == 0)
+        if (csr == CsrConfig.None)
         {
             return "System Integrity Protection status: enabled.\n";
         }
-        if (csr == (uint)CsrConfig.Disabled)
+        if (csr == CsrConfig.Disabled)
         {
             return "System Integrity Protection status: disabled.\n";
         }

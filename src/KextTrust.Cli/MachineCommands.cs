@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
 using Spectre.Console;
 
@@ -53,7 +54,7 @@ public static partial class MachineCommands
         var dir = new Argument<string?>("DIR") { Description = $"Folder to create the Mac in (default: --machine, ${MachineOption.EnvironmentVariable}, else ./{MachineOption.DefaultDirectory}).", Arity = ArgumentArity.ZeroOrOne };
         var machineOpt = MachineOption.Create();
         var platform = new Option<string>("--platform") { Description = "apple-silicon or intel.", Required = true, HelpName = "apple-silicon|intel" };
-        platform.AcceptOnlyFromAmong("apple-silicon", "intel");
+        platform.AcceptOnlyFromAmong(MacPlatform.AppleSilicon.Name(), MacPlatform.Intel.Name());
         var macos = new Option<string>("--macos") { Description = "The installed macOS version, e.g. 11.7 or 10.12.6.", Required = true, HelpName = "VERSION" };
         var admin = new Option<string>("--admin") { Description = "The administrator account. The password is stored only as a PBKDF2 hash.", Required = true, HelpName = "NAME:PASSWORD" };
         var user = new Option<string?>("--user") { Description = "An optional standard (non-admin) account.", HelpName = "NAME:PASSWORD" };
@@ -91,7 +92,7 @@ public static partial class MachineCommands
             {
                 return output.InputError($"--sip: '{r.GetValue(sip)}' is not enabled, disabled, without-kext or a hex csr-active-config");
             }
-            var options = new MachineInitOptions(r.GetValue(platform) == "intel" ? MachinePlatform.Intel : MachinePlatform.AppleSilicon, r.GetValue(macos)!, adminName, adminPw)
+            var options = new MachineInitOptions(KextArchitectures.TryParsePlatform(r.GetValue(platform), out var p) ? p : MacPlatform.AppleSilicon, r.GetValue(macos)!, adminName, adminPw)
             {
                 StandardUser = standard,
                 Mdm = r.GetValue(mdm) switch { "user-approved" => MdmEnrollment.UserApproved, "automated" => MdmEnrollment.Automated, _ => MdmEnrollment.None },
@@ -101,7 +102,7 @@ public static partial class MachineCommands
             };
             using var mac = Mac.Init(path, options, verifier: MachineOption.Verifier);
             var d = mac.Description;
-            output.Out.WriteLine($"created a simulated {PlatformName(d.Platform)} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
+            output.Out.WriteLine($"created a simulated {d.Platform.DisplayName()} Mac running macOS {d.MacOSVersion} in {mac.Store.Root}");
             output.Out.WriteLine($"users: {string.Join(", ", d.Users.Select(x => x.Name + (x.IsAdmin ? " (admin)" : "")))}; MDM: {MdmName(d.Mdm)}; SIP: {SipName(d.CsrActiveConfig)}; clock: {MachineOption.Time(d.Clock)}");
             if (options.KextPolicySource is not null)
             {
@@ -122,38 +123,38 @@ public static partial class MachineCommands
     }
 
     /// <summary>Parses <c>--sip</c>.</summary>
-    public static bool TryParseSip(string value, out uint csr)
+    public static bool TryParseSip(string value, out CsrConfig csr)
     {
         switch (value.ToLowerInvariant())
         {
             case "enabled":
-                csr = 0;
+                csr = CsrConfig.None;
                 return true;
             case "disabled":
-                csr = (uint)CsrConfig.Disabled;
+                csr = CsrConfig.Disabled;
                 return true;
             case "without-kext":
-                csr = (uint)CsrConfig.AllowUntrustedKexts;
+                csr = CsrConfig.AllowUntrustedKexts;
                 return true;
         }
         var hex = value.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? value[2..] : value;
-        return uint.TryParse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out csr) && hex.Length > 0;
+        var ok = uint.TryParse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var bits) && hex.Length > 0;
+        csr = (CsrConfig)bits;
+        return ok;
     }
 
     /// <summary>How SIP reads for people.</summary>
-    public static string SipName(uint csr) => csr switch
+    public static string SipName(CsrConfig csr) => csr switch
     {
-        0 => "enabled",
-        (uint)CsrConfig.Disabled => $"disabled (0x{csr:x})",
-        _ when (csr & ((uint)CsrConfig.AllowUntrustedKexts | (uint)CsrConfig.AllowUnapprovedKexts)) == 0 => $"enabled, custom (0x{csr:x})",
-        _ => $"custom (0x{csr:x}): " + string.Join(", ", new[]
+        CsrConfig.None => "enabled",
+        CsrConfig.Disabled => $"disabled ({csr.ToHex()})",
+        _ when (csr & (CsrConfig.AllowUntrustedKexts | CsrConfig.AllowUnapprovedKexts)) == 0 => $"enabled, custom ({csr.ToHex()})",
+        _ => $"custom ({csr.ToHex()}): " + string.Join(", ", new[]
         {
-            (csr & (uint)CsrConfig.AllowUntrustedKexts) != 0 ? "kext signatures not enforced" : null,
-            (csr & (uint)CsrConfig.AllowUnapprovedKexts) != 0 ? "kext user consent not required" : null,
+            (csr & CsrConfig.AllowUntrustedKexts) != 0 ? "kext signatures not enforced" : null,
+            (csr & CsrConfig.AllowUnapprovedKexts) != 0 ? "kext user consent not required" : null,
         }.Where(s => s is not null)),
     };
-
-    private static string PlatformName(MachinePlatform p) => p == MachinePlatform.AppleSilicon ? "Apple silicon" : "Intel";
 
     private static string MdmName(MdmEnrollment m) => m switch
     {
@@ -186,8 +187,8 @@ public static partial class MachineCommands
             var d = mac.Description;
             var kexts = mac.InstalledKexts().Select(k => new InstalledKextJson(k.BundleId, k.Version, "/" + k.RelativePath,
                 Directory.Exists(mac.Store.PathOf(MachineLayout.StagedPathOf(k.RelativePath))))).ToArray();
-            var show = new MachineShowJson(mac.Store.Root, Kebab(d.Platform.ToString()), d.MacOSVersion, d.OSHistory, Kebab(d.RunningOS.ToString()),
-                SipName(d.CsrActiveConfig), $"0x{d.CsrActiveConfig:x}", Kebab(d.Mdm.ToString()), d.Clock.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+            var show = new MachineShowJson(mac.Store.Root, d.Platform.Name(), d.MacOSVersion, d.OSHistory, Kebab(d.RunningOS.ToString()),
+                SipName(d.CsrActiveConfig), d.CsrActiveConfig.ToHex(), Kebab(d.Mdm.ToString()), d.Clock.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 d.BootSessionUuid, d.Users.Select(u => new MachineUserJson(u.Name, u.IsAdmin)).ToArray(), kexts, mac.BuildUakl().Sha384);
             if (r.GetValue(json))
             {
@@ -199,7 +200,7 @@ public static partial class MachineCommands
             table.AddColumn("value");
             void Row(string k, string v) => table.AddRow(Markup.Escape(k), Markup.Escape(v));
             Row("machine", mac.Store.Root);
-            Row("platform", PlatformName(d.Platform));
+            Row("platform", d.Platform.DisplayName());
             Row("macOS", d.MacOSVersion + (d.OSHistory.Count > 1 ? $" (history: {string.Join(" → ", d.OSHistory)})" : ""));
             Row("running", RunningName(d));
             Row("SIP", SipName(d.CsrActiveConfig));

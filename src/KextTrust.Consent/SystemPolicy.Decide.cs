@@ -25,7 +25,7 @@ public sealed partial class SystemPolicy
         var mdm = CombinedKextPolicy.Combine(ReadProfiles());
         var d = Description;
         string? off = d.Version < new MacOSVersion(10, 13) ? "macOS 10.12 or earlier"
-            : (d.CsrActiveConfig & (uint)CsrConfig.AllowUnapprovedKexts) != 0 ? "SIP CSR_ALLOW_UNAPPROVED_KEXTS is set"
+            : (d.CsrActiveConfig & CsrConfig.AllowUnapprovedKexts) != 0 ? "SIP CSR_ALLOW_UNAPPROVED_KEXTS is set"
             : d.Version < new MacOSVersion(10, 13, 2) && d.Mdm != MdmEnrollment.None ? "on 10.13.0–10.13.1 MDM enrollment disables user consent"
             : !nvram.ConsentEnabled ? "spctl kext-consent disable"
             : null;
@@ -41,10 +41,10 @@ public sealed partial class SystemPolicy
         if (s.ConsentNotInForce is { } off)
         {
             var source = d.Version < new MacOSVersion(10, 13) ? ConsentSource.NotRequiredBeforeHighSierra
-                : (d.CsrActiveConfig & (uint)CsrConfig.AllowUnapprovedKexts) != 0 ? ConsentSource.NotRequiredCsrUnapprovedKexts
+                : (d.CsrActiveConfig & CsrConfig.AllowUnapprovedKexts) != 0 ? ConsentSource.NotRequiredCsrUnapprovedKexts
                 : d.Version < new MacOSVersion(10, 13, 2) && d.Mdm != MdmEnrollment.None ? ConsentSource.MdmEnrollmentDisablesConsent
                 : ConsentSource.SpctlConsentDisabled;
-            return Found(source, "user consent not in force: " + off, ("macOS", d.MacOSVersion), ("csr-active-config", $"0x{d.CsrActiveConfig:x}"), ("mdm", d.Mdm.ToString()));
+            return Found(source, "user consent not in force: " + off, ("macOS", d.MacOSVersion), ("csr-active-config", d.CsrActiveConfig.ToHex()), ("mdm", d.Mdm.ToString()));
         }
         var team = PolicyTeamId(sig);
         var mdm = s.Policy.Mdm.FirstOrDefault(r => r.Allowed && r.TeamId == team && r.BundleId == bundleId)
@@ -140,6 +140,7 @@ public sealed partial class SystemPolicy
 
         // 2. Architecture.
         var arches = new List<string>();
+        var wanted = d.KextArchitecture.SliceName();
         IReadOnlyList<string> imports = [];
         if (bundle.ExecutablePath is { } exe && File.Exists(exe))
         {
@@ -147,20 +148,20 @@ public sealed partial class SystemPolicy
             {
                 using var file = Formats.MachO.MachOFile.Open(exe);
                 arches.AddRange(file.Slices.Select(x => x.Architecture));
-                var slice = file.Slices.FirstOrDefault(x => x.Architecture == d.KextArchitecture);
+                var slice = file.Slices.FirstOrDefault(x => x.Architecture == wanted);
                 imports = slice?.UndefinedSymbols ?? [];
             }
             catch (KextTrustFormatException e)
             {
                 arches.Add("unreadable: " + e.Message);
             }
-            if (arches.Contains(d.KextArchitecture))
+            if (arches.Contains(wanted))
             {
-                Step(TrustStep.Architecture, TrustOutcome.Passed, null, $"has a {d.KextArchitecture} slice", ("slices", string.Join(",", arches)));
+                Step(TrustStep.Architecture, TrustOutcome.Passed, null, $"has a {wanted} slice", ("slices", string.Join(",", arches)));
             }
             else
             {
-                Step(TrustStep.Architecture, TrustOutcome.Failed, TrustCode.MissingArchitecture, $"no {d.KextArchitecture} slice for this {d.Platform} Mac", ("slices", string.Join(",", arches)));
+                Step(TrustStep.Architecture, TrustOutcome.Failed, TrustCode.MissingArchitecture, $"no {wanted} slice for this {d.Platform} Mac", ("slices", string.Join(",", arches)));
             }
         }
         else
@@ -176,7 +177,7 @@ public sealed partial class SystemPolicy
         // 4. Signature under SIP.
         var sig = VerifySignature(path);
         var refusal = sig.Refusal;
-        var sigEv = new List<(string, string)> { ("kind", ConsentSignature.Kind(sig)), ("team_id", sig.TeamId ?? ""), ("developer_name", sig.Signer ?? ""), ("cdhash", sig.PrimaryCdHash ?? ""), ("csr-active-config", $"0x{d.CsrActiveConfig:x}") };
+        var sigEv = new List<(string, string)> { ("kind", ConsentSignature.Kind(sig)), ("team_id", sig.TeamId ?? ""), ("developer_name", sig.Signer ?? ""), ("cdhash", sig.PrimaryCdHash ?? ""), ("csr-active-config", d.CsrActiveConfig.ToHex()) };
         if (refusal is not null)
         {
             sigEv.Add(("problem", refusal.Code));

@@ -18,14 +18,14 @@ namespace KextTrust.Consent;
 internal delegate void MachineInitStage(MachineStore store, MachineDescription description, MachineTransaction transaction);
 
 /// <summary>Options of <c>machine init</c>.</summary>
-public sealed record MachineInitOptions(MachinePlatform Platform, string MacOSVersion, string AdminName, string AdminPassword)
+public sealed record MachineInitOptions(MacPlatform Platform, string MacOSVersion, string AdminName, string AdminPassword)
 {
     /// <summary>An optional standard (non-admin) user.</summary>
     public (string Name, string Password)? StandardUser { get; init; }
     /// <summary>MDM enrollment.</summary>
     public MdmEnrollment Mdm { get; init; } = MdmEnrollment.None;
-    /// <summary>SIP configuration (0 = fully enabled).</summary>
-    public uint CsrActiveConfig { get; init; }
+    /// <summary>SIP configuration (<see cref="CsrConfig.None"/> = fully enabled).</summary>
+    public CsrConfig CsrActiveConfig { get; init; }
     /// <summary>PBKDF2 iterations; below 100,000 only for tests, explicitly.</summary>
     public int PasswordIterations { get; init; } = PasswordHash.DefaultIterations;
     /// <summary>Initial clock; default now.</summary>
@@ -97,7 +97,7 @@ public sealed partial class SystemPolicy : IDisposable
         {
             throw new ConsentException(ConsentCode.InvalidArgument, null, $"'{options.MacOSVersion}' is not a macOS version");
         }
-        if (options.Platform == MachinePlatform.AppleSilicon && version < new MacOSVersion(11, 0))
+        if (options.Platform == MacPlatform.AppleSilicon && version < new MacOSVersion(11, 0))
         {
             throw new ConsentException(ConsentCode.InvalidArgument, null, "Macs with Apple silicon run macOS 11 or later");
         }
@@ -259,7 +259,7 @@ public sealed partial class SystemPolicy : IDisposable
     /// </summary>
     internal MachineDescription Startup(bool recovery, Action<MachineDescription, MachineTransaction>? boot = null)
     {
-        var os = !recovery ? RunningOS.MacOS : Description.Platform == MachinePlatform.AppleSilicon ? RunningOS.OneTrueRecovery : RunningOS.RecoveryOS;
+        var os = !recovery ? RunningOS.MacOS : Description.Platform == MacPlatform.AppleSilicon ? RunningOS.OneTrueRecovery : RunningOS.RecoveryOS;
         var next = Description with { RunningOS = os, BootSessionUuid = Guid.NewGuid().ToString("D").ToUpperInvariant() };
         var tx = Store.Begin();
         boot?.Invoke(next, tx);
@@ -299,7 +299,7 @@ public sealed partial class SystemPolicy : IDisposable
     /// Sets the SIP configuration (csrutil, only from recoveryOS) and commits it in <paramref name="transaction"/>, together
     /// with whatever else the caller staged there (the LocalPolicy with its <c>sip0</c> on Apple silicon).
     /// </summary>
-    internal void SetCsr(uint csrActiveConfig, MachineTransaction transaction)
+    internal void SetCsr(CsrConfig csrActiveConfig, MachineTransaction transaction)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         RequireRecovery("csrutil");

@@ -36,3 +36,13 @@ public enum CsrConfig : uint
     Disabled = AllowUntrustedKexts | AllowUnrestrictedFs | AllowTaskForPid | AllowKernelDebugger | AllowAppleInternal
         | AllowUnrestrictedDtrace | AllowUnrestrictedNvram | AllowUnapprovedKexts | AllowExecutablePolicyOverride | AllowUnauthenticatedRoot,
 }
+
+/// <summary>The two ways a <see cref="CsrConfig"/> is written down outside <c>machine.json</c>.</summary>
+public static class CsrConfigs
+{
+    /// <summary>The bits a LocalPolicy's <c>sip0</c> (a 16-bit integer) and the kext receipt hold: the low 16.</summary>
+    public static CsrConfig Sip0(this CsrConfig config) => (CsrConfig)(ushort)config;
+
+    /// <summary><c>0x…</c>, lower-case, no padding (as <c>csrutil</c> and <c>machine show</c> print csr-active-config).</summary>
+    public static string ToHex(this CsrConfig config) => "0x" + ((uint)config).ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+}

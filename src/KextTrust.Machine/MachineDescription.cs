@@ -6,15 +6,6 @@ using KextTrust.Kexts.Kpi;
 
 namespace KextTrust.Machine;
 
-/// <summary>The kind of Mac.</summary>
-public enum MachinePlatform
-{
-    /// <summary>A Mac with Apple silicon (kexts are arm64e; recovery is One True Recovery).</summary>
-    AppleSilicon,
-    /// <summary>An Intel Mac (kexts are x86_64).</summary>
-    Intel,
-}
-
 /// <summary>MDM enrollment of the Mac.</summary>
 public enum MdmEnrollment
 {
@@ -70,17 +61,18 @@ public sealed record MachineUser(string Name, bool IsAdmin, PasswordHash Passwor
 
 /// <summary>
 /// The machine description (<c>machine.json</c>): hardware, installed OS, users, MDM, SIP, running OS, clock.
-/// JSON with camelCase names and kebab-case enum values. <see cref="OSHistory"/> lists every macOS version the
-/// Mac has run, oldest first (upgrades append).
+/// JSON with camelCase names and kebab-case enum values, except <see cref="CsrActiveConfig"/>: the
+/// <c>csr-active-config</c> bits as an integer (as NVRAM holds them; bits this version does not name are kept).
+/// <see cref="OSHistory"/> lists every macOS version the Mac has run, oldest first (upgrades append).
 /// </summary>
 public sealed record MachineDescription(
     int FormatVersion,
-    MachinePlatform Platform,
+    MacPlatform Platform,
     string MacOSVersion,
     IReadOnlyList<string> OSHistory,
     IReadOnlyList<MachineUser> Users,
     MdmEnrollment Mdm,
-    uint CsrActiveConfig,
+    [property: JsonConverter(typeof(JsonNumberEnumConverter<CsrConfig>))] CsrConfig CsrActiveConfig,
     RunningOS RunningOS,
     DateTimeOffset Clock,
     ulong Ecid,
@@ -96,7 +88,7 @@ public sealed record MachineDescription(
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Converters =
         {
-            new JsonStringEnumConverter<MachinePlatform>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
+            new JsonStringEnumConverter<MacPlatform>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
             new JsonStringEnumConverter<MdmEnrollment>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
             new JsonStringEnumConverter<RunningOS>(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false),
         },
@@ -112,7 +104,7 @@ public sealed record MachineDescription(
 
     /// <summary>True when SIP enforces kext signatures (CSR_ALLOW_UNTRUSTED_KEXTS clear).</summary>
     [JsonIgnore]
-    public bool SipEnforcesKexts => (CsrActiveConfig & (uint)CsrConfig.AllowUntrustedKexts) == 0;
+    public bool SipEnforcesKexts => (CsrActiveConfig & CsrConfig.AllowUntrustedKexts) == 0;
 
     /// <summary>True when the Mac runs recoveryOS or One True Recovery.</summary>
     [JsonIgnore]
@@ -120,7 +112,7 @@ public sealed record MachineDescription(
 
     /// <summary>The kext architecture this Mac loads.</summary>
     [JsonIgnore]
-    public string KextArchitecture => Platform == MachinePlatform.AppleSilicon ? "arm64e" : "x86_64";
+    public KextArchitecture KextArchitecture => Platform.Architecture();
 
     /// <summary>Looks up a user by name.</summary>
     public MachineUser? FindUser(string name) => Users.FirstOrDefault(u => u.Name == name);

@@ -181,7 +181,7 @@ public sealed class AtomicityAndInputTests : IDisposable
             Assert.Equal(before, _f.Snapshot());
         }
         using var enrolled = new MacFixture();
-        enrolled.Init(mdm: MdmEnrollment.UserApproved, csr: (uint)CsrConfig.AllowUntrustedKexts);
+        enrolled.Init(mdm: MdmEnrollment.UserApproved, csr: CsrConfig.AllowUntrustedKexts);
         using var m = enrolled.Open();
         m.PushProfile(profile);
         var row = Assert.Single(m.ReadPolicy().Mdm);

@@ -29,7 +29,7 @@ public sealed class DecisionTableTests
         const string Team = "ABCDE12345";
         const string Id = "com.example.table";
         using var f = new MacFixture();
-        f.Init(grandfathered ? "10.12.6" : "14.5", mdm: MdmEnrollment.Automated, csr: sipOn ? 0 : (uint)CsrConfig.AllowUntrustedKexts | (uint)CsrConfig.AllowUnrestrictedFs);
+        f.Init(grandfathered ? "10.12.6" : "14.5", mdm: MdmEnrollment.Automated, csr: sipOn ? CsrConfig.None : CsrConfig.AllowUntrustedKexts | CsrConfig.AllowUnrestrictedFs);
         f.Verifier.Facts[Id] = signature switch
         {
             "signed" => FixtureVerifier.Signed(Team),

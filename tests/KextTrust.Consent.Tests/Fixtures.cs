@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using KextTrust.Consent;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
@@ -34,7 +35,7 @@ public sealed class MacFixture : IDisposable
     public string MacDir => Temp.Combine("mac");
     public static readonly DateTimeOffset T0 = new(2025, 1, 6, 9, 0, 0, TimeSpan.Zero);
 
-    public void Init(string macos = "14.5", MachinePlatform platform = MachinePlatform.Intel, MdmEnrollment mdm = MdmEnrollment.None, uint csr = 0)
+    public void Init(string macos = "14.5", MacPlatform platform = MacPlatform.Intel, MdmEnrollment mdm = MdmEnrollment.None, CsrConfig csr = CsrConfig.None)
     {
         using var mac = SystemPolicy.Init(MacDir, new MachineInitOptions(platform, macos, "admin", "admin-pw")
         {

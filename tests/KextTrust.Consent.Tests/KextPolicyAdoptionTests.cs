@@ -1,5 +1,6 @@
 using KextTrust.Consent.Mdm;
 using KextTrust.Consent.Policy;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
 using Microsoft.Data.Sqlite;
@@ -51,7 +52,7 @@ public sealed class KextPolicyAdoptionTests : IDisposable
         var source = RealDatabase("KextPolicy-10.13");
         var original = Read(source);
         Assert.Equal((3, 3, 0, 1), (original.History.Count, original.Policy.Count, original.Mdm.Count, original.Settings.Count));
-        using (SystemPolicy.Init(_f.MacDir, new MachineInitOptions(MachinePlatform.Intel, "10.13.6", "admin", "admin-pw")
+        using (SystemPolicy.Init(_f.MacDir, new MachineInitOptions(MacPlatform.Intel, "10.13.6", "admin", "admin-pw")
         {
             PasswordIterations = 1000, Clock = MacFixture.T0, KextPolicySource = source,
         }, verifier: _f.Verifier))
@@ -127,7 +128,7 @@ public sealed class KextPolicyAdoptionTests : IDisposable
 
         // machine init with a bad database leaves no Mac.
         var dir = _f.Temp.Combine("never");
-        Assert.Throws<MachineException>(() => SystemPolicy.Init(dir, new MachineInitOptions(MachinePlatform.Intel, "14.5", "admin", "pw") { PasswordIterations = 1000, KextPolicySource = badType }));
+        Assert.Throws<MachineException>(() => SystemPolicy.Init(dir, new MachineInitOptions(MacPlatform.Intel, "14.5", "admin", "pw") { PasswordIterations = 1000, KextPolicySource = badType }));
         Assert.False(File.Exists(Path.Combine(dir, MachineLayout.Description)));
     }
 }

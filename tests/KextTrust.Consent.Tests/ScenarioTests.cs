@@ -1,5 +1,6 @@
 using KextTrust.Consent;
 using KextTrust.Consent.Policy;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
 using KextTrust.Kexts.Trust;
 
@@ -177,7 +178,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Apple_silicon_recovery_is_one_true_recovery()
     {
-        _f.Init(platform: MachinePlatform.AppleSilicon);
+        _f.Init(platform: MacPlatform.AppleSilicon);
         using var mac = _f.Open();
         Assert.Equal(RunningOS.OneTrueRecovery, mac.Startup(recovery: true).RunningOS);
     }
@@ -197,7 +198,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Excluded_kext_is_blocked_whatever_its_consent()
     {
-        _f.Init(csr: (uint)CsrConfig.Disabled);
+        _f.Init(csr: CsrConfig.Disabled);
         using var mac = _f.Open();
         mac.Install([_f.Kext("com.example.banned", "3.0.0")]);
         var d = mac.Why("com.example.banned");
@@ -209,7 +210,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Wrong_architecture_is_code_71()
     {
-        _f.Init(platform: MachinePlatform.AppleSilicon, csr: (uint)CsrConfig.Disabled);
+        _f.Init(platform: MacPlatform.AppleSilicon, csr: CsrConfig.Disabled);
         using var mac = _f.Open();
         mac.Install([_f.Kext("com.example.intelonly")]);
         Assert.Equal(TrustCode.MissingArchitecture, mac.Why("com.example.intelonly").Code);
@@ -218,7 +219,7 @@ public sealed class ScenarioTests : IDisposable
     [Fact]
     public void Group_writable_kext_fails_validation_with_code_30()
     {
-        _f.Init(csr: (uint)CsrConfig.Disabled);
+        _f.Init(csr: CsrConfig.Disabled);
         using var mac = _f.Open();
         var k = _f.Kext("com.example.loose");
         if (!OperatingSystem.IsWindows())
@@ -240,7 +241,7 @@ public sealed class ScenarioTests : IDisposable
         var d = mac.Why("com.example.kauth");
         Assert.Equal(TrustCode.UnsupportedKpi, d.Code);
         mac.Startup(true);
-        mac.SetCsr((uint)CsrConfig.Disabled, mac.Store.Begin());
+        mac.SetCsr(CsrConfig.Disabled, mac.Store.Begin());
         mac.Startup(false);
         d = mac.Why("com.example.kauth");
         Assert.True(d.Allowed, d.Reason);

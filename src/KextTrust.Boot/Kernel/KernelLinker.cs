@@ -102,7 +102,7 @@ public static class KernelLinker
         }
         if (auxKc.Architecture != architecture || receipt.Architecture != architecture)
         {
-            return Nothing(auxKc, $"the AuxKC is for {KextReceipt.ArchitectureName(auxKc.Architecture)}, this Mac is {KextReceipt.ArchitectureName(architecture)}");
+            return Nothing(auxKc, $"the AuxKC is for {auxKc.Architecture.SliceName()}, this Mac is {architecture.SliceName()}");
         }
         var state = new LoadState(auxKc, receipt, catalog, release, architecture);
         foreach (var kext in auxKc.Kexts)

@@ -81,10 +81,6 @@ public sealed record AuxiliaryKernelCollection
     /// <summary>The AuxKC header's virtual address for an architecture.</summary>
     public static ulong VmBaseFor(KextArchitecture architecture) => architecture == KextArchitecture.Arm64 ? Arm64VmBase : X86_64VmBase;
 
-    /// <summary>The builder architecture for a Mac: arm64e on Apple silicon, x86_64 on Intel.</summary>
-    public static MachOTargetArchitecture TargetFor(KextArchitecture architecture) =>
-        architecture == KextArchitecture.Arm64 ? MachOTargetArchitecture.Arm64e : MachOTargetArchitecture.X86_64;
-
     /// <summary>SHA-384 of the file: the measurement the Secure Enclave signs (one pass over the bytes).</summary>
     public Sha384Digest ComputeMeasurement() => Sha384Digest.Compute(_bytes.Span);
 
@@ -124,12 +120,10 @@ public sealed record AuxiliaryKernelCollection
         {
             throw new AuxKcFormatException(source, fileset.FileOffset + fileset.HeaderOffset + FileTypeField, $"filetype is {fileset.FileType}, not MH_FILESET");
         }
-        var architecture = fileset.Architecture switch
+        if (!KextArchitectures.TryParseSliceName(fileset.Architecture, out var architecture))
         {
-            "arm64e" => KextArchitecture.Arm64,
-            "x86_64" => KextArchitecture.X86_64,
-            var other => throw new AuxKcFormatException(source, fileset.FileOffset + fileset.HeaderOffset + CpuTypeField, $"architecture {other} is not arm64e or x86_64"),
-        };
+            throw new AuxKcFormatException(source, fileset.FileOffset + fileset.HeaderOffset + CpuTypeField, $"architecture {fileset.Architecture} is not arm64e or x86_64");
+        }
         var info = fileset.Segments.Where(s => s.Name == "__PRELINK_INFO").SelectMany(s => s.Sections).Where(s => s.SectionName == "__info").ToList();
         if (info.Count != 1)
         {
@@ -163,7 +157,7 @@ public sealed record AuxiliaryKernelCollection
         }
         var used = new HashSet<string>(StringComparer.Ordinal);
         var kexts = ImmutableArray.CreateBuilder<AuxKcKext>(dicts.Count);
-        var target = TargetFor(architecture);
+        var target = architecture.MachOTarget();
         for (var i = 0; i < dicts.Count; i++)
         {
             if (dicts[i] is not PlistDictionary d)

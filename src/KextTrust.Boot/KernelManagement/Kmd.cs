@@ -342,8 +342,7 @@ public static class Kmd
             c.Fail(TrustStep.Architecture, TrustCode.MalformedExecutable, $"the executable cannot be read: {e.Message}");
             return false;
         }
-        var target = AuxiliaryKernelCollection.TargetFor(request.Architecture);
-        var wanted = target == MachOTargetArchitecture.Arm64e ? "arm64e" : "x86_64";
+        var wanted = request.Architecture.SliceName();
         MachOFile file;
         try
         {
@@ -369,7 +368,7 @@ public static class Kmd
         var sliceBytes = slice.Data.ToArray();
         try
         {
-            new FilesetBuilder(target).AddEntry(c.BundleId!, sliceBytes);
+            new FilesetBuilder(request.Architecture.MachOTarget()).AddEntry(c.BundleId!, sliceBytes);
         }
         catch (ArgumentException e)
         {
@@ -479,7 +478,7 @@ public static class Kmd
         if (unresolved.Count > 0)
         {
             return new TrustCheck(TrustStep.Link, TrustOutcome.Failed, TrustCode.UnresolvedSymbols,
-                $"{unresolved.Count} undefined symbol(s) resolve to no declared library of {request.Release}/{KextReceipt.ArchitectureName(request.Architecture)}: " +
+                $"{unresolved.Count} undefined symbol(s) resolve to no declared library of {request.Release}/{request.Architecture.SliceName()}: " +
                 string.Join(", ", unresolved.Take(MaxListedSymbols)) + (unresolved.Count > MaxListedSymbols ? ", …" : ""));
         }
         var summary = $"{c.Slice.UndefinedSymbols.Count} symbol(s): {viaKpi} from KPIs, {viaKext} from AuxKC kexts";
@@ -530,7 +529,7 @@ public static class Kmd
 
     private static AuxiliaryKernelCollection BuildCollection(List<Candidate> order, AuxKcBuildRequest request)
     {
-        var target = AuxiliaryKernelCollection.TargetFor(request.Architecture);
+        var target = request.Architecture.MachOTarget();
         var vmBase = AuxiliaryKernelCollection.VmBaseFor(request.Architecture);
         FilesetBuilder NewBuilder(byte[] prelinkInfo)
         {

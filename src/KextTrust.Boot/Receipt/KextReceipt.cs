@@ -95,9 +95,6 @@ public sealed record KextReceipt
     /// <summary>The kexts left out.</summary>
     public ImmutableArray<ReceiptExcludedKext> Excluded { get; init; } = [];
 
-    /// <summary>"arm64e" (Apple silicon) or "x86_64".</summary>
-    public static string ArchitectureName(KextArchitecture architecture) => architecture == KextArchitecture.Arm64 ? "arm64e" : "x86_64";
-
     /// <summary>The canonical bytes (the file kmd writes).</summary>
     public byte[] ToBytes() => PropertyList.ToXml(ToPlist());
 
@@ -149,12 +146,11 @@ public sealed record KextReceipt
         }
         var releaseKey = r.Str(d, "MacOSRelease");
         var release = MacOSRelease.All.FirstOrDefault(x => x.Key == releaseKey) ?? throw r.Fail(d, "MacOSRelease", $"unknown MacOSRelease '{releaseKey}'");
-        var arch = r.Str(d, "Architecture") switch
+        var archName = r.Str(d, "Architecture");
+        if (!KextArchitectures.TryParseSliceName(archName, out var arch))
         {
-            "arm64e" => KextArchitecture.Arm64,
-            "x86_64" => KextArchitecture.X86_64,
-            var other => throw r.Fail(d, "Architecture", $"unknown Architecture '{other}'"),
-        };
+            throw r.Fail(d, "Architecture", $"unknown Architecture '{archName}'");
+        }
         var sip = r.Int(d, "SIPConfiguration");
         if (sip is < 0 or > ushort.MaxValue)
         {
@@ -196,7 +192,7 @@ public sealed record KextReceipt
         ("AuxKCSHA384", new PlistString(AuxKcMeasurement.ToString())),
         ("UAKLSHA384", new PlistString(UaklHash.ToString())),
         ("MacOSRelease", new PlistString(Release.Key)),
-        ("Architecture", new PlistString(ArchitectureName(Architecture))),
+        ("Architecture", new PlistString(Architecture.SliceName())),
         ("SIPConfiguration", new PlistInteger((ushort)Sip)),
         ("IncludedKexts", new PlistArray(Included.Select(k => (PlistNode)new PlistDictionary(
             ("BundleIdentifier", new PlistString(k.BundleId)),

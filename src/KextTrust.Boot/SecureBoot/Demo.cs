@@ -7,6 +7,7 @@ using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 
@@ -70,7 +71,7 @@ public static class Demo
         var kextDir = Path.Combine(workDir, "kexts");
         Directory.CreateDirectory(kextDir);
         using var pki = TestPki.Create(new TestPki.Options("KextTrust Demo Developer", TeamId));
-        using var mac = Mac.Init(macDir, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
+        using var mac = Mac.Init(macDir, new MachineInitOptions(MacPlatform.AppleSilicon, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 10_000,
@@ -156,7 +157,7 @@ public static class Demo
             !pay.Available && pay.InterferingKexts.Any(k => k.BundleId == Signed), pay.Describe(), []);
 
         // ---- attack a: rollback
-        var plat = MachinePlatform.AppleSilicon;
+        var plat = MacPlatform.AppleSilicon;
         string[] auxFiles = [SecureBootLayout.AuxKc(plat), SecureBootLayout.AuxKcImage4(plat), SecureBootLayout.Receipt(plat)];
         var saved = auxFiles.ToDictionary(f => f, f => File.ReadAllBytes(mac.Store.PathOf(f)));
         var second = mac.KmutilCreate(Admin, Password);

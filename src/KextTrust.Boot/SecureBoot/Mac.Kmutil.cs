@@ -34,7 +34,7 @@ public sealed partial class Mac
     {
         AuthorizeAdmin(user, password);
         var d = Description;
-        var asi = d.Platform == MachinePlatform.AppleSilicon;
+        var asi = d.Platform == MacPlatform.AppleSilicon;
         var policy = asi ? ReadLocalPolicy() : null;
         if (policy is { ThirdPartyKextsEnabled: false })
         {
@@ -50,9 +50,9 @@ public sealed partial class Mac
         {
             Candidates = candidates,
             Uakl = uakl,
-            Architecture = Architecture(d),
+            Architecture = d.KextArchitecture,
             Release = Release(d),
-            Sip = (CsrConfig)(ushort)d.CsrActiveConfig,
+            Sip = d.CsrActiveConfig.Sip0(),
             IsBanned = (id, v) => exclude.Match(id, v) is not null,
             VerifySignature = VerifySignatures(candidates, verifyOptions),
             Catalog = Catalog.Value,

@@ -28,7 +28,7 @@ public sealed partial class Mac
     /// <summary>Stages the Secure Enclave's sealed files and the first LocalPolicy (Apple silicon; nothing on Intel).</summary>
     private static void StageSecureBoot(MachineStore store, MachineDescription d, MachineTransaction tx)
     {
-        if (d.Platform != MachinePlatform.AppleSilicon)
+        if (d.Platform != MacPlatform.AppleSilicon)
         {
             return;
         }
@@ -84,7 +84,7 @@ public sealed partial class Mac
     /// <summary>The LocalPolicy file's bytes and path, for <see cref="ReadLocalPolicy"/> and <see cref="VerifyLocalPolicy"/>.</summary>
     private (byte[] Bytes, string Path) LocalPolicyFile()
     {
-        if (Description.Platform != MachinePlatform.AppleSilicon)
+        if (Description.Platform != MacPlatform.AppleSilicon)
         {
             throw new SecureBootException(SecureBootCode.NotOnIntel, "Intel Macs have no LocalPolicy: their AuxKC lives on the data volume");
         }
@@ -97,7 +97,7 @@ public sealed partial class Mac
     public LocalPolicyRecord Bputil(BputilRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (Description.Platform != MachinePlatform.AppleSilicon)
+        if (Description.Platform != MacPlatform.AppleSilicon)
         {
             throw new SecureBootException(SecureBootCode.NotOnIntel, "bputil: not on Intel (Intel Macs have no LocalPolicy)");
         }
@@ -120,15 +120,15 @@ public sealed partial class Mac
     }
 
     /// <summary><c>csrutil enable|disable [--without kext]</c>: recovery only, admin password. Apple silicon: also the LocalPolicy's sip0.</summary>
-    public uint Csrutil(bool enable, bool withoutKext, string user, string password)
+    public CsrConfig Csrutil(bool enable, bool withoutKext, string user, string password)
     {
         AuthorizeRecovery(user, password, "changing System Integrity Protection (csrutil)");
-        var csr = enable ? (withoutKext ? (uint)CsrConfig.AllowUntrustedKexts | (uint)CsrConfig.AllowUnapprovedKexts : 0u) : (uint)CsrConfig.Disabled;
-        if (Description.Platform == MachinePlatform.AppleSilicon)
+        var csr = enable ? (withoutKext ? CsrConfig.AllowUntrustedKexts | CsrConfig.AllowUnapprovedKexts : CsrConfig.None) : CsrConfig.Disabled;
+        if (Description.Platform == MacPlatform.AppleSilicon)
         {
             var current = ReadLocalPolicy();
-            var proposed = current with { SipConfig = (CsrConfig)(ushort)csr };
-            if (csr != 0)
+            var proposed = current with { SipConfig = csr.Sip0() };
+            if (csr != CsrConfig.None)
             {
                 proposed = proposed with { ReducedSecurity = true, PermissiveSecurity = true };
             }

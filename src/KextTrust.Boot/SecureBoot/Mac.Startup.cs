@@ -89,11 +89,11 @@ public sealed partial class Mac
         {
             trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Skipped, null, "recoveryOS: no third-party kexts are loaded"));
         }
-        else if (p == MachinePlatform.AppleSilicon && !File.Exists(Store.PathOf(SecureBootLayout.LocalPolicy)))
+        else if (p == MacPlatform.AppleSilicon && !File.Exists(Store.PathOf(SecureBootLayout.LocalPolicy)))
         {
             trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Skipped, null, "no LocalPolicy (secure boot not initialized): no third-party kexts are loaded"));
         }
-        else if (p == MachinePlatform.AppleSilicon)
+        else if (p == MacPlatform.AppleSilicon)
         {
             using var sep = OpenEnclave();
             var policyBytes = ReadOptional(SecureBootLayout.LocalPolicy)
@@ -141,7 +141,7 @@ public sealed partial class Mac
         var notLoaded = ImmutableArray<KextNotLoaded>.Empty;
         if (auxKc is not null && receipt is not null)
         {
-            var result = KernelLinker.LoadAuxKc(auxKc, receipt, KpiCatalog, Release(next), Architecture(next),
+            var result = KernelLinker.LoadAuxKc(auxKc, receipt, KpiCatalog, Release(next), next.KextArchitecture,
                 Guid.Parse(next.BootSessionUuid), next.Clock);
             var tags = result.Loaded.ToDictionary(k => k.BundleId, k => k.LoadTag, StringComparer.Ordinal);
             loaded = [.. result.Loaded.Select(k => new LoadedKextInfo(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash)

@@ -131,7 +131,7 @@ public sealed partial class Mac : IDisposable
     public SecureEnclave OpenEnclave()
     {
         var d = Description;
-        if (d.Platform != MachinePlatform.AppleSilicon)
+        if (d.Platform != MacPlatform.AppleSilicon)
         {
             throw new SecureBootException(SecureBootCode.NotOnIntel, "Intel Macs have no Secure Enclave LocalPolicy");
         }
@@ -170,9 +170,6 @@ public sealed partial class Mac : IDisposable
 
     /// <summary>The macOS release of the Mac.</summary>
     public static MacOSRelease Release(MachineDescription d) => MacOSRelease.ForVersion(d.Version) ?? MacOSRelease.All[^1];
-
-    /// <summary>The kext architecture of the Mac.</summary>
-    public static KextArchitecture Architecture(MachineDescription d) => d.Platform == MachinePlatform.AppleSilicon ? KextArchitecture.Arm64 : KextArchitecture.X86_64;
 
     /// <summary>The last startup's report as written to disk: enum values in kebab-case, as in every JSON document.</summary>
     private static readonly JsonSerializerOptions Json = new()

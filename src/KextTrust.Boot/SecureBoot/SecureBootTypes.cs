@@ -42,13 +42,13 @@ public static class SecureBootLayout
     public const string LastStartup = "var/run/kextrust-startup.json";
 
     /// <summary>The AuxKC folder of the platform.</summary>
-    public static string AuxKcFolder(MachinePlatform p) => p == MachinePlatform.AppleSilicon ? AppleSiliconAuxKcFolder : IntelAuxKcFolder;
+    public static string AuxKcFolder(MacPlatform p) => p == MacPlatform.AppleSilicon ? AppleSiliconAuxKcFolder : IntelAuxKcFolder;
     /// <summary>The AuxKC Mach-O.</summary>
-    public static string AuxKc(MachinePlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.kc";
+    public static string AuxKc(MacPlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.kc";
     /// <summary>The SEP-signed AuxKC Image4 (Apple silicon).</summary>
-    public static string AuxKcImage4(MachinePlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.img4";
+    public static string AuxKcImage4(MacPlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.img4";
     /// <summary>The kext receipt.</summary>
-    public static string Receipt(MachinePlatform p) => AuxKcFolder(p) + "/KextReceipt.plist";
+    public static string Receipt(MacPlatform p) => AuxKcFolder(p) + "/KextReceipt.plist";
 }
 
 /// <summary>Stable codes of secure-boot refusals.</summary>

@@ -7,6 +7,7 @@ using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Startup;
@@ -337,7 +338,7 @@ public static class Iboot
         try
         {
             var file = MachOFile.FromBytes(payload, inputs.AuxKcName);
-            if (file.IsFat || file.Slices[0].FileType != MachOFileType.Fileset || file.Slices[0].Architecture != "arm64e")
+            if (file.IsFat || file.Slices[0].FileType != MachOFileType.Fileset || file.Slices[0].Architecture != KextArchitecture.Arm64.SliceName())
             {
                 Fail(TrustStep.AuxKcFormat, TrustCode.AuxKcMalformed, "the signed AuxKC is not a thin arm64e MH_FILESET (LocalPolicies exist only on Apple silicon)");
                 return (null, null);

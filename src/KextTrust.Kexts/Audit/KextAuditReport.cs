@@ -54,11 +54,8 @@ public sealed record KextAuditReason(
 /// <param name="Reasons">Refusing reasons first, then warnings, then notes.</param>
 public sealed record KextVerdict(MacOSRelease Release, MacPlatform Platform, KextLoadVerdict Verdict, ImmutableArray<KextAuditReason> Reasons)
 {
-    /// <summary>"intel" or "apple-silicon".</summary>
-    public static string PlatformKey(MacPlatform platform) => platform == MacPlatform.AppleSilicon ? "apple-silicon" : "intel";
-
     /// <summary><c>&lt;release&gt;/&lt;platform&gt;</c>, e.g. <c>11/apple-silicon</c>, <c>15.4/intel</c>.</summary>
-    public string Key => $"{Release.Key}/{PlatformKey(Platform)}";
+    public string Key => $"{Release.Key}/{Platform.Name()}";
 
     /// <summary>"loads", "loads-with-warning", "refused", "not-applicable".</summary>
     public string VerdictCode => Verdict switch

@@ -272,8 +272,8 @@ public sealed class KextAuditor
         var asImports = KextImportIndex.RuleRelevant(sliceImports.Where((_, i) => slices[i].IsArm64e));
         var all = KpiRuleEvaluator.Evaluate(allImports, libraries, enforcement);
         // Each platform's kernel reads OSBundleLibraries_<its arch> when the kext has one.
-        var intelLibraries = bundle.LibrariesFor("x86_64") is var il && ReferenceEquals(il, bundle.Libraries) ? libraries : LibraryMap(il);
-        var asLibraries = bundle.LibrariesFor("arm64e") is var al && ReferenceEquals(al, bundle.Libraries) ? libraries : LibraryMap(al);
+        var intelLibraries = bundle.LibrariesFor(KextArchitecture.X86_64.SliceName()) is var il && ReferenceEquals(il, bundle.Libraries) ? libraries : LibraryMap(il);
+        var asLibraries = bundle.LibrariesFor(KextArchitecture.Arm64.SliceName()) is var al && ReferenceEquals(al, bundle.Libraries) ? libraries : LibraryMap(al);
         var intel = SameSet(intelImports, allImports) && ReferenceEquals(intelLibraries, libraries) ? all : KpiRuleEvaluator.Evaluate(intelImports, intelLibraries, enforcement);
         var appleSilicon = SameSet(asImports, allImports) && ReferenceEquals(asLibraries, libraries) ? all : KpiRuleEvaluator.Evaluate(asImports, asLibraries, enforcement);
 
@@ -316,6 +316,9 @@ public sealed class KextAuditor
         return KextLinkReport.Merge(parts);
     }
 
+    /// <summary>"an Intel Mac" or "Apple silicon", as the reasons name the Mac.</summary>
+    private static string TheMac(MacPlatform platform) => platform == MacPlatform.Intel ? "an Intel Mac" : platform.DisplayName();
+
     private KextVerdict Decide(
         MacOSRelease release,
         MacPlatform platform,
@@ -348,7 +351,7 @@ public sealed class KextAuditor
         else if (platformSlices.FirstOrDefault(s => !s.IsKextBundle) is { } notKext)
         {
             reasons.Add(Refuse(KextAuditCodes.NotAKext,
-                $"the {notKext.Architecture} slice {(platform == MacPlatform.Intel ? "an Intel Mac" : "Apple silicon")} loads is {FileTypeName(notKext.FileType)}, not a kext (MH_KEXT_BUNDLE)"));
+                $"the {notKext.Architecture} slice {TheMac(platform)} loads is {FileTypeName(notKext.FileType)}, not a kext (MH_KEXT_BUNDLE)"));
         }
         else if (platformSlices.Length > 0)
         {
@@ -357,11 +360,11 @@ public sealed class KextAuditor
                 if (!ignored.IsKextBundle && Array.IndexOf(platformSlices, ignored) < 0)
                 {
                     reasons.Add(new KextAuditReason(KextAuditCodes.IgnoredSlice, KextReasonSeverity.Informs,
-                        $"{ignored.Architecture} slice ignored ({FileTypeName(ignored.FileType)}): {(platform == MacPlatform.Intel ? "an Intel Mac's kernel loads the x86_64 slice" : "Apple silicon's kernel loads the arm64e slice")}",
+                        $"{ignored.Architecture} slice ignored ({FileTypeName(ignored.FileType)}): {TheMac(platform)}'s kernel loads the {platform.Architecture().SliceName()} slice",
                         [], [], []));
                 }
             }
-            var arch = platform == MacPlatform.Intel ? KextArchitecture.X86_64 : KextArchitecture.Arm64;
+            var arch = platform.Architecture();
             var unresolved = UnresolvedOn(link, release, arch, platformSlices);
             if (unresolved.Count > 0)
             {

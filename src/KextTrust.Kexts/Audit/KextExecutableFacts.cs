@@ -23,7 +23,7 @@ public sealed record KextSliceFacts(
     KextSignatureFacts Signature)
 {
     /// <summary>True for an arm64e slice: the only arm64 flavour Apple silicon loads as a kext.</summary>
-    public bool IsArm64e => Architecture == "arm64e";
+    public bool IsArm64e => Architecture == Kpi.KextArchitecture.Arm64.SliceName();
 
     /// <summary>True for a slice an Intel Mac loads (x86_64 or x86_64h).</summary>
     public bool IsIntel => KextArchitecture == Kpi.KextArchitecture.X86_64;

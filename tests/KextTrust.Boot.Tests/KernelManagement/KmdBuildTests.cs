@@ -136,7 +136,7 @@ public sealed class KmdBuildTests
         Assert.Contains("com.old.intel", result.IncludedBundleIds);
         Assert.DoesNotContain("com.hobby.unsigned", result.IncludedBundleIds);
         Assert.Equal("x86_64", MachOFile.FromBytes(result.AuxKc.Bytes).Slices[0].Architecture);
-        Assert.Equal("x86_64", KextReceipt.ArchitectureName(result.Receipt.Architecture));
+        Assert.Equal("x86_64", result.Receipt.Architecture.SliceName());
     }
 
     [Fact]

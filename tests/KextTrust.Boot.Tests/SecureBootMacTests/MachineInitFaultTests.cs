@@ -1,6 +1,7 @@
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
 
@@ -13,7 +14,7 @@ namespace KextTrust.Boot.Tests.SecureBootMacTests;
 /// </summary>
 public sealed class MachineInitFaultTests
 {
-    private static MachineInitOptions Options => new(MachinePlatform.AppleSilicon, "14.5", "admin", "pw") { PasswordIterations = 1000 };
+    private static MachineInitOptions Options => new(MacPlatform.AppleSilicon, "14.5", "admin", "pw") { PasswordIterations = 1000 };
 
     /// <summary>A complete Mac: it opens, its Secure Enclave unseals, its LocalPolicy is Full Security and iBoot verifies it.</summary>
     private static void AssertComplete(string dir)

@@ -141,7 +141,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         var dir = f.Copy();
         using (var mac = Mac.Open(dir))
         {
-            Assert.Equal(0u, mac.Description.CsrActiveConfig);
+            Assert.Equal(CsrConfig.None, mac.Description.CsrActiveConfig);
             mac.Install([f.Kext(bundleId)]);
         }
         // Approved: the banned kext by its team's approval; the unsigned one (no team) by a row added by hand.

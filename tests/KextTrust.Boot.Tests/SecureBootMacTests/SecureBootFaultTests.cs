@@ -50,7 +50,7 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
             Assert.Contains("user consent is not in force", boot.Refusal?.Detail);
             using (var mac = Mac.Open(dir))
             {
-                Assert.Equal((uint)CsrConfig.Disabled, mac.Description.CsrActiveConfig);
+                Assert.Equal(CsrConfig.Disabled, mac.Description.CsrActiveConfig);
                 Assert.Equal(CsrConfig.Disabled, mac.ReadLocalPolicy().SipConfig);
                 mac.KmutilCreate(Admin, Password);
             }

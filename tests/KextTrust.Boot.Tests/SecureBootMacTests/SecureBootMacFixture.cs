@@ -7,6 +7,7 @@ using KextTrust.Consent.Policy;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
@@ -27,7 +28,7 @@ public sealed class SecureBootMacFixture : IDisposable
 {
     public const string Admin = "admin", Password = "pw", Team = "TEAM000001";
     public const string Driver = "com.acme.drv", Second = "com.acme.second", Unsigned = "com.acme.unsigned", Banned = "com.example.banned";
-    public const MachinePlatform Platform = MachinePlatform.AppleSilicon;
+    public const MacPlatform Platform = MacPlatform.AppleSilicon;
 
     private readonly TempDir _root = new("kextrust-sbfix");
     private readonly Dictionary<string, string> _kexts = new(StringComparer.Ordinal);

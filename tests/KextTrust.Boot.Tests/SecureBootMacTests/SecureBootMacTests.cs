@@ -6,6 +6,7 @@ using KextTrust.Consent;
 using KextTrust.Consent.Policy;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
@@ -28,7 +29,7 @@ public sealed class SecureBootMacTests
     {
         using var dir = new TempDir("kextrust-sbmac");
         using var pki = TestPki.Create(new TestPki.Options("Dev", "TEAM000001"));
-        using var mac = Mac.Init(dir.Combine("mac"), new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", "admin", "pw")
+        using var mac = Mac.Init(dir.Combine("mac"), new MachineInitOptions(MacPlatform.AppleSilicon, "14.5", "admin", "pw")
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 1000,

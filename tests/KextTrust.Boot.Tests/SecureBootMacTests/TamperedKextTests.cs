@@ -7,6 +7,7 @@ using KextTrust.Consent.Policy;
 using KextTrust.Formats.CodeSigning;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 using KextTrust.TestSupport;
@@ -41,7 +42,7 @@ public sealed class TamperFixture : IDisposable
             KextSigner.Sign(SignedKext, new KextSigningOptions { Identity = identity });
         }
         BaseMac = _root.Combine("base");
-        using var mac = Mac.Init(BaseMac, new MachineInitOptions(MachinePlatform.AppleSilicon, "14.5", Admin, Password)
+        using var mac = Mac.Init(BaseMac, new MachineInitOptions(MacPlatform.AppleSilicon, "14.5", Admin, Password)
         {
             TrustRootPem = pki.Root.ExportCertificatePem(),
             PasswordIterations = 1000,
