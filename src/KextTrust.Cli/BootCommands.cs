@@ -260,7 +260,8 @@ public static class BootCommands
             }
             foreach (var d in result.Build.Decisions)
             {
-                output.Out.WriteLine(d.Included ? $"included {d.BundleId} {d.Version} (team {d.TeamId}, cdhash {d.CdHash})" : $"excluded {d.BundleId ?? d.BundlePath}: {d.Exclusion}: {d.ExclusionDetail}");
+                output.Out.WriteLine(d.Included ? $"included {d.BundleId} {d.Version} (team {d.TeamId}, cdhash {d.CdHash})"
+                    : $"excluded {d.BundleId ?? d.BundlePath}: {TrustCheckJson.CodeText(d.Exclusion is { } x ? MachineOption.Kebab(x) : null, d.KMErrorCode)}: {d.ExclusionDetail}");
             }
             output.Out.WriteLine($"AuxKC written: {result.Build.AuxKc.Kexts.Length} kext(s), measurement {result.Build.Measurement}");
             if (result.Policy is { } p)
@@ -323,7 +324,7 @@ public static class BootCommands
             if (report?.Refusal is { } refusal)
             {
                 // Standard error: standard output stays kmutil's table for scripts.
-                output.Error.WriteLine($"booted without third-party kexts: {refusal.Code}: {refusal.Detail}");
+                output.Error.WriteLine($"booted without third-party kexts: {refusal}");
             }
             output.Out.Write(KmutilShowloadedText.Format(report?.Loaded ?? []));
             return ExitCodes.Ok;

@@ -9,7 +9,7 @@ using KextTrust.Machine;
 namespace KextTrust.Cli;
 
 // The JSON the secure-boot commands write with --json (camelCase through CliOutput). Codes are the stable names of
-// the library's enums (SecureBootCode, TrustCode, LocalPolicyFailureCode, ConsentCode) as
+// the library's enums (SecureBootCode, TrustCode, TrustStep, TrustOutcome, LocalPolicyFailureCode, ConsentCode) as
 // kebab-case strings (MachineOption.Kebab), as every JSON document writes enum values. Hashes are lowercase hex; absent values are null.
 
 /// <summary>A refused or failed command with <c>--json</c>: <c>{"error": {...}}</c> on standard output.</summary>
@@ -120,26 +120,28 @@ public sealed record KmutilInspectJson(AuxKcJson? AuxKc, IReadOnlyList<FilesetEn
 /// <summary>A loaded kext (<c>startup --json</c>, <c>kmutil showloaded --json</c>).</summary>
 public sealed record LoadedKextJson(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
 
-/// <summary>Why the startup booted without third-party kexts: a <c>BootFailureCode</c> name in kebab-case (or <c>uakl-modified</c>) and the detail.</summary>
-public sealed record RefusalJson(string Code, string Detail);
+/// <summary>A kext of the AuxKC the kernel did not load: its code (<c>missing-library</c>, <c>unresolved-symbols</c>, …) and the detail.</summary>
+public sealed record NotLoadedKextJson(string BundleId, string Code, int? KmErrorCode, string Detail);
 
 /// <summary><c>startup --json</c> (and <c>kmutil showloaded --json</c>: the last startup, all null/empty before the first).</summary>
 /// <param name="RunningOS">mac-os, recovery-os or one-true-recovery (as <c>machine show --json</c>).</param>
 /// <param name="BootSession">The boot session UUID.</param>
 /// <param name="ThirdPartyKextsLoaded">True when the kernel loaded at least one kext from the AuxKC.</param>
-/// <param name="Refusal">Why iBoot refused the AuxKC (or the LocalPolicy), or null.</param>
+/// <param name="Refusal">iBoot's failed check (the AuxKC, the UAKL or the LocalPolicy refused), or null.</param>
 /// <param name="Loaded">The kexts the kernel loaded, in load order.</param>
-/// <param name="NotLoaded">"bundle id: code: detail" for AuxKC kexts the kernel did not load.</param>
-/// <param name="Trace">iBoot's checks in order.</param>
+/// <param name="NotLoaded">The AuxKC kexts the kernel did not load, with their codes.</param>
+/// <param name="Trace">iBoot's checks in order (the record <c>why</c> writes as its steps).</param>
 /// <param name="Excluded">The kexts kmd left out of the AuxKC the kernel loaded, from its verified receipt (as <c>kmutil create --json</c> lists them).</param>
-public sealed record StartupJson(string? RunningOS, string? BootSession, bool ThirdPartyKextsLoaded, RefusalJson? Refusal,
-    IReadOnlyList<LoadedKextJson> Loaded, IReadOnlyList<string> NotLoaded, IReadOnlyList<string> Trace, IReadOnlyList<ExcludedKextJson> Excluded)
+public sealed record StartupJson(string? RunningOS, string? BootSession, bool ThirdPartyKextsLoaded, TrustCheckJson? Refusal,
+    IReadOnlyList<LoadedKextJson> Loaded, IReadOnlyList<NotLoadedKextJson> NotLoaded, IReadOnlyList<TrustCheckJson> Trace, IReadOnlyList<ExcludedKextJson> Excluded)
 {
     /// <summary>The JSON of a startup report (null: no startup yet).</summary>
     public static StartupJson From(StartupReport? r, string? runningOS) => r is null
         ? new(runningOS, null, false, null, [], [], [], [])
-        : new(runningOS, r.BootSession, r.ThirdPartyKextsLoaded, r.Refusal is { } f ? new RefusalJson(MachineOption.Kebab(f.Code), f.Detail) : null,
-            [.. r.Loaded.Select(k => new LoadedKextJson(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))], r.NotLoaded, r.Trace,
+        : new(runningOS, r.BootSession, r.ThirdPartyKextsLoaded, r.Refusal is { } f ? TrustCheckJson.From(f) : null,
+            [.. r.Loaded.Select(k => new LoadedKextJson(k.LoadTag, k.BundleId, k.Version, k.TeamId, k.CdHash))],
+            [.. r.NotLoaded.Select(n => new NotLoadedKextJson(n.BundleId, MachineOption.Kebab(n.Code), n.KMErrorCode, n.Detail))],
+            [.. r.Trace.Select(TrustCheckJson.From)],
             [.. (r.Excluded.IsDefault ? [] : r.Excluded).Select(ExcludedKextJson.From)]);
 }
 

@@ -352,7 +352,7 @@ public static partial class MachineCommands
             {
                 if (report.Refusal is { } refusal)
                 {
-                    output.Out.WriteLine($"iBoot: booting without third-party kexts: {refusal.Code}: {refusal.Detail}");
+                    output.Out.WriteLine($"iBoot: booting without third-party kexts: {refusal}");
                 }
                 foreach (var k in report.Loaded)
                 {

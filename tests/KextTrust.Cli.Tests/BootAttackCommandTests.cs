@@ -1,5 +1,6 @@
 using KextTrust.TestSupport;
 using static KextTrust.Cli.Tests.BootMacFixture;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Cli.Tests;
 
@@ -13,7 +14,7 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
     /// <summary><c>startup --json</c> refuses with <paramref name="code"/> (exit 1) and loads no third-party kext; showloaded agrees.</summary>
     internal static void AssertRefused(BootMac mac, string refusalCode)
     {
-        // JSON writes the BootFailureCode in kebab-case (AuxKcRollback -> aux-kc-rollback).
+        // JSON writes the TrustCode in kebab-case (AuxKcRollback -> aux-kc-rollback).
         var code = System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(refusalCode);
         var boot = mac.Json("startup");
         Assert.True(boot.ExitCode == 1, boot.Json.ToString());
@@ -22,7 +23,10 @@ public sealed class BootAttackCommandTests(BootMacFixture fx)
         Assert.False(string.IsNullOrWhiteSpace(refusal.GetProperty("detail").GetString()));
         Assert.False(boot.Json.GetProperty("thirdPartyKextsLoaded").GetBoolean());
         Assert.Empty(boot.BundleIds("loaded"));
-        Assert.Contains(boot.Json.GetProperty("trace").EnumerateArray(), t => t.GetString()!.Contains($"({code})", StringComparison.Ordinal));
+        Assert.Equal("failed", refusal.GetProperty("outcome").GetString());
+        var failed = Assert.Single(boot.Json.GetProperty("trace").EnumerateArray(), t => t.GetProperty("outcome").GetString() == "failed");
+        Assert.Equal(code, failed.GetProperty("code").GetString());
+        Assert.Equal(refusal.GetProperty("step").GetString(), failed.GetProperty("step").GetString());
         var shown = mac.Ok("kmutil", "showloaded");
         Assert.Equal(code, shown.Json.GetProperty("refusal").GetProperty("code").GetString());
         Assert.Empty(shown.BundleIds("loaded"));

@@ -45,10 +45,10 @@ public sealed class DemoKeepTests
             var problems = System.Text.Json.JsonDocument.Parse(verify.StdOut).RootElement.GetProperty("manifests")[0].GetProperty("problems");
             Assert.Equal(["chain-untrusted"], problems.EnumerateArray().Select(p => p.GetProperty("code").GetString()));
             var startup = CliRunner.Run("startup", "--machine", mac);
-            Assert.Contains("UaklModified", startup.StdOut);
+            Assert.Contains("iBoot: booting without third-party kexts: user-approved-kext-list: failed (uakl-modified) auxp mismatch", startup.StdOut);
             // The refusal goes to standard error: standard output stays kmutil's table.
             var shown = CliRunner.Run("kmutil", "showloaded", "--machine", mac);
-            Assert.Contains("UaklModified", shown.StdErr);
+            Assert.Contains("user-approved-kext-list: failed (uakl-modified)", shown.StdErr);
             Assert.Equal(KmutilShowloadedText.Header + "\n", shown.StdOut.ReplaceLineEndings("\n"));
             var rebuild = CliRunner.Run("kmutil", "create", "--machine", mac, "-u", "admin", "-p", "correct horse battery staple");
             Assert.True(rebuild.ExitCode == 0, rebuild.StdErr);

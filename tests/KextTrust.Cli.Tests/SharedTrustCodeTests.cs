@@ -5,7 +5,8 @@ namespace KextTrust.Cli.Tests;
 /// <summary>
 /// One fact, one code, everywhere a user looks: on the demo's Apple-silicon Mac (SIP on), the x86_64-only kext is
 /// <c>missing-architecture</c> with <c>KMErrorDomain</c> 71 in <c>why</c>'s failed step, in kmd's exclusion (the receipt,
-/// <c>kmutil inspect</c>) and in the audit's Apple-silicon verdict; the banned kext is <c>exclude-listed</c> in <c>why</c> and kmd.
+/// <c>kmutil inspect</c>) and in the audit's Apple-silicon verdict; the banned kext is <c>exclude-listed</c> in <c>why</c> and kmd;
+/// the UAKL edited by hand fails iBoot's <c>user-approved-kext-list</c> step with <c>uakl-modified</c>, typed in <c>startup --json</c>.
 /// </summary>
 public sealed class SharedTrustCodeTests
 {
@@ -38,6 +39,19 @@ public sealed class SharedTrustCodeTests
                 Assert.Equal(code, left.GetProperty("code").GetString());
                 Assert.Equal(km, KmError(left));
             }
+            // The demo ends with a row added to the KextPolicy database by hand: iBoot's UAKL step fails, typed in the JSON.
+            using var startup = Json(CliRunner.Run("startup", "--machine", mac, "--json"), 1);
+            var refusal = startup.RootElement.GetProperty("refusal");
+            Assert.Equal("user-approved-kext-list", refusal.GetProperty("step").GetString());
+            Assert.Equal("failed", refusal.GetProperty("outcome").GetString());
+            Assert.Equal("uakl-modified", refusal.GetProperty("code").GetString());
+            Assert.Null(KmError(refusal));
+            Assert.StartsWith("auxp mismatch: the user-authorized kext list on disk", refusal.GetProperty("detail").GetString());
+            var trace = startup.RootElement.GetProperty("trace").EnumerateArray().ToList();
+            Assert.Equal("user-approved-kext-list", trace[^1].GetProperty("step").GetString());
+            Assert.Equal("uakl-modified", trace[^1].GetProperty("code").GetString());
+            Assert.All(trace.SkipLast(1), c => Assert.Equal("passed", c.GetProperty("outcome").GetString()));
+
             var text = CliRunner.Run("why", IntelOnly, "--machine", mac);
             Assert.Contains("(code missing-architecture (KMErrorDomain 71))", text.StdOut);
         }

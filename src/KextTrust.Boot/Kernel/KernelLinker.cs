@@ -5,6 +5,7 @@ using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Receipt;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Kernel;
 
@@ -27,25 +28,14 @@ public sealed record LoadedKext(int LoadTag, string BundleId, string Version, st
     public string? Uuid { get; init; }
 }
 
-/// <summary>Why the kernel did not load a kext of the AuxKC.</summary>
-public enum KernelLoadFailureCode
+/// <summary>A kext of the AuxKC the kernel did not load, and why: a code of the one vocabulary (<see cref="TrustCode.ReceiptMismatch"/>,
+/// <see cref="TrustCode.NotInReceipt"/>, <see cref="TrustCode.MissingLibrary"/>, <see cref="TrustCode.LibraryVersion"/>,
+/// <see cref="TrustCode.DependencyNotLoaded"/>, <see cref="TrustCode.UnresolvedSymbols"/>) and the detail.</summary>
+public sealed record KextNotLoaded(string BundleId, TrustCode Code, string Detail)
 {
-    /// <summary>The AuxKC is not the one the receipt describes (its SHA-384 differs), or not for this architecture: nothing loads.</summary>
-    ReceiptMismatch,
-    /// <summary>The kext is in the AuxKC but not in the receipt.</summary>
-    NotInReceipt,
-    /// <summary>A library is neither a KPI of this release, an Apple family, nor a kext of the AuxKC.</summary>
-    UnknownLibrary,
-    /// <summary>A KPI library of this release does not satisfy the requested version.</summary>
-    LibraryVersion,
-    /// <summary>A third-party library did not load (or the libraries form a cycle).</summary>
-    DependencyNotLoaded,
-    /// <summary>Some undefined symbols resolve to no declared library.</summary>
-    UnresolvedSymbols,
+    /// <summary>The <c>KMErrorDomain</c> code of <see cref="Code"/> where macOS has one, else null.</summary>
+    public int? KMErrorCode => Code.KMErrorCode();
 }
-
-/// <summary>A kext that did not load, and why.</summary>
-public sealed record KextNotLoaded(string BundleId, KernelLoadFailureCode Code, string Detail);
 
 /// <summary>
 /// A row for the KextPolicy database's <c>kext_load_history_v3</c> (path, team_id, bundle_id, boot_uuid, created_at,
@@ -81,7 +71,7 @@ public static class KernelLinker
 
     /// <summary>
     /// Reads <paramref name="auxKcBytes"/> (the file <paramref name="auxKcName"/>) and loads it; malformed bytes load nothing
-    /// (one <see cref="KernelLoadFailureCode.ReceiptMismatch"/> entry naming the file, offset and rule).
+    /// (one <see cref="TrustCode.ReceiptMismatch"/> entry naming the file, offset and rule).
     /// </summary>
     public static KernelLoadResult LoadAuxKc(ReadOnlyMemory<byte> auxKcBytes, string auxKcName, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release,
         KextArchitecture architecture, Guid bootSessionUuid, DateTimeOffset now)
@@ -93,7 +83,7 @@ public static class KernelLinker
         }
         catch (AuxKcFormatException e)
         {
-            return new KernelLoadResult([], [new KextNotLoaded("", KernelLoadFailureCode.ReceiptMismatch, e.Message)], []);
+            return new KernelLoadResult([], [new KextNotLoaded("", TrustCode.ReceiptMismatch, e.Message)], []);
         }
         return LoadAuxKc(auxKc, receipt, catalog, release, architecture, bootSessionUuid, now);
     }
@@ -128,7 +118,7 @@ public static class KernelLinker
     }
 
     private static KernelLoadResult Nothing(AuxiliaryKernelCollection auxKc, string detail) =>
-        new([], [.. auxKc.Kexts.Select(k => new KextNotLoaded(k.BundleId, KernelLoadFailureCode.ReceiptMismatch, detail))], []);
+        new([], [.. auxKc.Kexts.Select(k => new KextNotLoaded(k.BundleId, TrustCode.ReceiptMismatch, detail))], []);
 
     private sealed class LoadState(AuxiliaryKernelCollection auxKc, KextReceipt receipt, KpiCatalog catalog, MacOSRelease release, KextArchitecture architecture)
     {
@@ -152,37 +142,37 @@ public static class KernelLinker
             }
             if (!_receipt.TryGetValue(id, out var listed) || listed.Version != kext.Version)
             {
-                return Fail(id, KernelLoadFailureCode.NotInReceipt, $"{id} {kext.Version} is not in the kext receipt");
+                return Fail(id, TrustCode.NotInReceipt, $"{id} {kext.Version} is not in the kext receipt");
             }
             if (!visiting.Add(id))
             {
-                return Fail(id, KernelLoadFailureCode.DependencyNotLoaded, $"{id} depends on itself through OSBundleLibraries");
+                return Fail(id, TrustCode.DependencyNotLoaded, $"{id} depends on itself through OSBundleLibraries");
             }
             var dependencies = new List<string>();
             foreach (var (lib, requestedText) in kext.Libraries)
             {
                 if (!KextVersion.TryParse(requestedText, out var requested))
                 {
-                    return Fail(id, KernelLoadFailureCode.LibraryVersion, $"{lib}: '{requestedText}' is not a kext version");
+                    return Fail(id, TrustCode.LibraryVersion, $"{lib}: '{requestedText}' is not a kext version");
                 }
                 if (catalog.FindPseudoKext(release, lib) is not null)
                 {
                     if (Linkage.CheckKpiVersion(catalog, release, lib, requested) is { } why)
                     {
-                        return Fail(id, KernelLoadFailureCode.LibraryVersion, why);
+                        return Fail(id, TrustCode.LibraryVersion, why);
                     }
                 }
                 else if (_byId.TryGetValue(lib, out var dependency))
                 {
                     if (visiting.Contains(lib) || !Load(dependency, visiting))
                     {
-                        return Fail(id, KernelLoadFailureCode.DependencyNotLoaded, $"library {lib} did not load");
+                        return Fail(id, TrustCode.DependencyNotLoaded, $"library {lib} did not load");
                     }
                     dependencies.Add(lib);
                 }
                 else if (!Linkage.IsAppleFamily(catalog, release, lib))
                 {
-                    return Fail(id, KernelLoadFailureCode.UnknownLibrary, $"library {lib} is neither a KPI of {release}, an Apple family, nor in the AuxKC");
+                    return Fail(id, TrustCode.MissingLibrary, $"library {lib} is neither a KPI of {release}, an Apple family, nor in the AuxKC");
                 }
             }
             visiting.Remove(id);
@@ -192,7 +182,7 @@ public static class KernelLinker
                     symbol => dependencies.Any(d => Defined(d).Contains(symbol)));
                 if (resolution.Unresolved.Count > 0)
                 {
-                    return Fail(id, KernelLoadFailureCode.UnresolvedSymbols, $"unresolved: {string.Join(", ", resolution.Unresolved.Take(8))}");
+                    return Fail(id, TrustCode.UnresolvedSymbols, $"unresolved: {string.Join(", ", resolution.Unresolved.Take(8))}");
                 }
             }
             Loaded.Add(new LoadedKext(FirstLoadTag + Loaded.Count, id, kext.Version, kext.BundlePath, listed.TeamId, listed.CdHash,
@@ -214,7 +204,7 @@ public static class KernelLinker
             return set;
         }
 
-        private bool Fail(string id, KernelLoadFailureCode code, string detail)
+        private bool Fail(string id, TrustCode code, string detail)
         {
             Failed[id] = new KextNotLoaded(id, code, detail);
             return false;

@@ -148,8 +148,8 @@ public static class Demo
         Step("Restart: iBoot verifies LocalPolicy, AuxKC Image4 (auxi) and receipt (auxr); the kernel loads the AuxKC",
             $"{Signed} loaded and recorded in kext_load_history_v3",
             boot.Refusal is null && boot.Loaded.Any(k => k.BundleId == Signed) && HistoryHas(mac, Signed),
-            boot.Refusal is { } rf ? $"refused: {rf.Code}: {rf.Detail}" : $"loaded: {string.Join(", ", boot.Loaded.Select(k => $"{k.BundleId} (tag {k.LoadTag})"))}",
-            boot.Trace);
+            boot.Refusal is { } rf ? $"refused: {rf.Code?.Name()}: {rf.Detail}" : $"loaded: {string.Join(", ", boot.Loaded.Select(k => $"{k.BundleId} (tag {k.LoadTag})"))}",
+            boot.Trace.Select(c => c.ToString()));
 
         // ---- 6. Apple Pay
         var pay = ApplePay.Status(mac.ReadReceipt());
@@ -169,9 +169,9 @@ public static class Demo
         var rollback = mac.Startup(recovery: false);
         Step("Attack (a): roll back to the older SEP-signed AuxKC (first build's AuxKC + Image4) under the newer LocalPolicy",
             "iBoot refuses (auxi mismatch: AuxKcRollback) and boots without third-party kexts",
-            rollback.Refusal?.Code == nameof(Startup.BootFailureCode.AuxKcRollback) && rollback.Loaded.IsEmpty,
-            rollback.Refusal is { } ra ? $"refused: {ra.Code}: {ra.Detail}" : "NOT refused",
-            [$"LocalPolicy auxi {second.Policy?.AuxKcImage4Hash}", "loaded third-party kexts: " + rollback.Loaded.Length], rollback.Refusal?.Code);
+            rollback.Refusal?.Code == TrustCode.AuxKcRollback && rollback.Loaded.IsEmpty,
+            rollback.Refusal is { } ra ? $"refused: {ra.Code?.Name()}: {ra.Detail}" : "NOT refused",
+            [$"LocalPolicy auxi {second.Policy?.AuxKcImage4Hash}", "loaded third-party kexts: " + rollback.Loaded.Length], rollback.Refusal?.Code?.ToString());
         foreach (var (f, bytes) in current)
         {
             File.WriteAllBytes(mac.Store.PathOf(f), bytes);
@@ -186,8 +186,8 @@ public static class Demo
         var edited = mac.Startup(recovery: false);
         Step("Attack (b): add a team row to the KextPolicy database by hand (no authorized kmd rebuild)",
             "the boot detects the auxp mismatch and loads no third-party kexts",
-            edited.Refusal?.Code == "UaklModified" && edited.Loaded.IsEmpty,
-            edited.Refusal is { } rb ? $"refused: {rb.Code}: {rb.Detail}" : "NOT refused", [], edited.Refusal?.Code);
+            edited.Refusal?.Code == TrustCode.UaklModified && edited.Loaded.IsEmpty,
+            edited.Refusal is { } rb ? $"refused: {rb.Code?.Name()}: {rb.Detail}" : "NOT refused", [], edited.Refusal?.Code?.ToString());
 
         // ---- attack c: lower security from macOS
         string? code = null;

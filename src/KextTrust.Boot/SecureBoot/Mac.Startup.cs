@@ -17,6 +17,7 @@ using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using KextTrust.Kexts.Trust;
 using KextTrust.Machine;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
 
@@ -29,7 +30,20 @@ public sealed partial class Mac
     public StartupReport? LastStartup()
     {
         var path = Store.PathOf(SecureBootLayout.LastStartup);
-        return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllBytes(path), ReportJson) : null;
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), ReportJson);
+        }
+        catch (JsonException)
+        {
+            // A report of an older KextTrust (its trace was text): like /var/run, it describes a past boot only and is
+            // replaced at the next startup, so it reads as no startup yet.
+            return null;
+        }
     }
 
     /// <summary>The receipt on disk, if any.</summary>
@@ -66,18 +80,18 @@ public sealed partial class Mac
 
     private StartupReport Boot(MachineDescription next, MachineTransaction transaction, List<MappedFile> mapped)
     {
-        var trace = new List<string>();
-        StartupRefusal? refusal = null;
+        var trace = new List<TrustCheck>();
+        TrustCheck? refusal = null;
         AuxiliaryKernelCollection? auxKc = null;
         KextReceipt? receipt = null;
         var p = next.Platform;
         if (next.RunningOS != RunningOS.MacOS)
         {
-            trace.Add("recoveryOS: no third-party kexts are loaded");
+            trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Skipped, null, "recoveryOS: no third-party kexts are loaded"));
         }
         else if (p == MacPlatform.AppleSilicon && !File.Exists(Store.PathOf(SecureBootLayout.LocalPolicy)))
         {
-            trace.Add("no LocalPolicy (secure boot not initialized): no third-party kexts are loaded");
+            trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Skipped, null, "no LocalPolicy (secure boot not initialized): no third-party kexts are loaded"));
         }
         else if (p == MacPlatform.AppleSilicon)
         {
@@ -85,7 +99,8 @@ public sealed partial class Mac
             var policyBytes = ReadOptional(SecureBootLayout.LocalPolicy)
                 ?? throw new SecureBootException(SecureBootCode.NoLocalPolicy, "no LocalPolicy on the Preboot volume");
             // The AuxKC and its Image4 are read in place (memory-mapped): iBoot hashes the IM4P and compares the AuxKC
-            // file with the signed payload without copying either, and the kernel loads the verified payload.
+            // file with the signed payload without copying either, and the kernel loads the verified payload. iBoot also
+            // checks the user-approved kext list as it is now against the policy's auxp.
             var image4File = Map(SecureBootLayout.AuxKcImage4(p), mapped);
             var auxKcFile = Map(SecureBootLayout.AuxKc(p), mapped);
             var inputs = IbootInputs.For(sep, policyBytes) with
@@ -95,37 +110,20 @@ public sealed partial class Mac
                 Receipt = ReadOptional(SecureBootLayout.Receipt(p)),
                 AuxKcName = Store.PathOf(SecureBootLayout.AuxKc(p)),
                 ReceiptName = Store.PathOf(SecureBootLayout.Receipt(p)),
+                Uakl = BuildUakl().ToBytes(),
+                // With consent not in force (csrutil disable sets CSR_ALLOW_UNAPPROVED_KEXTS) the list names every
+                // installed kext, which is no tampering: say so.
+                UaklChangeCause = UserConsentNotInForce is { } off
+                    ? $"user consent is not in force ({off}), so the list now names every installed kext"
+                    : null,
             };
             var boot = Iboot.Boot(inputs);
-            trace.AddRange(boot.Trace.Select(c => c.ToString()));
-            if (boot.Refusal is { } code)
+            trace.AddRange(boot.Trace);
+            refusal = boot.Failures.FirstOrDefault();
+            if (boot.ThirdPartyKextsLoaded)
             {
-                refusal = new StartupRefusal(code.ToString(), boot.Failures.First().Detail);
-            }
-            else if (boot.ThirdPartyKextsLoaded)
-            {
-                var uaklHash = BuildUakl().Hash;
-                if (boot.Policy?.AuxKextPolicyHash is { } auxp && auxp != uaklHash)
-                {
-                    // Say what most likely changed: with consent not in force (csrutil disable sets
-                    // CSR_ALLOW_UNAPPROVED_KEXTS) the list names every installed kext, which is no tampering.
-                    var cause = UserConsentNotInForce is { } off
-                        ? $"user consent is not in force ({off}), so the list now names every installed kext"
-                        : "it changed since the last authorized kmd rebuild: an approval or removal, a change of SIP or kext consent, or an edit by hand";
-                    refusal = new StartupRefusal("UaklModified",
-                        $"auxp mismatch: the user-authorized kext list on disk (SHA-384 {uaklHash}) is not the one the LocalPolicy names ({auxp}): {cause}; no third-party kext loads until an administrator runs kmutil create");
-                    trace.Add($"user-approved-kext-list: failed (uakl-modified) {refusal.Detail}");
-                }
-                else
-                {
-                    trace.Add("user-approved-kext-list: passed auxp matches the UAKL");
-                    auxKc = boot.AuxKc;
-                    receipt = boot.Receipt;
-                }
-            }
-            if (refusal is not null)
-            {
-                trace.Add("booting without third-party kexts");
+                auxKc = boot.AuxKc;
+                receipt = boot.Receipt;
             }
         }
         else
@@ -136,11 +134,11 @@ public sealed partial class Mac
             {
                 auxKc = AuxiliaryKernelCollection.Read(bytes, Store.PathOf(SecureBootLayout.AuxKc(p)));
                 receipt = KextReceipt.FromBytes(r, Store.PathOf(SecureBootLayout.Receipt(p)));
-                trace.Add("Intel: AuxKC read from the data volume (no LocalPolicy)");
+                trace.Add(TrustCheck.Pass(TrustStep.ThirdPartyKexts, "Intel: AuxKC read from the data volume (no LocalPolicy)"));
             }
         }
         var loaded = ImmutableArray<LoadedKextInfo>.Empty;
-        var notLoaded = ImmutableArray<string>.Empty;
+        var notLoaded = ImmutableArray<KextNotLoaded>.Empty;
         if (auxKc is not null && receipt is not null)
         {
             var result = KernelLinker.LoadAuxKc(auxKc, receipt, KpiCatalog, Release(next), next.KextArchitecture,
@@ -151,7 +149,7 @@ public sealed partial class Mac
                 Address = k.LoadAddress, Size = k.Size, Uuid = k.Uuid,
                 LinkedAgainst = [.. k.Dependencies.Select(d => tags[d]).OrderDescending()],
             })];
-            notLoaded = [.. result.NotLoaded.Select(n => $"{n.BundleId}: {System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(n.Code.ToString())}: {n.Detail}")];
+            notLoaded = result.NotLoaded;
             var history = result.LoadHistory;
             if (history.Length > 0)
             {

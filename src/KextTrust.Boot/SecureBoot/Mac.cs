@@ -21,6 +21,8 @@ using KextTrust.Kexts.Signing;
 using KextTrust.Machine;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
 
+using KextTrust.Kexts.Trust;
+
 namespace KextTrust.Boot.SecureBoot;
 
 /// <summary>
@@ -169,7 +171,18 @@ public sealed partial class Mac : IDisposable
     /// <summary>The macOS release of the Mac.</summary>
     public static MacOSRelease Release(MachineDescription d) => MacOSRelease.ForVersion(d.Version) ?? MacOSRelease.All[^1];
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, TypeInfoResolver = StartupReportJsonContext.Default };
+    /// <summary>The last startup's report as written to disk: enum values in kebab-case, as in every JSON document.</summary>
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        TypeInfoResolver = StartupReportJsonContext.Default,
+        Converters =
+        {
+            new JsonStringEnumConverter<TrustStep>(JsonNamingPolicy.KebabCaseLower),
+            new JsonStringEnumConverter<TrustOutcome>(JsonNamingPolicy.KebabCaseLower),
+            new JsonStringEnumConverter<TrustCode>(JsonNamingPolicy.KebabCaseLower),
+        },
+    };
 
     internal static JsonTypeInfo<StartupReport> ReportJson => (JsonTypeInfo<StartupReport>)Json.GetTypeInfo(typeof(StartupReport));
 

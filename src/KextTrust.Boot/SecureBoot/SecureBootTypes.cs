@@ -17,6 +17,7 @@ using KextTrust.Formats.Image4;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
+using KextTrust.Kexts.Trust;
 using KextTrust.Machine;
 using LocalPolicyRecord = KextTrust.Boot.Policy.LocalPolicy;
 
@@ -90,15 +91,15 @@ public sealed record BputilRequest(SecurityMode Mode, bool EnableKexts, bool Ena
 /// <summary>The result of one kmd rebuild (<c>kmutil create</c>).</summary>
 public sealed record KmutilCreateResult(AuxKcBuildResult Build, SignedAuxKc? Signed, LocalPolicyRecord? Policy, Sha384Digest UaklHash);
 
-/// <summary>Why a startup booted without third-party kexts.</summary>
-public sealed record StartupRefusal(string Code, string Detail);
-
 /// <summary>
-/// What one startup did: iBoot's verdict, the refusal if any, what the kernel loaded, and the kexts kmd left out of the
+/// What one startup did: iBoot's trace (the one trace record <c>why</c> and kmd write), the failed check that made the Mac
+/// start without third-party kexts if any, what the kernel loaded and did not load, and the kexts kmd left out of the
 /// AuxKC the kernel loaded (from its verified receipt, with kmd's code and detail: a refused signature's problem code and page).
 /// </summary>
-public sealed record StartupReport(string RunningOS, string BootSession, bool ThirdPartyKextsLoaded, StartupRefusal? Refusal,
-    ImmutableArray<string> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<string> NotLoaded, ImmutableArray<ReceiptExcludedKext> Excluded);
+/// <param name="Refusal">iBoot's first failed check (its code: <c>aux-kc-rollback</c>, <c>uakl-modified</c>, …), or null.</param>
+/// <param name="Trace">Every check of the startup in order: iBoot's on Apple silicon, else why no AuxKC is checked.</param>
+public sealed record StartupReport(string RunningOS, string BootSession, bool ThirdPartyKextsLoaded, TrustCheck? Refusal,
+    ImmutableArray<TrustCheck> Trace, ImmutableArray<LoadedKextInfo> Loaded, ImmutableArray<KextNotLoaded> NotLoaded, ImmutableArray<ReceiptExcludedKext> Excluded);
 
 /// <summary>One loaded kext, as <c>kmutil showloaded</c> prints it.</summary>
 public sealed record LoadedKextInfo(int LoadTag, string BundleId, string Version, string TeamId, string CdHash)

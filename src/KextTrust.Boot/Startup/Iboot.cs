@@ -8,6 +8,7 @@ using KextTrust.Boot.Receipt;
 using KextTrust.Formats.Image4;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Startup;
 
@@ -47,6 +48,18 @@ public sealed record IbootInputs
     /// <summary>The receipt file's path (or a label), named when its bytes turn out malformed.</summary>
     public string ReceiptName { get; init; } = "kext receipt";
 
+    /// <summary>
+    /// The user-approved kext list as it is now (<see cref="Consent.Policy.UserApprovedKextList.ToBytes"/>), or null when
+    /// there is none: with an AuxKC, its SHA-384 must be the LocalPolicy's <c>auxp</c>, or no third-party kext loads.
+    /// </summary>
+    public ReadOnlyMemory<byte>? Uakl { get; init; }
+
+    /// <summary>
+    /// What most likely changed the UAKL, named in the refusal when it is not the one <c>auxp</c> names (e.g. user consent
+    /// no longer in force); null for the usual causes (an approval or removal, a change of SIP or kext consent, an edit by hand).
+    /// </summary>
+    public string? UaklChangeCause { get; init; }
+
     /// <summary>Inputs with the identity (public key, ECID, current nonce hash) of <paramref name="secureEnclave"/>.</summary>
     public static IbootInputs For(SecureEnclave secureEnclave, ReadOnlyMemory<byte> localPolicy)
     {
@@ -82,94 +95,6 @@ public enum AuxKcStatus
     Loaded,
     /// <summary>The AuxKC failed a check; macOS starts without third-party kexts.</summary>
     Refused,
-}
-
-/// <summary>iBoot's checks, in the order they run.</summary>
-public enum BootStep
-{
-    /// <summary>The LocalPolicy decodes as a LocalPolicy.</summary>
-    LocalPolicyFormat,
-    /// <summary>Signed by this Mac's SEP key.</summary>
-    LocalPolicySignature,
-    /// <summary>Personalized for this ECID.</summary>
-    LocalPolicyEcid,
-    /// <summary>Carries the SEP's current nonce hash (not replayed).</summary>
-    LocalPolicyNonce,
-    /// <summary>Its settings are consistent.</summary>
-    LocalPolicyConsistency,
-    /// <summary>The security mode and <c>smb2</c> allow an AuxKC, and one was built.</summary>
-    ThirdPartyKexts,
-    /// <summary>The AuxKC Image4 is present and decodes.</summary>
-    AuxKcImage4Format,
-    /// <summary>Signed by the same SEP key as the LocalPolicy.</summary>
-    AuxKcImage4Signature,
-    /// <summary>Personalized for this ECID.</summary>
-    AuxKcImage4Ecid,
-    /// <summary>SHA-384 of its manifest equals the LocalPolicy's <c>auxi</c>.</summary>
-    AuxKcImage4Current,
-    /// <summary>Its <c>DGST</c> equals SHA-384 of its IM4P.</summary>
-    AuxKcImage4Digest,
-    /// <summary>The AuxKC file is the Image4's payload.</summary>
-    AuxKcBytes,
-    /// <summary>The AuxKC is a thin MH_FILESET for this Mac's architecture (its kexts are parsed by the kernel).</summary>
-    AuxKcFormat,
-    /// <summary>SHA-384 of the receipt equals the LocalPolicy's <c>auxr</c>.</summary>
-    Receipt,
-}
-
-/// <summary>Stable refusal codes.</summary>
-public enum BootFailureCode
-{
-    /// <summary>The LocalPolicy does not decode (bad DER, unknown or mistyped properties).</summary>
-    LocalPolicyMalformed,
-    /// <summary>The LocalPolicy is not signed by this Mac's Secure Enclave (modified, or another Mac's).</summary>
-    LocalPolicyNotSignedByThisMac,
-    /// <summary>The LocalPolicy is personalized for another ECID.</summary>
-    LocalPolicyForAnotherMac,
-    /// <summary>The LocalPolicy carries an old nonce hash: a replayed older policy.</summary>
-    LocalPolicyReplayed,
-    /// <summary>The LocalPolicy's settings contradict each other.</summary>
-    LocalPolicyInconsistent,
-    /// <summary>The LocalPolicy names an AuxKC but there is no AuxKC Image4.</summary>
-    AuxKcImage4Missing,
-    /// <summary>The AuxKC Image4 does not decode or is not an <c>auxk</c> Image4.</summary>
-    AuxKcImage4Malformed,
-    /// <summary>The AuxKC Image4 is not signed by the LocalPolicy's SEP key.</summary>
-    AuxKcImage4NotSignedByThisMac,
-    /// <summary>The AuxKC Image4 is personalized for another ECID.</summary>
-    AuxKcImage4ForAnotherMac,
-    /// <summary>A SEP-signed AuxKC Image4 that is not the one the LocalPolicy names (<c>auxi</c>): an older AuxKC (rollback).</summary>
-    AuxKcRollback,
-    /// <summary>The Image4's payload does not match its signed digest.</summary>
-    AuxKcImage4PayloadModified,
-    /// <summary>The AuxKC file differs from the signed payload (modified, or kexts added by hand).</summary>
-    AuxKcModified,
-    /// <summary>The signed AuxKC is not a well-formed kernel collection.</summary>
-    AuxKcMalformed,
-    /// <summary>There is no kext receipt.</summary>
-    ReceiptMissing,
-    /// <summary>SHA-384 of the receipt is not the LocalPolicy's <c>auxr</c>.</summary>
-    ReceiptModified,
-}
-
-/// <summary>Whether a check passed.</summary>
-public enum BootCheckOutcome
-{
-    /// <summary>Passed.</summary>
-    Passed,
-    /// <summary>Not applicable (e.g. no AuxKC to check).</summary>
-    Skipped,
-    /// <summary>Failed with <see cref="BootCheck.Code"/>.</summary>
-    Failed,
-}
-
-/// <summary>One of iBoot's checks with its reason.</summary>
-public sealed record BootCheck(BootStep Step, BootCheckOutcome Outcome, BootFailureCode? Code, string Detail)
-{
-    /// <summary>The trace line as <c>startup</c> writes it, names in kebab-case as in every JSON document: <c>local-policy-format: passed …</c>, <c>aux-kc-image4-current: failed (aux-kc-rollback) …</c>.</summary>
-    public override string ToString() => Code is { } c ? $"{Kebab(Step)}: {Kebab(Outcome)} ({Kebab(c)}) {Detail}" : $"{Kebab(Step)}: {Kebab(Outcome)} {Detail}";
-
-    private static string Kebab<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 }
 
 /// <summary>The outcome of a startup.</summary>
@@ -213,14 +138,14 @@ public sealed record BootResult
         _receipt = new Lazy<KextReceipt>(() => KextReceipt.FromBytes(receipt.Span, names.ReceiptName)),
     };
 
-    /// <summary>Every check in order.</summary>
-    public required ImmutableArray<BootCheck> Trace { get; init; }
+    /// <summary>Every check in order (the one trace record <c>why</c> and kmd write).</summary>
+    public required ImmutableArray<TrustCheck> Trace { get; init; }
 
     /// <summary>The failed checks.</summary>
-    public IEnumerable<BootCheck> Failures => Trace.Where(c => c.Outcome == BootCheckOutcome.Failed);
+    public IEnumerable<TrustCheck> Failures => Trace.Where(c => c.Outcome == TrustOutcome.Failed);
 
     /// <summary>The first refusal code, or null when nothing failed.</summary>
-    public BootFailureCode? Refusal => Failures.FirstOrDefault()?.Code;
+    public TrustCode? Refusal => Failures.FirstOrDefault()?.Code;
 }
 
 /// <summary>
@@ -228,7 +153,8 @@ public sealed record BootResult
 /// current nonce (no replay), consistent — otherwise the Mac starts recoveryOS. Then, only when the policy is Reduced or
 /// Permissive with <c>smb2</c> and an <c>auxi</c>: the AuxKC Image4 signed by the same key and ECID, its manifest hash
 /// equal to <c>auxi</c> (an older SEP-signed AuxKC is refused), its <c>DGST</c> equal to its IM4P, the AuxKC file equal to
-/// the signed payload, an arm64e MH_FILESET, and the receipt's SHA-384 equal to <c>auxr</c>. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
+/// the signed payload, an arm64e MH_FILESET, the receipt's SHA-384 equal to <c>auxr</c>, and the user-approved kext list's
+/// SHA-384 equal to <c>auxp</c>. Any AuxKC failure: macOS starts without third-party kexts. Never throws on malformed input.
 /// </summary>
 /// <remarks>
 /// The dominant cost is one SHA-384 over the IM4P (the AuxKC), read in place. The kexts and the receipt are parsed later
@@ -252,7 +178,7 @@ public static class Iboot
         {
             throw new ArgumentException("the SEP public key is not a valid SubjectPublicKeyInfo", nameof(inputs), e);
         }
-        var trace = ImmutableArray.CreateBuilder<BootCheck>();
+        var trace = ImmutableArray.CreateBuilder<TrustCheck>();
         var policy = VerifyPolicy(inputs, key, trace);
         if (policy is null)
         {
@@ -260,27 +186,27 @@ public static class Iboot
         }
         if (policy.SecurityMode == SecurityMode.Full || !policy.ThirdPartyKextsEnabled)
         {
-            trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Skipped, null, policy.SecurityMode == SecurityMode.Full
+            trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Skipped, null, policy.SecurityMode == SecurityMode.Full
                 ? "Full Security: no third-party kexts"
                 : $"{policy.SecurityMode} Security without third-party kexts enabled (smb2)"));
             return Done(policy, AuxKcStatus.NotEnabled, trace);
         }
         if (policy.AuxKcImage4Hash is null)
         {
-            trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Skipped, null, "third-party kexts are enabled but no AuxKC has been built (no auxi)"));
+            trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Skipped, null, "third-party kexts are enabled but no AuxKC has been built (no auxi)"));
             return Done(policy, AuxKcStatus.NotBuilt, trace);
         }
-        trace.Add(new(BootStep.ThirdPartyKexts, BootCheckOutcome.Passed, null, $"{policy.SecurityMode} Security with third-party kexts: the AuxKC must verify"));
+        trace.Add(new(TrustStep.ThirdPartyKexts, TrustOutcome.Passed, null, $"{policy.SecurityMode} Security with third-party kexts: the AuxKC must verify"));
         var (auxKc, receipt) = VerifyAuxKc(inputs, key, policy, trace);
         return auxKc is null || receipt is null
             ? Done(policy, AuxKcStatus.Refused, trace)
             : Done(policy, AuxKcStatus.Loaded, trace).WithAuxKc(auxKc.Value, receipt.Value, inputs);
     }
 
-    private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<BootCheck>.Builder trace) =>
+    private static BootResult Done(LocalPolicy policy, AuxKcStatus status, ImmutableArray<TrustCheck>.Builder trace) =>
         new() { Target = BootTarget.MacOS, Policy = policy, AuxKcStatus = status, Trace = trace.ToImmutable() };
 
-    private static LocalPolicy? VerifyPolicy(IbootInputs inputs, ECDsa key, ImmutableArray<BootCheck>.Builder trace)
+    private static LocalPolicy? VerifyPolicy(IbootInputs inputs, ECDsa key, ImmutableArray<TrustCheck>.Builder trace)
     {
         LocalPolicyVerification verification;
         Im4Manifest manifest;
@@ -291,22 +217,22 @@ public static class Iboot
         }
         catch (Exception e) when (e is Image4FormatException or LocalPolicyException or CryptographicException or ArgumentException)
         {
-            trace.Add(new(BootStep.LocalPolicyFormat, BootCheckOutcome.Failed, BootFailureCode.LocalPolicyMalformed, e.Message));
+            trace.Add(new(TrustStep.LocalPolicyFormat, TrustOutcome.Failed, TrustCode.LocalPolicyMalformed, e.Message));
             return null;
         }
         if (CertificateMismatch(inputs, manifest) is { } mismatch)
         {
-            trace.Add(new(BootStep.LocalPolicyFormat, BootCheckOutcome.Passed, null, "decodes as an IM4M"));
-            trace.Add(new(BootStep.LocalPolicySignature, BootCheckOutcome.Failed, BootFailureCode.LocalPolicyNotSignedByThisMac, mismatch));
+            trace.Add(new(TrustStep.LocalPolicyFormat, TrustOutcome.Passed, null, "decodes as an IM4M"));
+            trace.Add(new(TrustStep.LocalPolicySignature, TrustOutcome.Failed, TrustCode.LocalPolicyNotSignedByThisMac, mismatch));
             return null;
         }
-        (BootStep Step, LocalPolicyFailureCode Code, BootFailureCode Failure, string Ok)[] checks =
+        (TrustStep Step, LocalPolicyFailureCode Code, TrustCode Failure, string Ok)[] checks =
         [
-            (BootStep.LocalPolicyFormat, LocalPolicyFailureCode.Malformed, BootFailureCode.LocalPolicyMalformed, "well-formed LocalPolicy"),
-            (BootStep.LocalPolicySignature, LocalPolicyFailureCode.BadSignature, BootFailureCode.LocalPolicyNotSignedByThisMac, "signed by this Mac's Secure Enclave"),
-            (BootStep.LocalPolicyEcid, LocalPolicyFailureCode.EcidMismatch, BootFailureCode.LocalPolicyForAnotherMac, $"personalized for ECID 0x{inputs.Ecid:x16}"),
-            (BootStep.LocalPolicyNonce, LocalPolicyFailureCode.NonceMismatch, BootFailureCode.LocalPolicyReplayed, "carries the current Local Policy Nonce hash"),
-            (BootStep.LocalPolicyConsistency, LocalPolicyFailureCode.Inconsistent, BootFailureCode.LocalPolicyInconsistent, "consistent settings"),
+            (TrustStep.LocalPolicyFormat, LocalPolicyFailureCode.Malformed, TrustCode.LocalPolicyMalformed, "well-formed LocalPolicy"),
+            (TrustStep.LocalPolicySignature, LocalPolicyFailureCode.BadSignature, TrustCode.LocalPolicyNotSignedByThisMac, "signed by this Mac's Secure Enclave"),
+            (TrustStep.LocalPolicyEcid, LocalPolicyFailureCode.EcidMismatch, TrustCode.LocalPolicyForAnotherMac, $"personalized for ECID 0x{inputs.Ecid:x16}"),
+            (TrustStep.LocalPolicyNonce, LocalPolicyFailureCode.NonceMismatch, TrustCode.LocalPolicyReplayed, "carries the current Local Policy Nonce hash"),
+            (TrustStep.LocalPolicyConsistency, LocalPolicyFailureCode.Inconsistent, TrustCode.LocalPolicyInconsistent, "consistent settings"),
         ];
         var malformed = verification.Has(LocalPolicyFailureCode.Malformed);
         foreach (var (step, code, failure, ok) in checks)
@@ -314,15 +240,15 @@ public static class Iboot
             var failures = verification.Failures.Where(f => f.Code == code).ToList();
             if (failures.Count > 0)
             {
-                trace.Add(new(step, BootCheckOutcome.Failed, failure, string.Join("; ", failures.Select(f => f.Detail))));
+                trace.Add(new(step, TrustOutcome.Failed, failure, string.Join("; ", failures.Select(f => f.Detail))));
             }
-            else if (malformed && step is not (BootStep.LocalPolicyFormat or BootStep.LocalPolicySignature))
+            else if (malformed && step is not (TrustStep.LocalPolicyFormat or TrustStep.LocalPolicySignature))
             {
-                trace.Add(new(step, BootCheckOutcome.Skipped, null, "not checked: the policy does not decode"));
+                trace.Add(new(step, TrustOutcome.Skipped, null, "not checked: the policy does not decode"));
             }
             else
             {
-                trace.Add(new(step, BootCheckOutcome.Passed, null, ok));
+                trace.Add(new(step, TrustOutcome.Passed, null, ok));
             }
         }
         return verification.Valid ? verification.Policy : null;
@@ -333,18 +259,18 @@ public static class Iboot
             ? "the embedded certificate is not this Mac's Secure Enclave certificate"
             : null;
 
-    private static (ReadOnlyMemory<byte>?, ReadOnlyMemory<byte>?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<BootCheck>.Builder trace)
+    private static (ReadOnlyMemory<byte>?, ReadOnlyMemory<byte>?) VerifyAuxKc(IbootInputs inputs, ECDsa key, LocalPolicy policy, ImmutableArray<TrustCheck>.Builder trace)
     {
-        bool Fail(BootStep step, BootFailureCode code, string detail)
+        bool Fail(TrustStep step, TrustCode code, string detail)
         {
-            trace.Add(new(step, BootCheckOutcome.Failed, code, detail));
+            trace.Add(new(step, TrustOutcome.Failed, code, detail));
             return false;
         }
-        void Pass(BootStep step, string detail) => trace.Add(new(step, BootCheckOutcome.Passed, null, detail));
+        void Pass(TrustStep step, string detail) => trace.Add(new(step, TrustOutcome.Passed, null, detail));
 
         if (inputs.AuxKcImage4 is not { } image4Bytes)
         {
-            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Missing, "the LocalPolicy names an AuxKC (auxi) but there is no AuxKC Image4");
+            Fail(TrustStep.AuxKcImage4Format, TrustCode.AuxKcImage4Missing, "the LocalPolicy names an AuxKC (auxi) but there is no AuxKC Image4");
             return (null, null);
         }
         Image4View image4;
@@ -354,88 +280,110 @@ public static class Iboot
         }
         catch (Exception e) when (e is Image4FormatException or AsnContentException)
         {
-            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, e.Message);
+            Fail(TrustStep.AuxKcImage4Format, TrustCode.AuxKcImage4Malformed, e.Message);
             return (null, null);
         }
         if (image4.PayloadType != AuxKcImage4.PayloadType)
         {
-            Fail(BootStep.AuxKcImage4Format, BootFailureCode.AuxKcImage4Malformed, $"IM4P type is '{image4.PayloadType}', not '{AuxKcImage4.PayloadType}'");
+            Fail(TrustStep.AuxKcImage4Format, TrustCode.AuxKcImage4Malformed, $"IM4P type is '{image4.PayloadType}', not '{AuxKcImage4.PayloadType}'");
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Length} bytes");
+        Pass(TrustStep.AuxKcImage4Format, $"IMG4 with an '{AuxKcImage4.PayloadType}' payload of {image4.Payload.Length} bytes");
 
         var signature = SecureEnclaveSignature.Verify(image4.Manifest, key);
         if (!signature.Valid || CertificateMismatch(inputs, image4.Manifest) is not null)
         {
-            Fail(BootStep.AuxKcImage4Signature, BootFailureCode.AuxKcImage4NotSignedByThisMac, signature.Failure ?? CertificateMismatch(inputs, image4.Manifest)!);
+            Fail(TrustStep.AuxKcImage4Signature, TrustCode.AuxKcImage4NotSignedByThisMac, signature.Failure ?? CertificateMismatch(inputs, image4.Manifest)!);
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Signature, "signed by the same Secure Enclave key as the LocalPolicy");
+        Pass(TrustStep.AuxKcImage4Signature, "signed by the same Secure Enclave key as the LocalPolicy");
 
         if (image4.Manifest.ManifestProperties.Find(LocalPolicy.EcidTag) is not Im4Integer { Value: var ecid } || ecid != inputs.Ecid)
         {
-            Fail(BootStep.AuxKcImage4Ecid, BootFailureCode.AuxKcImage4ForAnotherMac, $"the AuxKC manifest is not personalized for ECID 0x{inputs.Ecid:x16}");
+            Fail(TrustStep.AuxKcImage4Ecid, TrustCode.AuxKcImage4ForAnotherMac, $"the AuxKC manifest is not personalized for ECID 0x{inputs.Ecid:x16}");
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Ecid, $"personalized for ECID 0x{inputs.Ecid:x16}");
+        Pass(TrustStep.AuxKcImage4Ecid, $"personalized for ECID 0x{inputs.Ecid:x16}");
 
         if (Sha384Digest.Compute(image4.Manifest.Encode()) != policy.AuxKcImage4Hash)
         {
-            Fail(BootStep.AuxKcImage4Current, BootFailureCode.AuxKcRollback,
+            Fail(TrustStep.AuxKcImage4Current, TrustCode.AuxKcRollback,
                 "a Secure Enclave-signed AuxKC Image4, but not the one this LocalPolicy names (auxi): an older AuxKC is refused");
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Current, "its manifest hash is the LocalPolicy's auxi");
+        Pass(TrustStep.AuxKcImage4Current, "its manifest hash is the LocalPolicy's auxi");
 
         var digest = image4.Manifest.Body.FindObject(AuxKcImage4.PayloadType)?.Find(AuxKcImage4.DigestTag);
         if (digest is not Im4OctetString { Value.Length: Sha384Digest.Length } dgst)
         {
-            Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4Malformed, $"the manifest has no 48-byte '{AuxKcImage4.PayloadType}' {AuxKcImage4.DigestTag}");
+            Fail(TrustStep.AuxKcImage4Digest, TrustCode.AuxKcImage4Malformed, $"the manifest has no 48-byte '{AuxKcImage4.PayloadType}' {AuxKcImage4.DigestTag}");
             return (null, null);
         }
         if (Sha384Digest.FromBytes(dgst.Value.Span) != Sha384Digest.Compute(image4.Im4pElement.Span))
         {
-            Fail(BootStep.AuxKcImage4Digest, BootFailureCode.AuxKcImage4PayloadModified, "SHA-384 of the IM4P is not the signed DGST: the payload was modified");
+            Fail(TrustStep.AuxKcImage4Digest, TrustCode.AuxKcImage4PayloadModified, "SHA-384 of the IM4P is not the signed DGST: the payload was modified");
             return (null, null);
         }
-        Pass(BootStep.AuxKcImage4Digest, "SHA-384 of the IM4P is the signed DGST");
+        Pass(TrustStep.AuxKcImage4Digest, "SHA-384 of the IM4P is the signed DGST");
 
         var payload = image4.Payload;
         if (inputs.AuxKc is { } auxKcFile && !auxKcFile.Span.SequenceEqual(payload.Span))
         {
-            Fail(BootStep.AuxKcBytes, BootFailureCode.AuxKcModified,
+            Fail(TrustStep.AuxKcBytes, TrustCode.AuxKcModified,
                 $"the AuxKC file ({auxKcFile.Length} bytes) is not the signed AuxKC ({payload.Length} bytes): modified or rebuilt without the Secure Enclave");
             return (null, null);
         }
-        Pass(BootStep.AuxKcBytes, inputs.AuxKc is null ? "using the signed payload" : "the AuxKC file is the signed payload");
+        Pass(TrustStep.AuxKcBytes, inputs.AuxKc is null ? "using the signed payload" : "the AuxKC file is the signed payload");
 
         try
         {
             var file = MachOFile.FromBytes(payload, inputs.AuxKcName);
             if (file.IsFat || file.Slices[0].FileType != MachOFileType.Fileset || file.Slices[0].Architecture != KextArchitecture.Arm64.SliceName())
             {
-                Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, "the signed AuxKC is not a thin arm64e MH_FILESET (LocalPolicies exist only on Apple silicon)");
+                Fail(TrustStep.AuxKcFormat, TrustCode.AuxKcMalformed, "the signed AuxKC is not a thin arm64e MH_FILESET (LocalPolicies exist only on Apple silicon)");
                 return (null, null);
             }
-            Pass(BootStep.AuxKcFormat, $"{file.Slices[0].Architecture} MH_FILESET of {file.Slices[0].FilesetEntries.Count} fileset entries");
+            Pass(TrustStep.AuxKcFormat, $"{file.Slices[0].Architecture} MH_FILESET of {file.Slices[0].FilesetEntries.Count} fileset entries");
         }
         catch (MachOFormatException e)
         {
-            Fail(BootStep.AuxKcFormat, BootFailureCode.AuxKcMalformed, e.Message);
+            Fail(TrustStep.AuxKcFormat, TrustCode.AuxKcMalformed, e.Message);
             return (null, null);
         }
 
         if (inputs.Receipt is not { } receiptBytes)
         {
-            Fail(BootStep.Receipt, BootFailureCode.ReceiptMissing, "the LocalPolicy names a kext receipt (auxr) but there is none");
+            Fail(TrustStep.Receipt, TrustCode.ReceiptMissing, "the LocalPolicy names a kext receipt (auxr) but there is none");
             return (null, null);
         }
         if (Sha384Digest.Compute(receiptBytes.Span) != policy.AuxKcReceiptHash)
         {
-            Fail(BootStep.Receipt, BootFailureCode.ReceiptModified, "SHA-384 of the kext receipt is not the LocalPolicy's auxr");
+            Fail(TrustStep.Receipt, TrustCode.ReceiptModified, "SHA-384 of the kext receipt is not the LocalPolicy's auxr");
             return (null, null);
         }
-        Pass(BootStep.Receipt, "SHA-384 of the kext receipt is the LocalPolicy's auxr");
+        Pass(TrustStep.Receipt, "SHA-384 of the kext receipt is the LocalPolicy's auxr");
+
+        if (policy.AuxKextPolicyHash is not { } auxp)
+        {
+            trace.Add(new(TrustStep.UserApprovedKextList, TrustOutcome.Skipped, null, "the LocalPolicy names no user-approved kext list (no auxp)"));
+        }
+        else if (inputs.Uakl is not { } uakl)
+        {
+            Fail(TrustStep.UserApprovedKextList, TrustCode.UaklMissing, "the LocalPolicy names a user-approved kext list (auxp) but there is none");
+            return (null, null);
+        }
+        else if (Sha384Digest.Compute(uakl.Span) is var uaklHash && uaklHash != auxp)
+        {
+            var cause = inputs.UaklChangeCause
+                ?? "it changed since the last authorized kmd rebuild: an approval or removal, a change of SIP or kext consent, or an edit by hand";
+            Fail(TrustStep.UserApprovedKextList, TrustCode.UaklModified,
+                $"auxp mismatch: the user-authorized kext list on disk (SHA-384 {uaklHash}) is not the one the LocalPolicy names ({auxp}): {cause}; no third-party kext loads until an administrator runs kmutil create");
+            return (null, null);
+        }
+        else
+        {
+            Pass(TrustStep.UserApprovedKextList, "auxp matches the UAKL");
+        }
 
         return (payload, receiptBytes);
     }

@@ -104,6 +104,8 @@ public enum TrustCode
     ReceiptMissing,
     /// <summary>SHA-384 of the receipt is not the LocalPolicy's <c>auxr</c>.</summary>
     ReceiptModified,
+    /// <summary>The LocalPolicy names a user-approved kext list (<c>auxp</c>) but there is none.</summary>
+    UaklMissing,
     /// <summary>SHA-384 of the user-approved kext list is not the LocalPolicy's <c>auxp</c> (changed since the last authorized kmd rebuild, or edited by hand).</summary>
     UaklModified,
 

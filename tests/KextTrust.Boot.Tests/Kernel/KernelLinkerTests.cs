@@ -6,6 +6,7 @@ using KextTrust.Boot.Tests.KernelManagement;
 using KextTrust.Formats.MachO;
 using KextTrust.Formats.PropertyLists;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.Kernel;
 
@@ -53,9 +54,9 @@ public sealed class KernelLinkerTests
             : d);
         var load = Load(broken, build.Receipt with { AuxKcMeasurement = broken.ComputeMeasurement() });
         Assert.Empty(load.Loaded);
-        Assert.Equal(KernelLoadFailureCode.UnresolvedSymbols, load.NotLoaded.Single(n => n.BundleId == "com.acme.base").Code);
+        Assert.Equal(TrustCode.UnresolvedSymbols, load.NotLoaded.Single(n => n.BundleId == "com.acme.base").Code);
         Assert.Contains("_IOLog (exported by com.apple.kpi.iokit", load.NotLoaded.Single(n => n.BundleId == "com.acme.base").Detail);
-        Assert.Equal(KernelLoadFailureCode.DependencyNotLoaded, load.NotLoaded.Single(n => n.BundleId == "com.acme.user").Code);
+        Assert.Equal(TrustCode.DependencyNotLoaded, load.NotLoaded.Single(n => n.BundleId == "com.acme.user").Code);
         Assert.Empty(load.LoadHistory);
     }
 
@@ -68,9 +69,9 @@ public sealed class KernelLinkerTests
         var other = Kmd.BuildAuxKc(f.Request());
         var load = Load(other.AuxKc, build.Receipt);
         Assert.Empty(load.Loaded);
-        Assert.All(load.NotLoaded, n => Assert.Equal(KernelLoadFailureCode.ReceiptMismatch, n.Code));
+        Assert.All(load.NotLoaded, n => Assert.Equal(TrustCode.ReceiptMismatch, n.Code));
         var garbage = KernelLinker.LoadAuxKc(new byte[] { 1, 2, 3 }, "garbage.kc", build.Receipt, KextFixtures.Catalog, MacOSRelease.Sequoia15_4, KextArchitecture.Arm64, Session, Now);
-        Assert.Equal(KernelLoadFailureCode.ReceiptMismatch, Assert.Single(garbage.NotLoaded).Code);
+        Assert.Equal(TrustCode.ReceiptMismatch, Assert.Single(garbage.NotLoaded).Code);
     }
 
     [Fact]
@@ -86,7 +87,7 @@ public sealed class KernelLinkerTests
         var cyclic = Rewrite(f, build.AuxKc, d => d.GetString("CFBundleIdentifier") == "com.acme.one" ? WithLib(d, "com.acme.two") : WithLib(d, "com.acme.one"));
         var load = Load(cyclic, build.Receipt with { AuxKcMeasurement = cyclic.ComputeMeasurement() });
         Assert.Empty(load.Loaded);
-        Assert.All(load.NotLoaded, n => Assert.Equal(KernelLoadFailureCode.DependencyNotLoaded, n.Code));
+        Assert.All(load.NotLoaded, n => Assert.Equal(TrustCode.DependencyNotLoaded, n.Code));
     }
 
     /// <summary>Rebuilds a collection with the same entries and rewritten prelink dictionaries (order kept).</summary>

@@ -1,7 +1,6 @@
 using KextTrust.Boot.KernelManagement;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
-using BootFailureCode = KextTrust.Boot.Startup.BootFailureCode;
 using KextTrust.Consent;
 using KextTrust.Machine;
 using static KextTrust.Boot.Tests.SecureBootMacTests.SecureBootMacFixture;
@@ -39,41 +38,41 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
                 {
                     Write(file, f.Older[file]);
                 }
-                return nameof(BootFailureCode.AuxKcRollback);
+                return nameof(TrustCode.AuxKcRollback);
             case "replay of the older LocalPolicy":
                 Write(SecureBootLayout.LocalPolicy, f.Older[SecureBootLayout.LocalPolicy]);
-                return nameof(BootFailureCode.LocalPolicyReplayed);
+                return nameof(TrustCode.LocalPolicyReplayed);
             case "one byte of the AuxKC":
                 FlipByteAt(dir, AuxKcFile, driverId);
-                return nameof(BootFailureCode.AuxKcModified);
+                return nameof(TrustCode.AuxKcModified);
             case "one byte of the AuxKC Image4":
                 FlipByteAt(dir, Image4File, driverId);
-                return nameof(BootFailureCode.AuxKcImage4PayloadModified);
+                return nameof(TrustCode.AuxKcImage4PayloadModified);
             case "one byte of the receipt":
                 FlipByteAt(dir, ReceiptFile, driverId);
-                return nameof(BootFailureCode.ReceiptModified);
+                return nameof(TrustCode.ReceiptModified);
             case "one byte of the LocalPolicy":
                 using (var mac = Mac.Open(dir))
                 {
                     FlipByteAt(dir, SecureBootLayout.LocalPolicy, Mac.VolumeGroup(mac.Description).ToByteArray(bigEndian: true));
                 }
-                return nameof(BootFailureCode.LocalPolicyNotSignedByThisMac);
+                return nameof(TrustCode.LocalPolicyNotSignedByThisMac);
             case "AuxKC with one more kext":
                 Write(AuxKcFile, Read(Path.Combine(UnauthorizedRebuild(), AuxKcFile)));
-                return nameof(BootFailureCode.AuxKcModified);
+                return nameof(TrustCode.AuxKcModified);
             case "AuxKC, Image4 and receipt of an unauthorized rebuild":
                 var rebuilt = UnauthorizedRebuild();
                 foreach (var file in new[] { AuxKcFile, Image4File, ReceiptFile })
                 {
                     Write(file, Read(Path.Combine(rebuilt, file)));
                 }
-                return nameof(BootFailureCode.AuxKcRollback);
+                return nameof(TrustCode.AuxKcRollback);
             case "KextPolicy row added with sqlite":
                 AddPolicyRowByHand(dir, "EVILTEAM01", "");
                 return "UaklModified";
             case "LocalPolicy of another Mac":
                 Write(SecureBootLayout.LocalPolicy, f.OtherMacPolicy);
-                return nameof(BootFailureCode.LocalPolicyNotSignedByThisMac);
+                return nameof(TrustCode.LocalPolicyNotSignedByThisMac);
             default:
                 throw new ArgumentOutOfRangeException(nameof(name), name, null);
         }
@@ -100,10 +99,11 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         var before = State(dir);
         var boot = Restart(dir);
         Assert.NotNull(boot.Refusal);
-        Assert.Equal(expected, boot.Refusal.Code);
+        Assert.Equal(expected, boot.Refusal.Code.ToString());
+        Assert.Equal(TrustOutcome.Failed, boot.Refusal.Outcome);
         Assert.False(boot.ThirdPartyKextsLoaded);
         Assert.Empty(boot.Loaded);
-        Assert.Contains("booting without third-party kexts", boot.Trace);
+        Assert.Equal(boot.Refusal, boot.Trace.First(c => c.Outcome == TrustOutcome.Failed));
         Assert.Equal(before, State(dir));
         // The good state loads its kext: the refusal is the attack's doing, not the fixture's.
         Assert.Equal([Driver], LoadedIds(f.GoodBoot));
@@ -122,7 +122,7 @@ public sealed class SecureBootAttackTests(SecureBootMacFixture f) : IClassFixtur
         // iBoot reads only the signed AuxKC: the good state boots as before and the bundle is neither loaded nor recorded.
         Assert.Null(boot.Refusal);
         Assert.Equal(LoadedIds(f.GoodBoot), LoadedIds(boot));
-        Assert.DoesNotContain(boot.NotLoaded, n => n.StartsWith(Unsigned, StringComparison.Ordinal));
+        Assert.DoesNotContain(boot.NotLoaded, n => n.BundleId == Unsigned);
         Assert.Equal(before, State(dir, withDatabase: false));
         using var mac = Mac.Open(dir);
         Assert.DoesNotContain(mac.ReadKextPolicy().History, h => h.BundleId == Unsigned);

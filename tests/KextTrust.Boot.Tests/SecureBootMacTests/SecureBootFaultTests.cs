@@ -3,6 +3,7 @@ using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
 using KextTrust.Machine;
 using static KextTrust.Boot.Tests.SecureBootMacTests.SecureBootMacFixture;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.SecureBootMacTests;
 
@@ -44,7 +45,9 @@ public sealed class SecureBootFaultTests(SecureBootMacFixture f) : IClassFixture
         // rebuild, which then loads both.
         "csrutil disable" => new(true, m => m.Csrutil(enable: false, withoutKext: false, Admin, Password), (dir, boot) =>
         {
-            Assert.Equal("UaklModified", boot.Refusal?.Code);
+            Assert.Equal(TrustCode.UaklModified, boot.Refusal?.Code);
+            Assert.Equal(TrustStep.UserApprovedKextList, boot.Refusal?.Step);
+            Assert.Contains("user consent is not in force", boot.Refusal?.Detail);
             using (var mac = Mac.Open(dir))
             {
                 Assert.Equal(CsrConfig.Disabled, mac.Description.CsrActiveConfig);

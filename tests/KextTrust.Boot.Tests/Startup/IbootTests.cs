@@ -1,4 +1,5 @@
 using KextTrust.Boot.KernelManagement;
+using KextTrust.Consent.Policy;
 using KextTrust.Boot.Kernel;
 using KextTrust.Boot.Policy;
 using KextTrust.Boot.Receipt;
@@ -8,12 +9,13 @@ using KextTrust.Formats.Image4;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Tests.Startup;
 
 public sealed class IbootTests
 {
-    private static void AssertRefusedWithoutKexts(BootResult result, BootFailureCode code, BootTarget target = BootTarget.MacOS)
+    private static void AssertRefusedWithoutKexts(BootResult result, TrustCode code, BootTarget target = BootTarget.MacOS)
     {
         Assert.Equal(code, result.Refusal);
         Assert.Equal(target, result.Target);
@@ -21,7 +23,7 @@ public sealed class IbootTests
         Assert.Null(result.AuxKc);
         Assert.Null(result.Receipt);
         Assert.Equal(target == BootTarget.MacOS ? AuxKcStatus.Refused : AuxKcStatus.NotEnabled, result.AuxKcStatus);
-        var failed = result.Trace.Single(c => c.Outcome == BootCheckOutcome.Failed && c.Code == code);
+        var failed = result.Trace.Single(c => c.Outcome == TrustOutcome.Failed && c.Code == code);
         Assert.False(string.IsNullOrWhiteSpace(failed.Detail));
     }
 
@@ -36,8 +38,11 @@ public sealed class IbootTests
         Assert.Equal(BootTarget.MacOS, boot.Target);
         Assert.Equal(AuxKcStatus.Loaded, boot.AuxKcStatus);
         Assert.Equal(SecurityMode.Reduced, boot.Policy!.SecurityMode);
-        Assert.All(boot.Trace, c => Assert.Equal(BootCheckOutcome.Passed, c.Outcome));
-        Assert.Equal(Enum.GetValues<BootStep>(), boot.Trace.Select(c => c.Step));
+        Assert.All(boot.Trace, c => Assert.Equal(TrustOutcome.Passed, c.Outcome));
+        Assert.Equal([TrustStep.LocalPolicyFormat, TrustStep.LocalPolicySignature, TrustStep.LocalPolicyEcid, TrustStep.LocalPolicyNonce,
+            TrustStep.LocalPolicyConsistency, TrustStep.ThirdPartyKexts, TrustStep.AuxKcImage4Format, TrustStep.AuxKcImage4Signature,
+            TrustStep.AuxKcImage4Ecid, TrustStep.AuxKcImage4Current, TrustStep.AuxKcImage4Digest, TrustStep.AuxKcBytes, TrustStep.AuxKcFormat,
+            TrustStep.Receipt, TrustStep.UserApprovedKextList], boot.Trace.Select(c => c.Step));
         Assert.Equal(files.Build.IncludedBundleIds, boot.AuxKc!.Kexts.Select(k => k.BundleId));
         Assert.Equal(files.Build.Receipt, boot.Receipt);
 
@@ -67,11 +72,11 @@ public sealed class IbootTests
         Assert.True(mac.Boot(newer).ThirdPartyKextsLoaded);
 
         var rollback = newer with { AuxKcImage4 = older.AuxKcImage4, AuxKc = older.AuxKc, Receipt = older.Receipt };
-        AssertRefusedWithoutKexts(mac.Boot(rollback), BootFailureCode.AuxKcRollback);
+        AssertRefusedWithoutKexts(mac.Boot(rollback), TrustCode.AuxKcRollback);
         // The older Image4 alone, even with the newer receipt: still the rollback check that refuses.
-        AssertRefusedWithoutKexts(mac.Boot(newer with { AuxKcImage4 = older.AuxKcImage4, AuxKc = older.AuxKc }), BootFailureCode.AuxKcRollback);
+        AssertRefusedWithoutKexts(mac.Boot(newer with { AuxKcImage4 = older.AuxKcImage4, AuxKc = older.AuxKc }), TrustCode.AuxKcRollback);
         // The newer AuxKC with the older receipt: auxr.
-        AssertRefusedWithoutKexts(mac.Boot(newer with { Receipt = older.Receipt }), BootFailureCode.ReceiptModified);
+        AssertRefusedWithoutKexts(mac.Boot(newer with { Receipt = older.Receipt }), TrustCode.ReceiptModified);
     }
 
     [Fact]
@@ -81,8 +86,8 @@ public sealed class IbootTests
         var older = mac.Rebuild();
         var newer = mac.Rebuild();
         Assert.True(mac.Boot(newer).ThirdPartyKextsLoaded);
-        AssertRefusedWithoutKexts(mac.Boot(older), BootFailureCode.LocalPolicyReplayed, BootTarget.RecoveryOS);
-        AssertRefusedWithoutKexts(mac.Boot(newer with { LocalPolicy = older.LocalPolicy }), BootFailureCode.LocalPolicyReplayed, BootTarget.RecoveryOS);
+        AssertRefusedWithoutKexts(mac.Boot(older), TrustCode.LocalPolicyReplayed, BootTarget.RecoveryOS);
+        AssertRefusedWithoutKexts(mac.Boot(newer with { LocalPolicy = older.LocalPolicy }), TrustCode.LocalPolicyReplayed, BootTarget.RecoveryOS);
     }
 
     [Fact]
@@ -92,9 +97,9 @@ public sealed class IbootTests
         using var other = new MacWithKexts(0x0A0B_0C0D_0E0F_1011);
         var files = mac.Rebuild();
         var foreign = other.Rebuild();
-        AssertRefusedWithoutKexts(mac.Boot(files with { LocalPolicy = foreign.LocalPolicy }), BootFailureCode.LocalPolicyNotSignedByThisMac, BootTarget.RecoveryOS);
+        AssertRefusedWithoutKexts(mac.Boot(files with { LocalPolicy = foreign.LocalPolicy }), TrustCode.LocalPolicyNotSignedByThisMac, BootTarget.RecoveryOS);
         // Another Mac's AuxKC Image4 under this Mac's policy.
-        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKcImage4 = foreign.AuxKcImage4, AuxKc = foreign.AuxKc }), BootFailureCode.AuxKcImage4NotSignedByThisMac);
+        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKcImage4 = foreign.AuxKcImage4, AuxKc = foreign.AuxKc }), TrustCode.AuxKcImage4NotSignedByThisMac);
     }
 
     [Fact]
@@ -108,22 +113,22 @@ public sealed class IbootTests
             c[at] ^= 0x01;
             return c;
         }
-        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKc = Flip(files.AuxKc, files.AuxKc.Length / 2) }), BootFailureCode.AuxKcModified);
-        AssertRefusedWithoutKexts(mac.Boot(files with { Receipt = Flip(files.Receipt, files.Receipt.Length / 2) }), BootFailureCode.ReceiptModified);
+        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKc = Flip(files.AuxKc, files.AuxKc.Length / 2) }), TrustCode.AuxKcModified);
+        AssertRefusedWithoutKexts(mac.Boot(files with { Receipt = Flip(files.Receipt, files.Receipt.Length / 2) }), TrustCode.ReceiptModified);
 
         // A byte of the payload inside the Image4: the signed DGST no longer matches.
         var payloadAt = files.AuxKcImage4.AsSpan().IndexOf(files.AuxKc) + files.AuxKc.Length / 2;
-        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKcImage4 = Flip(files.AuxKcImage4, payloadAt) }), BootFailureCode.AuxKcImage4PayloadModified);
+        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKcImage4 = Flip(files.AuxKcImage4, payloadAt) }), TrustCode.AuxKcImage4PayloadModified);
 
         // A byte of the signed manifest body (inside the DGST value): the SEP signature no longer verifies.
         var dgst = files.Build.AuxKc.Bytes.Length > 0 ? new Im4Payload(AuxKcImage4.PayloadType, "AuxiliaryKernelExtensions", files.AuxKc).ComputeDigest().ToArray() : [];
         var dgstAt = files.AuxKcImage4.AsSpan().IndexOf(dgst);
         Assert.True(dgstAt > payloadAt);
-        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKcImage4 = Flip(files.AuxKcImage4, dgstAt + 3) }), BootFailureCode.AuxKcImage4NotSignedByThisMac);
+        AssertRefusedWithoutKexts(mac.Boot(files with { AuxKcImage4 = Flip(files.AuxKcImage4, dgstAt + 3) }), TrustCode.AuxKcImage4NotSignedByThisMac);
 
         // The Image4's DER structure: a length byte.
         var malformed = mac.Boot(files with { AuxKcImage4 = Flip(files.AuxKcImage4, 1) });
-        Assert.Contains(malformed.Refusal, new BootFailureCode?[] { BootFailureCode.AuxKcImage4Malformed });
+        Assert.Contains(malformed.Refusal, new TrustCode?[] { TrustCode.AuxKcImage4Malformed });
         Assert.False(malformed.ThirdPartyKextsLoaded);
     }
 
@@ -140,9 +145,9 @@ public sealed class IbootTests
             var result = Iboot.Boot(inputs with { LocalPolicy = changed });
             Assert.Equal(BootTarget.RecoveryOS, result.Target);
             Assert.False(result.ThirdPartyKextsLoaded);
-            Assert.Contains(result.Refusal, new BootFailureCode?[]
+            Assert.Contains(result.Refusal, new TrustCode?[]
             {
-                BootFailureCode.LocalPolicyMalformed, BootFailureCode.LocalPolicyNotSignedByThisMac,
+                TrustCode.LocalPolicyMalformed, TrustCode.LocalPolicyNotSignedByThisMac,
             });
         }
     }
@@ -158,11 +163,32 @@ public sealed class IbootTests
         var tampered = Kmd.BuildAuxKc(mac.Kexts.Request());
         Assert.Contains("com.attacker.rootkit", tampered.IncludedBundleIds);
         var withKext = files with { AuxKc = tampered.AuxKc.Bytes.ToArray(), Receipt = tampered.ReceiptBytes() };
-        AssertRefusedWithoutKexts(mac.Boot(withKext), BootFailureCode.AuxKcModified);
+        AssertRefusedWithoutKexts(mac.Boot(withKext), TrustCode.AuxKcModified);
         // Also re-wrapping the new AuxKC into the old Image4's manifest.
         var old = Img4.FromBytes(files.AuxKcImage4);
         var rewrapped = new Img4(new Im4Payload(AuxKcImage4.PayloadType, old.Payload.Description, tampered.AuxKc.Bytes.Span), old.Manifest).Encode();
-        AssertRefusedWithoutKexts(mac.Boot(withKext with { AuxKcImage4 = rewrapped }), BootFailureCode.AuxKcImage4PayloadModified);
+        AssertRefusedWithoutKexts(mac.Boot(withKext with { AuxKcImage4 = rewrapped }), TrustCode.AuxKcImage4PayloadModified);
+    }
+
+    [Fact]
+    public void TheUaklIsOneOfIbootsStepsAnEditedOrMissingListLoadsNoKexts()
+    {
+        using var mac = new MacWithKexts();
+        var files = mac.Rebuild();
+        var inputs = mac.Inputs(files);
+        // One more entry, as an edit by hand would add: no longer the list auxp names.
+        var uakl = UserApprovedKextList.Parse(files.Uakl, "UAKL");
+        var edited = UserApprovedKextList.Create([.. uakl.Entries, new UaklEntry("EVILTEAM01", "", ConsentSource.User, null)]).ToBytes();
+        var refused = Iboot.Boot(inputs with { Uakl = edited, UaklChangeCause = "edited for the test" });
+        AssertRefusedWithoutKexts(refused, TrustCode.UaklModified);
+        var check = refused.Failures.Single();
+        Assert.Equal(TrustStep.UserApprovedKextList, check.Step);
+        Assert.Contains($"(SHA-384 {Sha384Digest.Compute(edited)}) is not the one the LocalPolicy names ({files.Policy.AuxKextPolicyHash})", check.Detail);
+        Assert.Contains("edited for the test", check.Detail);
+        // Every check before it passed: the AuxKC itself is good.
+        Assert.All(refused.Trace.SkipLast(1), c => Assert.Equal(TrustOutcome.Passed, c.Outcome));
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { Uakl = null }), TrustCode.UaklMissing);
+        Assert.Equal(TrustOutcome.Passed, mac.Boot(files).Trace[^1].Outcome);
     }
 
     [Fact]
@@ -171,11 +197,11 @@ public sealed class IbootTests
         using var mac = new MacWithKexts();
         var files = mac.Rebuild();
         var inputs = mac.Inputs(files);
-        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { AuxKcImage4 = null }), BootFailureCode.AuxKcImage4Missing);
-        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { Receipt = null }), BootFailureCode.ReceiptMissing);
-        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { AuxKcImage4 = new byte[] { 0x30, 0x03, 0x02, 0x01, 0x00 } }), BootFailureCode.AuxKcImage4Malformed);
-        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { LocalPolicy = Array.Empty<byte>() }), BootFailureCode.LocalPolicyMalformed, BootTarget.RecoveryOS);
-        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { LocalPolicy = files.AuxKcImage4 }), BootFailureCode.LocalPolicyMalformed, BootTarget.RecoveryOS);
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { AuxKcImage4 = null }), TrustCode.AuxKcImage4Missing);
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { Receipt = null }), TrustCode.ReceiptMissing);
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { AuxKcImage4 = new byte[] { 0x30, 0x03, 0x02, 0x01, 0x00 } }), TrustCode.AuxKcImage4Malformed);
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { LocalPolicy = Array.Empty<byte>() }), TrustCode.LocalPolicyMalformed, BootTarget.RecoveryOS);
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { LocalPolicy = files.AuxKcImage4 }), TrustCode.LocalPolicyMalformed, BootTarget.RecoveryOS);
         // Without the AuxKC file iBoot uses the signed payload itself.
         Assert.True(Iboot.Boot(inputs with { AuxKc = null }).ThirdPartyKextsLoaded);
         var random = new Random(6);

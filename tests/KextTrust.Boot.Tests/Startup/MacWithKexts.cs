@@ -9,7 +9,7 @@ using KextTrust.Machine;
 namespace KextTrust.Boot.Tests.Startup;
 
 /// <summary>The files one AuxKC rebuild leaves on the Mac.</summary>
-internal sealed record BootFiles(byte[] LocalPolicy, byte[] AuxKcImage4, byte[] AuxKc, byte[] Receipt, AuxKcBuildResult Build, LocalPolicy Policy);
+internal sealed record BootFiles(byte[] LocalPolicy, byte[] AuxKcImage4, byte[] AuxKc, byte[] Receipt, AuxKcBuildResult Build, LocalPolicy Policy, byte[] Uakl);
 
 /// <summary>An Apple-silicon Mac (real Secure Enclave) in Reduced Security with kexts enabled, and kext fixtures.</summary>
 internal sealed class MacWithKexts : IDisposable
@@ -33,13 +33,14 @@ internal sealed class MacWithKexts : IDisposable
     /// <summary>kmd: build, have the SEP sign it, update the LocalPolicy (new nonce).</summary>
     public BootFiles Rebuild(CsrConfig sip = CsrConfig.None)
     {
-        var build = Kmd.BuildAuxKc(Kexts.Request(sip: sip));
+        var request = Kexts.Request(sip: sip);
+        var build = Kmd.BuildAuxKc(request);
         var signed = Kmd.SignAuxKc(build, Mac.SecureEnclave);
         var update = Kmd.UpdateLocalPolicy(Policy, Mac.SecureEnclave, signed);
         Mac.Install(update.Nonce);
         Policy = update.Policy;
         PolicyBytes = update.ToBytes();
-        return new BootFiles(PolicyBytes, signed.Image4Bytes.ToArray(), build.AuxKc.Bytes.ToArray(), build.ReceiptBytes(), build, update.Policy);
+        return new BootFiles(PolicyBytes, signed.Image4Bytes.ToArray(), build.AuxKc.Bytes.ToArray(), build.ReceiptBytes(), build, update.Policy, request.Uakl.ToBytes());
     }
 
     public IbootInputs Inputs(BootFiles files) => IbootInputs.For(Mac.SecureEnclave, files.LocalPolicy) with
@@ -47,6 +48,7 @@ internal sealed class MacWithKexts : IDisposable
         AuxKcImage4 = files.AuxKcImage4,
         AuxKc = files.AuxKc,
         Receipt = files.Receipt,
+        Uakl = files.Uakl,
     };
 
     public BootResult Boot(BootFiles files) => Iboot.Boot(Inputs(files));
