@@ -23,7 +23,7 @@ public interface IMachineFileSystem
 }
 
 /// <summary>The real file system.</summary>
-public sealed class PhysicalFileSystem : IMachineFileSystem
+internal sealed class PhysicalFileSystem : IMachineFileSystem
 {
     /// <summary>The shared instance (stateless).</summary>
     public static PhysicalFileSystem Instance { get; } = new();
@@ -82,7 +82,7 @@ public sealed class PhysicalFileSystem : IMachineFileSystem
 }
 
 /// <summary>Thrown by <see cref="FaultInjectingFileSystem"/> at the chosen operation.</summary>
-public sealed class InjectedFaultException(int operation) : IOException($"injected fault at file operation {operation}")
+internal sealed class InjectedFaultException(int operation) : IOException($"injected fault at file operation {operation}")
 {
     /// <summary>The 1-based operation number that failed.</summary>
     public int Operation { get; } = operation;
@@ -92,7 +92,7 @@ public sealed class InjectedFaultException(int operation) : IOException($"inject
 /// A file system that fails at the <see cref="FailAt"/>-th mutating operation and, like a power loss, at
 /// every operation after it. With <see cref="FailAt"/> = 0 it only counts.
 /// </summary>
-public sealed class FaultInjectingFileSystem(IMachineFileSystem inner, int failAt) : IMachineFileSystem
+internal sealed class FaultInjectingFileSystem(IMachineFileSystem inner, int failAt) : IMachineFileSystem
 {
     private int _count;
 

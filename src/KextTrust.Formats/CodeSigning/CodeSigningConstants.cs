@@ -1,7 +1,7 @@
 namespace KextTrust.Formats.CodeSigning;
 
 /// <summary>Blob magics of Apple code signatures (xnu <c>cs_blobs.h</c>).</summary>
-public static class BlobMagic
+internal static class BlobMagic
 {
     /// <summary>A single requirement (0xfade0c00).</summary>
     public const uint Requirement = 0xfade0c00;
@@ -26,7 +26,7 @@ public static class BlobMagic
 }
 
 /// <summary>SuperBlob slot (index type) numbers.</summary>
-public static class CodeSignatureSlot
+internal static class CodeSignatureSlot
 {
     /// <summary>The primary CodeDirectory.</summary>
     public const uint CodeDirectory = 0;

@@ -14,7 +14,7 @@ namespace KextTrust.Kexts.Audit;
 /// <param name="UndefinedSymbols">Imported symbols, mangled.</param>
 /// <param name="DefinedExternalSymbols">Exported symbol names (what a kext linking against this one can use).</param>
 /// <param name="Signature">Presence of the slice's embedded signature (not verified).</param>
-public sealed record KextSliceFacts(
+internal sealed record KextSliceFacts(
     string Architecture,
     KextArchitecture? KextArchitecture,
     MachOFileType FileType,
@@ -42,7 +42,7 @@ public sealed record KextSliceFacts(
 /// <param name="Path">Full path of the file.</param>
 /// <param name="Slices">The slices in file order; empty when <paramref name="Error"/> is set.</param>
 /// <param name="Error">Why the file is unreadable (malformed Mach-O, I/O error), else null.</param>
-public sealed record KextExecutableFacts(string Path, ImmutableArray<KextSliceFacts> Slices, string? Error)
+internal sealed record KextExecutableFacts(string Path, ImmutableArray<KextSliceFacts> Slices, string? Error)
 {
     /// <summary>Reads a file: one pass over the Mach-O, no exception for malformed input.</summary>
     public static KextExecutableFacts Read(string path) => Read(path, null);

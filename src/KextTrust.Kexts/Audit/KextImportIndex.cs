@@ -14,7 +14,7 @@ namespace KextTrust.Kexts.Audit;
 /// <param name="ClassVtable">For a member of a class, <c>__ZN[K]&lt;n&gt;C…</c>, the vtable of that class (<c>__ZTV&lt;n&gt;C</c>); else null.</param>
 /// <param name="IsPadSlot">A reserved vtable slot, <c>__ZN&lt;n&gt;C&lt;m&gt;_RESERVEDC&lt;k&gt;Ev</c> (what xnu's kxld calls a padslot):
 /// the kernel linker patches it from <paramref name="ClassVtable"/>.</param>
-public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant, string? ClassVtable, bool IsPadSlot)
+internal sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bool IsMangled, KpiFamily? Family, bool IsRuleRelevant, string? ClassVtable, bool IsPadSlot)
 {
     // What the link check reports when no declared library provides the symbol on a slot: the same for every kext,
     // so made once per slot (filled on demand; a race only builds an equal value twice).
@@ -46,7 +46,7 @@ public sealed record KextImportFacts(string Symbol, KpiSymbolExports Exports, bo
 /// so that only a new distinct symbol makes a string (kept in <see cref="KextImportFacts.Symbol"/>, shared by every
 /// kext importing it). Thread-safe; grows with the distinct imports seen.
 /// </summary>
-public sealed class KextImportIndex
+internal sealed class KextImportIndex
 {
     private readonly KpiCatalog _catalog;
     private readonly KpiRelevance _relevance = new(KpiRules.All);

@@ -17,7 +17,7 @@ namespace KextTrust.Kexts.Audit;
 /// candidate libraries), unused and unknown libraries, and requested versions outside a library's
 /// OSBundleCompatibleVersion…CFBundleVersion range.
 /// </summary>
-public sealed class KextLinkChecker
+internal sealed class KextLinkChecker
 {
     /// <summary>The pseudo-kext standing for the whole kernel.</summary>
     public const string KernelBundleId = "com.apple.kernel";

@@ -209,4 +209,4 @@ public sealed record KextLinkReport(ImmutableArray<KextLibraryUse> Libraries, Im
 /// <param name="Version">CFBundleVersion, when valid.</param>
 /// <param name="CompatibleVersion">OSBundleCompatibleVersion, when present and valid.</param>
 /// <param name="Executable">Its parsed executable; null for a codeless library.</param>
-public sealed record KextLibrary(string BundleId, string Path, KextVersion? Version, KextVersion? CompatibleVersion, KextExecutableFacts? Executable);
+internal sealed record KextLibrary(string BundleId, string Path, KextVersion? Version, KextVersion? CompatibleVersion, KextExecutableFacts? Executable);

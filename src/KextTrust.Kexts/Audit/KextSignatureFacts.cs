@@ -85,7 +85,7 @@ public sealed record KextSignatureFacts(KextSignatureState State, bool KextSigni
 /// Reads what a kext executable's embedded signature is, without verifying it: absent, ad hoc (CodeDirectory
 /// CS_ADHOC flag, no CMS), or carrying a CMS blob ("CMS not verified").
 /// </summary>
-public static class KextSignaturePresence
+internal static class KextSignaturePresence
 {
     /// <summary>Facts for one slice.</summary>
     public static KextSignatureFacts Read(MachOSlice slice, string? sourceName)

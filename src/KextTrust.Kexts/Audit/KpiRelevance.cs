@@ -9,7 +9,7 @@ namespace KextTrust.Kexts.Audit;
 /// <see cref="KpiRuleEvaluator.Evaluate(IEnumerable{KpiRule}, IReadOnlyCollection{string}, IReadOnlyDictionary{string, string}, KpiEnforcementContext?)"/>
 /// gives the same findings (no other symbol can match a trigger) at a fraction of the cost.
 /// </summary>
-public sealed class KpiRelevance
+internal sealed class KpiRelevance
 {
     private readonly FrozenSet<string> _symbols;
     private readonly FrozenSet<string> _classNames;

@@ -12,7 +12,7 @@ namespace KextTrust.Kexts.Bundles;
 /// short-lived command-line process. The first exception of any item is rethrown on the calling thread after
 /// every worker has stopped.
 /// </remarks>
-public static class OrderedParallel
+internal static class OrderedParallel
 {
     /// <summary>Computes <paramref name="work"/> for each item on up to <paramref name="maxThreads"/> threads (default: one per core); calls <paramref name="consume"/> on the calling thread in input order.</summary>
     public static void Run<TIn, TOut>(IReadOnlyList<TIn> items, Func<TIn, TOut> work, Action<int, TOut> consume, int maxThreads = 0)

@@ -8,7 +8,7 @@ namespace KextTrust.Kexts.Image4;
 /// TSS manifest-signing certificates of newer devices' IM4Ms; shipped as an embedded resource and re-checked against its
 /// SHA-256 on every load. Where its bytes come from: <c>Image4/PROVENANCE.md</c>.
 /// </summary>
-public static class AppleSecureBootRootCertificate
+internal static class AppleSecureBootRootCertificate
 {
     /// <summary>SHA-256 of the DER.</summary>
     public const string Sha256Fingerprint = "6428665D0B97C1ECB876D2D5A93257D467FFC188DF66305DFD21F488E79C94EC";

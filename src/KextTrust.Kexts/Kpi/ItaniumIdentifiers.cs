@@ -13,7 +13,7 @@ namespace KextTrust.Kexts.Kpi;
 /// (<c>IOUSBHostDevice</c> is not <c>IOUSBDevice</c>). Linear in the symbol length; at most
 /// <see cref="MaxIdentifiers"/> identifiers; a length running past the end stops the walk.
 /// </remarks>
-public static class ItaniumIdentifiers
+internal static class ItaniumIdentifiers
 {
     /// <summary>Upper bound on identifiers returned for one symbol.</summary>
     public const int MaxIdentifiers = 64;

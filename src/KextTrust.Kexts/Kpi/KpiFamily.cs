@@ -10,7 +10,7 @@ namespace KextTrust.Kexts.Kpi;
 /// <param name="LibraryIds">Bundle ids whose presence in OSBundleLibraries counts as use (exact, case-sensitive).</param>
 /// <param name="ClassNames">C++ class names whose appearance as an identifier of an imported symbol counts as use.</param>
 /// <param name="ClassPrefixes">Identifier prefixes that count as use (e.g. <c>IOUSBHost</c> for every IOUSBHostFamily class).</param>
-public sealed record KpiFamily(
+internal sealed record KpiFamily(
     string Id,
     ImmutableArray<string> LibraryIds,
     ImmutableArray<string> ClassNames,
@@ -40,7 +40,7 @@ public sealed record KpiFamily(
 /// Kernel.framework headers that a third-party kext would import or subclass; none of them is exported by xnu
 /// itself (checked against the catalog's export files), so an identifier match means the family kext is used.
 /// </summary>
-public static class KpiFamilies
+internal static class KpiFamilies
 {
     private static ImmutableArray<string> A(params string[] items) => [.. items];
 

@@ -53,7 +53,7 @@ public sealed record KpiRule(
 /// <summary>A case in which the deprecation policy is not enforced (Apple's deprecation footnote).</summary>
 /// <param name="Id">Stable code.</param>
 /// <param name="Description">The condition.</param>
-public sealed record KpiEnforcementExemption(string Id, string Description);
+internal sealed record KpiEnforcementExemption(string Id, string Description);
 
 /// <summary>The conditions of Apple's deprecation footnote for one Mac and kext.</summary>
 /// <param name="SipDisabled">System Integrity Protection is disabled.</param>

@@ -6,7 +6,7 @@ namespace KextTrust.Kexts.Kpi;
 /// Apple's KPI groups (Apple, "Deprecated Kernel Extensions and System Extension Alternatives",
 /// shared/seeds/000_8994eba2ce400f9b.txt) as immutable rules, and its footnote's enforcement exemptions.
 /// </summary>
-public static class KpiRules
+internal static class KpiRules
 {
     /// <summary>EndpointSecurity client entitlement.</summary>
     public const string EndpointSecurityEntitlement = "com.apple.developer.endpoint-security.client";

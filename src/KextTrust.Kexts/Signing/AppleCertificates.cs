@@ -4,7 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 namespace KextTrust.Kexts.Signing;
 
 /// <summary>Apple certificate OIDs used by code-signing policy.</summary>
-public static class AppleOids
+internal static class AppleOids
 {
     /// <summary>Developer ID Application leaf marker.</summary>
     public const string DeveloperIdApplication = "1.2.840.113635.100.6.1.13";
@@ -32,7 +32,7 @@ public static class AppleOids
 /// The pinned Apple Root CA, shipped as an embedded resource (extracted from the CMS certificate set of
 /// Microsoft's Developer-ID-signed runtime-pack binaries) and re-checked against its SHA-256 on every load.
 /// </summary>
-public static class AppleRootCertificate
+internal static class AppleRootCertificate
 {
     /// <summary>SHA-256 of the Apple Root CA DER (pipeline facts §8).</summary>
     public const string Sha256Fingerprint = "B0B1730ECBC7FF4505142C49F1295E6EDA6BCAED7E2C68C5BE91B5A11001F024";

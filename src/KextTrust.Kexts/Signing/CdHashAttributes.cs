@@ -8,10 +8,10 @@ using KextTrust.Formats.PropertyLists;
 namespace KextTrust.Kexts.Signing;
 
 /// <summary>One hash-agility v2 entry: digest algorithm OID and full CodeDirectory digest.</summary>
-public sealed record CdHashV2Entry(string DigestOid, string DigestHex);
+internal sealed record CdHashV2Entry(string DigestOid, string DigestHex);
 
 /// <summary>Encodes and decodes Apple's cdhash signed attributes (<c>…100.9.1</c> plist, <c>…100.9.2</c> DER).</summary>
-public static class CdHashAttributes
+internal static class CdHashAttributes
 {
     /// <summary>The <c>.9.1</c> attribute value: a DER OCTET STRING wrapping the XML plist <c>{cdhashes: [data…]}</c>.</summary>
     public static byte[] EncodePlistAttribute(IEnumerable<byte[]> cdHashes)

@@ -10,7 +10,7 @@ namespace KextTrust.Kexts.Signing;
 /// signed attributes content type, message digest, signing time, the <c>.9.1</c> cdhashes plist and
 /// <c>.9.2</c> digests of every CodeDirectory; certificates = the given chain.
 /// </summary>
-public static class CodeSignatureCmsSigner
+internal static class CodeSignatureCmsSigner
 {
     /// <summary>
     /// Signs. <paramref name="codeDirectories"/> are the CodeDirectory blobs in slot order (slot 0 first, then

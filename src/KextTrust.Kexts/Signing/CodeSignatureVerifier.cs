@@ -54,7 +54,7 @@ public enum TrustAnchorKind
 }
 
 /// <summary>Where the verification time came from.</summary>
-public enum VerificationTimeSource
+internal enum VerificationTimeSource
 {
     /// <summary>The CMS signing-time signed attribute.</summary>
     CmsSigningTime,
@@ -63,7 +63,7 @@ public enum VerificationTimeSource
 }
 
 /// <summary>Whether a cdhash attribute agrees with every CodeDirectory present.</summary>
-public enum CdHashAttributeStatus
+internal enum CdHashAttributeStatus
 {
     /// <summary>The attribute is absent.</summary>
     Absent,
@@ -79,7 +79,7 @@ public enum CdHashAttributeStatus
 public sealed record ChainCertificate(string Subject, string Issuer, string Sha256, DateTimeOffset NotBefore, DateTimeOffset NotAfter);
 
 /// <summary>Facts about the signer read from the leaf and intermediate certificates.</summary>
-public sealed record SignerFacts(
+internal sealed record SignerFacts(
     string? TeamId,
     string? CommonName,
     string LeafSha256,
@@ -88,7 +88,7 @@ public sealed record SignerFacts(
     bool HasKextSigningAuthority);
 
 /// <summary>The immutable outcome of verifying a code signature's CMS.</summary>
-public sealed record CodeSignatureVerification(
+internal sealed record CodeSignatureVerification(
     IReadOnlyList<SignatureProblem> Problems,
     SignerFacts? Signer,
     TrustAnchorKind Anchor,
@@ -109,7 +109,7 @@ public sealed record CodeSignatureVerification(
 }
 
 /// <summary>Options of <see cref="CodeSignatureVerifier.Verify"/>.</summary>
-public sealed record CodeSignatureVerifierOptions
+internal sealed record CodeSignatureVerifierOptions
 {
     /// <summary>An additional trusted root (our test PKI); never the system store.</summary>
     public X509Certificate2? TestRoot { get; init; }
@@ -123,7 +123,7 @@ public sealed record CodeSignatureVerifierOptions
 /// cdhash attributes against every CodeDirectory, and the chain against ONLY the pinned Apple Root CA
 /// (plus an explicitly passed test root), with revocation off.
 /// </summary>
-public static class CodeSignatureVerifier
+internal static class CodeSignatureVerifier
 {
     private static readonly string[] AppleCriticalExtensions =
     [

@@ -28,7 +28,7 @@ public sealed class KextSigningException(string path, long offset, string rule, 
 /// content and grows <c>__LINKEDIT</c>'s filesize and vmsize to cover it. The header is final before the code
 /// pages are hashed, so the CodeDirectory covers exactly the bytes that end up in the file.
 /// </summary>
-public static class MachOSignatureWriter
+internal static class MachOSignatureWriter
 {
     /// <summary>Size of <c>linkedit_data_command</c>.</summary>
     public const int CodeSignatureCommandSize = 16;

@@ -12,7 +12,7 @@ namespace KextTrust.Kexts.Signing;
 /// What a requirement is evaluated against: the signing identifier, the verified chain (leaf first, anchor
 /// last) and which root it ended at, the Info.plist, the cdhashes and the platform byte.
 /// </summary>
-public sealed record RequirementContext(
+internal sealed record RequirementContext(
     string Identifier,
     IReadOnlyList<X509Certificate2> Chain,
     TrustAnchorKind Anchor,
@@ -28,7 +28,7 @@ public sealed record RequirementContext(
 /// Security's <c>appleSigned()</c> does. Clauses that cannot be decided off the Mac (notarization, user trust
 /// settings, entitlements, named anchors) are <see cref="RequirementOutcome.Unknown"/>; Kleene logic combines them.
 /// </summary>
-public static class RequirementEvaluator
+internal static class RequirementEvaluator
 {
     /// <summary>kext_tools' requirement for third-party kexts (pipeline facts §5).</summary>
     public const string ThirdPartyKextRequirement =

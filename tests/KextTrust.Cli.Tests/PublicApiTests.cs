@@ -1,0 +1,51 @@
+using System.Reflection;
+using KextTrust.TestSupport;
+
+namespace KextTrust.Cli.Tests;
+
+/// <summary>
+/// Each project's public surface is deliberate: what the CLI or a higher project uses and what a library user of that
+/// layer needs; everything else is internal (the test projects see internals through InternalsVisibleTo). The exported
+/// types and members of every assembly are compared with <c>tests/PublicApi/&lt;assembly&gt;.txt</c>.
+/// </summary>
+public sealed class PublicApiTests
+{
+    /// <summary>Set to 1 to rewrite the baselines from the current build instead of comparing.</summary>
+    public const string WriteVariable = "KEXTRUST_WRITE_PUBLIC_API";
+
+    private const string Regenerate = $"{WriteVariable}=1 dotnet test tests/KextTrust.Cli.Tests --filter PublicApi";
+
+    public static TheoryData<string> Assemblies => new()
+    {
+        "KextTrust.Formats", "KextTrust.Kexts", "KextTrust.Machine", "KextTrust.Consent", "KextTrust.Boot", "kextrust",
+    };
+
+    private static string BaselinePath(string assembly) => Path.Combine(Corpus.RepositoryRoot, "tests", "PublicApi", assembly + ".txt");
+
+    [Theory]
+    [MemberData(nameof(Assemblies))]
+    public void Public_surface_matches_the_committed_baseline(string assemblyName)
+    {
+        var current = PublicApiListing.Lines(Assembly.Load(new AssemblyName(assemblyName)));
+        var path = BaselinePath(assemblyName);
+        if (Environment.GetEnvironmentVariable(WriteVariable) == "1")
+        {
+            File.WriteAllLines(path, current);
+            return;
+        }
+        var baseline = File.Exists(path) ? File.ReadAllLines(path) : [];
+        var added = current.Except(baseline, StringComparer.Ordinal).ToArray();
+        var removed = baseline.Except(current, StringComparer.Ordinal).ToArray();
+        if (added.Length == 0 && removed.Length == 0)
+        {
+            return;
+        }
+        Assert.Fail(
+            $"The public surface of {assemblyName} differs from tests/PublicApi/{assemblyName}.txt.\n" +
+            "Keep a type or member public only if the CLI or a higher project uses it, or a library user of this layer needs it " +
+            "(an entry point, its result, its exception); otherwise make it internal (the test projects see internals).\n" +
+            $"If the change is intended, regenerate the baselines and commit tests/PublicApi/:\n    {Regenerate}\n" +
+            (added.Length > 0 ? $"now public, not in the baseline ({added.Length}):\n+ " + string.Join("\n+ ", added.Take(60)) + (added.Length > 60 ? "\n+ …" : "") + "\n" : "") +
+            (removed.Length > 0 ? $"in the baseline, no longer public ({removed.Length}):\n- " + string.Join("\n- ", removed.Take(60)) + (removed.Length > 60 ? "\n- …" : "") + "\n" : ""));
+    }
+}
