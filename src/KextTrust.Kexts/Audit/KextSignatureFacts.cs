@@ -51,7 +51,7 @@ public sealed record KextSignatureFacts(KextSignatureState State, bool KextSigni
     /// as <c>why</c> and kmd report it) when the facts come from it, else by state — unsigned, ad hoc, invalid, or valid
     /// without the kext-signing authority.
     /// </summary>
-    public TrustCode RefusalCode => VerdictCode ?? State switch
+    internal TrustCode RefusalCode => VerdictCode ?? State switch
     {
         KextSignatureState.Unsigned => TrustCode.SignatureUnsigned,
         KextSignatureState.AdHoc => TrustCode.SignatureAdHoc,
