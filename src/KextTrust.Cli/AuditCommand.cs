@@ -7,6 +7,7 @@ using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 using Spectre.Console;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Cli;
 
@@ -352,8 +353,8 @@ internal static class AuditCommand
         foreach (var f in r.Findings)
         {
             var rule = f.Rule;
-            var refusedOn = reasons.Where(t => t.x.Code == KextAuditCodes.UnsupportedKpi(rule.Id)).Select(t => t.v.Key).ToArray();
-            var exempt = reasons.Any(t => t.x.Code == KextAuditCodes.KpiNotEnforced(rule.Id));
+            var refusedOn = reasons.Where(t => t.x.Code == TrustCode.UnsupportedKpi && t.x.Rule == rule.Id).Select(t => t.v.Key).ToArray();
+            var exempt = reasons.Any(t => t.x.Code == TrustCode.KpiNotEnforced && t.x.Rule == rule.Id);
             var mark = refusedOn.Length > 0 ? "✗" : "⚠";
             var status = rule.UnsupportedSince is { } u
                 ? $"deprecated since {rule.DeprecatedSince}, unsupported since {u}{(exempt ? " (not enforced: SIP disabled / MDM approval)" : "")}"
@@ -363,8 +364,8 @@ internal static class AuditCommand
             lines.Add($"      move to {rule.Replacement}; entitlement {string.Join(", ", rule.ReplacementEntitlements)}");
         }
         foreach (var g in reasons.Where(t => t.x.Severity == KextReasonSeverity.Refuses
-                                             && !t.x.Code.StartsWith(KextAuditCodes.UnsupportedKpiPrefix, StringComparison.Ordinal))
-                     .GroupBy(t => t.x.Code))
+                                             && t.x.Code != TrustCode.UnsupportedKpi)
+                     .GroupBy(t => t.x.Key))
         {
             var cells = g.Select(t => t.v.Key).Distinct(StringComparer.Ordinal).ToArray();
             lines.Add($"  ✗ {g.Key} on {(cells.Length == r.Verdicts.Count(v => v.Verdict != KextLoadVerdict.NotApplicable) ? "every audited release" : string.Join(", ", cells))}: {g.First().x.Message}");
@@ -386,7 +387,7 @@ internal static class AuditCommand
                 lines.Add($"  · {assumed.Length} symbol(s) assumed provided by {string.Join(", ", assumed.SelectMany(a => a.Libraries).Distinct(StringComparer.Ordinal))} (exports not known) on {g.Key}: {Shorten(assumed.Select(a => a.Symbol).ToArray())}");
             }
         }
-        foreach (var g in reasons.Where(t => t.x.Severity == KextReasonSeverity.Informs && t.x.Code != KextAuditCodes.NotApplicable).GroupBy(t => t.x.Message))
+        foreach (var g in reasons.Where(t => t.x.Severity == KextReasonSeverity.Informs && t.x.Code != TrustCode.NotApplicable).GroupBy(t => t.x.Message))
         {
             var cells = g.Select(t => t.v.Key).Distinct(StringComparer.Ordinal).ToArray();
             lines.Add($"  · {g.Key} (on {(cells.Length == r.Verdicts.Count(v => v.Verdict != KextLoadVerdict.NotApplicable) ? "every audited release" : string.Join(", ", cells))})");

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Text.Json;
 using KextTrust.Kexts.Audit;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Cli;
 
@@ -163,7 +164,15 @@ internal static class AuditJson
             foreach (var x in v.Reasons)
             {
                 w.WriteStartObject();
-                w.WriteString("code", x.Code);
+                w.WriteString("code", x.Key);
+                if (x.KMErrorCode is { } km)
+                {
+                    w.WriteNumber("kmErrorCode", km);
+                }
+                else
+                {
+                    w.WriteNull("kmErrorCode");
+                }
                 w.WriteString("severity", x.Severity switch
                 {
                     KextReasonSeverity.Refuses => "refuses",

@@ -66,7 +66,7 @@ public sealed class AuditCommandTests
         Assert.Equal("refused", big.GetProperty("verdict").GetString());
         Assert.Equal(["unresolved-symbols", "unsupported-kpi:KPI-KAUTH", "deprecated-kpi:KPI-SOCKET"],
             big.GetProperty("reasons").EnumerateArray().Select(x => x.GetProperty("code").GetString()));
-        Assert.Equal(["missing-arm64e"],
+        Assert.Equal(["missing-architecture"],
             verdicts.GetProperty("14/apple-silicon").GetProperty("reasons").EnumerateArray().Select(x => x.GetProperty("code").GetString()));
     }
 
@@ -138,7 +138,9 @@ public sealed class AuditCommandTests
         Assert.Equal(1, r.ExitCode);
         using var doc = JsonDocument.Parse(r.StdOut);
         Assert.Equal("unsigned", doc.RootElement[0].GetProperty("signature").GetProperty("state").GetString());
-        Assert.Equal("no-kext-signature", doc.RootElement[0].GetProperty("verdicts").GetProperty("12/intel").GetProperty("reasons")[0].GetProperty("code").GetString());
+        var reason = doc.RootElement[0].GetProperty("verdicts").GetProperty("12/intel").GetProperty("reasons")[0];
+        Assert.Equal("signature-unsigned", reason.GetProperty("code").GetString());
+        Assert.Equal(29, reason.GetProperty("kmErrorCode").GetInt32());
         Assert.Equal(0, CliRunner.Run("audit", path, "--signatures", "--sip-disabled").ExitCode);
     }
 

@@ -142,7 +142,8 @@ public sealed class AuditJsonOracleTests
                 ["verdict"] = v.VerdictCode,
                 ["reasons"] = v.Reasons.Select(x => new Dictionary<string, object?>
                 {
-                    ["code"] = x.Code,
+                    ["code"] = x.Key,
+                    ["kmErrorCode"] = x.KMErrorCode,
                     ["severity"] = x.Severity switch
                     {
                         KextReasonSeverity.Refuses => "refuses",

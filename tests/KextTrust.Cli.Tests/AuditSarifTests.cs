@@ -50,8 +50,9 @@ public sealed class AuditSarifTests
             Assert.Contains(rule.Id, ids);
         }
         Assert.Contains("unresolved-symbols", ids);
-        Assert.Contains("missing-arm64e", ids);
-        Assert.Contains("missing-x86_64", ids);
+        Assert.Contains("missing-architecture", ids);
+        Assert.DoesNotContain("missing-arm64e", ids);
+        Assert.Contains("signature-invalid", ids);
         foreach (var rule in rules)
         {
             Assert.False(string.IsNullOrWhiteSpace(rule.GetProperty("shortDescription").GetProperty("text").GetString()));
@@ -92,9 +93,11 @@ public sealed class AuditSarifTests
         Assert.Contains(results, r => r is { Rule: "KPI-KAUTH", Level: "error", Uri: "Av.kext/Contents/Info.plist" });
         Assert.Contains(results, r => r is { Rule: "KPI-SOCKET", Level: "warning", Uri: "Av.kext/Contents/Info.plist" });
         Assert.Contains(results, r => r is { Rule: "unused-library", Level: "warning" } && r.Text.Contains("com.apple.kpi.mach"));
-        Assert.Contains(results, r => r is { Rule: "missing-arm64e", Level: "error", Uri: "IntelOnly.kext/Contents/Info.plist" });
+        Assert.Contains(results, r => r is { Rule: "missing-architecture", Level: "error", Uri: "IntelOnly.kext/Contents/Info.plist" });
         Assert.Contains(results, r => r is { Rule: "unresolved-symbols", Level: "error" } && r.Text.Contains("_missing_fn"));
-        Assert.DoesNotContain(results, r => r.Rule == "missing-x86_64");
+        // Every kext has an x86_64 slice: no Intel cell lacks its architecture.
+        Assert.DoesNotContain(results, r => r.Rule == "missing-architecture" && r.Text.Contains("/intel", StringComparison.Ordinal));
+        Assert.Contains(results, r => r.Rule == "missing-architecture" && r.Text.Contains("/apple-silicon", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -112,6 +115,6 @@ public sealed class AuditSarifTests
         Assert.Equal("2.1.0", doc.RootElement.GetProperty("version").GetString());
         var results = doc.RootElement.GetProperty("runs")[0].GetProperty("results").EnumerateArray().ToArray();
         Assert.Contains(results, x => x.GetProperty("ruleId").GetString() == "KPI-IOHID" && x.GetProperty("level").GetString() == "error");
-        Assert.Contains(results, x => x.GetProperty("ruleId").GetString() == "missing-x86_64");
+        Assert.Contains(results, x => x.GetProperty("ruleId").GetString() == "missing-architecture");
     }
 }

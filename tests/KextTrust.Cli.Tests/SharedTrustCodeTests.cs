@@ -39,6 +39,16 @@ public sealed class SharedTrustCodeTests
                 Assert.Equal(code, left.GetProperty("code").GetString());
                 Assert.Equal(km, KmError(left));
             }
+
+            // The audit of the same bundle, on Apple silicon for the Mac's release (14): the same code and number.
+            using (var why = Json(CliRunner.Run("why", IntelOnly, "--machine", mac, "--json"), 1))
+            {
+                var bundle = Path.Combine(mac, why.RootElement.GetProperty("path").GetString()!.TrimStart('/'));
+                using var audit = Json(CliRunner.Run("audit", bundle, "--platform", "apple-silicon", "--macos", "14", "--json"), 1);
+                var reason = Assert.Single(audit.RootElement[0].GetProperty("verdicts").GetProperty("14/apple-silicon").GetProperty("reasons").EnumerateArray());
+                Assert.Equal("missing-architecture", reason.GetProperty("code").GetString());
+                Assert.Equal(71, KmError(reason));
+            }
             // The demo ends with a row added to the KextPolicy database by hand: iBoot's UAKL step fails, typed in the JSON.
             using var startup = Json(CliRunner.Run("startup", "--machine", mac, "--json"), 1);
             var refusal = startup.RootElement.GetProperty("refusal");

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Kexts.Audit;
 
@@ -33,19 +34,33 @@ public enum KextReasonSeverity
 }
 
 /// <summary>One reason behind a verdict.</summary>
-/// <param name="Code">Stable code (<see cref="KextAuditCodes"/>), e.g. <c>unsupported-kpi:KPI-KAUTH</c>, <c>missing-arm64e</c>.</param>
+/// <param name="Code">The stable code, from the one vocabulary <c>why</c>, kmd and iBoot share (<see cref="TrustCode"/>): the same
+/// fact has the same code there, e.g. <see cref="TrustCode.MissingArchitecture"/> (<c>KMErrorDomain</c> 71).</param>
 /// <param name="Severity">Its effect on the verdict.</param>
 /// <param name="Message">For people.</param>
 /// <param name="Symbols">The imported symbols concerned (unresolved symbols, the KPI's triggering symbols), sorted.</param>
 /// <param name="Libraries">The libraries concerned, sorted.</param>
 /// <param name="Exemptions">For <c>kpi-not-enforced:*</c>: the footnote's exemption codes that apply (<see cref="KpiRules.EnforcementExemptions"/>).</param>
 public sealed record KextAuditReason(
-    string Code,
+    TrustCode Code,
     KextReasonSeverity Severity,
     string Message,
     ImmutableArray<string> Symbols,
     ImmutableArray<string> Libraries,
-    ImmutableArray<string> Exemptions);
+    ImmutableArray<string> Exemptions)
+{
+    /// <summary>The KPI rule of <see cref="TrustCode.UnsupportedKpi"/>, <see cref="TrustCode.DeprecatedKpi"/> and <see cref="TrustCode.KpiNotEnforced"/> (e.g. <c>KPI-KAUTH</c>); null otherwise.</summary>
+    public string? Rule { get; init; }
+
+    /// <summary>
+    /// The stable key scripts and SARIF key on: the code's kebab-case name with the KPI rule where there is one —
+    /// <c>unsupported-kpi:KPI-KAUTH</c>, <c>missing-architecture</c>.
+    /// </summary>
+    public string Key => Code.Name(Rule);
+
+    /// <summary>The <c>KMErrorDomain</c> code of <see cref="Code"/> where macOS has one (71: missing architecture), else null.</summary>
+    public int? KMErrorCode => Code.KMErrorCode();
+}
 
 /// <summary>The decision for one release and platform, with every reason for it.</summary>
 /// <param name="Release">The macOS release.</param>

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Kexts.Audit;
 
@@ -45,21 +46,26 @@ public static class KextAuditSarif
                 r.UnsupportedSince is null ? "warning" : "error",
                 AppleKernelExtensionsUri);
         }
-        yield return new(KextAuditCodes.UnresolvedSymbols, "Imported symbols no declared library provides",
+        yield return new(TrustCode.UnresolvedSymbols.Name(), "Imported symbols no declared library provides",
             "Some imported symbol is exported by none of the libraries in OSBundleLibraries: the kernel linker refuses the kext.", "error", null);
-        yield return new(KextAuditCodes.MissingArm64e, "No arm64e slice for Apple silicon",
-            "Apple silicon Macs load only arm64e kexts (a plain arm64 slice is not one): KMErrorDomain code 71.", "error", null);
-        yield return new(KextAuditCodes.MissingX86_64, "No x86_64 slice for Intel Macs",
-            "Intel Macs load the x86_64 (or x86_64h) slice of a kext; this one has none.", "error", null);
-        yield return new(KextAuditCodes.LibraryVersion, "Library version outside its compatible range",
+        yield return new(TrustCode.MissingArchitecture.Name(), "No slice for the Mac's architecture",
+            "Apple silicon Macs load only arm64e kexts (a plain arm64 slice is not one), Intel Macs the x86_64 (or x86_64h) slice: KMErrorDomain code 71.", "error", null);
+        yield return new(TrustCode.LibraryVersion.Name(), "Library version outside its compatible range",
             "A requested OSBundleLibraries version is outside the library's OSBundleCompatibleVersion…CFBundleVersion range.", "error", null);
-        yield return new(KextAuditCodes.MissingLibrary, "Kernel library missing on a release",
+        yield return new(TrustCode.MissingLibrary.Name(), "Kernel library missing on a release",
             "A declared kernel library (com.apple.kpi.*) does not exist on that macOS release.", "error", null);
-        yield return new(KextAuditCodes.NoKextSignature, "No Developer ID kext signature",
-            "With SIP enabled, a kext needs a valid signature from a Developer ID certificate with kext-signing authority.", "error", null);
-        yield return new(KextAuditCodes.NotAKext, "Not a kext",
+        foreach (var (code, title) in new[]
+                 {
+                     (TrustCode.SignatureUnsigned, "Unsigned kext"), (TrustCode.SignatureAdHoc, "Ad hoc signed kext"),
+                     (TrustCode.SignatureInvalid, "Invalid kext signature"), (TrustCode.NotKextSigningAuthority, "No kext-signing authority"),
+                 })
+        {
+            yield return new(code.Name(), title,
+                "With SIP enabled, a kext needs a valid signature from a Developer ID certificate with kext-signing authority: KMErrorDomain code 29.", "error", null);
+        }
+        yield return new(TrustCode.NotAKext.Name(), "Not a kext",
             "The executable is not an MH_KEXT_BUNDLE Mach-O.", "error", null);
-        yield return new(KextAuditCodes.MissingExecutable, "Executable missing",
+        yield return new(TrustCode.MissingExecutable.Name(), "Executable missing",
             "Info.plist names a CFBundleExecutable that is not in the bundle.", "error", null);
         yield return new(UnusedLibraryRule, "Declared library not used",
             "A library in OSBundleLibraries provides none of the kext's imported symbols.", "warning", null);
@@ -138,20 +144,20 @@ public static class KextAuditSarif
         foreach (var f in report.Findings)
         {
             var rule = f.Rule;
-            var refused = reasons.Where(x => x.Reason.Code == KextAuditCodes.UnsupportedKpi(rule.Id)).Select(x => x.Verdict.Key).ToArray();
+            var refused = reasons.Where(x => x.Reason.Code == TrustCode.UnsupportedKpi && x.Reason.Rule == rule.Id).Select(x => x.Verdict.Key).ToArray();
             var evidence = string.Join(", ", f.TriggeringSymbols.Concat(f.TriggeringLibraries));
             var effect = refused.Length > 0
                 ? $"refused on {string.Join(", ", refused)}"
                 : rule.UnsupportedSince is { } u
-                    ? $"unsupported since macOS {u}" + (reasons.Any(x => x.Reason.Code == KextAuditCodes.KpiNotEnforced(rule.Id)) ? ", not enforced here (SIP disabled or MDM approval)" : "")
+                    ? $"unsupported since macOS {u}" + (reasons.Any(x => x.Reason.Code == TrustCode.KpiNotEnforced && x.Reason.Rule == rule.Id) ? ", not enforced here (SIP disabled or MDM approval)" : "")
                     : $"deprecated since macOS {rule.DeprecatedSince}, loads with the legacy system extension alert";
             yield return Result(rule.Id, refused.Length > 0 ? "error" : "warning",
                 $"{name} uses the {rule.Title} KPI ({evidence}): {effect}. Move to {rule.Replacement} (entitlement {string.Join(", ", rule.ReplacementEntitlements)}).",
                 uri);
         }
         foreach (var group in reasons
-                     .Where(x => x.Reason.Severity == KextReasonSeverity.Refuses && !x.Reason.Code.StartsWith(KextAuditCodes.UnsupportedKpiPrefix, StringComparison.Ordinal))
-                     .GroupBy(x => x.Reason.Code))
+                     .Where(x => x.Reason.Severity == KextReasonSeverity.Refuses && x.Reason.Code != TrustCode.UnsupportedKpi)
+                     .GroupBy(x => x.Reason.Key))
         {
             var first = group.First().Reason;
             var cells = string.Join(", ", group.Select(x => x.Verdict.Key).Distinct(StringComparer.Ordinal));

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
 using KextTrust.Kexts.Kpi;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Kexts.Audit;
 
@@ -337,20 +338,20 @@ public sealed class KextAuditor
         var reasons = new List<KextAuditReason>();
         if (missingExecutable)
         {
-            reasons.Add(Refuse(KextAuditCodes.MissingExecutable,
+            reasons.Add(Refuse(TrustCode.MissingExecutable,
                 $"CFBundleExecutable '{bundle.ExecutableName}' is not in the bundle"));
         }
         else if (!slices.IsEmpty && platformSlices.Length == 0)
         {
             reasons.Add(platform == MacPlatform.Intel
-                ? Refuse(KextAuditCodes.MissingX86_64, $"no x86_64 slice (has {string.Join(", ", slices.Select(s => s.Architecture))}): an Intel Mac cannot load it")
-                : Refuse(KextAuditCodes.MissingArm64e, slices.Any(s => s.Architecture == "arm64")
+                ? Refuse(TrustCode.MissingArchitecture, $"no x86_64 slice (has {string.Join(", ", slices.Select(s => s.Architecture))}): an Intel Mac cannot load it")
+                : Refuse(TrustCode.MissingArchitecture, slices.Any(s => s.Architecture == "arm64")
                     ? "the arm64 slice is not arm64e: Apple silicon loads only arm64e kexts (KMErrorDomain code 71)"
                     : $"no arm64e slice (has {string.Join(", ", slices.Select(s => s.Architecture))}): Apple silicon cannot load it (KMErrorDomain code 71)"));
         }
         else if (platformSlices.FirstOrDefault(s => !s.IsKextBundle) is { } notKext)
         {
-            reasons.Add(Refuse(KextAuditCodes.NotAKext,
+            reasons.Add(Refuse(TrustCode.NotAKext,
                 $"the {notKext.Architecture} slice {TheMac(platform)} loads is {FileTypeName(notKext.FileType)}, not a kext (MH_KEXT_BUNDLE)"));
         }
         else if (platformSlices.Length > 0)
@@ -359,7 +360,7 @@ public sealed class KextAuditor
             {
                 if (!ignored.IsKextBundle && Array.IndexOf(platformSlices, ignored) < 0)
                 {
-                    reasons.Add(new KextAuditReason(KextAuditCodes.IgnoredSlice, KextReasonSeverity.Informs,
+                    reasons.Add(new KextAuditReason(TrustCode.IgnoredSlice, KextReasonSeverity.Informs,
                         $"{ignored.Architecture} slice ignored ({FileTypeName(ignored.FileType)}): {TheMac(platform)}'s kernel loads the {platform.Architecture().SliceName()} slice",
                         [], [], []));
                 }
@@ -375,13 +376,13 @@ public sealed class KextAuditor
 
         foreach (var p in link.LibraryProblemsOn(release))
         {
-            reasons.Add(Refuse(p.Kind == KextLibraryProblemKind.Missing ? KextAuditCodes.MissingLibrary : KextAuditCodes.LibraryVersion,
+            reasons.Add(Refuse(p.Kind == KextLibraryProblemKind.Missing ? TrustCode.MissingLibrary : TrustCode.LibraryVersion,
                 p.Message, [], [p.BundleId]));
         }
 
         if (signature is not null && !Options.Enforcement.SipDisabled && signature.LacksKextSignature)
         {
-            reasons.Add(Refuse(KextAuditCodes.NoKextSignature,
+            reasons.Add(Refuse(signature.RefusalCode,
                 $"no Developer ID kext signature ({signature.Detail}) and SIP requires one"));
         }
 
@@ -471,7 +472,7 @@ public sealed class KextAuditor
         {
             message.AppendLiteral(", …");
         }
-        return Refuse(KextAuditCodes.UnresolvedSymbols, message.ToStringAndClear(),
+        return Refuse(TrustCode.UnresolvedSymbols, message.ToStringAndClear(),
             ImmutableCollectionsMarshal.AsImmutableArray(symbols), SortedDistinct(libraries));
     }
 
@@ -524,16 +525,16 @@ public sealed class KextAuditor
             switch (fs.Status)
             {
                 case KpiSupportStatus.Unsupported when fs.BlocksLoad:
-                    reasons.Add(new(KextAuditCodes.UnsupportedKpi(rule.Id), KextReasonSeverity.Refuses,
-                        KpiMessage(rule, KpiMessageKind.Unsupported), symbols, libraries, []));
+                    reasons.Add(new(TrustCode.UnsupportedKpi, KextReasonSeverity.Refuses,
+                        KpiMessage(rule, KpiMessageKind.Unsupported), symbols, libraries, []) { Rule = rule.Id });
                     break;
                 case KpiSupportStatus.Unsupported:
-                    reasons.Add(new(KextAuditCodes.KpiNotEnforced(rule.Id), KextReasonSeverity.Warns,
-                        KpiMessage(rule, KpiMessageKind.NotEnforced), symbols, libraries, _exemptions));
+                    reasons.Add(new(TrustCode.KpiNotEnforced, KextReasonSeverity.Warns,
+                        KpiMessage(rule, KpiMessageKind.NotEnforced), symbols, libraries, _exemptions) { Rule = rule.Id });
                     break;
                 case KpiSupportStatus.Deprecated:
-                    reasons.Add(new(KextAuditCodes.DeprecatedKpi(rule.Id), KextReasonSeverity.Warns,
-                        KpiMessage(rule, KpiMessageKind.Deprecated), symbols, libraries, []));
+                    reasons.Add(new(TrustCode.DeprecatedKpi, KextReasonSeverity.Warns,
+                        KpiMessage(rule, KpiMessageKind.Deprecated), symbols, libraries, []) { Rule = rule.Id });
                     break;
             }
         }
@@ -625,7 +626,7 @@ public sealed class KextAuditor
             {
                 verdicts.Add(platform == MacPlatform.AppleSilicon && !KpiCatalog.Supports(release, KextArchitecture.Arm64)
                     ? NotApplicableVerdict(release)
-                    : new KextVerdict(release, platform, KextLoadVerdict.Refused, [Refuse(KextAuditCodes.NotAKext, message)]));
+                    : new KextVerdict(release, platform, KextLoadVerdict.Refused, [Refuse(TrustCode.NotAKext, message)]));
             }
         }
         return new KextAuditReport(path, infoPlist, KextAuditSubjectKind.NotAKext, bundleId, version,
@@ -649,9 +650,9 @@ public sealed class KextAuditor
 
     private static KextVerdict NotApplicableVerdict(MacOSRelease release) =>
         new(release, MacPlatform.AppleSilicon, KextLoadVerdict.NotApplicable,
-            [new(KextAuditCodes.NotApplicable, KextReasonSeverity.Informs, $"no Apple silicon Mac runs {release}", [], [], [])]);
+            [new(TrustCode.NotApplicable, KextReasonSeverity.Informs, $"no Apple silicon Mac runs {release}", [], [], [])]);
 
-    private static KextAuditReason Refuse(string code, string message, ImmutableArray<string> symbols = default, ImmutableArray<string> libraries = default) =>
+    private static KextAuditReason Refuse(TrustCode code, string message, ImmutableArray<string> symbols = default, ImmutableArray<string> libraries = default) =>
         new(code, KextReasonSeverity.Refuses, message, symbols.IsDefault ? [] : symbols, libraries.IsDefault ? [] : libraries, []);
 
     private static Dictionary<string, string> LibraryMap(IReadOnlyList<KextLibraryReference> references)

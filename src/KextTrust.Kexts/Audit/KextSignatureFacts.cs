@@ -1,6 +1,7 @@
 using KextTrust.Formats;
 using KextTrust.Formats.CodeSigning;
 using KextTrust.Formats.MachO;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Kexts.Audit;
 
@@ -46,6 +47,22 @@ public sealed record KextSignatureFacts(KextSignatureState State, bool KextSigni
     };
 
     /// <summary>
+    /// The code the audit refuses with when <see cref="LacksKextSignature"/>: the one verdict's (<see cref="TrustCodes.ForSignature(Signing.KextSignatureVerification)"/>,
+    /// as <c>why</c> and kmd report it) when the facts come from it, else by state — unsigned, ad hoc, invalid, or valid
+    /// without the kext-signing authority.
+    /// </summary>
+    internal TrustCode RefusalCode => VerdictCode ?? State switch
+    {
+        KextSignatureState.Unsigned => TrustCode.SignatureUnsigned,
+        KextSignatureState.AdHoc => TrustCode.SignatureAdHoc,
+        KextSignatureState.Valid => TrustCode.NotKextSigningAuthority,
+        _ => TrustCode.SignatureInvalid,
+    };
+
+    /// <summary>The one verdict's refusal code when the facts come from it (<see cref="From"/>).</summary>
+    private TrustCode? VerdictCode { get; init; }
+
+    /// <summary>
     /// The audit's facts from the one signature verdict (<see cref="Signing.KextSignatureVerifier"/>): authorized only when
     /// the verdict lets a kext load where SIP enforces signatures; the detail is the verdict's summary, so a refusal names
     /// the same problem code and page as <c>verify</c>, <c>why</c> and kmd.
@@ -60,7 +77,7 @@ public sealed record KextSignatureFacts(KextSignatureState State, bool KextSigni
             Signing.KextSignatureStatus.Unsigned => KextSignatureState.Unsigned,
             _ => KextSignatureState.Invalid,
         };
-        return new KextSignatureFacts(state, verdict.Refusal is null, verdict.TeamId, "verified: " + verdict.Summary);
+        return new KextSignatureFacts(state, verdict.Refusal is null, verdict.TeamId, "verified: " + verdict.Summary) { VerdictCode = TrustCodes.ForSignature(verdict) };
     }
 }
 

@@ -58,5 +58,5 @@ internal static class AuditFixtures
         }));
 
     public static string[] Codes(KextAuditReport report, MacOSRelease release, MacPlatform platform) =>
-        report.VerdictFor(release, platform)!.Reasons.Select(r => r.Code).ToArray();
+        report.VerdictFor(release, platform)!.Reasons.Select(r => r.Key).ToArray();
 }

@@ -1,3 +1,4 @@
+using KextTrust.Kexts.Trust;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Audit;
 using KextTrust.Kexts.Bundles;
@@ -10,7 +11,7 @@ namespace KextTrust.Kexts.Tests.Audit;
 
 /// <summary>
 /// audit --signatures judges the one verdict of <see cref="KextSignatureVerifier"/>: a kext signed for real loads; the same
-/// kext with one byte flipped in its arm64e code is refused (no-kext-signature) with the verifier's problem code and page.
+/// kext with one byte flipped in its arm64e code is refused (signature-invalid, as why and kmd say) with the verifier's problem code and page.
 /// </summary>
 public sealed class AuditSignatureVerdictTests
 {
@@ -34,7 +35,7 @@ public sealed class AuditSignatureVerdictTests
         var good = auditor.Audit(KextBundle.Open(kext));
         Assert.Equal(KextSignatureState.Valid, good.Signature!.State);
         Assert.False(good.Signature.LacksKextSignature);
-        Assert.DoesNotContain("no-kext-signature", Codes(good, MacOSRelease.Monterey, MacPlatform.AppleSilicon));
+        Assert.DoesNotContain("signature-invalid", Codes(good, MacOSRelease.Monterey, MacPlatform.AppleSilicon));
 
         var exe = KextBundle.Open(kext).ExecutablePath!;
         long page = KextTrust.TestSupport.CodePageTamper.FlipFirstTextByte(exe);
@@ -43,7 +44,7 @@ public sealed class AuditSignatureVerdictTests
 
         var bad = auditor.Audit(KextBundle.Open(kext));
         Assert.Equal(KextSignatureState.Invalid, bad.Signature!.State);
-        var reason = bad.VerdictFor(MacOSRelease.Monterey, MacPlatform.AppleSilicon)!.Reasons.Single(r => r.Code == "no-kext-signature");
+        var reason = bad.VerdictFor(MacOSRelease.Monterey, MacPlatform.AppleSilicon)!.Reasons.Single(r => r.Code == TrustCode.SignatureInvalid);
         Assert.Contains($"code-page-hash-mismatch (page {page}, arm64e)", reason.Message);
     }
 }

@@ -22,7 +22,7 @@ public sealed class KextAuditorTests
         Assert.Equal("WWWWWWW", Row(r, Intel));
         Assert.Equal("-WWWWWW", Row(r, AS));
         var reason = Assert.Single(r.VerdictFor(MacOSRelease.BigSur, AS)!.Reasons);
-        Assert.Equal("deprecated-kpi:KPI-SOCKET", reason.Code);
+        Assert.Equal("deprecated-kpi:KPI-SOCKET", reason.Key);
         Assert.Equal(KextReasonSeverity.Warns, reason.Severity);
         Assert.Equal<string>(["_sock_send", "_sock_socket"], reason.Symbols);
         Assert.Contains("NetworkExtension", reason.Message);
@@ -49,7 +49,7 @@ public sealed class KextAuditorTests
         Assert.Contains(KpiRules.EndpointSecurityEntitlement, refusal.Message);
         var n = r.VerdictFor(MacOSRelease.Catalina, AS)!;
         Assert.Equal(KextLoadVerdict.NotApplicable, n.Verdict);
-        Assert.Equal("not-applicable", Assert.Single(n.Reasons).Code);
+        Assert.Equal("not-applicable", Assert.Single(n.Reasons).Key);
     }
 
     [Fact]
@@ -85,7 +85,7 @@ public sealed class KextAuditorTests
         Assert.Equal("WRRRRRR", Row(r, Intel));
         Assert.Equal("-RRRRRR", Row(r, AS));
         var reason = r.VerdictFor(MacOSRelease.Monterey, Intel)!.Reasons.Single();
-        Assert.Equal("unsupported-kpi:KPI-USB-NETWORKING", reason.Code);
+        Assert.Equal("unsupported-kpi:KPI-USB-NETWORKING", reason.Key);
         Assert.Equal<string>([IONetworkingFamily, IOUSBHostFamily], reason.Libraries);
         Assert.Contains(EthernetMeta, reason.Symbols);
         Assert.Contains(UsbHostOpen, reason.Symbols);
@@ -129,7 +129,7 @@ public sealed class KextAuditorTests
 
         Assert.Equal("LLLLLLL", Row(r, Intel));
         Assert.Equal("-RRRRRR", Row(r, AS));
-        Assert.Equal<string>(["missing-arm64e"], Codes(r, MacOSRelease.BigSur, AS));
+        Assert.Equal<string>(["missing-architecture"], Codes(r, MacOSRelease.BigSur, AS));
         Assert.Contains("KMErrorDomain code 71", r.VerdictFor(MacOSRelease.BigSur, AS)!.Reasons[0].Message);
         Assert.Equal<string>(["x86_64"], r.Architectures);
     }
@@ -143,7 +143,7 @@ public sealed class KextAuditorTests
         Assert.Equal("LLLLLLL", Row(r, Intel));
         Assert.Equal("-RRRRRR", Row(r, AS));
         var reason = Assert.Single(r.VerdictFor(MacOSRelease.Sonoma, AS)!.Reasons);
-        Assert.Equal("missing-arm64e", reason.Code);
+        Assert.Equal("missing-architecture", reason.Key);
         Assert.Contains("arm64 slice is not arm64e", reason.Message);
     }
 
@@ -155,7 +155,7 @@ public sealed class KextAuditorTests
 
         Assert.Equal("RRRRRRR", Row(r, Intel));
         Assert.Equal("-LLLLLL", Row(r, AS));
-        Assert.Equal<string>(["missing-x86_64"], Codes(r, MacOSRelease.Catalina, Intel));
+        Assert.Equal<string>(["missing-architecture"], Codes(r, MacOSRelease.Catalina, Intel));
     }
 
     [Fact]
@@ -167,7 +167,7 @@ public sealed class KextAuditorTests
         Assert.Equal("RRRRRRR", Row(r, Intel));
         Assert.Equal("-RRRRRR", Row(r, AS));
         var reason = Assert.Single(r.VerdictFor(MacOSRelease.Sequoia, Intel)!.Reasons);
-        Assert.Equal("unresolved-symbols", reason.Code);
+        Assert.Equal("unresolved-symbols", reason.Key);
         Assert.Equal<string>(["_no_such_kernel_function", "_proc_selfpid"], reason.Symbols);
         Assert.Equal<string>([Bsd], reason.Libraries);
         Assert.Equal<string>(["_no_such_kernel_function", "_proc_selfpid"], r.Link!.UnresolvedSymbols);
@@ -187,7 +187,7 @@ public sealed class KextAuditorTests
         Assert.Equal("RRLLLLL", Row(r, Intel));
         Assert.Equal("-RLLLLL", Row(r, AS));
         var reason = Assert.Single(r.VerdictFor(MacOSRelease.BigSur, Intel)!.Reasons);
-        Assert.Equal("library-version", reason.Code);
+        Assert.Equal("library-version", reason.Key);
         Assert.Equal<string>([Bsd], reason.Libraries);
         Assert.Contains("8.0.0b1…20.6.0", reason.Message);
     }
@@ -215,7 +215,7 @@ public sealed class KextAuditorTests
         Assert.Equal("WWWWWWW", Row(r, Intel));
         Assert.Equal("-WWWWWW", Row(r, AS));
         var reason = Assert.Single(r.VerdictFor(MacOSRelease.Sonoma, AS)!.Reasons);
-        Assert.Equal("kpi-not-enforced:KPI-KAUTH", reason.Code);
+        Assert.Equal("kpi-not-enforced:KPI-KAUTH", reason.Key);
         Assert.Equal<string>([exemption], reason.Exemptions);
         Assert.Contains("not enforced", reason.Message);
         Assert.Equal<string>(["deprecated-kpi:KPI-KAUTH"], Codes(r, MacOSRelease.Catalina, Intel));
@@ -231,7 +231,7 @@ public sealed class KextAuditorTests
         Assert.Equal("RRRRRRR", Row(r, Intel));
         Assert.Equal("-RRRRRR", Row(r, AS));
         Assert.Equal<string>(["unresolved-symbols", "kpi-not-enforced:KPI-KAUTH"], Codes(r, MacOSRelease.BigSur, Intel));
-        Assert.Equal<string>(["missing-arm64e"], Codes(r, MacOSRelease.BigSur, AS));
+        Assert.Equal<string>(["missing-architecture"], Codes(r, MacOSRelease.BigSur, AS));
     }
 
     [Fact]
@@ -263,7 +263,16 @@ public sealed class KextAuditorTests
         Assert.Equal("-" + row[1..], Row(r, AS));
         if (row[0] == 'R')
         {
-            Assert.Equal<string>(["no-kext-signature"], Codes(r, MacOSRelease.Monterey, AS));
+            // The code the one signature verdict gives in why and kmd (KMErrorDomain 29).
+            var code = state switch
+            {
+                KextSignatureState.Unsigned => "signature-unsigned",
+                KextSignatureState.AdHoc => "signature-ad-hoc",
+                KextSignatureState.Valid => "not-kext-signing-authority",
+                _ => "signature-invalid",
+            };
+            Assert.Equal<string>([code], Codes(r, MacOSRelease.Monterey, AS));
+            Assert.Equal(29, r.VerdictFor(MacOSRelease.Monterey, AS)!.Reasons.Single().KMErrorCode);
         }
     }
 
@@ -273,7 +282,7 @@ public sealed class KextAuditorTests
         using var tmp = new TempDir();
         var r = AuditSpec(tmp.Path, Spec("com.example.Unsigned", ["_IOLog"], Libs(IOKit)), new KextAuditOptions { ReadSignaturePresence = true });
         Assert.Equal(KextSignatureState.Unsigned, r.Signature!.State);
-        Assert.Equal<string>(["no-kext-signature"], Codes(r, MacOSRelease.Ventura, Intel));
+        Assert.Equal<string>(["signature-unsigned"], Codes(r, MacOSRelease.Ventura, Intel));
     }
 
     [Fact]
@@ -300,7 +309,7 @@ public sealed class KextAuditorTests
             Assert.Equal("RRRRRRR", Row(r, Intel));
             Assert.Equal("-RRRRRR", Row(r, AS));
             var reason = Assert.Single(r.VerdictFor(MacOSRelease.Sonoma, Intel)!.Reasons);
-            Assert.Equal("not-a-kext", reason.Code);
+            Assert.Equal("not-a-kext", reason.Key);
             Assert.Contains("not a kext (MH_KEXT_BUNDLE)", reason.Message);
         }
         var dylib = auditor.AuditPath(files.First(f => f.EndsWith(".dylib", StringComparison.Ordinal))).Single();
@@ -464,7 +473,7 @@ public sealed class KextAuditorTests
         var r = AuditSpec(tmp.Path, Spec("com.example.Hid", [HidDeviceStart, IOServiceStart], Libs(IOKit)));
 
         var reason = r.VerdictFor(MacOSRelease.Catalina, Intel)!.Reasons.First();
-        Assert.Equal("unresolved-symbols", reason.Code);
+        Assert.Equal("unresolved-symbols", reason.Key);
         Assert.Equal<string>([HidDeviceStart], reason.Symbols);
         Assert.Equal<string>([IOHIDFamily], reason.Libraries);
     }
@@ -505,8 +514,8 @@ public sealed class KextAuditorTests
         {
             Assert.Equal(Row(sequential[i], Intel) + Row(sequential[i], AS), Row(parallel[i], Intel) + Row(parallel[i], AS));
             Assert.Equal(
-                sequential[i].Verdicts.SelectMany(v => v.Reasons).Select(x => x.Code),
-                parallel[i].Verdicts.SelectMany(v => v.Reasons).Select(x => x.Code));
+                sequential[i].Verdicts.SelectMany(v => v.Reasons).Select(x => x.Key),
+                parallel[i].Verdicts.SelectMany(v => v.Reasons).Select(x => x.Key));
         }
     }
 }

@@ -1,3 +1,4 @@
+using KextTrust.Kexts.Trust;
 using System.Security.Cryptography;
 using System.Text;
 using KextTrust.Formats.MachO;
@@ -127,7 +128,7 @@ public sealed class RealKextCorpusTests
             }
             if (actual.VerdictCode != expected)
             {
-                wrong.Add($"{cell}: expected {expected}, audit says {actual.VerdictCode} ({string.Join("; ", actual.Reasons.Select(x => x.Code + ": " + x.Message))})");
+                wrong.Add($"{cell}: expected {expected}, audit says {actual.VerdictCode} ({string.Join("; ", actual.Reasons.Select(x => x.Key + ": " + x.Message))})");
             }
         }
         Assert.True(wrong.Count == 0, $"{kext} ({row[^2]}):\n{string.Join("\n", wrong)}");
@@ -211,8 +212,8 @@ public sealed class RealKextCorpusTests
             Assert.Equal(KextAuditSubjectKind.Kext, report.Kind);
             foreach (var v in report.Verdicts.Where(v => v.Platform == MacPlatform.Intel))
             {
-                Assert.DoesNotContain(v.Reasons, x => x.Code == KextAuditCodes.NotAKext);
-                Assert.Contains(v.Reasons, x => x.Code == KextAuditCodes.IgnoredSlice && x.Message.StartsWith("i386 slice ignored", StringComparison.Ordinal));
+                Assert.DoesNotContain(v.Reasons, x => x.Code == TrustCode.NotAKext);
+                Assert.Contains(v.Reasons, x => x.Code == TrustCode.IgnoredSlice && x.Message.StartsWith("i386 slice ignored", StringComparison.Ordinal));
             }
         }
     }
