@@ -10,7 +10,7 @@ using KextTrust.Kexts.Trust;
 namespace KextTrust.Cli;
 
 /// <summary>One kext as <c>kextrust install --json</c> writes it.</summary>
-public sealed record InstallItemJson(
+internal sealed record InstallItemJson(
     string BundleId,
     string Version,
     string InstalledPath,
@@ -31,7 +31,7 @@ public sealed record InstallItemJson(
     int? SignaturePage);
 
 /// <summary><c>kextrust install KEXT…</c> and <c>kextrust approve</c>: the load request, its alert, and the "Allow" button.</summary>
-public static class ApprovalCommands
+internal static class ApprovalCommands
 {
     /// <summary>The environment variable <c>approve</c> reads the password from when <c>--password</c> is not given.</summary>
     public const string PasswordVariable = "KEXTRUST_PASSWORD";

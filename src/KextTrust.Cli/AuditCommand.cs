@@ -15,7 +15,7 @@ namespace KextTrust.Cli;
 /// <c>kextrust audit PATH… [--json | --sarif] [--macos V] [--platform apple-silicon|intel] [--sip-disabled]
 /// [--mdm-approved] [--signatures]</c>: will each kext load on macOS 10.15–15.4, on Intel and Apple silicon.
 /// </summary>
-public static class AuditCommand
+internal static class AuditCommand
 {
     /// <summary>Creates the command.</summary>
     public static Command Create(CliOutput output)

@@ -10,7 +10,7 @@ namespace KextTrust.Cli;
 /// Writes <see cref="KextAuditReport"/>s as <c>audit --json</c> prints them, straight to a <see cref="Utf8JsonWriter"/>
 /// (no object graph or reflection per report, so a scan can stream its reports as they are made).
 /// </summary>
-public static class AuditJson
+internal static class AuditJson
 {
     /// <summary>An unresolved or assumed symbol with its candidate libraries and the cells (<c>release/platform</c>) where it is so.</summary>
     /// <param name="Symbol">Mangled name.</param>

@@ -13,7 +13,7 @@ using KextTrust.Machine;
 namespace KextTrust.Cli;
 
 /// <summary><c>kextrust bputil|csrutil|kmutil|applepay</c>: the secure-boot commands on the simulated Mac.</summary>
-public static class BootCommands
+internal static class BootCommands
 {
     public static void Register(RootCommand root, CliOutput output)
     {

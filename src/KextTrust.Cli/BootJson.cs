@@ -13,13 +13,13 @@ namespace KextTrust.Cli;
 // kebab-case strings (MachineOption.Kebab), as every JSON document writes enum values. Hashes are lowercase hex; absent values are null.
 
 /// <summary>A refused or failed command with <c>--json</c>: <c>{"error": {...}}</c> on standard output.</summary>
-public sealed record BootErrorJson(BootErrorDetailJson Error);
+internal sealed record BootErrorJson(BootErrorDetailJson Error);
 
 /// <summary>The error: its stable code, the message, and the process exit code (1 refused, 2 input or usage).</summary>
-public sealed record BootErrorDetailJson(string Code, string Message, int ExitCode);
+internal sealed record BootErrorDetailJson(string Code, string Message, int ExitCode);
 
 /// <summary>The LocalPolicy (<c>bputil -d --json</c>; also inside the mode-change and rebuild results), keyed by its 4CCs.</summary>
-public sealed record LocalPolicyJson(
+internal sealed record LocalPolicyJson(
     string Ecid,
     string Lpnh,
     string Vuid,
@@ -50,7 +50,7 @@ public sealed record LocalPolicyJson(
 }
 
 /// <summary><c>bputil (-f|-g|-n) --json</c>: the new SEP-signed LocalPolicy.</summary>
-public sealed record BputilJson(string Action, LocalPolicyJson Policy);
+internal sealed record BputilJson(string Action, LocalPolicyJson Policy);
 
 /// <summary><c>csrutil status --json</c>, and the result of <c>csrutil enable|disable --json</c>.</summary>
 /// <param name="Action">status, enable or disable.</param>
@@ -60,18 +60,18 @@ public sealed record BputilJson(string Action, LocalPolicyJson Policy);
 /// <param name="UserConsentRequired">False when CSR_ALLOW_UNAPPROVED_KEXTS is set.</param>
 /// <param name="PolicySip0">Apple silicon: the LocalPolicy's <c>sip0</c>; null on Intel.</param>
 /// <param name="RestartRequired">True after enable/disable: the change takes effect at the next startup.</param>
-public sealed record CsrutilJson(string Action, string Sip, string CsrActiveConfig, bool KextSigningEnforced, bool UserConsentRequired,
+internal sealed record CsrutilJson(string Action, string Sip, string CsrActiveConfig, bool KextSigningEnforced, bool UserConsentRequired,
     string? PolicySip0, bool RestartRequired);
 
 /// <summary>A kext kmd put into the AuxKC.</summary>
-public sealed record IncludedKextJson(string BundleId, string Version, string TeamId, string CdHash, string Consent, string Path)
+internal sealed record IncludedKextJson(string BundleId, string Version, string TeamId, string CdHash, string Consent, string Path)
 {
     /// <summary>The JSON of a receipt entry.</summary>
     public static IncludedKextJson From(ReceiptIncludedKext k) => new(k.BundleId, k.Version, k.TeamId, k.CdHash, MachineOption.Kebab(k.Consent), k.BundlePath);
 }
 
 /// <summary>A kext kmd left out, with the stable reason code (<see cref="Kexts.Trust.TrustCode"/>) and its <c>KMErrorDomain</c> code where kmutil has one.</summary>
-public sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail)
+internal sealed record ExcludedKextJson(string BundleId, string Version, string Path, string Code, int? KmErrorCode, string Detail)
 {
     /// <summary>The JSON of a receipt's excluded entry.</summary>
     public static ExcludedKextJson From(ReceiptExcludedKext k) => new(k.BundleId, k.Version, k.BundlePath, MachineOption.Kebab(k.Reason),
@@ -86,7 +86,7 @@ public sealed record ExcludedKextJson(string BundleId, string Version, string Pa
 /// <param name="Auxi">SHA-384 of the AuxKC Image4 manifest (Apple silicon; null on Intel).</param>
 /// <param name="Auxr">SHA-384 of the kext receipt (Apple silicon; null on Intel).</param>
 /// <param name="Policy">The new LocalPolicy (Apple silicon; null on Intel).</param>
-public sealed record KmutilCreateJson(IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded, AuxKcJson AuxKc,
+internal sealed record KmutilCreateJson(IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded, AuxKcJson AuxKc,
     string Auxp, string? Auxi, string? Auxr, LocalPolicyJson? Policy, bool RestartRequired)
 {
     /// <summary>The JSON of a rebuild written to <paramref name="auxKcPath"/>, with the new LocalPolicy as verified from disk.</summary>
@@ -100,10 +100,10 @@ public sealed record KmutilCreateJson(IReadOnlyList<IncludedKextJson> Included, 
 }
 
 /// <summary>The AuxKC file: where, how many fileset entries, its size and SHA-384.</summary>
-public sealed record AuxKcJson(string Path, int Kexts, long Bytes, string Sha384);
+internal sealed record AuxKcJson(string Path, int Kexts, long Bytes, string Sha384);
 
 /// <summary>The kext receipt: the kexts included, and those left out with the reason.</summary>
-public sealed record ReceiptJson(string AuxKcSha384, string UaklSha384, string Sip, IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded)
+internal sealed record ReceiptJson(string AuxKcSha384, string UaklSha384, string Sip, IReadOnlyList<IncludedKextJson> Included, IReadOnlyList<ExcludedKextJson> Excluded)
 {
     /// <summary>The JSON of <paramref name="r"/>.</summary>
     public static ReceiptJson From(KextReceipt r) => new(r.AuxKcMeasurement.ToString(), r.UaklHash.ToString(), LocalPolicyJson.Hex((ushort)r.Sip),
@@ -112,16 +112,16 @@ public sealed record ReceiptJson(string AuxKcSha384, string UaklSha384, string S
 }
 
 /// <summary>A fileset entry of the AuxKC.</summary>
-public sealed record FilesetEntryJson(string BundleId, string Version, string Path);
+internal sealed record FilesetEntryJson(string BundleId, string Version, string Path);
 
 /// <summary><c>kmutil inspect --json</c>: the AuxKC's fileset entries and the receipt next to it (null when absent).</summary>
-public sealed record KmutilInspectJson(AuxKcJson? AuxKc, IReadOnlyList<FilesetEntryJson> Entries, ReceiptJson? Receipt);
+internal sealed record KmutilInspectJson(AuxKcJson? AuxKc, IReadOnlyList<FilesetEntryJson> Entries, ReceiptJson? Receipt);
 
 /// <summary>A loaded kext (<c>startup --json</c>, <c>kmutil showloaded --json</c>).</summary>
-public sealed record LoadedKextJson(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
+internal sealed record LoadedKextJson(int LoadTag, string BundleId, string Version, string TeamId, string CdHash);
 
 /// <summary>A kext of the AuxKC the kernel did not load: its code (<c>missing-library</c>, <c>unresolved-symbols</c>, …) and the detail.</summary>
-public sealed record NotLoadedKextJson(string BundleId, string Code, int? KmErrorCode, string Detail);
+internal sealed record NotLoadedKextJson(string BundleId, string Code, int? KmErrorCode, string Detail);
 
 /// <summary><c>startup --json</c> (and <c>kmutil showloaded --json</c>: the last startup, all null/empty before the first).</summary>
 /// <param name="RunningOS">mac-os, recovery-os or one-true-recovery (as <c>machine show --json</c>).</param>
@@ -132,7 +132,7 @@ public sealed record NotLoadedKextJson(string BundleId, string Code, int? KmErro
 /// <param name="NotLoaded">The AuxKC kexts the kernel did not load, with their codes.</param>
 /// <param name="Trace">iBoot's checks in order (the record <c>why</c> writes as its steps).</param>
 /// <param name="Excluded">The kexts kmd left out of the AuxKC the kernel loaded, from its verified receipt (as <c>kmutil create --json</c> lists them).</param>
-public sealed record StartupJson(string? RunningOS, string? BootSession, bool ThirdPartyKextsLoaded, TrustCheckJson? Refusal,
+internal sealed record StartupJson(string? RunningOS, string? BootSession, bool ThirdPartyKextsLoaded, TrustCheckJson? Refusal,
     IReadOnlyList<LoadedKextJson> Loaded, IReadOnlyList<NotLoadedKextJson> NotLoaded, IReadOnlyList<TrustCheckJson> Trace, IReadOnlyList<ExcludedKextJson> Excluded)
 {
     /// <summary>The JSON of a startup report (null: no startup yet).</summary>
@@ -149,7 +149,7 @@ public sealed record StartupJson(string? RunningOS, string? BootSession, bool Th
 /// <param name="Available">True when Apple Pay can be used.</param>
 /// <param name="Reason">no-aux-kc, receipt-lists-no-kexts or third-party-kexts-loaded.</param>
 /// <param name="InterferingKexts">The receipt's kexts that could interfere.</param>
-public sealed record ApplePayJson(bool Available, string Reason, IReadOnlyList<IncludedKextJson> InterferingKexts)
+internal sealed record ApplePayJson(bool Available, string Reason, IReadOnlyList<IncludedKextJson> InterferingKexts)
 {
     /// <summary>The JSON of <paramref name="s"/>.</summary>
     public static ApplePayJson From(ApplePayStatus s) => new(s.Available, MachineOption.Kebab(s.Reason),

@@ -10,7 +10,7 @@ namespace KextTrust.Cli;
 /// parser of it: a "Local policy for volume group UUID:" header, then rows "Name (4CC): value" with the name padded to 40
 /// columns, and "Name: Mode (4CC): value" for the security flags, "absent" for a property the policy does not hold).
 /// </summary>
-public static class BputilDisplay
+internal static class BputilDisplay
 {
     private const int LabelWidth = 40;
 

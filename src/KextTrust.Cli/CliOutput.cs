@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace KextTrust.Cli;
 
 /// <summary>Process exit codes shared by every command.</summary>
-public static class ExitCodes
+internal static class ExitCodes
 {
     /// <summary>Success: everything checked passed.</summary>
     public const int Ok = 0;
@@ -18,7 +18,7 @@ public static class ExitCodes
 }
 
 /// <summary>Where a command writes: plain text, Spectre tables, or JSON, to the given writers.</summary>
-public sealed class CliOutput
+internal sealed class CliOutput
 {
     /// <summary>
     /// The options of every JSON document a command writes from a record: indented, camelCase, enums in kebab-case.

@@ -4,7 +4,7 @@ using KextTrust.Kexts.Signing;
 namespace KextTrust.Cli;
 
 /// <summary><c>kextrust codesign BUNDLE… (--p12 FILE [--password PW] | --cert PEM --key PEM [--chain PEM] | --adhoc) [--sha1] [--json]</c>.</summary>
-public static class CodesignCommand
+internal static class CodesignCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create(CliOutput output)

@@ -11,7 +11,7 @@ namespace KextTrust.Cli;
 /// "Name: enabled|disabled" line per protection, a blank line and "This is an unsupported configuration, likely to break
 /// in the future and leave your machine in an unknown state."
 /// </summary>
-public static class CsrutilStatusText
+internal static class CsrutilStatusText
 {
     /// <summary>One line of the configuration listing: the protection is "disabled" when <see cref="Bit"/> is set (for Apple Internal, "enabled").</summary>
     private sealed record Protection(string Name, CsrConfig Bit, MacOSVersion Since, bool Inverted = false);

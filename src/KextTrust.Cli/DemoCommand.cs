@@ -4,7 +4,7 @@ using KextTrust.Boot.SecureBoot;
 namespace KextTrust.Cli;
 
 /// <summary><c>kextrust demo [--json] [--keep DIR]</c>: the story of Apple's guide on a fresh simulated Mac, with three attacks.</summary>
-public static class DemoCommand
+internal static class DemoCommand
 {
     public static Command Create(CliOutput output)
     {

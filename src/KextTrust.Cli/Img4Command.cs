@@ -12,13 +12,13 @@ using KextTrust.Kexts.Image4;
 namespace KextTrust.Cli;
 
 /// <summary>One property: its 4CC, its type (integer, boolean, octet-string, ia5-string) and its value (integers in hex, bytes in hex).</summary>
-public sealed record Img4PropertyJson(string FourCC, string Type, string Value);
+internal sealed record Img4PropertyJson(string FourCC, string Type, string Value);
 
 /// <summary>One object of a manifest (e.g. <c>krnl</c>) and its properties.</summary>
-public sealed record Img4ObjectJson(string FourCC, IReadOnlyList<Img4PropertyJson> Properties);
+internal sealed record Img4ObjectJson(string FourCC, IReadOnlyList<Img4PropertyJson> Properties);
 
 /// <summary>A manifest: where it was found (the plist key path for an SHSH blob), its properties, objects, signature size and certificates.</summary>
-public sealed record Img4ManifestJson(
+internal sealed record Img4ManifestJson(
     string Source,
     IReadOnlyList<Img4PropertyJson> Properties,
     IReadOnlyList<Img4ObjectJson> Objects,
@@ -27,10 +27,10 @@ public sealed record Img4ManifestJson(
     IReadOnlyList<string>? LocalPolicy);
 
 /// <summary>One keybag of an encrypted payload: type 1 production, 2 development; IV and wrapped key in hex.</summary>
-public sealed record Img4KeybagJson(long Type, string Iv, string Key);
+internal sealed record Img4KeybagJson(long Type, string Iv, string Key);
 
 /// <summary>A payload: type, description, stored size, how it is stored, the declared uncompressed size, keybags and SHA-384 of the IM4P.</summary>
-public sealed record Img4PayloadJson(
+internal sealed record Img4PayloadJson(
     string Type,
     string Description,
     long Size,
@@ -41,13 +41,13 @@ public sealed record Img4PayloadJson(
     string Sha384);
 
 /// <summary><c>kextrust img4 info --json</c>.</summary>
-public sealed record Img4InfoJson(string File, string Kind, Img4PayloadJson? Payload, IReadOnlyList<Img4ManifestJson> Manifests, IReadOnlyList<Img4PropertyJson>? RestoreInfo);
+internal sealed record Img4InfoJson(string File, string Kind, Img4PayloadJson? Payload, IReadOnlyList<Img4ManifestJson> Manifests, IReadOnlyList<Img4PropertyJson>? RestoreInfo);
 
 /// <summary>A certificate of a verified chain (leaf first).</summary>
-public sealed record Img4CertificateJson(string Subject, string Issuer, string Sha256, DateTimeOffset NotBefore, DateTimeOffset NotAfter);
+internal sealed record Img4CertificateJson(string Subject, string Issuer, string Sha256, DateTimeOffset NotBefore, DateTimeOffset NotAfter);
 
 /// <summary>The verdict on one manifest; <c>problems</c> as <c>{code, message}</c> with kebab-case codes.</summary>
-public sealed record Img4VerdictJson(
+internal sealed record Img4VerdictJson(
     string Source,
     bool Valid,
     string SignatureAlgorithm,
@@ -57,13 +57,13 @@ public sealed record Img4VerdictJson(
     IReadOnlyList<Img4ProblemJson> Problems);
 
 /// <summary>A problem found by <c>img4 verify</c>.</summary>
-public sealed record Img4ProblemJson(string Code, string Message);
+internal sealed record Img4ProblemJson(string Code, string Message);
 
 /// <summary><c>kextrust img4 verify --json</c>.</summary>
-public sealed record Img4VerifyJson(string File, bool Valid, string? TrustedByRequest, IReadOnlyList<Img4VerdictJson> Manifests);
+internal sealed record Img4VerifyJson(string File, bool Valid, string? TrustedByRequest, IReadOnlyList<Img4VerdictJson> Manifests);
 
 /// <summary><c>kextrust img4 extract --json</c>.</summary>
-public sealed record Img4ExtractJson(string File, string Output, string Type, string Encoding, long Bytes, string Sha256);
+internal sealed record Img4ExtractJson(string File, string Output, string Type, string Encoding, long Bytes, string Sha256);
 
 /// <summary>Compile-time JSON metadata of the <c>img4</c> documents.</summary>
 [JsonSerializable(typeof(Img4InfoJson))]
@@ -75,7 +75,7 @@ internal sealed partial class Img4JsonContext : JsonSerializerContext;
 /// <c>kextrust img4 info|verify|extract FILE</c>: Apple's Image4 files as people hold them (IMG4, IM4P, IM4M such as an
 /// <c>apticket.der</c> or a LocalPolicy, IM4R, and SHSH/SHSH2 plists whose <c>ApImg4Ticket</c> holds an IM4M).
 /// </summary>
-public static class Img4Command
+internal static class Img4Command
 {
     /// <summary>The plist key of the manifest in an SHSH blob.</summary>
     public const string TicketKey = "ApImg4Ticket";

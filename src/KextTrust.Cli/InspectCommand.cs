@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace KextTrust.Cli;
 
 /// <summary><c>kextrust inspect PATH [--json]</c>.</summary>
-public static class InspectCommand
+internal static class InspectCommand
 {
     public static Command Create(CliOutput output)
     {

@@ -10,7 +10,7 @@ namespace KextTrust.Cli;
 /// short process) and no object graph per report; the output is what the reflection serializer writes for the same
 /// records with <see cref="CliOutput"/>'s options (a test holds the two equal).
 /// </summary>
-public static class InspectJson
+internal static class InspectJson
 {
     /// <summary>Writes one report (plug-ins nested) as a JSON object.</summary>
     public static void Write(Utf8JsonWriter w, InspectReport r)

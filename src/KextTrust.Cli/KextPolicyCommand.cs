@@ -9,7 +9,7 @@ using Spectre.Console;
 namespace KextTrust.Cli;
 
 /// <summary><c>kextrust kextpolicy show --json</c>: every table of a KextPolicy database.</summary>
-public sealed record KextPolicyJson(
+internal sealed record KextPolicyJson(
     string Database,
     IReadOnlyList<KextPolicyRow> KextPolicy,
     IReadOnlyList<KextPolicyMdmRow> KextPolicyMdm,
@@ -17,11 +17,11 @@ public sealed record KextPolicyJson(
     IReadOnlyList<SettingRow> Settings);
 
 /// <summary><c>kextrust kextpolicy import --json</c>, <c>machine init --kextpolicy --json</c>: what was kept.</summary>
-public sealed record KextPolicyImportJson(string Source, string Database, bool HadCdHashColumn, IReadOnlyList<string> ExtraTables,
+internal sealed record KextPolicyImportJson(string Source, string Database, bool HadCdHashColumn, IReadOnlyList<string> ExtraTables,
     int KextPolicyRows, int KextPolicyMdmRows, int KextLoadHistoryV3Rows, int SettingsRows);
 
 /// <summary><c>kextrust kextpolicy show [FILE] [--json]</c>, <c>kextpolicy import FILE [--json]</c>.</summary>
-public static class KextPolicyCommand
+internal static class KextPolicyCommand
 {
     /// <summary>Adds <c>kextpolicy</c> to <paramref name="root"/>.</summary>
     public static void Register(RootCommand root, CliOutput output)

@@ -8,10 +8,10 @@ using KextTrust.Kexts.Signing;
 namespace KextTrust.Cli;
 
 /// <summary>A kext a generated profile lists.</summary>
-public sealed record ProfileKextJson(string BundleId, string Path, string TeamId, string Signature, string? DeveloperName);
+internal sealed record ProfileKextJson(string BundleId, string Path, string TeamId, string Signature, string? DeveloperName);
 
 /// <summary><c>kextrust mdm profile --json</c>.</summary>
-public sealed record KextPolicyProfileJson(
+internal sealed record KextPolicyProfileJson(
     string Output,
     string PayloadIdentifier,
     string PayloadUuid,
@@ -30,7 +30,7 @@ public sealed record KextPolicyProfileJson(
 /// <c>kextrust mdm profile KEXT_OR_FOLDER… [--team-only] [--allow-user-overrides] [--non-admin-approvals] -o FILE
 /// [--sign P12 [--password PW]] [--identifier ID] [--name NAME] [--organization ORG] [--trust-root PEM] [--json]</c>.
 /// </summary>
-public static class KextPolicyProfileCommand
+internal static class KextPolicyProfileCommand
 {
     /// <summary>The <c>profile</c> subcommand of <c>mdm</c>.</summary>
     public static Command Create(CliOutput output)

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace KextTrust.Cli;
 
 /// <summary>The <c>kextrust</c> root command: the subcommands register themselves here.</summary>
-public static class KextTrustCommand
+internal static class KextTrustCommand
 {
     public static RootCommand Build(TextWriter stdout, TextWriter stderr)
     {

@@ -13,7 +13,7 @@ namespace KextTrust.Cli;
 /// loaded from the AuxKC are listed (the simulated kernel's own KPI pseudo-kexts have no load tags); a codeless kext
 /// has address 0 and no UUID.
 /// </summary>
-public static class KmutilShowloadedText
+internal static class KmutilShowloadedText
 {
     /// <summary>The header line.</summary>
     public const string Header = "Index Refs Address            Size       Wired      Name (Version) UUID <Linked Against>";

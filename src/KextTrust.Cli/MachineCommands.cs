@@ -10,13 +10,13 @@ using Spectre.Console;
 namespace KextTrust.Cli;
 
 /// <summary>A user as <c>machine show --json</c> writes it: never the password hash.</summary>
-public sealed record MachineUserJson(string Name, bool Admin);
+internal sealed record MachineUserJson(string Name, bool Admin);
 
 /// <summary>An installed kext as <c>machine show --json</c> writes it.</summary>
-public sealed record InstalledKextJson(string BundleId, string Version, string Path, bool Staged);
+internal sealed record InstalledKextJson(string BundleId, string Version, string Path, bool Staged);
 
 /// <summary><c>kextrust machine show --json</c>.</summary>
-public sealed record MachineShowJson(
+internal sealed record MachineShowJson(
     string Machine,
     string Platform,
     string MacOS,
@@ -34,7 +34,7 @@ public sealed record MachineShowJson(
 /// <summary>
 /// <c>kextrust machine init|show|clock|upgrade</c> and <c>kextrust startup</c>: the simulated Mac itself.
 /// </summary>
-public static partial class MachineCommands
+internal static partial class MachineCommands
 {
     /// <summary>Adds <c>machine</c> and <c>startup</c> to <paramref name="root"/>.</summary>
     public static void Register(RootCommand root, CliOutput output)

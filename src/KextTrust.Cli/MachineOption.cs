@@ -15,7 +15,7 @@ namespace KextTrust.Cli;
 /// The <c>--machine DIR</c> option every simulated-Mac command takes (default <c>$KEXTRUST_MACHINE</c>, else
 /// <c>./.kextrust</c>), and the shared way those commands open the Mac and report its typed errors.
 /// </summary>
-public static class MachineOption
+internal static class MachineOption
 {
     /// <summary>The environment variable naming the default machine folder.</summary>
     public const string EnvironmentVariable = "KEXTRUST_MACHINE";

@@ -10,7 +10,7 @@ namespace KextTrust.Cli;
 /// <c>kextrust mdm push FILE</c> (delivery by the MDM server) and <c>kextrust profiles install|list</c> (the
 /// macOS <c>profiles</c> tool, which refuses the kernel-extension-policy payload as macOS does).
 /// </summary>
-public static class MdmCommands
+internal static class MdmCommands
 {
     /// <summary>Adds <c>mdm</c> and <c>profiles</c> to <paramref name="root"/>.</summary>
     public static void Register(RootCommand root, CliOutput output)

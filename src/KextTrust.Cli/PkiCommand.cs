@@ -4,7 +4,7 @@ using KextTrust.Kexts.Signing;
 namespace KextTrust.Cli;
 
 /// <summary><c>kextrust pki init DIR [--team TEAMID] [--name NAME] [--no-kext-signing]</c>.</summary>
-public static class PkiCommand
+internal static class PkiCommand
 {
     /// <summary>Builds the command group.</summary>
     public static Command Create(CliOutput output)

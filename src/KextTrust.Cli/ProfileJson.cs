@@ -3,16 +3,16 @@ using KextTrust.Consent.Mdm;
 namespace KextTrust.Cli;
 
 /// <summary>One payload's fate in <c>mdm push|remove</c>, <c>profiles install|remove</c> <c>--json</c>.</summary>
-public sealed record PayloadChangeJson(string PayloadType, string PayloadIdentifier, string PayloadUuid, string Change);
+internal sealed record PayloadChangeJson(string PayloadType, string PayloadIdentifier, string PayloadUuid, string Change);
 
 /// <summary>One kext_policy_mdm row of the combined MDM kext policy.</summary>
-public sealed record MdmRowJson(string TeamId, string? BundleId, string PayloadUuid);
+internal sealed record MdmRowJson(string TeamId, string? BundleId, string PayloadUuid);
 
 /// <summary>An installed kext whose consent changed.</summary>
-public sealed record ConsentChangeJson(string BundleId, string Path, string Before, string After, bool NeedsUserApproval);
+internal sealed record ConsentChangeJson(string BundleId, string Path, string Before, string After, bool NeedsUserApproval);
 
 /// <summary><c>mdm push|remove</c>, <c>profiles install|remove</c> <c>--json</c>.</summary>
-public sealed record ProfileChangeJson(
+internal sealed record ProfileChangeJson(
     string Action,
     string PayloadIdentifier,
     string PayloadUuid,

@@ -8,7 +8,7 @@ namespace KextTrust.Cli;
 /// <c>kextrust spctl kext-consent status|enable|disable|add TEAMID|remove TEAMID|list</c>: the NVRAM consent
 /// settings. Reading works anywhere; changes only from recoveryOS (<c>kextrust startup --recovery</c>).
 /// </summary>
-public static class SpctlCommand
+internal static class SpctlCommand
 {
     private static Option<bool> Json() => new("--json") { Description = "Write one JSON object instead of spctl's text." };
 
@@ -86,7 +86,7 @@ public static class SpctlCommand
 }
 
 /// <summary><c>spctl kext-consent … --json</c>.</summary>
-public sealed record SpctlJson(string Action, bool UserConsentEnabled, IReadOnlyList<string> AllowedTeamIdentifiers)
+internal sealed record SpctlJson(string Action, bool UserConsentEnabled, IReadOnlyList<string> AllowedTeamIdentifiers)
 {
     /// <summary>The JSON form of the NVRAM state after <paramref name="action"/>.</summary>
     public static SpctlJson From(string action, KextConsentNvram n)

@@ -7,7 +7,7 @@ namespace KextTrust.Cli;
 /// <c>trace</c> and <c>refusal</c>): the step and outcome in kebab-case, the stable code (<see cref="TrustCode"/> in
 /// kebab-case; null when the step passed), the <c>KMErrorDomain</c> code where macOS has one, the detail and the evidence.
 /// </summary>
-public sealed record TrustCheckJson(string Step, string Outcome, string? Code, int? KmErrorCode, string Detail, IReadOnlyDictionary<string, string> Evidence)
+internal sealed record TrustCheckJson(string Step, string Outcome, string? Code, int? KmErrorCode, string Detail, IReadOnlyDictionary<string, string> Evidence)
 {
     /// <summary>The JSON of <paramref name="check"/> (evidence keys in ordinal order).</summary>
     public static TrustCheckJson From(TrustCheck check)

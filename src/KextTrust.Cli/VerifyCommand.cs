@@ -9,10 +9,10 @@ using Spectre.Console;
 namespace KextTrust.Cli;
 
 /// <summary>One problem as written by <c>kextrust verify --json</c>.</summary>
-public sealed record VerifyProblemJson(KextSignatureProblemCode Code, string Message, string? Arch, long? Offset, string? Path);
+internal sealed record VerifyProblemJson(KextSignatureProblemCode Code, string Message, string? Arch, long? Offset, string? Path);
 
 /// <summary>One verified item as written by <c>kextrust verify --json</c>.</summary>
-public sealed record VerifyItemJson(
+internal sealed record VerifyItemJson(
     string Path,
     string Status,
     string? Kind,
@@ -44,7 +44,7 @@ public sealed record VerifyItemJson(
 internal sealed partial class VerifyJsonContext : JsonSerializerContext;
 
 /// <summary><c>kextrust verify PATH… [--json] [--trust-root FILE] [--parallel N] [--all-code-directories]</c>.</summary>
-public static class VerifyCommand
+internal static class VerifyCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create(CliOutput output)

@@ -10,10 +10,10 @@ namespace KextTrust.Cli;
 /// The signature verdict as <c>kextrust why --json</c> writes it: kind, signer, cdhash, a one-line detail, and when the
 /// signature would be refused under SIP the verifier's stable problem code and code page (the codes <c>verify</c> prints).
 /// </summary>
-public sealed record WhySignatureJson(string Kind, string? TeamId, string? DeveloperName, string? CdHash, string Detail, string? Problem, int? Page);
+internal sealed record WhySignatureJson(string Kind, string? TeamId, string? DeveloperName, string? CdHash, string Detail, string? Problem, int? Page);
 
 /// <summary><c>kextrust why --json</c>.</summary>
-public sealed record WhyJson(
+internal sealed record WhyJson(
     string BundleId,
     string Version,
     string Path,
@@ -26,7 +26,7 @@ public sealed record WhyJson(
     IReadOnlyList<TrustCheckJson> Steps);
 
 /// <summary><c>kextrust why KEXT|BUNDLE_ID [--json]</c>: the load decision with every check in order.</summary>
-public static class WhyCommand
+internal static class WhyCommand
 {
     /// <summary>Adds <c>why</c> to <paramref name="root"/>.</summary>
     public static void Register(RootCommand root, CliOutput output)

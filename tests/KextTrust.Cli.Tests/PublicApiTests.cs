@@ -48,4 +48,9 @@ public sealed class PublicApiTests
             (added.Length > 0 ? $"now public, not in the baseline ({added.Length}):\n+ " + string.Join("\n+ ", added.Take(60)) + (added.Length > 60 ? "\n+ …" : "") + "\n" : "") +
             (removed.Length > 0 ? $"in the baseline, no longer public ({removed.Length}):\n- " + string.Join("\n- ", removed.Take(60)) + (removed.Length > 60 ? "\n- …" : "") + "\n" : ""));
     }
+
+    [Fact]
+    public void The_command_line_tool_exports_nothing() =>
+        // kextrust is an executable: its commands, JSON records and helpers are internal (Cli.Tests sees them).
+        Assert.Empty(Assembly.Load(new AssemblyName("kextrust")).GetExportedTypes());
 }

@@ -5,7 +5,7 @@ using KextTrust.Formats.Image4;
 namespace KextTrust.Boot.Enclave;
 
 /// <summary>The outcome of checking a SEP signature: valid, or the reason it is not.</summary>
-public sealed record SepSignatureResult(bool Valid, string? Failure)
+internal sealed record SepSignatureResult(bool Valid, string? Failure)
 {
     /// <summary>The valid result.</summary>
     public static SepSignatureResult Ok { get; } = new(true, null);
@@ -19,7 +19,7 @@ public sealed record SepSignatureResult(bool Valid, string? Failure)
 /// verify with it over the original body bytes, and the single embedded certificate must carry
 /// that same key.
 /// </summary>
-public static class SecureEnclaveSignature
+internal static class SecureEnclaveSignature
 {
     /// <summary>Checks the manifest's signature with <paramref name="expectedPublicKey"/> (P-384).</summary>
     public static SepSignatureResult Verify(Im4Manifest manifest, ECDsa expectedPublicKey)

@@ -18,7 +18,7 @@ namespace KextTrust.Boot.Kernel;
 /// <param name="CdHash">cdhash from the receipt ("" when unsigned).</param>
 /// <param name="LoadAddress">Its fileset entry's vmaddr; null for a codeless kext.</param>
 /// <param name="Dependencies">The third-party kexts it links against (loaded before it).</param>
-public sealed record LoadedKext(int LoadTag, string BundleId, string Version, string BundlePath, string TeamId, string CdHash, ulong? LoadAddress,
+internal sealed record LoadedKext(int LoadTag, string BundleId, string Version, string BundlePath, string TeamId, string CdHash, ulong? LoadAddress,
     ImmutableArray<string> Dependencies)
 {
     /// <summary>Bytes of the kext's image in the AuxKC (<c>_PrelinkExecutableSize</c>); 0 for a codeless kext.</summary>
@@ -41,7 +41,7 @@ public sealed record KextNotLoaded(string BundleId, TrustCode Code, string Detai
 /// A row for the KextPolicy database's <c>kext_load_history_v3</c> (path, team_id, bundle_id, boot_uuid, created_at,
 /// last_seen, flags, cdhash), returned as data for the consent layer to insert or update.
 /// </summary>
-public sealed record KextLoadHistoryRecord(string Path, string TeamId, string BundleId, string BootUuid, string CreatedAt, string LastSeen, long Flags, string CdHash)
+internal sealed record KextLoadHistoryRecord(string Path, string TeamId, string BundleId, string BootUuid, string CreatedAt, string LastSeen, long Flags, string CdHash)
 {
     /// <summary>
     /// KextTrust's <c>flags</c> value for a kext loaded from the AuxKC (Apple's bits are undocumented; 16 is a value seen
@@ -57,14 +57,14 @@ public sealed record KextLoadHistoryRecord(string Path, string TeamId, string Bu
 /// <param name="Loaded">Loaded kexts in load order (every kext after its dependencies).</param>
 /// <param name="NotLoaded">Kexts that did not load, in AuxKC order.</param>
 /// <param name="LoadHistory">One <c>kext_load_history_v3</c> row per loaded kext.</param>
-public sealed record KernelLoadResult(ImmutableArray<LoadedKext> Loaded, ImmutableArray<KextNotLoaded> NotLoaded, ImmutableArray<KextLoadHistoryRecord> LoadHistory);
+internal sealed record KernelLoadResult(ImmutableArray<LoadedKext> Loaded, ImmutableArray<KextNotLoaded> NotLoaded, ImmutableArray<KextLoadHistoryRecord> LoadHistory);
 
 /// <summary>
 /// The kernel's side of the AuxKC: checks the collection against its receipt, then loads each kext after its third-party
 /// dependencies (recursively, as <c>OSKext::load</c> does), resolving its undefined symbols against the KPI catalog of the
 /// running release and the defined externals of the kexts it declares. A kext whose dependency fails does not load.
 /// </summary>
-public static class KernelLinker
+internal static class KernelLinker
 {
     /// <summary>The first load tag given to an AuxKC kext.</summary>
     public const int FirstLoadTag = 100;

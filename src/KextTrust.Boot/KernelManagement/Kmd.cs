@@ -48,7 +48,7 @@ public sealed record SignedAuxKc(Img4 Image4, ReadOnlyMemory<byte> Image4Bytes, 
 /// <see cref="PendingLocalPolicyNonce.SealedBytes"/> as the SEP's nonce file in the same atomic change as the policy
 /// file. Until then the previous policy keeps verifying and this one does not.
 /// </remarks>
-public sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest, PendingLocalPolicyNonce Nonce)
+internal sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest, PendingLocalPolicyNonce Nonce)
 {
     /// <summary>The IM4M DER to store as the LocalPolicy file.</summary>
     public byte[] ToBytes() => Manifest.Encode();
@@ -71,7 +71,7 @@ public sealed record LocalPolicyUpdate(LocalPolicy Policy, Im4Manifest Manifest,
 /// OSBundleLibraries, ties by bundle id; kexts in or behind a cycle are left out). SIP's ALLOW_UNAPPROVED_KEXTS bit does
 /// not bypass the UAKL: on Apple silicon only user-authorized kexts go in.
 /// </remarks>
-public static class Kmd
+internal static class Kmd
 {
     private const int MaxListedSymbols = 8;
 

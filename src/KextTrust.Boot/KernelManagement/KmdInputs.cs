@@ -9,7 +9,7 @@ using KextTrust.Machine;
 namespace KextTrust.Boot.KernelManagement;
 
 /// <summary>Everything kmd needs to build an AuxKC; no file-system state beyond reading the candidate bundles.</summary>
-public sealed record AuxKcBuildRequest
+internal sealed record AuxKcBuildRequest
 {
     /// <summary>The kexts found in <c>/Library/Extensions</c> (their plug-ins are candidates too).</summary>
     public required IReadOnlyList<KextBundle> Candidates { get; init; }

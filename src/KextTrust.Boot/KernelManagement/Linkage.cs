@@ -9,10 +9,10 @@ namespace KextTrust.Boot.KernelManagement;
 /// <param name="Assumed">Symbols attributed, by name only, to declared Apple families of the Boot KC.</param>
 /// <param name="Unresolved">Symbols nothing declared exports, each with a hint when an undeclared KPI exports it.</param>
 /// <param name="Families">The declared Apple families.</param>
-public sealed record SymbolResolution(int ViaKpi, int ViaKext, IReadOnlyList<string> Assumed, IReadOnlyList<string> Unresolved, IReadOnlyList<string> Families);
+internal sealed record SymbolResolution(int ViaKpi, int ViaKext, IReadOnlyList<string> Assumed, IReadOnlyList<string> Unresolved, IReadOnlyList<string> Families);
 
 /// <summary>The linking rules kmd and the kernel share.</summary>
-public static class Linkage
+internal static class Linkage
 {
     /// <summary>The kernel pseudo-kext that stands for every kernel export.</summary>
     public const string KernelBundleId = "com.apple.kernel";

@@ -5,7 +5,7 @@ using KextTrust.Formats.Image4;
 namespace KextTrust.Boot.Policy;
 
 /// <summary>The outcome of verifying an AuxKC Image4; lists every failed check.</summary>
-public sealed record AuxKcVerification(IReadOnlyList<LocalPolicyFailure> Failures)
+internal sealed record AuxKcVerification(IReadOnlyList<LocalPolicyFailure> Failures)
 {
     /// <summary>True when no check failed.</summary>
     public bool Valid => Failures.Count == 0;
@@ -21,7 +21,7 @@ public sealed record AuxKcVerification(IReadOnlyList<LocalPolicyFailure> Failure
 /// invalidate the AuxKC; the policy's <c>auxi</c> binds the pair instead) and its object set
 /// <c>auxk</c> holds <c>DGST</c> = SHA-384 of the whole IM4P DER element.
 /// </summary>
-public static class AuxKcImage4
+internal static class AuxKcImage4
 {
     /// <summary>The IM4P type and manifest object 4CC.</summary>
     public const string PayloadType = "auxk";

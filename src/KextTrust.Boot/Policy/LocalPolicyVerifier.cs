@@ -34,7 +34,7 @@ public sealed record LocalPolicyVerification
 /// original body bytes), personalized for this ECID, carrying the SEP's current <c>lpnh</c>
 /// (so an older policy cannot be replayed), well formed and consistent.
 /// </summary>
-public static class LocalPolicyVerifier
+internal static class LocalPolicyVerifier
 {
     /// <summary>Verifies a decoded LocalPolicy manifest against this Mac's SEP key, ECID and current <c>lpnh</c>.</summary>
     public static LocalPolicyVerification Verify(Im4Manifest manifest, ECDsa sepPublicKey, ulong ecid, Sha384Digest currentNonceHash)

@@ -13,7 +13,7 @@ using KextTrust.Kexts.Trust;
 namespace KextTrust.Boot.Startup;
 
 /// <summary>What iBoot is given at startup: the files it reads and this Mac's Secure Enclave identity.</summary>
-public sealed record IbootInputs
+internal sealed record IbootInputs
 {
     /// <summary>The LocalPolicy file (IM4M DER).</summary>
     public required ReadOnlyMemory<byte> LocalPolicy { get; init; }
@@ -161,7 +161,7 @@ public sealed record BootResult
 /// (<see cref="BootResult.AuxKc"/>, <see cref="BootResult.Receipt"/>, the kernel): their bytes are bound by <c>auxi</c> and
 /// <c>auxr</c>, signed together in the policy, and the kernel re-checks that the receipt describes the AuxKC.
 /// </remarks>
-public static class Iboot
+internal static class Iboot
 {
     /// <summary>Verifies and decides what to start.</summary>
     /// <exception cref="ArgumentException">The SEP public key itself is not a valid P-384 key (a configuration error, not input).</exception>

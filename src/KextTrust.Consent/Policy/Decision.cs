@@ -45,7 +45,7 @@ public static class ConsentSignature
 }
 
 /// <summary>Consent found for a kext, with its evidence.</summary>
-public sealed record ConsentFinding(ConsentSource Source, string Rule, IReadOnlyDictionary<string, string> Evidence);
+internal sealed record ConsentFinding(ConsentSource Source, string Rule, IReadOnlyDictionary<string, string> Evidence);
 
 /// <summary>
 /// The decision for one kext on one Mac: allowed or blocked, by which rule (the first failing check, whose code is
