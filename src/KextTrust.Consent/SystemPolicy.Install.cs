@@ -121,7 +121,7 @@ public sealed partial class SystemPolicy
     }
 
     /// <summary>The first ownership/permission problem of a bundle tree (Unix mode bits: no group/other write), or null.</summary>
-    public static string? FilesystemProblem(string bundlePath)
+    internal static string? FilesystemProblem(string bundlePath)
     {
         if (OperatingSystem.IsWindows())
         {

@@ -54,7 +54,7 @@ public sealed partial class SystemPolicy
     }
 
     /// <summary>Writes the current UAKL to <see cref="MachineLayout.Uakl"/> (atomically) and returns it.</summary>
-    public UserApprovedKextList WriteUakl()
+    internal UserApprovedKextList WriteUakl()
     {
         var uakl = BuildUakl();
         var tx = Store.Begin();

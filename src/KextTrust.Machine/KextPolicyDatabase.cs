@@ -122,7 +122,7 @@ public static class KextPolicyDatabase
     }
 
     /// <summary>Checks that the four tables exist with their columns.</summary>
-    public static void ValidateSchema(SqliteConnection db, string path)
+    internal static void ValidateSchema(SqliteConnection db, string path)
     {
         foreach (var (table, columns) in RequiredColumns)
         {

@@ -15,9 +15,9 @@ public static class MachineLayout
     /// <summary>Validated copies made by kext staging, under their original path.</summary>
     public const string StagedExtensions = "Library/StagedExtensions";
     /// <summary>Apple's kexts.</summary>
-    public const string SystemExtensions = "System/Library/Extensions";
+    internal const string SystemExtensions = "System/Library/Extensions";
     /// <summary>The exclude-list kext.</summary>
-    public const string ExcludeListKext = "System/Library/Extensions/AppleKextExcludeList.kext";
+    internal const string ExcludeListKext = "System/Library/Extensions/AppleKextExcludeList.kext";
     /// <summary>The exclude list's Info.plist.</summary>
     public const string ExcludeListInfoPlist = "System/Library/Extensions/AppleKextExcludeList.kext/Contents/Info.plist";
     /// <summary>The syspolicyd KextPolicy SQLite database.</summary>

@@ -23,11 +23,11 @@ namespace KextTrust.Machine;
 public sealed class MachineStore : IDisposable
 {
     /// <summary>Name of the lock file in the machine folder.</summary>
-    public const string LockFileName = ".kextrust.lock";
+    internal const string LockFileName = ".kextrust.lock";
     /// <summary>Name of the journal file in the machine folder.</summary>
-    public const string JournalFileName = ".kextrust-journal";
+    internal const string JournalFileName = ".kextrust-journal";
     /// <summary>Name of the marker that exists while staged changes (<c>.kt-new</c>/<c>.kt-old</c>) may exist.</summary>
-    public const string StagingMarkerFileName = ".kextrust-staging";
+    internal const string StagingMarkerFileName = ".kextrust-staging";
     internal const string NewSuffix = ".kt-new";
     internal const string OldSuffix = ".kt-old";
 

@@ -21,16 +21,16 @@ namespace KextTrust.Boot.Enclave;
 public sealed class SecureEnclave : IDisposable
 {
     /// <summary>File name of the sealed signing key.</summary>
-    public const string KeyFileName = "sep-key.sealed";
+    internal const string KeyFileName = "sep-key.sealed";
 
     /// <summary>File name of the sealed Local Policy Nonce.</summary>
-    public const string NonceFileName = "lpn.sealed";
+    internal const string NonceFileName = "lpn.sealed";
 
     /// <summary>Length of the Local Policy Nonce in bytes.</summary>
-    public const int LocalPolicyNonceLength = 32;
+    internal const int LocalPolicyNonceLength = 32;
 
     /// <summary>Minimum accepted hardware-UID length in bytes.</summary>
-    public const int MinimumUidLength = 16;
+    internal const int MinimumUidLength = 16;
 
     private const string KeyPurpose = "sep-signing-key";
     private const string NoncePurpose = "local-policy-nonce";
@@ -204,7 +204,7 @@ public sealed class SecureEnclave : IDisposable
     public ReadOnlyMemory<byte> Certificate => _certificate;
 
     /// <summary>A new public-only <see cref="ECDsa"/> for the SEP key (the caller disposes it).</summary>
-    public ECDsa CreatePublicKey()
+    internal ECDsa CreatePublicKey()
     {
         var key = ECDsa.Create();
         key.ImportSubjectPublicKeyInfo(_publicKey, out _);
@@ -232,7 +232,7 @@ public sealed class SecureEnclave : IDisposable
     /// old nonce (and the old LocalPolicy) valid, and a committed one leaves only the new pair valid. Then
     /// <see cref="ReloadLocalPolicyNonce"/> makes this instance see the installed nonce.
     /// </summary>
-    public PendingLocalPolicyNonce PrepareLocalPolicyNonce()
+    internal PendingLocalPolicyNonce PrepareLocalPolicyNonce()
     {
         lock (_gate)
         {
@@ -253,7 +253,7 @@ public sealed class SecureEnclave : IDisposable
     /// True when <paramref name="pending"/> was sealed by this Secure Enclave (this hardware UID and ECID) and its
     /// sealed nonce hashes to <see cref="PendingLocalPolicyNonce.Hash"/>: installing it makes that hash current.
     /// </summary>
-    public bool CanInstall(PendingLocalPolicyNonce pending)
+    internal bool CanInstall(PendingLocalPolicyNonce pending)
     {
         ArgumentNullException.ThrowIfNull(pending);
         lock (_gate)
@@ -279,7 +279,7 @@ public sealed class SecureEnclave : IDisposable
     /// was committed, or rolled back) and returns its hash, now <see cref="CurrentLocalPolicyNonceHash"/>.
     /// </summary>
     /// <exception cref="SecureEnclaveException">The nonce file is missing, modified or malformed.</exception>
-    public Sha384Digest ReloadLocalPolicyNonce()
+    internal Sha384Digest ReloadLocalPolicyNonce()
     {
         lock (_gate)
         {
@@ -312,7 +312,7 @@ public sealed class SecureEnclave : IDisposable
     /// must carry <c>ECID</c> (INTEGER) equal to this Mac's: the SEP only personalizes for itself.
     /// </summary>
     /// <exception cref="SecureEnclaveException"><see cref="SecureEnclaveError.SigningRefused"/>.</exception>
-    public Im4Manifest SignManifest(Im4ManifestBody body)
+    internal Im4Manifest SignManifest(Im4ManifestBody body)
     {
         ArgumentNullException.ThrowIfNull(body);
         if (body.ManifestProperties.Find("ECID") is not Im4Integer { Value: var ecid } || ecid != Ecid)

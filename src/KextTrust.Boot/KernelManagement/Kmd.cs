@@ -23,13 +23,13 @@ namespace KextTrust.Boot.KernelManagement;
 public sealed record AuxKcBuildResult(AuxiliaryKernelCollection AuxKc, Sha384Digest Measurement, KextReceipt Receipt, ImmutableArray<KmdDecision> Decisions)
 {
     /// <summary>The receipt file bytes.</summary>
-    public byte[] ReceiptBytes() => Receipt.ToBytes();
+    internal byte[] ReceiptBytes() => Receipt.ToBytes();
 
     /// <summary>The bundle ids in the AuxKC, in load order.</summary>
     public IEnumerable<string> IncludedBundleIds => Receipt.Included.Select(k => k.BundleId);
 
     /// <summary>The decision for a bundle id (the first candidate with it), or null.</summary>
-    public KmdDecision? DecisionFor(string bundleId) => Decisions.FirstOrDefault(d => d.BundleId == bundleId);
+    internal KmdDecision? DecisionFor(string bundleId) => Decisions.FirstOrDefault(d => d.BundleId == bundleId);
 }
 
 /// <summary>An AuxKC signed by the Secure Enclave, with the three hashes the LocalPolicy records.</summary>

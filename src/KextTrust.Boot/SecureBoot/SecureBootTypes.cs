@@ -29,24 +29,24 @@ public static class SecureBootLayout
     /// <summary>The Secure Enclave's sealed key and nonce.</summary>
     public const string Enclave = "SEP";
     /// <summary>The Secure Enclave's sealed Local Policy Nonce: replaced only in the same transaction as the LocalPolicy.</summary>
-    public const string EnclaveNonce = Enclave + "/" + SecureEnclave.NonceFileName;
+    internal const string EnclaveNonce = Enclave + "/" + SecureEnclave.NonceFileName;
     /// <summary>The Secure Enclave's sealed signing key: written once, at <c>machine init</c>.</summary>
-    public const string EnclaveKey = Enclave + "/" + SecureEnclave.KeyFileName;
+    internal const string EnclaveKey = Enclave + "/" + SecureEnclave.KeyFileName;
     /// <summary>The SEP-signed LocalPolicy (IM4M).</summary>
     public const string LocalPolicy = MachineLayout.Preboot + "/LocalPolicy/LocalPolicy.im4m";
     /// <summary>Apple silicon: the AuxKC folder on the Preboot volume.</summary>
-    public const string AppleSiliconAuxKcFolder = MachineLayout.Preboot + "/boot/AuxiliaryKernelExtensions";
+    internal const string AppleSiliconAuxKcFolder = MachineLayout.Preboot + "/boot/AuxiliaryKernelExtensions";
     /// <summary>Intel: the AuxKC lives on the data volume.</summary>
-    public const string IntelAuxKcFolder = "Library/KernelCollections";
+    internal const string IntelAuxKcFolder = "Library/KernelCollections";
     /// <summary>The last startup's report (what iBoot decided, what the kernel loaded).</summary>
     public const string LastStartup = "var/run/kextrust-startup.json";
 
     /// <summary>The AuxKC folder of the platform.</summary>
-    public static string AuxKcFolder(MacPlatform p) => p == MacPlatform.AppleSilicon ? AppleSiliconAuxKcFolder : IntelAuxKcFolder;
+    internal static string AuxKcFolder(MacPlatform p) => p == MacPlatform.AppleSilicon ? AppleSiliconAuxKcFolder : IntelAuxKcFolder;
     /// <summary>The AuxKC Mach-O.</summary>
     public static string AuxKc(MacPlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.kc";
     /// <summary>The SEP-signed AuxKC Image4 (Apple silicon).</summary>
-    public static string AuxKcImage4(MacPlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.img4";
+    internal static string AuxKcImage4(MacPlatform p) => AuxKcFolder(p) + "/AuxiliaryKernelExtensions.img4";
     /// <summary>The kext receipt.</summary>
     public static string Receipt(MacPlatform p) => AuxKcFolder(p) + "/KextReceipt.plist";
 }

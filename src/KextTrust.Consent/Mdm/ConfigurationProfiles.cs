@@ -88,7 +88,7 @@ public sealed record ProfileInstallResult(
 public static class ConfigurationProfiles
 {
     /// <summary>The file recording who installed each profile (identifier → MDM|Manual).</summary>
-    public const string ChannelsFile = MachineLayout.ProfileStore + "/InstalledBy.plist";
+    internal const string ChannelsFile = MachineLayout.ProfileStore + "/InstalledBy.plist";
 
     /// <summary>The installed profiles, ordered by PayloadIdentifier.</summary>
     public static IReadOnlyList<InstalledProfile> Read(SystemPolicy mac)
@@ -235,7 +235,7 @@ public static class ConfigurationProfiles
     }
 
     /// <summary>The stored file of a profile: a readable form of the identifier and a hash of it (identifiers that differ only in characters a file name cannot hold do not collide).</summary>
-    public static string FileNameFor(string identifier)
+    internal static string FileNameFor(string identifier)
     {
         var readable = new string(identifier.Take(64).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' ? c : '_').ToArray());
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identifier)).AsSpan(0, 6));

@@ -152,7 +152,7 @@ public static class KextPolicyProfileGenerator
     /// A UUID derived from <paramref name="identifier"/> and <paramref name="role"/> (SHA-256, first 16 bytes, RFC 9562
     /// version 8 and variant bits set), upper case as <c>uuidgen</c> writes them.
     /// </summary>
-    public static string StableUuid(string identifier, string role)
+    internal static string StableUuid(string identifier, string role)
     {
         ArgumentNullException.ThrowIfNull(identifier);
         ArgumentNullException.ThrowIfNull(role);

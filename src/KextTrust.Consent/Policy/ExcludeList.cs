@@ -18,7 +18,7 @@ public sealed record ExcludeList(string Version, IReadOnlyDictionary<string, str
     public const string BundleId = "com.apple.driver.KextExcludeList";
 
     /// <summary>xnu ignores version specs longer than this.</summary>
-    public const int MaxSpecLength = 31;
+    internal const int MaxSpecLength = 31;
 
     /// <summary>The default list shipped on a new simulated Mac: a few realistic bans plus test/demo ids.</summary>
     public static ExcludeList Default { get; } = new("21.0.0", new Dictionary<string, string>(StringComparer.Ordinal)
@@ -75,7 +75,7 @@ public sealed record ExcludeList(string Version, IReadOnlyDictionary<string, str
     }
 
     /// <summary>The exclude-list kext's Info.plist.</summary>
-    public byte[] ToInfoPlist() => PropertyList.ToXml(new PlistDictionary(
+    internal byte[] ToInfoPlist() => PropertyList.ToXml(new PlistDictionary(
         ("CFBundleIdentifier", new PlistString(BundleId)),
         ("CFBundleInfoDictionaryVersion", new PlistString("6.0")),
         ("CFBundleName", new PlistString("AppleKextExcludeList")),

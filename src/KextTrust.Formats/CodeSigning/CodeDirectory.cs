@@ -7,21 +7,21 @@ namespace KextTrust.Formats.CodeSigning;
 public sealed class CodeDirectory : CodeSignatureBlob
 {
     /// <summary>Earliest version accepted (<c>CS_SUPPORTSNONE</c>-era 0x20001).</summary>
-    public const uint EarliestVersion = 0x20001;
+    internal const uint EarliestVersion = 0x20001;
     /// <summary>Versions at or above this are incompatible (xnu <c>compatibilityLimit</c>).</summary>
-    public const uint CompatibilityLimit = 0x2F000;
+    internal const uint CompatibilityLimit = 0x2F000;
     /// <summary>Version adding the scatter offset.</summary>
-    public const uint VersionScatter = 0x20100;
+    internal const uint VersionScatter = 0x20100;
     /// <summary>Version adding the team id offset.</summary>
-    public const uint VersionTeam = 0x20200;
+    internal const uint VersionTeam = 0x20200;
     /// <summary>Version adding the 64-bit code limit.</summary>
-    public const uint VersionCodeLimit64 = 0x20300;
+    internal const uint VersionCodeLimit64 = 0x20300;
     /// <summary>Version adding the executable-segment fields.</summary>
-    public const uint VersionExecSeg = 0x20400;
+    internal const uint VersionExecSeg = 0x20400;
     /// <summary>Version adding runtime and pre-encrypt offset.</summary>
-    public const uint VersionRuntime = 0x20500;
+    internal const uint VersionRuntime = 0x20500;
     /// <summary>Version adding the linkage fields.</summary>
-    public const uint VersionLinkage = 0x20600;
+    internal const uint VersionLinkage = 0x20600;
 
     private CodeDirectory(uint slot, ReadOnlyMemory<byte> bytes)
         : base(slot, BlobMagic.CodeDirectory, bytes)
@@ -86,7 +86,7 @@ public sealed class CodeDirectory : CodeSignatureBlob
     public uint LinkageSize { get; private init; }
 
     /// <summary>The stored hash of code page <paramref name="index"/>.</summary>
-    public ReadOnlyMemory<byte> GetCodeSlotHash(int index)
+    internal ReadOnlyMemory<byte> GetCodeSlotHash(int index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, CodeSlotCount, nameof(index));

@@ -154,16 +154,16 @@ public sealed class EmbeddedSignatureBuilder
     public byte[]? Cms { get; init; }
 
     /// <summary>Wraps XML entitlements in a 0xfade7171 blob.</summary>
-    public static byte[] WrapEntitlements(ReadOnlySpan<byte> xml) => Wrap(BlobMagic.Entitlements, xml);
+    internal static byte[] WrapEntitlements(ReadOnlySpan<byte> xml) => Wrap(BlobMagic.Entitlements, xml);
 
     /// <summary>Wraps DER entitlements in a 0xfade7172 blob.</summary>
-    public static byte[] WrapDerEntitlements(ReadOnlySpan<byte> der) => Wrap(BlobMagic.DerEntitlements, der);
+    internal static byte[] WrapDerEntitlements(ReadOnlySpan<byte> der) => Wrap(BlobMagic.DerEntitlements, der);
 
     /// <summary>Wraps CMS bytes in a 0xfade0b01 BlobWrapper.</summary>
-    public static byte[] WrapCms(ReadOnlySpan<byte> cms) => Wrap(BlobMagic.BlobWrapper, cms);
+    internal static byte[] WrapCms(ReadOnlySpan<byte> cms) => Wrap(BlobMagic.BlobWrapper, cms);
 
     /// <summary>The special-slot hash of a blob (its whole bytes) for the given hash type.</summary>
-    public static byte[] SpecialSlotHash(CodeSigningHashType type, ReadOnlySpan<byte> blob) => CodeSigningHash.ComputeSlot(type, blob);
+    internal static byte[] SpecialSlotHash(CodeSigningHashType type, ReadOnlySpan<byte> blob) => CodeSigningHash.ComputeSlot(type, blob);
 
     private static byte[] Wrap(uint magic, ReadOnlySpan<byte> payload)
     {

@@ -99,10 +99,10 @@ public enum CodeDirectoryFlags : uint
 public static class CodeSigningHash
 {
     /// <summary>Length of a cdhash (<c>CS_CDHASH_LEN</c>).</summary>
-    public const int CdHashLength = 20;
+    internal const int CdHashLength = 20;
 
     /// <summary>Digest size stored in a CodeDirectory for <paramref name="type"/>.</summary>
-    public static int SizeOf(CodeSigningHashType type) => type switch
+    internal static int SizeOf(CodeSigningHashType type) => type switch
     {
         CodeSigningHashType.Sha1 => 20,
         CodeSigningHashType.Sha256 => 32,
@@ -125,7 +125,7 @@ public static class CodeSigningHash
     };
 
     /// <summary>The full (untruncated) digest of <paramref name="data"/> with the algorithm of <paramref name="type"/>.</summary>
-    public static byte[] ComputeFull(CodeSigningHashType type, ReadOnlySpan<byte> data) => type switch
+    internal static byte[] ComputeFull(CodeSigningHashType type, ReadOnlySpan<byte> data) => type switch
     {
         CodeSigningHashType.Sha1 => System.Security.Cryptography.SHA1.HashData(data),
         CodeSigningHashType.Sha256 or CodeSigningHashType.Sha256Truncated => System.Security.Cryptography.SHA256.HashData(data),

@@ -27,7 +27,7 @@ public static class FourCC
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> unless the code is valid.</summary>
-    public static string Validate(string fourcc, string paramName)
+    internal static string Validate(string fourcc, string paramName)
     {
         if (!IsValid(fourcc))
         {
@@ -37,14 +37,14 @@ public static class FourCC
     }
 
     /// <summary>The code as a big-endian u32 ("MANB" → 0x4D414E42).</summary>
-    public static uint ToUInt32(string fourcc)
+    internal static uint ToUInt32(string fourcc)
     {
         Validate(fourcc, nameof(fourcc));
         return ((uint)fourcc[0] << 24) | ((uint)fourcc[1] << 16) | ((uint)fourcc[2] << 8) | fourcc[3];
     }
 
     /// <summary>The code for a big-endian u32, or null if any byte is not printable ASCII.</summary>
-    public static string? FromUInt32(uint value)
+    internal static string? FromUInt32(uint value)
     {
         Span<char> chars = stackalloc char[4];
         for (var i = 0; i < 4; i++)
@@ -60,12 +60,12 @@ public static class FourCC
     }
 
     /// <summary>The PRIVATE, constructed ASN.1 tag whose number is the code as a big-endian u32.</summary>
-    public static Asn1Tag ToTag(string fourcc) =>
+    internal static Asn1Tag ToTag(string fourcc) =>
         // Printable ASCII keeps the top bit clear, so the u32 always fits Asn1Tag's int tag number.
         new(TagClass.Private, checked((int)ToUInt32(fourcc)), isConstructed: true);
 
     /// <summary>The DER identifier octets of <see cref="ToTag"/> (0xFF then base-128 of the u32).</summary>
-    public static byte[] IdentifierOctets(string fourcc)
+    internal static byte[] IdentifierOctets(string fourcc)
     {
         var tag = ToTag(fourcc);
         var buffer = new byte[tag.CalculateEncodedSize()];

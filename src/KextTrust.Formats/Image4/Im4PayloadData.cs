@@ -52,10 +52,10 @@ public static class ComplzssHeader
     public static ReadOnlySpan<byte> Magic => "complzss"u8;
 
     /// <summary>The header size: the stream starts here.</summary>
-    public const int HeaderSize = 0x180;
+    internal const int HeaderSize = 0x180;
 
     /// <summary>The largest decompressed size accepted (1 GiB): a kernelcache is tens of MiB.</summary>
-    public const int MaxDecompressedSize = 1 << 30;
+    internal const int MaxDecompressedSize = 1 << 30;
 
     private const int WindowSize = 4096, MaxMatch = 18, Threshold = 2;
 
@@ -151,7 +151,7 @@ public static class ComplzssHeader
     }
 
     /// <summary>Adler-32 (RFC 1950 §8), the checksum Apple's header holds; a checksum, not a cryptographic primitive.</summary>
-    public static uint Adler32(ReadOnlySpan<byte> data)
+    internal static uint Adler32(ReadOnlySpan<byte> data)
     {
         const uint Mod = 65521;
         uint a = 1, b = 0;

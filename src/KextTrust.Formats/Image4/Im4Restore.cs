@@ -12,10 +12,10 @@ public sealed record Im4Restore
     public const string Magic = "IM4R";
 
     /// <summary>The boot-nonce property 4CC.</summary>
-    public const string BootNonceTag = "BNCN";
+    internal const string BootNonceTag = "BNCN";
 
     /// <summary>Length of the boot-nonce generator.</summary>
-    public const int BootNonceLength = 8;
+    internal const int BootNonceLength = 8;
 
     /// <summary>Creates restore info; <see cref="ArgumentException"/> unless BNCN is an 8-byte OCTET STRING.</summary>
     public Im4Restore(Im4PropertySet properties)
@@ -29,7 +29,7 @@ public sealed record Im4Restore
     }
 
     /// <summary>Restore info holding only <c>BNCN</c> = <paramref name="generator"/> (8 bytes).</summary>
-    public static Im4Restore WithBootNonce(ReadOnlySpan<byte> generator) =>
+    internal static Im4Restore WithBootNonce(ReadOnlySpan<byte> generator) =>
         new(new Im4PropertySet(new Im4Property(BootNonceTag, new Im4OctetString(generator))));
 
     /// <summary>The properties.</summary>

@@ -10,19 +10,19 @@ namespace KextTrust.Formats.MachO;
 public sealed class MachOFile : IDisposable
 {
     /// <summary>FAT_MAGIC (big-endian on disk).</summary>
-    public const uint FatMagic = 0xCAFEBABE;
+    internal const uint FatMagic = 0xCAFEBABE;
     /// <summary>FAT_MAGIC_64 (big-endian on disk).</summary>
-    public const uint FatMagic64 = 0xCAFEBABF;
+    internal const uint FatMagic64 = 0xCAFEBABF;
     /// <summary>MH_MAGIC.</summary>
-    public const uint MachMagic = 0xFEEDFACE;
+    internal const uint MachMagic = 0xFEEDFACE;
     /// <summary>MH_MAGIC_64.</summary>
-    public const uint MachMagic64 = 0xFEEDFACF;
+    internal const uint MachMagic64 = 0xFEEDFACF;
 
     /// <summary>
     /// Largest nfat_arch accepted. Real universal binaries carry a handful of slices; Java class files share
     /// 0xcafebabe and put their major version (≥ 45) where nfat_arch is, so anything above this is not Mach-O.
     /// </summary>
-    public const int MaxFatArchitectures = 30;
+    internal const int MaxFatArchitectures = 30;
 
     private readonly IDisposable? _owner;
     private readonly MachOBytesLifetime? _lifetime;
@@ -151,7 +151,7 @@ public sealed class MachOFile : IDisposable
     public bool IsMemoryMapped => _owner is MappedMemoryManager;
 
     /// <summary>Files at least this large are read through a memory map; smaller ones with one read.</summary>
-    public const long MemoryMapThreshold = 1 << 20;
+    internal const long MemoryMapThreshold = 1 << 20;
 
     /// <summary>
     /// Pooled opens read files below this size into one pooled buffer of this size; larger ones are mapped. A 1 MiB

@@ -301,7 +301,7 @@ public sealed class MachOSlice
     }
 
     /// <summary>Architecture name for a cputype and masked cpusubtype.</summary>
-    public static string ArchitectureName(int cpuType, int cpuSubtype) => (cpuType, cpuSubtype) switch
+    internal static string ArchitectureName(int cpuType, int cpuSubtype) => (cpuType, cpuSubtype) switch
     {
         (7, _) when cpuSubtype == 3 => "i386",
         (0x01000007, 3) => "x86_64",

@@ -136,19 +136,19 @@ public enum MachOPlatform : uint
 public static class MachOLoadCommandType
 {
     /// <summary>LC_REQ_DYLD.</summary>
-    public const uint ReqDyld = 0x80000000;
+    internal const uint ReqDyld = 0x80000000;
     /// <summary>LC_SEGMENT.</summary>
     public const uint Segment = 0x1;
     /// <summary>LC_SYMTAB.</summary>
-    public const uint Symtab = 0x2;
+    internal const uint Symtab = 0x2;
     /// <summary>LC_DYSYMTAB.</summary>
-    public const uint Dysymtab = 0xB;
+    internal const uint Dysymtab = 0xB;
     /// <summary>LC_LOAD_DYLIB.</summary>
-    public const uint LoadDylib = 0xC;
+    internal const uint LoadDylib = 0xC;
     /// <summary>LC_ID_DYLIB.</summary>
-    public const uint IdDylib = 0xD;
+    internal const uint IdDylib = 0xD;
     /// <summary>LC_LOAD_WEAK_DYLIB.</summary>
-    public const uint LoadWeakDylib = 0x18 | ReqDyld;
+    internal const uint LoadWeakDylib = 0x18 | ReqDyld;
     /// <summary>LC_SEGMENT_64.</summary>
     public const uint Segment64 = 0x19;
     /// <summary>LC_UUID.</summary>
@@ -156,25 +156,25 @@ public static class MachOLoadCommandType
     /// <summary>LC_CODE_SIGNATURE.</summary>
     public const uint CodeSignature = 0x1D;
     /// <summary>LC_REEXPORT_DYLIB.</summary>
-    public const uint ReexportDylib = 0x1F | ReqDyld;
+    internal const uint ReexportDylib = 0x1F | ReqDyld;
     /// <summary>LC_LAZY_LOAD_DYLIB.</summary>
-    public const uint LazyLoadDylib = 0x20;
+    internal const uint LazyLoadDylib = 0x20;
     /// <summary>LC_VERSION_MIN_MACOSX.</summary>
-    public const uint VersionMinMacOSX = 0x24;
+    internal const uint VersionMinMacOSX = 0x24;
     /// <summary>LC_VERSION_MIN_IPHONEOS.</summary>
-    public const uint VersionMinIPhoneOS = 0x25;
+    internal const uint VersionMinIPhoneOS = 0x25;
     /// <summary>LC_LOAD_UPWARD_DYLIB.</summary>
-    public const uint LoadUpwardDylib = 0x23 | ReqDyld;
+    internal const uint LoadUpwardDylib = 0x23 | ReqDyld;
     /// <summary>LC_VERSION_MIN_TVOS.</summary>
-    public const uint VersionMinTvOS = 0x2F;
+    internal const uint VersionMinTvOS = 0x2F;
     /// <summary>LC_VERSION_MIN_WATCHOS.</summary>
-    public const uint VersionMinWatchOS = 0x30;
+    internal const uint VersionMinWatchOS = 0x30;
     /// <summary>LC_BUILD_VERSION.</summary>
     public const uint BuildVersion = 0x32;
     /// <summary>LC_DYLD_EXPORTS_TRIE.</summary>
-    public const uint DyldExportsTrie = 0x33 | ReqDyld;
+    internal const uint DyldExportsTrie = 0x33 | ReqDyld;
     /// <summary>LC_DYLD_CHAINED_FIXUPS.</summary>
-    public const uint DyldChainedFixups = 0x34 | ReqDyld;
+    internal const uint DyldChainedFixups = 0x34 | ReqDyld;
     /// <summary>LC_FILESET_ENTRY.</summary>
     public const uint FilesetEntry = 0x35 | ReqDyld;
 }
@@ -203,7 +203,7 @@ public readonly record struct MachOVersion(uint Raw)
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Major}.{Minor}.{Patch}");
 
     /// <summary>As llvm-objdump prints it: "x.y" when the patch is 0, else "x.y.z".</summary>
-    public string ToShortString() => Patch == 0
+    internal string ToShortString() => Patch == 0
         ? string.Create(CultureInfo.InvariantCulture, $"{Major}.{Minor}")
         : ToString();
 }

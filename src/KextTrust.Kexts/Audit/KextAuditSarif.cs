@@ -11,27 +11,27 @@ namespace KextTrust.Kexts.Audit;
 public static class KextAuditSarif
 {
     /// <summary>The SARIF 2.1.0 JSON schema.</summary>
-    public const string SchemaUri = "https://json.schemastore.org/sarif-2.1.0.json";
+    internal const string SchemaUri = "https://json.schemastore.org/sarif-2.1.0.json";
 
     /// <summary>
     /// Where the rules come from: Apple's "Deprecated Kernel Extensions and System Extension Alternatives" (Apple's guide);
     /// used as each KPI rule's helpUri and as the driver's informationUri.
     /// </summary>
-    public const string AppleKernelExtensionsUri = "https://developer.apple.com/support/kernel-extensions/";
+    internal const string AppleKernelExtensionsUri = "https://developer.apple.com/support/kernel-extensions/";
 
     /// <summary>Rule id of an unused declared library.</summary>
-    public const string UnusedLibraryRule = "unused-library";
+    internal const string UnusedLibraryRule = "unused-library";
 
     /// <summary>Rule id of a declared library that is neither Apple's nor found.</summary>
-    public const string UnknownLibraryRule = "unknown-library";
+    internal const string UnknownLibraryRule = "unknown-library";
 
     /// <summary>Rule id of input that could not be read.</summary>
-    public const string UnreadableRule = "unreadable";
+    internal const string UnreadableRule = "unreadable";
 
     private sealed record RuleInfo(string Id, string Short, string Full, string Level, string? HelpUri);
 
     /// <summary>Every rule the log declares, KPI groups first.</summary>
-    public static IReadOnlyList<string> RuleIds => [.. Rules().Select(r => r.Id)];
+    internal static IReadOnlyList<string> RuleIds => [.. Rules().Select(r => r.Id)];
 
     private static IEnumerable<RuleInfo> Rules()
     {
@@ -195,7 +195,7 @@ public static class KextAuditSarif
     };
 
     /// <summary>The path relative to the base folder with '/' separators; an absolute file URI when outside it.</summary>
-    public static string ArtifactUri(string path, string baseDirectory)
+    internal static string ArtifactUri(string path, string baseDirectory)
     {
         var relative = Path.GetRelativePath(Path.GetFullPath(baseDirectory), Path.GetFullPath(path));
         if (relative == ".." || relative.StartsWith(".." + Path.DirectorySeparatorChar, StringComparison.Ordinal) || Path.IsPathRooted(relative))

@@ -146,7 +146,7 @@ public sealed record KextLibraryCheck(MacOSRelease Release, ImmutableArray<KextL
 public sealed record KextLinkReport(ImmutableArray<KextLibraryUse> Libraries, ImmutableArray<KextLinkResult> Results, ImmutableArray<KextLibraryCheck> LibraryChecks)
 {
     /// <summary>The library problems on one release (empty when that release was not checked).</summary>
-    public ImmutableArray<KextLibraryProblem> LibraryProblemsOn(MacOSRelease release)
+    internal ImmutableArray<KextLibraryProblem> LibraryProblemsOn(MacOSRelease release)
     {
         foreach (var c in LibraryChecks)
         {
@@ -173,7 +173,7 @@ public sealed record KextLinkReport(ImmutableArray<KextLibraryUse> Libraries, Im
     /// (<c>OSBundleLibraries_&lt;arch&gt;</c>): libraries in first-seen order (used when used by any group; unknowable
     /// only when unknowable in every group), results in order, each release's library problems once.
     /// </summary>
-    public static KextLinkReport Merge(IReadOnlyList<KextLinkReport> parts)
+    internal static KextLinkReport Merge(IReadOnlyList<KextLinkReport> parts)
     {
         ArgumentNullException.ThrowIfNull(parts);
         if (parts.Count == 1)

@@ -108,7 +108,7 @@ public static class KextBundleWriter
     }
 
     /// <summary>The executable bytes: thin for one slice, fat for several.</summary>
-    public static byte[] BuildExecutable(KextBundleSpec spec)
+    internal static byte[] BuildExecutable(KextBundleSpec spec)
     {
         var slices = spec.Slices.Select(s => BuildSlice(spec, s)).ToArray();
         return slices.Length == 1 ? slices[0] : MachOFatBuilder.Build(slices.Select(s => (ReadOnlyMemory<byte>)s).ToArray());

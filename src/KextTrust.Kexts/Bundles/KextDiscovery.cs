@@ -10,7 +10,7 @@ namespace KextTrust.Kexts.Bundles;
 public static class KextDiscovery
 {
     /// <summary>The extension of kext bundles.</summary>
-    public const string KextExtension = ".kext";
+    internal const string KextExtension = ".kext";
 
     /// <summary>Returns the paths of the top-level kext bundles under <paramref name="root"/>, sorted.</summary>
     public static IReadOnlyList<string> FindKexts(string root)

@@ -139,7 +139,7 @@ public static class Image4Verifier
     }
 
     /// <summary>The payload's problem against the manifest (no entry, wrong digest), or null when its DGST matches.</summary>
-    public static Image4Problem? CheckPayload(Im4Payload payload, Im4Manifest manifest)
+    internal static Image4Problem? CheckPayload(Im4Payload payload, Im4Manifest manifest)
     {
         ArgumentNullException.ThrowIfNull(payload);
         ArgumentNullException.ThrowIfNull(manifest);

@@ -37,7 +37,7 @@ public sealed record KpiRule(
     string Note)
 {
     /// <summary>Status of the group on a macOS version.</summary>
-    public KpiSupportStatus StatusAt(MacOSVersion version) =>
+    internal KpiSupportStatus StatusAt(MacOSVersion version) =>
         UnsupportedSince is { } u && version >= u ? KpiSupportStatus.Unsupported
         : version >= DeprecatedSince ? KpiSupportStatus.Deprecated
         : KpiSupportStatus.Supported;

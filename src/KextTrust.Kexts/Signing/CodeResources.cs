@@ -65,7 +65,7 @@ public sealed record CodeResourceRule(string Pattern, bool Omit, bool Optional, 
 public sealed record CodeResourceEntry(string Path, byte[]? Hash, byte[]? Hash2, bool Optional, string? Symlink, byte[]? CdHash, string? Requirement)
 {
     /// <summary>The plist value (a dictionary in <c>files2</c>).</summary>
-    public PlistNode ToFiles2Plist()
+    internal PlistNode ToFiles2Plist()
     {
         var e = new List<KeyValuePair<string, PlistNode>>();
         if (CdHash is not null)
@@ -293,7 +293,7 @@ public static class BundleResourceScanner
     private static readonly string[] BundleExtensions = [".kext", ".bundle", ".framework", ".app", ".plugin", ".xpc", ".dext", ".appex"];
 
     /// <summary>Every sealable path under <paramref name="contentsRoot"/> (relative with '/'), sorted ordinally.</summary>
-    public static IReadOnlyList<BundleItem> Scan(string contentsRoot, string? mainExecutable, IReadOnlyList<CodeResourceRule> rules2)
+    internal static IReadOnlyList<BundleItem> Scan(string contentsRoot, string? mainExecutable, IReadOnlyList<CodeResourceRule> rules2)
     {
         var items = new List<BundleItem>();
         var exe = mainExecutable is null ? null : Path.GetFullPath(mainExecutable);
@@ -350,7 +350,7 @@ public static class BundleResourceScanner
         || File.Exists(Path.Combine(dir, "Contents", "Info.plist"));
 
     /// <summary>SHA-1 and SHA-256 of a file, streamed.</summary>
-    public static (byte[] Sha1, byte[] Sha256) HashFile(string path)
+    internal static (byte[] Sha1, byte[] Sha256) HashFile(string path)
     {
         using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         using var h1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);

@@ -116,7 +116,7 @@ public sealed record KextSigningResult(string BundlePath, string Identifier, IRe
 public static class KextSigner
 {
     /// <summary>The designated requirement codesign derives for a Developer ID identity.</summary>
-    public static string DeveloperIdDesignatedRequirement(string identifier, string teamId) =>
+    internal static string DeveloperIdDesignatedRequirement(string identifier, string teamId) =>
         $"identifier \"{identifier}\" and anchor apple generic and certificate 1[field.1.2.840.113635.100.6.2.6] /* exists */ and certificate leaf[field.1.2.840.113635.100.6.1.13] /* exists */ and certificate leaf[subject.OU] = \"{teamId}\"";
 
     /// <summary>Signs the bundle at <paramref name="bundlePath"/> in place.</summary>
@@ -213,7 +213,7 @@ public static class KextSigner
     }
 
     /// <summary>The resource seal of <paramref name="bundle"/> with Apple's default rules (nested code must already be signed).</summary>
-    public static CodeResources BuildCodeResources(KextBundle bundle)
+    internal static CodeResources BuildCodeResources(KextBundle bundle)
     {
         ArgumentNullException.ThrowIfNull(bundle);
         var contents = bundle.ContentsPath;

@@ -13,9 +13,9 @@ namespace KextTrust.Kexts.Signing;
 public sealed class TestPki : IDisposable
 {
     /// <summary>Root certificate subject common name.</summary>
-    public const string RootName = "KextTrust Test Root CA";
+    internal const string RootName = "KextTrust Test Root CA";
     /// <summary>Intermediate certificate subject common name.</summary>
-    public const string IntermediateName = "Developer ID Certification Authority";
+    internal const string IntermediateName = "Developer ID Certification Authority";
     /// <summary>Password of the leaf PKCS#12 written by <see cref="WriteTo"/>.</summary>
     public const string DefaultPkcs12Password = "kextrust";
 
@@ -159,7 +159,7 @@ public sealed class TestPki : IDisposable
     }
 
     /// <summary>Loads the leaf (with key) and its chain from the PKCS#12 written by <see cref="WriteTo"/>.</summary>
-    public static X509Certificate2Collection LoadPkcs12(string directory, string pkcs12Password = DefaultPkcs12Password) =>
+    internal static X509Certificate2Collection LoadPkcs12(string directory, string pkcs12Password = DefaultPkcs12Password) =>
         X509CertificateLoader.LoadPkcs12CollectionFromFile(Path.Combine(directory, Files.LeafPkcs12), pkcs12Password);
 
     /// <inheritdoc />
