@@ -9,7 +9,7 @@ using KextTrust.Machine;
 namespace KextTrust.Cli;
 
 // The JSON the secure-boot commands write with --json (camelCase through CliOutput). Codes are the stable names of
-// the library's enums (SecureBootCode, TrustCode, TrustStep, TrustOutcome, LocalPolicyFailureCode, ConsentCode) as
+// the library's enums (SecureBootCode, TrustCode, TrustStep, TrustOutcome, ConsentCode) as
 // kebab-case strings (MachineOption.Kebab), as every JSON document writes enum values. Hashes are lowercase hex; absent values are null.
 
 /// <summary>A refused or failed command with <c>--json</c>: <c>{"error": {...}}</c> on standard output.</summary>
@@ -37,13 +37,14 @@ internal sealed record LocalPolicyJson(
 {
     /// <summary>
     /// The JSON of <paramref name="p"/> and of its verification as iBoot performs it (this Mac's Secure Enclave key,
-    /// ECID and current nonce): <c>verified</c>, and each failure as <c>Code: detail</c>.
+    /// ECID and current nonce): <c>verified</c>, and each failure as <c>code: detail</c> with the code startup's trace gives it
+    /// (<c>local-policy-not-signed-by-this-mac: …</c>).
     /// </summary>
     public static LocalPolicyJson From(LocalPolicy p, LocalPolicyVerification check) => new(
         $"0x{p.Ecid:x16}", p.LocalPolicyNonceHash.ToString(), p.VolumeGroupUuid.ToString(), MachineOption.Kebab(p.SecurityMode),
         p.ReducedSecurity, p.PermissiveSecurity, p.ThirdPartyKextsEnabled, p.MdmManagesKexts, Hex((ushort)p.SipConfig),
         p.AuxKextPolicyHash?.ToString(), p.AuxKcImage4Hash?.ToString(), p.AuxKcReceiptHash?.ToString(),
-        check.Valid, check.Failures.Select(f => $"{MachineOption.Kebab(f.Code)}: {f.Detail}").ToArray());
+        check.Valid, check.Failures.Select(f => f.ToString()).ToArray());
 
     /// <summary><c>0x1f</c>.</summary>
     public static string Hex(uint value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);

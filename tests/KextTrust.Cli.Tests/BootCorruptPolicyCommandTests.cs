@@ -42,7 +42,9 @@ public sealed class BootCorruptPolicyCommandTests(BootMacFixture fx)
 
         var r = mac.Json(command, arg);
         Assert.Equal(2, r.ExitCode);
+        // The exception's code (SecureBootCode.LocalPolicyMalformed) writes the TrustCode startup's trace names the fact with.
         Assert.Equal("local-policy-malformed", r.ErrorCode);
+        Assert.Equal(KextTrust.Kexts.Trust.TrustCodes.Name(KextTrust.Kexts.Trust.TrustCode.LocalPolicyMalformed), r.ErrorCode);
         var error = r.Json.GetProperty("error");
         Assert.Equal(2, error.GetProperty("exitCode").GetInt32());
         var message = error.GetProperty("message").GetString()!;
@@ -77,10 +79,13 @@ public sealed class BootCorruptPolicyCommandTests(BootMacFixture fx)
         Corrupt(mac, how);
         Assert.Equal(inspect, mac.Ok("kmutil", "inspect").Json.ToString());
         Assert.Equal(pay, mac.Ok("applepay", "status").Json.ToString());
-        // startup, which does verify the LocalPolicy, refuses it and starts recoveryOS's path without kexts.
+        // startup, which does verify the LocalPolicy, refuses it and starts recoveryOS's path without kexts, with the code
+        // bputil -d's error gives the same file.
         var boot = mac.Json("startup");
         Assert.NotEqual(0, boot.ExitCode);
         Assert.DoesNotContain("Unhandled", boot.StdErr);
+        Assert.Equal("local-policy-malformed", boot.Json.GetProperty("refusal").GetProperty("code").GetString());
+        Assert.Equal("local-policy-malformed", mac.Json("bputil", "-d").ErrorCode);
     }
 
     [Fact]
@@ -107,11 +112,16 @@ public sealed class BootCorruptPolicyCommandTests(BootMacFixture fx)
         var bad = mac.Ok("bputil", "-d");
         Assert.False(bad.Json.GetProperty("verified").GetBoolean());
         var failure = Assert.Single(bad.Json.GetProperty("verificationFailures").EnumerateArray()).GetString()!;
-        Assert.StartsWith("bad-signature: ", failure);
+        Assert.StartsWith("local-policy-not-signed-by-this-mac: ", failure);
         Assert.Equal(good.Str("securityMode"), bad.Str("securityMode"));
         var text = mac.K("bputil", "-d");
         Assert.Equal(0, text.ExitCode);
-        Assert.StartsWith("NOT VERIFIED (startup would refuse it): BadSignature: ", text.StdOut);
-        Assert.NotEqual(0, mac.Json("startup").ExitCode);
+        Assert.StartsWith("NOT VERIFIED (startup would refuse it): local-policy-not-signed-by-this-mac: ", text.StdOut);
+        // startup refuses it with the same code, at the step that names it.
+        var startup = mac.Json("startup");
+        Assert.NotEqual(0, startup.ExitCode);
+        var refusal = startup.Json.GetProperty("refusal");
+        Assert.Equal(("local-policy-signature", "local-policy-not-signed-by-this-mac"),
+            (refusal.GetProperty("step").GetString(), refusal.GetProperty("code").GetString()));
     }
 }

@@ -149,7 +149,7 @@ internal static class Kmd
         var failures = proposed.CheckConsistency().ToList();
         if (proposed.Ecid != secureEnclave.Ecid)
         {
-            failures.Add(new(LocalPolicyFailureCode.EcidMismatch, $"policy ECID 0x{proposed.Ecid:x16} is not this Mac's 0x{secureEnclave.Ecid:x16}"));
+            failures.Add(new(TrustCode.LocalPolicyForAnotherMac, $"policy ECID 0x{proposed.Ecid:x16} is not this Mac's 0x{secureEnclave.Ecid:x16}"));
         }
         if (failures.Count > 0)
         {

@@ -1,5 +1,6 @@
 using KextTrust.Formats.Image4;
 using KextTrust.Boot.Enclave;
+using KextTrust.Kexts.Trust;
 using KextTrust.Machine;
 
 namespace KextTrust.Boot.Policy;
@@ -115,7 +116,7 @@ public sealed record LocalPolicy
     public IReadOnlyList<LocalPolicyFailure> CheckConsistency()
     {
         var failures = new List<LocalPolicyFailure>();
-        void Fail(string detail) => failures.Add(new LocalPolicyFailure(LocalPolicyFailureCode.Inconsistent, detail));
+        void Fail(string detail) => failures.Add(new LocalPolicyFailure(TrustCode.LocalPolicyInconsistent, detail));
         if (PermissiveSecurity && !ReducedSecurity)
         {
             Fail("Permissive Security (smb1) implies Reduced Security (smb0)");
@@ -209,15 +210,15 @@ public sealed record LocalPolicy
         var failures = CheckConsistency().ToList();
         if (Ecid != secureEnclave.Ecid)
         {
-            failures.Add(new(LocalPolicyFailureCode.EcidMismatch, $"policy ECID 0x{Ecid:x16} is not this Mac's 0x{secureEnclave.Ecid:x16}"));
+            failures.Add(new(TrustCode.LocalPolicyForAnotherMac, $"policy ECID 0x{Ecid:x16} is not this Mac's 0x{secureEnclave.Ecid:x16}"));
         }
         if (nextNonce is null && LocalPolicyNonceHash != secureEnclave.CurrentLocalPolicyNonceHash)
         {
-            failures.Add(new(LocalPolicyFailureCode.NonceMismatch, "lpnh is not the Secure Enclave's current Local Policy Nonce hash"));
+            failures.Add(new(TrustCode.LocalPolicyReplayed, "lpnh is not the Secure Enclave's current Local Policy Nonce hash"));
         }
         if (nextNonce is not null && (LocalPolicyNonceHash != nextNonce.Hash || !secureEnclave.CanInstall(nextNonce)))
         {
-            failures.Add(new(LocalPolicyFailureCode.NonceMismatch, "lpnh is not the hash of a new Local Policy Nonce sealed by this Secure Enclave"));
+            failures.Add(new(TrustCode.LocalPolicyReplayed, "lpnh is not the hash of a new Local Policy Nonce sealed by this Secure Enclave"));
         }
         if (failures.Count > 0)
         {
@@ -230,7 +231,7 @@ public sealed record LocalPolicy
     /// Reads the policy from a manifest's MANP, validating types and lengths. Does not check the
     /// signature, ECID, nonce or consistency: use <see cref="LocalPolicyVerifier"/> for that.
     /// </summary>
-    /// <exception cref="LocalPolicyException">Code <see cref="LocalPolicyFailureCode.Malformed"/>.</exception>
+    /// <exception cref="LocalPolicyException">Code <see cref="TrustCode.LocalPolicyMalformed"/>.</exception>
     public static LocalPolicy FromManifest(Im4Manifest manifest)
     {
         ArgumentNullException.ThrowIfNull(manifest);
@@ -299,7 +300,7 @@ public sealed record LocalPolicy
         }
     }
 
-    private static LocalPolicyException Malformed(string detail) => new(LocalPolicyFailureCode.Malformed, detail);
+    private static LocalPolicyException Malformed(string detail) => new(TrustCode.LocalPolicyMalformed, detail);
 
     private static ulong? ReadInteger(Im4PropertySet manp, string tag) => manp.Find(tag) switch
     {

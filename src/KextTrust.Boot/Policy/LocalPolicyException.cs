@@ -1,31 +1,18 @@
 using KextTrust.Formats;
+using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Policy;
 
-/// <summary>Why a LocalPolicy (or an AuxKC Image4) was refused.</summary>
-public enum LocalPolicyFailureCode
+/// <summary>
+/// One reason a LocalPolicy was refused, in the one code vocabulary: the code iBoot's startup trace gives the same fact
+/// (<see cref="TrustCode.LocalPolicyMalformed"/>, <see cref="TrustCode.LocalPolicyNotSignedByThisMac"/>,
+/// <see cref="TrustCode.LocalPolicyForAnotherMac"/>, <see cref="TrustCode.LocalPolicyReplayed"/>,
+/// <see cref="TrustCode.LocalPolicyInconsistent"/>).
+/// </summary>
+public sealed record LocalPolicyFailure(TrustCode Code, string Detail)
 {
-    /// <summary>Not a well-formed LocalPolicy: bad DER, wrong property types or lengths, unknown properties.</summary>
-    Malformed,
-    /// <summary>Not signed by this Mac's Secure Enclave key.</summary>
-    BadSignature,
-    /// <summary>Personalized for another Mac.</summary>
-    EcidMismatch,
-    /// <summary><c>lpnh</c> is not the Secure Enclave's current nonce hash (a replayed older policy).</summary>
-    NonceMismatch,
-    /// <summary>The settings contradict each other (e.g. <c>smb2</c> without <c>smb0</c>).</summary>
-    Inconsistent,
-    /// <summary>The LocalPolicy does not allow an AuxKC (no <c>smb2</c>).</summary>
-    AuxKcNotAllowed,
-    /// <summary>An AuxKC hash (<c>auxi</c>, <c>DGST</c>) does not match.</summary>
-    DigestMismatch,
-}
-
-/// <summary>One reason a policy or an AuxKC Image4 was refused.</summary>
-public sealed record LocalPolicyFailure(LocalPolicyFailureCode Code, string Detail)
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"{Code}: {Detail}";
+    /// <summary><c>local-policy-replayed: detail</c>, the code named as every JSON document and text output names it.</summary>
+    public override string ToString() => $"{Code.Name()}: {Detail}";
 }
 
 /// <summary>Thrown when a LocalPolicy cannot be read or signed; carries every reason.</summary>
@@ -43,7 +30,7 @@ public sealed class LocalPolicyException : KextTrustException
     }
 
     /// <summary>Creates the exception from one reason.</summary>
-    public LocalPolicyException(LocalPolicyFailureCode code, string detail, Exception? inner = null)
+    public LocalPolicyException(TrustCode code, string detail, Exception? inner = null)
         : this([new LocalPolicyFailure(code, detail)], inner)
     {
     }
@@ -51,8 +38,8 @@ public sealed class LocalPolicyException : KextTrustException
     /// <summary>The reasons.</summary>
     public IReadOnlyList<LocalPolicyFailure> Failures { get; }
 
-    /// <summary>The first reason's code.</summary>
-    public override string ErrorCode => Failures[0].Code.ToString();
+    /// <summary>The first reason's code, as the startup trace names it (<c>local-policy-inconsistent</c>).</summary>
+    public override string ErrorCode => Failures[0].Code.Name();
 
     /// <inheritdoc/>
     public override ErrorKind Kind => ErrorKind.Refused;

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using KextTrust.Boot.Enclave;
+using KextTrust.Kexts.Trust;
 using KextTrust.Formats.Image4;
 
 namespace KextTrust.Boot.Policy;
@@ -26,7 +27,7 @@ public sealed record LocalPolicyVerification
     public IReadOnlyList<LocalPolicyFailure> Failures { get; }
 
     /// <summary>True if some failure has this code.</summary>
-    public bool Has(LocalPolicyFailureCode code) => Failures.Any(f => f.Code == code);
+    public bool Has(TrustCode code) => Failures.Any(f => f.Code == code);
 }
 
 /// <summary>
@@ -45,7 +46,7 @@ internal static class LocalPolicyVerifier
         var signature = SecureEnclaveSignature.Verify(manifest, sepPublicKey);
         if (!signature.Valid)
         {
-            failures.Add(new(LocalPolicyFailureCode.BadSignature, signature.Failure!));
+            failures.Add(new(TrustCode.LocalPolicyNotSignedByThisMac, signature.Failure!));
         }
         LocalPolicy policy;
         try
@@ -59,18 +60,18 @@ internal static class LocalPolicyVerifier
         }
         if (policy.Ecid != ecid)
         {
-            failures.Add(new(LocalPolicyFailureCode.EcidMismatch, $"policy ECID 0x{policy.Ecid:x16} is not this Mac's 0x{ecid:x16}"));
+            failures.Add(new(TrustCode.LocalPolicyForAnotherMac, $"policy ECID 0x{policy.Ecid:x16} is not this Mac's 0x{ecid:x16}"));
         }
         if (policy.LocalPolicyNonceHash != currentNonceHash)
         {
-            failures.Add(new(LocalPolicyFailureCode.NonceMismatch,
+            failures.Add(new(TrustCode.LocalPolicyReplayed,
                 "lpnh is not the Secure Enclave's current Local Policy Nonce hash (stale or replayed policy)"));
         }
         failures.AddRange(policy.CheckConsistency());
         return new LocalPolicyVerification(policy, failures);
     }
 
-    /// <summary>Decodes the IM4M bytes (malformed DER becomes a <see cref="LocalPolicyFailureCode.Malformed"/> failure) and verifies.</summary>
+    /// <summary>Decodes the IM4M bytes (malformed DER becomes a <see cref="TrustCode.LocalPolicyMalformed"/> failure) and verifies.</summary>
     public static LocalPolicyVerification Verify(ReadOnlyMemory<byte> im4m, string? sourceName, ECDsa sepPublicKey, ulong ecid,
         Sha384Digest currentNonceHash)
     {
@@ -81,7 +82,7 @@ internal static class LocalPolicyVerifier
         }
         catch (Image4FormatException e)
         {
-            return new LocalPolicyVerification(null, [new(LocalPolicyFailureCode.Malformed, e.Message)]);
+            return new LocalPolicyVerification(null, [new(TrustCode.LocalPolicyMalformed, e.Message)]);
         }
         return Verify(manifest, sepPublicKey, ecid, currentNonceHash);
     }

@@ -226,21 +226,22 @@ internal static class Iboot
             trace.Add(new(TrustStep.LocalPolicySignature, TrustOutcome.Failed, TrustCode.LocalPolicyNotSignedByThisMac, mismatch));
             return null;
         }
-        (TrustStep Step, LocalPolicyFailureCode Code, TrustCode Failure, string Ok)[] checks =
+        // The verifier names each failure with the code of its step, so the trace only orders them.
+        (TrustStep Step, TrustCode Code, string Ok)[] checks =
         [
-            (TrustStep.LocalPolicyFormat, LocalPolicyFailureCode.Malformed, TrustCode.LocalPolicyMalformed, "well-formed LocalPolicy"),
-            (TrustStep.LocalPolicySignature, LocalPolicyFailureCode.BadSignature, TrustCode.LocalPolicyNotSignedByThisMac, "signed by this Mac's Secure Enclave"),
-            (TrustStep.LocalPolicyEcid, LocalPolicyFailureCode.EcidMismatch, TrustCode.LocalPolicyForAnotherMac, $"personalized for ECID 0x{inputs.Ecid:x16}"),
-            (TrustStep.LocalPolicyNonce, LocalPolicyFailureCode.NonceMismatch, TrustCode.LocalPolicyReplayed, "carries the current Local Policy Nonce hash"),
-            (TrustStep.LocalPolicyConsistency, LocalPolicyFailureCode.Inconsistent, TrustCode.LocalPolicyInconsistent, "consistent settings"),
+            (TrustStep.LocalPolicyFormat, TrustCode.LocalPolicyMalformed, "well-formed LocalPolicy"),
+            (TrustStep.LocalPolicySignature, TrustCode.LocalPolicyNotSignedByThisMac, "signed by this Mac's Secure Enclave"),
+            (TrustStep.LocalPolicyEcid, TrustCode.LocalPolicyForAnotherMac, $"personalized for ECID 0x{inputs.Ecid:x16}"),
+            (TrustStep.LocalPolicyNonce, TrustCode.LocalPolicyReplayed, "carries the current Local Policy Nonce hash"),
+            (TrustStep.LocalPolicyConsistency, TrustCode.LocalPolicyInconsistent, "consistent settings"),
         ];
-        var malformed = verification.Has(LocalPolicyFailureCode.Malformed);
-        foreach (var (step, code, failure, ok) in checks)
+        var malformed = verification.Has(TrustCode.LocalPolicyMalformed);
+        foreach (var (step, code, ok) in checks)
         {
             var failures = verification.Failures.Where(f => f.Code == code).ToList();
             if (failures.Count > 0)
             {
-                trace.Add(new(step, TrustOutcome.Failed, failure, string.Join("; ", failures.Select(f => f.Detail))));
+                trace.Add(new(step, TrustOutcome.Failed, code, string.Join("; ", failures.Select(f => f.Detail))));
             }
             else if (malformed && step is not (TrustStep.LocalPolicyFormat or TrustStep.LocalPolicySignature))
             {

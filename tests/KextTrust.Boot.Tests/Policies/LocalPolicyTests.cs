@@ -1,8 +1,10 @@
 using KextTrust.Machine;
 using System.Security.Cryptography;
 using KextTrust.Boot.Policy;
+using KextTrust.Boot.Startup;
 using KextTrust.Boot.Tests.Enclave;
 using KextTrust.Formats.Image4;
+using KextTrust.Kexts.Trust;
 using KextTrust.TestSupport;
 
 namespace KextTrust.Boot.Tests.Policies;
@@ -140,14 +142,14 @@ public sealed class LocalPolicyTests
         var policy = Inconsistent(mac, which);
         Assert.NotEmpty(policy.CheckConsistency());
         var e = Assert.Throws<LocalPolicyException>(() => policy.Sign(mac.SecureEnclave));
-        Assert.All(e.Failures, f => Assert.Equal(LocalPolicyFailureCode.Inconsistent, f.Code));
+        Assert.All(e.Failures, f => Assert.Equal(TrustCode.LocalPolicyInconsistent, f.Code));
 
         // Even if a (buggy) caller has the SEP sign the raw body, iBoot-side verification refuses it.
         var manifest = mac.SecureEnclave.SignManifest(policy.ToManifestBody());
         var result = LocalPolicyVerifier.Verify(manifest, mac.SecureEnclave);
         Assert.False(result.Valid);
         Assert.Null(result.Policy);
-        Assert.Equal([LocalPolicyFailureCode.Inconsistent], result.Failures.Select(f => f.Code).Distinct());
+        Assert.Equal([TrustCode.LocalPolicyInconsistent], result.Failures.Select(f => f.Code).Distinct());
     }
 
     [Fact]
@@ -169,12 +171,12 @@ public sealed class LocalPolicyTests
         mac.RotateNonce();
         var replay = LocalPolicyVerifier.Verify(old, mac.SecureEnclave);
         Assert.False(replay.Valid);
-        Assert.Equal(LocalPolicyFailureCode.NonceMismatch, Assert.Single(replay.Failures).Code);
+        Assert.Equal(TrustCode.LocalPolicyReplayed, Assert.Single(replay.Failures).Code);
 
         // Still refused after a restart (the nonce change was persisted), and the SEP will not re-sign the stale policy.
         mac.Reopen();
-        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Has(LocalPolicyFailureCode.NonceMismatch));
-        Assert.Equal(LocalPolicyFailureCode.NonceMismatch,
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Has(TrustCode.LocalPolicyReplayed));
+        Assert.Equal(TrustCode.LocalPolicyReplayed,
             Assert.Single(Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(old).Sign(mac.SecureEnclave)).Failures).Code);
 
         var fresh = (LocalPolicy.FromManifest(old) with { LocalPolicyNonceHash = mac.SecureEnclave.CurrentLocalPolicyNonceHash }).Sign(mac.SecureEnclave);
@@ -191,19 +193,19 @@ public sealed class LocalPolicyTests
         var next = ReducedWithKexts(mac) with { LocalPolicyNonceHash = pending.Hash };
         var signed = next.Sign(mac.SecureEnclave, pending);
         Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Valid);
-        Assert.True(LocalPolicyVerifier.Verify(signed, mac.SecureEnclave).Has(LocalPolicyFailureCode.NonceMismatch));
+        Assert.True(LocalPolicyVerifier.Verify(signed, mac.SecureEnclave).Has(TrustCode.LocalPolicyReplayed));
 
         // Refused: the pending nonce of another SEP, an lpnh that is not the pending nonce's, no pending nonce at all.
         var foreign = other.SecureEnclave.PrepareLocalPolicyNonce();
         foreach (var (policy, nonce) in new[] { (next with { LocalPolicyNonceHash = foreign.Hash }, foreign), (ReducedWithKexts(mac), pending), (next, null) })
         {
-            Assert.Equal(LocalPolicyFailureCode.NonceMismatch,
+            Assert.Equal(TrustCode.LocalPolicyReplayed,
                 Assert.Single(Assert.Throws<LocalPolicyException>(() => policy.Sign(mac.SecureEnclave, nonce)).Failures).Code);
         }
 
         mac.Install(pending);
         Assert.True(LocalPolicyVerifier.Verify(signed, mac.SecureEnclave).Valid);
-        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Has(LocalPolicyFailureCode.NonceMismatch));
+        Assert.True(LocalPolicyVerifier.Verify(old, mac.SecureEnclave).Has(TrustCode.LocalPolicyReplayed));
     }
 
     [Fact]
@@ -214,18 +216,18 @@ public sealed class LocalPolicyTests
         var foreign = ReducedWithKexts(other).Sign(other.SecureEnclave);
         var result = LocalPolicyVerifier.Verify(foreign, mac.SecureEnclave);
         Assert.False(result.Valid);
-        Assert.True(result.Has(LocalPolicyFailureCode.BadSignature));
-        Assert.True(result.Has(LocalPolicyFailureCode.EcidMismatch));
+        Assert.True(result.Has(TrustCode.LocalPolicyNotSignedByThisMac));
+        Assert.True(result.Has(TrustCode.LocalPolicyForAnotherMac));
 
         // Same ECID but a different SEP key (e.g. a re-provisioned or cloned Mac): still a bad signature.
         using var twin = new Mac();
         var twinPolicy = ReducedWithKexts(twin).Sign(twin.SecureEnclave);
         using var key = mac.SecureEnclave.CreatePublicKey();
         var twinResult = LocalPolicyVerifier.Verify(twinPolicy, key, mac.Ecid, twin.SecureEnclave.CurrentLocalPolicyNonceHash);
-        Assert.Equal(LocalPolicyFailureCode.BadSignature, Assert.Single(twinResult.Failures).Code);
+        Assert.Equal(TrustCode.LocalPolicyNotSignedByThisMac, Assert.Single(twinResult.Failures).Code);
 
-        Assert.Equal(LocalPolicyFailureCode.EcidMismatch, Assert.Single(Assert.Throws<LocalPolicyException>(
-            () => ReducedWithKexts(other).Sign(mac.SecureEnclave)).Failures, f => f.Code == LocalPolicyFailureCode.EcidMismatch).Code);
+        Assert.Equal(TrustCode.LocalPolicyForAnotherMac, Assert.Single(Assert.Throws<LocalPolicyException>(
+            () => ReducedWithKexts(other).Sign(mac.SecureEnclave)).Failures, f => f.Code == TrustCode.LocalPolicyForAnotherMac).Code);
     }
 
     [Fact]
@@ -238,7 +240,7 @@ public sealed class LocalPolicyTests
         der[at + boolean + 2] = 0x00;
         using var key = mac.SecureEnclave.CreatePublicKey();
         var result = LocalPolicyVerifier.Verify(der, "flipped", key, mac.Ecid, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
-        Assert.Equal(LocalPolicyFailureCode.BadSignature, Assert.Single(result.Failures).Code);
+        Assert.Equal(TrustCode.LocalPolicyNotSignedByThisMac, Assert.Single(result.Failures).Code);
     }
 
     public static TheoryData<string> MalformedCases() =>
@@ -317,9 +319,9 @@ public sealed class LocalPolicyTests
         var body = new Im4ManifestBody(new Im4PropertySet(manp.Select(kv => new Im4Property(kv.Key, kv.Value))), objects);
         var manifest = Im4Manifest.Create(body, [], []);
         var e = Assert.Throws<LocalPolicyException>(() => LocalPolicy.FromManifest(manifest));
-        Assert.Equal(LocalPolicyFailureCode.Malformed, Assert.Single(e.Failures).Code);
+        Assert.Equal(TrustCode.LocalPolicyMalformed, Assert.Single(e.Failures).Code);
         var result = LocalPolicyVerifier.Verify(manifest, mac.SecureEnclave);
-        Assert.True(result.Has(LocalPolicyFailureCode.Malformed));
+        Assert.True(result.Has(TrustCode.LocalPolicyMalformed));
         Assert.Null(result.Policy);
     }
 
@@ -329,7 +331,7 @@ public sealed class LocalPolicyTests
         using var mac = new Mac();
         using var key = mac.SecureEnclave.CreatePublicKey();
         var result = LocalPolicyVerifier.Verify(new byte[] { 0x30, 0x80, 0x00, 0x00 }, "bad", key, mac.Ecid, mac.SecureEnclave.CurrentLocalPolicyNonceHash);
-        Assert.Equal(LocalPolicyFailureCode.Malformed, Assert.Single(result.Failures).Code);
+        Assert.Equal(TrustCode.LocalPolicyMalformed, Assert.Single(result.Failures).Code);
         Assert.Throws<Image4FormatException>(() => LocalPolicy.FromBytes(new byte[] { 0x30, 0x01 }));
     }
 
@@ -378,6 +380,32 @@ public sealed class AuxKcImage4Tests
         AuxKcReceiptHash = Sha384Digest.Compute("receipt"u8),
     };
 
+    /// <summary>
+    /// iBoot's checks of <paramref name="auxKcImage4"/> under <paramref name="policy"/> (signed now, for the current nonce):
+    /// the one AuxKC Image4 verifier, whose trace names each failure with its <see cref="TrustCode"/>.
+    /// </summary>
+    private static BootResult Boot(Mac mac, Img4 auxKcImage4, LocalPolicy policy)
+    {
+        using var key = mac.SecureEnclave.CreatePublicKey();
+        return Iboot.Boot(new IbootInputs
+        {
+            LocalPolicy = (policy with { LocalPolicyNonceHash = mac.SecureEnclave.CurrentLocalPolicyNonceHash }).Sign(mac.SecureEnclave).Encode(),
+            SepPublicKey = key.ExportSubjectPublicKeyInfo(),
+            Ecid = mac.Ecid,
+            CurrentNonceHash = mac.SecureEnclave.CurrentLocalPolicyNonceHash,
+            AuxKcImage4 = auxKcImage4.Encode(),
+        });
+    }
+
+    /// <summary>The step iBoot refused the AuxKC at, with its code; the LocalPolicy itself verified.</summary>
+    private static void AssertRefused(BootResult boot, TrustStep step, TrustCode code)
+    {
+        Assert.Equal(BootTarget.MacOS, boot.Target);
+        Assert.Equal(AuxKcStatus.Refused, boot.AuxKcStatus);
+        var failed = Assert.Single(boot.Failures);
+        Assert.Equal((step, code), (failed.Step, failed.Code!.Value));
+    }
+
     [Fact]
     public void SEP_signed_AuxKC_verifies_against_the_LocalPolicy_after_a_DER_round_trip()
     {
@@ -392,61 +420,65 @@ public sealed class AuxKcImage4Tests
         var policyManifest = PolicyFor(mac, img4).Sign(mac.SecureEnclave);
         var policy = LocalPolicyVerifier.Verify(policyManifest, mac.SecureEnclave);
         Assert.True(policy.Valid, string.Join("; ", policy.Failures));
-        using var key = mac.SecureEnclave.CreatePublicKey();
-        var result = AuxKcImage4.Verify(img4, key, policy.Policy!);
-        Assert.True(result.Valid, string.Join("; ", result.Failures));
+        // Every Image4 check passes; the random payload is then no kernel collection, which iBoot checks next.
+        var boot = Boot(mac, img4, policy.Policy!);
+        Assert.All(boot.Trace.TakeWhile(c => c.Step != TrustStep.AuxKcFormat), c => Assert.NotEqual(TrustOutcome.Failed, c.Outcome));
+        Assert.Contains(boot.Trace, c => c is { Step: TrustStep.AuxKcBytes, Outcome: TrustOutcome.Passed });
+        AssertRefused(boot, TrustStep.AuxKcFormat, TrustCode.AuxKcMalformed);
     }
 
     [Fact]
-    public void A_different_AuxKC_payload_under_the_same_manifest_is_a_digest_mismatch()
+    public void A_different_AuxKC_payload_under_the_same_manifest_is_a_modified_payload()
     {
         using var mac = new Mac();
         var img4 = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
         var swapped = AuxKc.ToArray();
         swapped[100] ^= 1;
         var forged = new Img4(new Im4Payload("auxk", img4.Payload.Description, swapped), img4.Manifest);
-        using var key = mac.SecureEnclave.CreatePublicKey();
-        var result = AuxKcImage4.Verify(forged, key, PolicyFor(mac, img4));
-        Assert.Equal(LocalPolicyFailureCode.DigestMismatch, Assert.Single(result.Failures).Code);
+        AssertRefused(Boot(mac, forged, PolicyFor(mac, img4)), TrustStep.AuxKcImage4Digest, TrustCode.AuxKcImage4PayloadModified);
     }
 
     [Fact]
-    public void An_older_AuxKC_does_not_match_a_newer_policy_auxi()
+    public void An_older_AuxKC_under_a_newer_policy_auxi_is_a_rollback()
     {
         using var mac = new Mac();
         var older = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
         var newer = AuxKcImage4.Create(mac.SecureEnclave, [.. AuxKc, 0x00]);
-        using var key = mac.SecureEnclave.CreatePublicKey();
-        Assert.True(AuxKcImage4.VerifyImage(older, key, mac.Ecid).Valid);
-        var result = AuxKcImage4.Verify(older, key, PolicyFor(mac, newer));
-        Assert.Equal(LocalPolicyFailureCode.DigestMismatch, Assert.Single(result.Failures).Code);
+        AssertRefused(Boot(mac, older, PolicyFor(mac, newer)), TrustStep.AuxKcImage4Current, TrustCode.AuxKcRollback);
+        // The older Image4 under its own policy passes the same step.
+        Assert.Contains(Boot(mac, older, PolicyFor(mac, older)).Trace, c => c is { Step: TrustStep.AuxKcImage4Current, Outcome: TrustOutcome.Passed });
     }
 
     [Fact]
-    public void AuxKC_signed_by_another_SEP_or_not_enabled_by_policy_is_refused()
+    public void AuxKC_signed_by_another_SEP_is_refused_and_a_policy_without_smb2_loads_none()
     {
         using var mac = new Mac();
         using var other = new Mac();
         var foreign = AuxKcImage4.Create(other.SecureEnclave, AuxKc);
-        using var key = mac.SecureEnclave.CreatePublicKey();
-        Assert.True(AuxKcImage4.Verify(foreign, key, PolicyFor(mac, foreign)).Has(LocalPolicyFailureCode.BadSignature));
+        AssertRefused(Boot(mac, foreign, PolicyFor(mac, foreign)), TrustStep.AuxKcImage4Signature, TrustCode.AuxKcImage4NotSignedByThisMac);
 
+        // Full Security (no smb2, no auxi): iBoot does not look at an AuxKC at all.
         var own = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
-        var disabled = LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Guid.NewGuid());
-        var result = AuxKcImage4.Verify(own, key, disabled);
-        Assert.True(result.Has(LocalPolicyFailureCode.AuxKcNotAllowed));
-        Assert.True(result.Has(LocalPolicyFailureCode.DigestMismatch));
+        var full = Boot(mac, own, LocalPolicy.CreateFullSecurity(mac.SecureEnclave, Guid.NewGuid()));
+        Assert.Empty(full.Failures);
+        Assert.Equal(AuxKcStatus.NotEnabled, full.AuxKcStatus);
+        Assert.Equal(TrustOutcome.Skipped, full.Trace.Single(c => c.Step == TrustStep.ThirdPartyKexts).Outcome);
     }
 
     [Fact]
-    public void Wrong_payload_type_and_missing_digest_are_malformed()
+    public void Wrong_payload_type_and_missing_digest_are_malformed_and_no_AuxKC_is_signed_for_another_ECID()
     {
         using var mac = new Mac();
         var body = new Im4ManifestBody(new Im4PropertySet(new Im4Property("ECID", new Im4Integer(mac.Ecid))));
-        var img4 = new Img4(new Im4Payload("krnl", "kernel", AuxKc), mac.SecureEnclave.SignManifest(body));
-        using var key = mac.SecureEnclave.CreatePublicKey();
-        var result = AuxKcImage4.VerifyImage(img4, key, mac.Ecid);
-        Assert.Equal(2, result.Failures.Count(f => f.Code == LocalPolicyFailureCode.Malformed));
-        Assert.True(AuxKcImage4.VerifyImage(AuxKcImage4.Create(mac.SecureEnclave, AuxKc), key, mac.Ecid + 1).Has(LocalPolicyFailureCode.EcidMismatch));
+        var kernel = new Img4(new Im4Payload("krnl", "kernel", AuxKc), mac.SecureEnclave.SignManifest(body));
+        AssertRefused(Boot(mac, kernel, PolicyFor(mac, kernel)), TrustStep.AuxKcImage4Format, TrustCode.AuxKcImage4Malformed);
+        var noDigest = new Img4(new Im4Payload("auxk", "AuxiliaryKernelExtensions", AuxKc), mac.SecureEnclave.SignManifest(body));
+        AssertRefused(Boot(mac, noDigest, PolicyFor(mac, noDigest)), TrustStep.AuxKcImage4Digest, TrustCode.AuxKcImage4Malformed);
+
+        // An AuxKC manifest for another ECID: this Mac's Secure Enclave does not sign one (so iBoot's ECID step,
+        // aux-kc-image4-for-another-mac, can only meet another Mac's Image4, which its signature step refuses first).
+        var own = AuxKcImage4.Create(mac.SecureEnclave, AuxKc);
+        var otherEcid = new Im4ManifestBody(new Im4PropertySet(new Im4Property("ECID", new Im4Integer(mac.Ecid + 1))), own.Manifest.Body.Objects);
+        Assert.Throws<KextTrust.Boot.Enclave.SecureEnclaveException>(() => mac.SecureEnclave.SignManifest(otherEcid));
     }
 }

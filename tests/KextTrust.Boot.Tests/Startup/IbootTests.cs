@@ -247,7 +247,7 @@ public sealed class IbootTests
         var before = sep.CurrentLocalPolicyNonceHash;
         var full = LocalPolicy.CreateFullSecurity(sep, MacWithKexts.Vuid);
         var e = Assert.Throws<LocalPolicyException>(() => Kmd.UpdateLocalPolicy(full, sep, signed));
-        Assert.Contains(e.Failures, f => f.Code == LocalPolicyFailureCode.Inconsistent);
+        Assert.Contains(e.Failures, f => f.Code == TrustCode.LocalPolicyInconsistent);
         Assert.Equal(before, sep.CurrentLocalPolicyNonceHash);
 
         var update = Kmd.UpdateLocalPolicy(mac.Policy, sep, signed);
