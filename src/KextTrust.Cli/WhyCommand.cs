@@ -85,6 +85,7 @@ internal static class WhyCommand
             {
                 "passed" => "[green]pass[/]",
                 "failed" => "[red]FAIL[/]",
+                "warning" => "[yellow]warning[/]",
                 _ => "[yellow]not enforced[/]",
             };
             var evidence = string.Join("\n", s.Evidence.Where(e => e.Value.Length > 0).Select(e => $"{e.Key}={e.Value}"));

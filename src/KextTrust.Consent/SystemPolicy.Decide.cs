@@ -230,19 +230,14 @@ public sealed partial class SystemPolicy
         {
             var verdict = KpiRuleEvaluator.Evaluate(imports, libs, context).On(release);
             var rules = string.Join(",", verdict.Findings.Select(f => $"{f.Finding.Rule.Id}:{f.Status}"));
-            if (verdict.BlocksLoad)
+            var (outcome, code) = TrustCodes.ForKpi(verdict);
+            var detail = code switch
             {
-                Step(TrustStep.Kpi, TrustOutcome.Failed, TrustCode.UnsupportedKpi, $"uses KPIs unsupported on {release.DisplayName}", ("rules", rules), ("release", release.Key));
-            }
-            else if (context.IsExempt && verdict.Status == KpiSupportStatus.Unsupported)
-            {
-                Step(TrustStep.Kpi, TrustOutcome.Skipped, null,
-                    $"unsupported KPIs not enforced: {(context.SipDisabled ? "SIP disabled" : "approved by MDM")}", ("rules", rules), ("release", release.Key));
-            }
-            else
-            {
-                Step(TrustStep.Kpi, TrustOutcome.Passed, null, verdict.Findings.Length == 0 ? "no deprecated KPI used" : $"deprecated KPIs still load on {release.DisplayName}", ("rules", rules), ("release", release.Key));
-            }
+                TrustCode.UnsupportedKpi => $"uses KPIs unsupported on {release.DisplayName}",
+                TrustCode.KpiNotEnforced => $"unsupported KPIs not enforced: {(context.SipDisabled ? "SIP disabled" : "approved by MDM")}",
+                _ => verdict.Findings.Length == 0 ? "no deprecated KPI used" : $"deprecated KPIs still load on {release.DisplayName}",
+            };
+            Step(TrustStep.Kpi, outcome, code, detail, ("rules", rules), ("release", release.Key));
         }
 
         var fail = steps.FirstOrDefault(x => x.Outcome == TrustOutcome.Failed);

@@ -245,6 +245,10 @@ public sealed class ScenarioTests : IDisposable
         mac.Startup(false);
         d = mac.Why("com.example.kauth");
         Assert.True(d.Allowed, d.Reason);
-        Assert.Equal(TrustOutcome.Skipped, d.Steps.Single(s => s.Step == TrustStep.Kpi).Outcome);
+        // As kmd and the audit say it: a warning, the unsupported KPI not enforced.
+        var kpi = d.Steps.Single(s => s.Step == TrustStep.Kpi);
+        Assert.Equal(TrustOutcome.Warning, kpi.Outcome);
+        Assert.Equal(TrustCode.KpiNotEnforced, kpi.Code);
+        Assert.Null(d.Code);
     }
 }

@@ -312,20 +312,20 @@ internal static class Kmd
         var verdict = KpiRuleEvaluator.Evaluate(c.Slice!.UndefinedSymbols, libraries, context).On(request.Release);
         string Describe(KpiFindingStatus s) =>
             $"{s.Finding.Rule.Id} {s.Finding.Rule.Title} ({string.Join(", ", s.Finding.TriggeringSymbols.Concat(s.Finding.TriggeringLibraries).Take(MaxListedSymbols))}) is {s.Status} on {request.Release}; use {s.Finding.Rule.Replacement}";
-        if (verdict.BlocksLoad)
+        var (kpiOutcome, kpiCode) = TrustCodes.ForKpi(verdict);
+        if (kpiOutcome == TrustOutcome.Failed)
         {
             c.Fail(TrustStep.Kpi, TrustCode.UnsupportedKpi, string.Join("; ", verdict.Findings.Where(s => s.BlocksLoad).Select(Describe)));
             return;
         }
-        var notes = verdict.Findings.Where(s => s.Status != KpiSupportStatus.Supported).ToList();
-        if (notes.Count == 0)
+        if (kpiCode is null)
         {
             c.Pass(TrustStep.Kpi, "no deprecated or unsupported KPI");
         }
         else
         {
             var why = untrustedAllowed ? "SIP's kext protection is off" : "approved by MDM";
-            c.Add(TrustStep.Kpi, TrustOutcome.Warning, null, string.Join("; ", notes.Select(s =>
+            c.Add(TrustStep.Kpi, kpiOutcome, kpiCode, string.Join("; ", verdict.Findings.Where(s => s.Status != KpiSupportStatus.Supported).Select(s =>
                 s.Status == KpiSupportStatus.Unsupported ? $"{Describe(s)}, allowed because {why}" : Describe(s))));
         }
     }

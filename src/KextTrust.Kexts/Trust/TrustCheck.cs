@@ -77,7 +77,7 @@ public enum TrustOutcome
 
 /// <summary>
 /// One step of a trust pipeline — the one trace record of <c>why</c>, kmd, iBoot/startup and the kernel: the step, how it
-/// ended, the stable code (null when it passed), the <c>KMErrorDomain</c> code where macOS has one (derived from the
+/// ended, the stable code (null when it passed; a warning names its note, e.g. <see cref="TrustCode.DeprecatedKpi"/>), the <c>KMErrorDomain</c> code where macOS has one (derived from the
 /// code: <see cref="TrustCodes.KMErrorCode"/>), the human detail, and the evidence (key/value) where the step has some.
 /// </summary>
 public sealed record TrustCheck(TrustStep Step, TrustOutcome Outcome, TrustCode? Code, string Detail)

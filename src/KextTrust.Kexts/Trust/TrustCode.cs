@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KextTrust.Kexts.Kpi;
 using KextTrust.Kexts.Signing;
 
 namespace KextTrust.Kexts.Trust;
@@ -168,6 +169,21 @@ public static class TrustCodes
         KextSignatureStatus.Valid when refusalCode == KextSignatureRefusal.NotKextSigningAuthorityCode => TrustCode.NotKextSigningAuthority,
         _ => TrustCode.SignatureInvalid,
     };
+
+    /// <summary>
+    /// How the KPI step ends for one release's verdict, in <c>why</c> and kmd as in the audit's reasons: failed with
+    /// <see cref="TrustCode.UnsupportedKpi"/> when an unsupported KPI refuses the kext; a warning with
+    /// <see cref="TrustCode.KpiNotEnforced"/> when one is exempt (SIP's kext bit off, MDM approval), else with
+    /// <see cref="TrustCode.DeprecatedKpi"/> when a KPI is deprecated there; passed otherwise.
+    /// </summary>
+    public static (TrustOutcome Outcome, TrustCode? Code) ForKpi(KpiReleaseVerdict verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        return verdict.BlocksLoad ? (TrustOutcome.Failed, TrustCode.UnsupportedKpi)
+            : verdict.Findings.Any(f => f.Status == KpiSupportStatus.Unsupported) ? (TrustOutcome.Warning, TrustCode.KpiNotEnforced)
+            : verdict.Findings.Any(f => f.Status == KpiSupportStatus.Deprecated) ? (TrustOutcome.Warning, TrustCode.DeprecatedKpi)
+            : (TrustOutcome.Passed, null);
+    }
 
     /// <summary>An enum value's kebab-case name.</summary>
     internal static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());

@@ -167,6 +167,7 @@ public sealed class KmdBuildTests
         Assert.Equal("", result.Receipt.Included.Single(k => k.BundleId == "com.hobby.unsigned").TeamId);
         var kauth = result.DecisionFor("com.acme.kauth")!.Checks.Single(c => c.Step == TrustStep.Kpi);
         Assert.Equal(TrustOutcome.Warning, kauth.Outcome);
+        Assert.Equal(TrustCode.KpiNotEnforced, kauth.Code);
         Assert.Contains("SIP", kauth.Detail);
         Assert.Equal(CsrConfig.AllowUntrustedKexts, result.Receipt.Sip);
     }
@@ -180,6 +181,7 @@ public sealed class KmdBuildTests
         Assert.Equal(["com.corp.edr"], result.IncludedBundleIds);
         var kpi = result.DecisionFor("com.corp.edr")!.Checks.Single(c => c.Step == TrustStep.Kpi);
         Assert.Equal(TrustOutcome.Warning, kpi.Outcome);
+        Assert.Equal(TrustCode.KpiNotEnforced, kpi.Code);
         Assert.Contains("MDM", kpi.Detail);
         Assert.Equal(ConsentSource.Mdm, result.Receipt.Included.Single().Consent);
     }
