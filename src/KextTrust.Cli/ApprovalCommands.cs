@@ -54,7 +54,7 @@ internal static class ApprovalCommands
         {
             kexts, machineOpt, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var results = mac.Install(r.GetValue(kexts)!);

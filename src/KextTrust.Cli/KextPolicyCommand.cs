@@ -33,7 +33,7 @@ internal static class KextPolicyCommand
         {
             file, machineOpt, json,
         };
-        show.SetAction(r => MachineOption.Run(output, () =>
+        show.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             KextPolicyJson content;
             if (r.GetValue(file) is { } path)
@@ -71,7 +71,7 @@ internal static class KextPolicyCommand
         {
             file, machineOpt, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var a = KextPolicyAdopter.Import(mac.Consent, r.GetValue(file)!);

@@ -51,7 +51,7 @@ internal static class KextPolicyProfileCommand
         {
             paths, outFile, teamOnly, overrides, nonAdmin, identifier, name, organization, sign, password, trustRoot, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var root = r.GetValue(trustRoot) is { } rootPath ? LoadCertificate(rootPath) : null;
             var verifier = MachineOption.Verifier ?? KextSignatureVerifier.Using(new KextSignatureVerifierOptions { TrustedTestRoot = root });

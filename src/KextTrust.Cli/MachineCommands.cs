@@ -181,7 +181,7 @@ internal static partial class MachineCommands
         {
             machineOpt, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var d = mac.Description;

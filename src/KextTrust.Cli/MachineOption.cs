@@ -58,6 +58,9 @@ internal static class MachineOption
     /// <summary>Runs a command body, turning KextTrust errors into their exit code and one line on standard error (<see cref="BootCommands.Run(CliOutput, bool, Func{int})"/>).</summary>
     public static int Run(CliOutput output, Func<int> body) => BootCommands.Run(output, json: false, body);
 
+    /// <summary>As <see cref="Run(CliOutput, Func{int})"/>, for a command with <c>--json</c>: with <paramref name="json"/> a failure also writes <c>{"error": {"code", "message", "exitCode"}}</c> to standard output.</summary>
+    public static int Run(CliOutput output, bool json, Func<int> body) => BootCommands.Run(output, json, body);
+
     /// <summary>
     /// Writes a KextTrust error to standard error and returns its exit code, from the error's kind alone: a refusal is
     /// exit 1 (<c>kextrust: refused: reason (code …)</c>), bad input or a busy Mac exit 2 (<c>kextrust: reason</c>, with

@@ -34,7 +34,7 @@ internal static class MdmCommands
         var machineOpt = MachineOption.Create();
         var json = new Option<bool>("--json") { Description = "Write one JSON object instead of text." };
         var cmd = new Command(name, description) { file, machineOpt, json };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var result = action(mac, r.GetValue(file)!);
@@ -107,7 +107,7 @@ internal static class MdmCommands
         var machineOpt = MachineOption.Create();
         var json = new Option<bool>("--json") { Description = "Write JSON instead of a table." };
         var cmd = new Command("list", "List installed configuration profiles and their kernel- and system-extension policies.") { machineOpt, json };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var profiles = mac.ReadProfiles();

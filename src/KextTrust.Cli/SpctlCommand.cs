@@ -32,7 +32,7 @@ internal static class SpctlCommand
         var machineOpt = MachineOption.Create();
         var json = Json();
         var cmd = new Command(name, description) { machineOpt, json };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var n = action(mac);
@@ -55,7 +55,7 @@ internal static class SpctlCommand
         var machineOpt = MachineOption.Create();
         var json = Json();
         var cmd = new Command(name, description) { team, machineOpt, json };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var id = r.GetValue(team)!;

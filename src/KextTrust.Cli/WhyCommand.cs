@@ -38,7 +38,7 @@ internal static class WhyCommand
         {
             kext, machineOpt, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r => MachineOption.Run(output, r.GetValue(json), () =>
         {
             using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
             var d = mac.Why(r.GetValue(kext)!);

@@ -72,7 +72,7 @@ public static class KextPolicyDatabase
             System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal, out var t) ? t : null;
 
     /// <summary>Creates an empty database with the schema at <paramref name="path"/>.</summary>
-    public static void Create(SqliteConnection db)
+    internal static void Create(SqliteConnection db)
     {
         using var tx = db.BeginTransaction();
         foreach (var sql in Schema)

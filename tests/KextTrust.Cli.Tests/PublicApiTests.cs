@@ -53,4 +53,19 @@ public sealed class PublicApiTests
     public void The_command_line_tool_exports_nothing() =>
         // kextrust is an executable: its commands, JSON records and helpers are internal (Cli.Tests sees them).
         Assert.Empty(Assembly.Load(new AssemblyName("kextrust")).GetExportedTypes());
+
+    [Fact]
+    public void The_listing_names_public_types_and_members_and_leaves_internal_ones_out()
+    {
+        var lines = PublicApiListing.Lines(typeof(KextTrust.Machine.CsrConfig).Assembly);
+        Assert.Contains("type KextTrust.Machine.CsrConfig : flags enum : uint", lines);
+        Assert.Contains("  KextTrust.Machine.CsrConfig::Disabled = 3711", lines);
+        Assert.Contains(lines, l => l.StartsWith("  KextTrust.Machine.MachineDescription::CsrActiveConfig : KextTrust.Machine.CsrConfig { get; init; }", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  KextTrust.Machine.CsrConfigs::static Sip0(this KextTrust.Machine.CsrConfig)", StringComparison.Ordinal));
+        // Internal types (the physical file system) and internal members (the store's lock file name) are not surface.
+        Assert.DoesNotContain(lines, l => l.Contains("PhysicalFileSystem", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("LockFileName", StringComparison.Ordinal));
+        Assert.Equal(lines.Order(StringComparer.Ordinal).Where(l => l.StartsWith("type ", StringComparison.Ordinal)),
+            lines.Where(l => l.StartsWith("type ", StringComparison.Ordinal)));
+    }
 }

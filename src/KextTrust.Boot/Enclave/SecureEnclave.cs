@@ -61,7 +61,7 @@ public sealed class SecureEnclave : IDisposable
     /// all sealed to <paramref name="hardwareUid"/> and <paramref name="ecid"/>.
     /// </summary>
     /// <exception cref="SecureEnclaveException"><see cref="SecureEnclaveError.AlreadyProvisioned"/>.</exception>
-    public static SecureEnclave Create(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
+    internal static SecureEnclave Create(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         CheckUid(hardwareUid);
@@ -95,7 +95,7 @@ public sealed class SecureEnclave : IDisposable
     /// as <see cref="NonceFileName"/> in <paramref name="directory"/>, in the same atomic change as the first LocalPolicy
     /// the returned enclave signs (its current nonce hash is already the first nonce's).
     /// </summary>
-    public static ProvisionedSecureEnclave Provision(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
+    internal static ProvisionedSecureEnclave Provision(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         CheckUid(hardwareUid);
@@ -139,7 +139,7 @@ public sealed class SecureEnclave : IDisposable
     /// <see cref="SecureEnclaveError.NotProvisioned"/>, <see cref="SecureEnclaveError.MalformedSealedState"/> or
     /// <see cref="SecureEnclaveError.UnsealFailed"/> (wrong UID/ECID or a modified file).
     /// </exception>
-    public static SecureEnclave Open(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
+    internal static SecureEnclave Open(string directory, ReadOnlySpan<byte> hardwareUid, ulong ecid)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         CheckUid(hardwareUid);

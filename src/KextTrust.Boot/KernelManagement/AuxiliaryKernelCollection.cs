@@ -79,10 +79,10 @@ public sealed record AuxiliaryKernelCollection
     public ImmutableArray<AuxKcKext> Kexts { get; }
 
     /// <summary>The AuxKC header's virtual address for an architecture.</summary>
-    public static ulong VmBaseFor(KextArchitecture architecture) => architecture == KextArchitecture.Arm64 ? Arm64VmBase : X86_64VmBase;
+    internal static ulong VmBaseFor(KextArchitecture architecture) => architecture == KextArchitecture.Arm64 ? Arm64VmBase : X86_64VmBase;
 
     /// <summary>SHA-384 of the file: the measurement the Secure Enclave signs (one pass over the bytes).</summary>
-    public Sha384Digest ComputeMeasurement() => Sha384Digest.Compute(_bytes.Span);
+    internal Sha384Digest ComputeMeasurement() => Sha384Digest.Compute(_bytes.Span);
 
     /// <summary>
     /// Reads and checks an AuxKC (copying the bytes): a thin MH_FILESET for arm64e or x86_64; a prelink info plist whose
@@ -99,7 +99,7 @@ public sealed record AuxiliaryKernelCollection
     /// <paramref name="bytes"/>, which must stay valid and unchanged while it is used (iBoot's verified payload).
     /// </summary>
     /// <exception cref="AuxKcFormatException">Any defect, with the file offset where it was found.</exception>
-    public static AuxiliaryKernelCollection ReadInPlace(ReadOnlyMemory<byte> bytes, string source)
+    internal static AuxiliaryKernelCollection ReadInPlace(ReadOnlyMemory<byte> bytes, string source)
     {
         ArgumentNullException.ThrowIfNull(source);
         MachOSlice fileset;

@@ -96,7 +96,7 @@ public sealed record LocalPolicy
         PermissiveSecurity ? SecurityMode.Permissive : ReducedSecurity ? SecurityMode.Reduced : SecurityMode.Full;
 
     /// <summary>A Full Security policy for this SEP's Mac, carrying its current <c>lpnh</c>.</summary>
-    public static LocalPolicy CreateFullSecurity(SecureEnclave secureEnclave, Guid volumeGroupUuid)
+    internal static LocalPolicy CreateFullSecurity(SecureEnclave secureEnclave, Guid volumeGroupUuid)
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         return new LocalPolicy
@@ -113,7 +113,7 @@ public sealed record LocalPolicy
     /// <c>smb1</c>, and so do <c>sip1</c>–<c>sip3</c> and <c>coih</c>; any AuxKC hash requires <c>smb2</c>; <c>auxi</c> and <c>auxr</c> come together (one
     /// AuxKC build) and require <c>auxp</c> (the UAKL it was built from).
     /// </summary>
-    public IReadOnlyList<LocalPolicyFailure> CheckConsistency()
+    internal IReadOnlyList<LocalPolicyFailure> CheckConsistency()
     {
         var failures = new List<LocalPolicyFailure>();
         void Fail(string detail) => failures.Add(new LocalPolicyFailure(TrustCode.LocalPolicyInconsistent, detail));
@@ -157,7 +157,7 @@ public sealed record LocalPolicy
     }
 
     /// <summary>The MANP properties of this policy.</summary>
-    public Im4PropertySet ToManifestProperties()
+    internal Im4PropertySet ToManifestProperties()
     {
         var properties = new List<Im4Property>
         {
@@ -191,20 +191,20 @@ public sealed record LocalPolicy
     }
 
     /// <summary>The manifest body (MANP only, no objects) that the SEP signs.</summary>
-    public Im4ManifestBody ToManifestBody() => new(ToManifestProperties());
+    internal Im4ManifestBody ToManifestBody() => new(ToManifestProperties());
 
     /// <summary>
     /// Has <paramref name="secureEnclave"/> sign this policy. Refused (<see cref="LocalPolicyException"/>)
     /// if the policy is inconsistent, for another ECID, or not carrying the SEP's current <c>lpnh</c>.
     /// </summary>
-    public Im4Manifest Sign(SecureEnclave secureEnclave) => Sign(secureEnclave, null);
+    internal Im4Manifest Sign(SecureEnclave secureEnclave) => Sign(secureEnclave, null);
 
     /// <summary>
     /// Has <paramref name="secureEnclave"/> sign this policy for the nonce it will carry once
     /// <paramref name="nextNonce"/> is installed (see <see cref="SecureEnclave.PrepareLocalPolicyNonce"/>): <c>lpnh</c> must be
     /// <paramref name="nextNonce"/>'s hash, and the nonce must be one this SEP sealed. With null, as <see cref="Sign(SecureEnclave)"/>.
     /// </summary>
-    public Im4Manifest Sign(SecureEnclave secureEnclave, PendingLocalPolicyNonce? nextNonce)
+    internal Im4Manifest Sign(SecureEnclave secureEnclave, PendingLocalPolicyNonce? nextNonce)
     {
         ArgumentNullException.ThrowIfNull(secureEnclave);
         var failures = CheckConsistency().ToList();

@@ -85,7 +85,7 @@ public sealed partial class Mac
     /// verdict up (throwing what verifying it alone throws), so kmd's decisions, the AuxKC and the receipt are those of
     /// the sequential check (<paramref name="parallel"/> false: each bundle verified when kmd asks, one at a time).
     /// </summary>
-    public static Func<KextBundle, KextSignatureVerification> VerifySignatures(IReadOnlyList<KextBundle> bundles, KextSignatureVerifierOptions options,
+    internal static Func<KextBundle, KextSignatureVerification> VerifySignatures(IReadOnlyList<KextBundle> bundles, KextSignatureVerifierOptions options,
         bool parallel = true)
     {
         ArgumentNullException.ThrowIfNull(bundles);

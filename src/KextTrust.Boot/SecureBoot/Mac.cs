@@ -63,7 +63,7 @@ public sealed partial class Mac : IDisposable
     public MachineDescription Description => _policy.Description;
 
     /// <summary>The machine's extra trusted root, if it has one.</summary>
-    public System.Security.Cryptography.X509Certificates.X509Certificate2? TrustRoot() => _policy.TrustRoot();
+    internal System.Security.Cryptography.X509Certificates.X509Certificate2? TrustRoot() => _policy.TrustRoot();
 
     /// <summary>Moves the machine clock forward.</summary>
     public void AdvanceClock(TimeSpan by) => _policy.AdvanceClock(by);
@@ -125,7 +125,7 @@ public sealed partial class Mac : IDisposable
     private static readonly Lazy<KpiCatalog> Catalog = new(KpiCatalog.Load);
 
     /// <summary>The volume group UUID (derived from the hardware UID).</summary>
-    public static Guid VolumeGroup(MachineDescription d) => new(SHA256.HashData(Convert.FromHexString(d.HardwareUid)).AsSpan(0, 16));
+    internal static Guid VolumeGroup(MachineDescription d) => new(SHA256.HashData(Convert.FromHexString(d.HardwareUid)).AsSpan(0, 16));
 
     /// <summary>Opens this Mac's Secure Enclave.</summary>
     public SecureEnclave OpenEnclave()
@@ -144,7 +144,7 @@ public sealed partial class Mac : IDisposable
     }
 
     /// <summary>Checks that the Mac runs One True Recovery (recoveryOS on Intel) and that <paramref name="user"/> is an admin with this password.</summary>
-    public void AuthorizeRecovery(string user, string password, string what)
+    internal void AuthorizeRecovery(string user, string password, string what)
     {
         if (!Description.InRecovery)
         {
@@ -155,7 +155,7 @@ public sealed partial class Mac : IDisposable
     }
 
     /// <summary>Checks an administrator's password (the Mac's PBKDF2 users).</summary>
-    public void AuthorizeAdmin(string user, string password)
+    internal void AuthorizeAdmin(string user, string password)
     {
         var u = Description.FindUser(user);
         if (u is null || !u.Password.Verify(password))
@@ -169,7 +169,7 @@ public sealed partial class Mac : IDisposable
     }
 
     /// <summary>The macOS release of the Mac.</summary>
-    public static MacOSRelease Release(MachineDescription d) => MacOSRelease.ForVersion(d.Version) ?? MacOSRelease.All[^1];
+    internal static MacOSRelease Release(MachineDescription d) => MacOSRelease.ForVersion(d.Version) ?? MacOSRelease.All[^1];
 
     /// <summary>The last startup's report as written to disk: enum values in kebab-case, as in every JSON document.</summary>
     private static readonly JsonSerializerOptions Json = new()

@@ -112,7 +112,7 @@ public static class ConfigurationProfiles
     /// Installs the profile at <paramref name="path"/> through <paramref name="channel"/>: MDM needs enrollment and, for
     /// the kernel-extension policy, macOS 10.13.2; by hand that payload is refused.
     /// </summary>
-    public static ProfileInstallResult Install(SystemPolicy mac, string path, ProfileChannel channel)
+    internal static ProfileInstallResult Install(SystemPolicy mac, string path, ProfileChannel channel)
     {
         ArgumentNullException.ThrowIfNull(mac);
         var profile = MdmProfile.Read(path);

@@ -115,7 +115,7 @@ public sealed class KextAuditor
     /// their plug-ins) as libraries for one another. Audit them with <see cref="Audit"/>.
     /// </summary>
     /// <exception cref="KextBundleException">The folder does not exist.</exception>
-    public IReadOnlyList<KextBundle> OpenBundles(string folder) => Adopt(OpenTree(folder));
+    internal IReadOnlyList<KextBundle> OpenBundles(string folder) => Adopt(OpenTree(folder));
 
     /// <summary>
     /// Opens the kexts a folder stands for — the bundle itself, or every kext under a tree (on all cores) — without an
@@ -200,7 +200,7 @@ public sealed class KextAuditor
     }
 
     /// <summary>True for a folder that is a bundle rather than a tree to search.</summary>
-    public static bool LooksLikeBundle(string path) =>
+    internal static bool LooksLikeBundle(string path) =>
         path.TrimEnd('/', '\\').EndsWith(KextDiscovery.KextExtension, StringComparison.OrdinalIgnoreCase)
         || File.Exists(System.IO.Path.Combine(path, "Contents", "Info.plist"))
         || File.Exists(System.IO.Path.Combine(path, "Info.plist"));

@@ -202,7 +202,7 @@ public static class KextInspector
     }
 
     /// <summary>Reads what a slice's signature claims about itself (identifier, team, cdhash).</summary>
-    public static CodeSignatureSummary SummarizeSignature(MachOSlice slice, string? sourceName)
+    internal static CodeSignatureSummary SummarizeSignature(MachOSlice slice, string? sourceName)
     {
         if (slice.CodeSignature is null)
         {

@@ -326,7 +326,7 @@ public sealed class KpiCatalog
     /// known (0 for a family without one, or not in the catalog): there, it exports exactly the
     /// <see cref="KpiSymbolExports.Families"/> entries naming it.
     /// </summary>
-    public int FamilyExportsKnownSlots(string bundleId)
+    internal int FamilyExportsKnownSlots(string bundleId)
     {
         ArgumentNullException.ThrowIfNull(bundleId);
         return _familyKnownSlots.GetValueOrDefault(bundleId);
@@ -344,7 +344,7 @@ public sealed class KpiCatalog
     }
 
     /// <summary>Both architecture slots of a release (only x86_64 for 10.15).</summary>
-    public static int ReleaseSlots(MacOSRelease release)
+    internal static int ReleaseSlots(MacOSRelease release)
     {
         ArgumentNullException.ThrowIfNull(release);
         var slots = Bit(release, KextArchitecture.X86_64);
@@ -375,7 +375,7 @@ public sealed class KpiCatalog
     }
 
     /// <summary>The bit of a (release, architecture) slot in <see cref="KpiSymbolExports"/> masks.</summary>
-    public static int Slot(MacOSRelease release, KextArchitecture architecture) => Bit(release, architecture);
+    internal static int Slot(MacOSRelease release, KextArchitecture architecture) => Bit(release, architecture);
 
     /// <summary>True when some KPI bundle exports <paramref name="symbol"/> on that release and architecture.</summary>
     public bool IsExported(MacOSRelease release, KextArchitecture architecture, string symbol) =>
