@@ -30,6 +30,9 @@ internal sealed record InstallItemJson(
     string? SignatureProblem,
     int? SignaturePage);
 
+/// <summary><c>kextrust approve --json</c>: the team approved ('' for an unsigned kext), the kexts it allowed, who and when.</summary>
+internal sealed record ApprovalJson(string TeamId, IReadOnlyList<string> BundleIds, string User, string Time);
+
 /// <summary><c>kextrust install KEXT…</c> and <c>kextrust approve</c>: the load request, its alert, and the "Allow" button.</summary>
 internal static class ApprovalCommands
 {
@@ -126,29 +129,39 @@ internal static class ApprovalCommands
         var bundle = new Option<string?>("--bundle") { Description = "Allow the blocked kext with this bundle id (and, if signed, its whole team); unsigned kexts are approved this way.", HelpName = "ID" };
         var user = new Option<string>("--user") { Description = "The account pressing \"Allow\" (an administrator on macOS 11 and later unless MDM sets AllowNonAdminUserApprovals).", Required = true, HelpName = "NAME" };
         var password = new Option<string?>("--password") { Description = $"The account's password; if not given, read from ${PasswordVariable}. Never printed or stored.", HelpName = "PW" };
+        var json = new Option<bool>("--json") { Description = "Write the approval (or the error) as JSON." };
         var cmd = new Command("approve", "The \"Allow\" button in System Settings › Privacy & Security: only after a \"System Extension Blocked\" alert and within 30 minutes of it by the machine clock.")
         {
-            machineOpt, team, bundle, user, password,
+            machineOpt, team, bundle, user, password, json,
         };
-        cmd.SetAction(r => MachineOption.Run(output, () =>
+        cmd.SetAction(r =>
         {
-            var t = r.GetValue(team);
-            var b = r.GetValue(bundle);
-            if ((t is null) == (b is null))
+            var asJson = r.GetValue(json);
+            return MachineOption.Run(output, asJson, () =>
             {
-                return output.InputError("give exactly one of --team TEAMID or --bundle ID");
-            }
-            var pw = r.GetValue(password) ?? Environment.GetEnvironmentVariable(PasswordVariable);
-            if (pw is null)
-            {
-                return output.InputError($"no password: give --password or set ${PasswordVariable}");
-            }
-            using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
-            var a = mac.Approve(t, b, r.GetValue(user)!, pw);
-            var what = a.TeamId.Length > 0 ? $"team {a.TeamId}" : "unsigned kext";
-            output.Out.WriteLine($"approved {what} by {a.User} at {MachineOption.Time(a.Time)}: {string.Join(", ", a.BundleIds)}");
-            return ExitCodes.Ok;
-        }));
+                var t = r.GetValue(team);
+                var b = r.GetValue(bundle);
+                if ((t is null) == (b is null))
+                {
+                    return BootCommands.Usage(output, asJson, "give exactly one of --team TEAMID or --bundle ID");
+                }
+                var pw = r.GetValue(password) ?? Environment.GetEnvironmentVariable(PasswordVariable);
+                if (pw is null)
+                {
+                    return BootCommands.Usage(output, asJson, $"no password: give --password or set ${PasswordVariable}");
+                }
+                using var mac = MachineOption.Open(r.GetValue(machineOpt)!);
+                var a = mac.Approve(t, b, r.GetValue(user)!, pw);
+                if (asJson)
+                {
+                    output.WriteJson(new ApprovalJson(a.TeamId, a.BundleIds, a.User, MachineOption.Time(a.Time)));
+                    return ExitCodes.Ok;
+                }
+                var what = a.TeamId.Length > 0 ? $"team {a.TeamId}" : "unsigned kext";
+                output.Out.WriteLine($"approved {what} by {a.User} at {MachineOption.Time(a.Time)}: {string.Join(", ", a.BundleIds)}");
+                return ExitCodes.Ok;
+            });
+        });
         return cmd;
     }
 }

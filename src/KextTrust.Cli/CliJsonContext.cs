@@ -15,6 +15,7 @@ namespace KextTrust.Cli;
 [JsonSerializable(typeof(IReadOnlyList<MdmProfile>))]
 [JsonSerializable(typeof(List<KextSigningResult>))]
 [JsonSerializable(typeof(InstallItemJson[]))]
+[JsonSerializable(typeof(ApprovalJson))]
 [JsonSerializable(typeof(DemoReport))]
 [JsonSerializable(typeof(MachineShowJson))]
 [JsonSerializable(typeof(KextPolicyJson))]

@@ -3,14 +3,12 @@ using KextTrust.Formats;
 namespace KextTrust.Consent;
 
 /// <summary>
-/// Stable codes of the errors (exceptions) of KextTrust.Consent. Where macOS has a number for the same condition
-/// (<c>KMErrorDomain</c>), the same number is used; ours start at 1000. Why a kext does not load is not an error: load
-/// decisions carry the one shared vocabulary, <see cref="Kexts.Trust.TrustCode"/>.
+/// Stable codes of the errors (exceptions) of KextTrust.Consent; ours start at 1000. Why a kext does not load is not an
+/// error: load decisions carry the one shared vocabulary, <see cref="Kexts.Trust.TrustCode"/>, and so does a refused
+/// signature (<see cref="KextSignatureRefusedException"/>).
 /// </summary>
 public enum ConsentCode
 {
-    /// <summary>KMErrorDomain 29: the code signature is invalid or missing while SIP enforces it (install, approve, profile generation refuse).</summary>
-    BadSignature = 29,
     /// <summary>The kext is not installed on this Mac.</summary>
     NotInstalled = 1004,
     /// <summary>The kext bundle cannot be read.</summary>
@@ -64,7 +62,7 @@ public sealed class ConsentException(ConsentCode code, string? path, string mess
         or ConsentCode.NoPendingAlert or ConsentCode.ApprovalWindowExpired or ConsentCode.UserApprovalDisabled
         or ConsentCode.RecoveryOnly or ConsentCode.NotEnrolled or ConsentCode.ManualInstallNotAllowed
         or ConsentCode.UnsupportedOSVersion or ConsentCode.ExcludeListNotNewer or ConsentCode.ProfileNotInstalled
-        or ConsentCode.ProfileManagedByMdm or ConsentCode.BadSignature
+        or ConsentCode.ProfileManagedByMdm
         ? ErrorKind.Refused : ErrorKind.InvalidInput;
 
     /// <summary>"1203 approval-window-expired": the stable number and its kebab-case name.</summary>

@@ -79,8 +79,8 @@ public sealed partial class SystemPolicy
         if (Description.SipEnforcesKexts && signatures.FirstOrDefault(x => x.Signature.Status == KextSignatureStatus.Invalid) is { Signature: not null } bad)
         {
             // The kext changed since its alert: SIP would refuse its signature, so approving it would approve what nobody signed.
-            throw new ConsentException(ConsentCode.BadSignature, bad.Row.Path,
-                $"{bad.Row.BundleId}'s signature does not validate and SIP enforces kext signatures: {bad.Signature.Refusal}");
+            throw new KextSignatureRefusedException(bad.Signature, bad.Row.Path,
+                $"{bad.Row.BundleId}'s signature does not validate and SIP enforces kext signatures");
         }
         var developer = signatures.Select(x => x.Signature.Signer).FirstOrDefault(n => n is not null) ?? "";
         var tx = Store.Begin();

@@ -23,7 +23,7 @@ public abstract class KextTrustException : Exception
     {
     }
 
-    /// <summary>The stable code (<c>NotInOneTrueRecovery</c>, <c>BadSignature</c>, <c>Malformed</c>, …).</summary>
+    /// <summary>The stable code (<c>NotInOneTrueRecovery</c>, <c>signature-invalid</c>, <c>Malformed</c>, …).</summary>
     public abstract string ErrorCode { get; }
 
     /// <summary>Refused, invalid input or busy.</summary>

@@ -14,7 +14,7 @@ public sealed class ErrorMappingTests
 {
     public static TheoryData<string, int, string, string> Cases() => new()
     {
-        { "consent refusal", 1, "BadSignature", "kextrust: refused: x (code 29 bad-signature)" },
+        { "consent refusal", 1, "ApprovalWindowExpired", "kextrust: refused: x (code 1203 approval-window-expired)" },
         { "consent bad input", 2, "InvalidArgument", "kextrust: x (code 1700 invalid-argument)" },
         { "busy Mac", 2, "MachineBusy", "kextrust: x (code 1101 machine-busy)" },
         { "secure-boot refusal", 1, "NotInOneTrueRecovery", "kextrust: refused: x (code NotInOneTrueRecovery)" },
@@ -24,7 +24,7 @@ public sealed class ErrorMappingTests
 
     private static KextTrustException Make(string name) => name switch
     {
-        "consent refusal" => new ConsentException(ConsentCode.BadSignature, null, "x"),
+        "consent refusal" => new ConsentException(ConsentCode.ApprovalWindowExpired, null, "x"),
         "consent bad input" => new ConsentException(ConsentCode.InvalidArgument, null, "x"),
         "busy Mac" => new MachineException(MachineCode.MachineBusy, null, "x"),
         "secure-boot refusal" => new SecureBootException(SecureBootCode.NotInOneTrueRecovery, "x"),

@@ -14,6 +14,7 @@ public sealed class JsonErrorObjectTests
     {
         new[] { "why", "com.example.none" },
         new[] { "install", "/nonexistent/Example.kext" },
+        new[] { "approve", "--team", "ABCDE12345", "--user", "admin", "--password", "admin-pw" },
         new[] { "kextpolicy", "show" },
         new[] { "kextpolicy", "import", "/nonexistent/KextPolicy" },
         new[] { "machine", "show" },

@@ -82,7 +82,7 @@ public static class KextPolicyProfileGenerator
             var kind = ConsentSignature.Kind(sig);
             if (kind == "invalid")
             {
-                throw new ConsentException(ConsentCode.BadSignature, bundle.Path, $"the signature of {bundle.BundleId} does not verify ({sig.Refusal?.Message}); a profile cannot make it load");
+                throw new KextSignatureRefusedException(sig, bundle.Path, $"the signature of {bundle.BundleId} does not verify, a profile cannot make it load");
             }
             var team = sig.VerifiedTeamId ?? "";
             if (kexts.FirstOrDefault(k => k.BundleId == bundle.BundleId) is { } seen && seen.TeamId != team)

@@ -4,6 +4,7 @@ using KextTrust.Boot.Policy;
 using KextTrust.Boot.SecureBoot;
 using KextTrust.Consent;
 using KextTrust.Consent.Policy;
+using KextTrust.Formats;
 using KextTrust.Formats.CodeSigning;
 using KextTrust.Formats.MachO;
 using KextTrust.Kexts.Bundles;
@@ -201,9 +202,14 @@ public sealed class TamperedKextTests(TamperFixture fixture) : IClassFixture<Tam
         var refusal = VerifyRefusal(mac, onMac);
         var before = MachineFolder.Snapshot(mac.Store.Root);
 
-        var e = Assert.Throws<ConsentException>(() => mac.Approve(TamperFixture.Team, null, TamperFixture.Admin, TamperFixture.Password));
+        var e = Assert.Throws<KextSignatureRefusedException>(() => mac.Approve(TamperFixture.Team, null, TamperFixture.Admin, TamperFixture.Password));
 
-        Assert.Equal(ConsentCode.BadSignature, e.Code);
+        // The code why gives the same kext (and kmd, and the audit), with the verifier's problem and page.
+        Assert.Equal(TrustCode.SignatureInvalid, e.Code);
+        Assert.Equal(mac.Why(TamperFixture.BundleId).Code, e.Code);
+        Assert.Equal("signature-invalid", e.ErrorCode);
+        Assert.Equal(ErrorKind.Refused, e.Kind);
+        Assert.Equal(code, e.Refusal.Code);
         AssertSame(code, page, refusal, e.Message);
         Assert.Equal(before, MachineFolder.Snapshot(mac.Store.Root));
         Assert.DoesNotContain(mac.ReadKextPolicy().Policy, r => r.BundleId == TamperFixture.BundleId && r.Allowed);
