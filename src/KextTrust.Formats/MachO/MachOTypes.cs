@@ -136,19 +136,19 @@ public enum MachOPlatform : uint
 public static class MachOLoadCommandType
 {
     /// <summary>LC_REQ_DYLD.</summary>
-    internal const uint ReqDyld = 0x80000000;
+    public const uint ReqDyld = 0x80000000;
     /// <summary>LC_SEGMENT.</summary>
     public const uint Segment = 0x1;
     /// <summary>LC_SYMTAB.</summary>
-    internal const uint Symtab = 0x2;
+    public const uint Symtab = 0x2;
     /// <summary>LC_DYSYMTAB.</summary>
-    internal const uint Dysymtab = 0xB;
+    public const uint Dysymtab = 0xB;
     /// <summary>LC_LOAD_DYLIB.</summary>
-    internal const uint LoadDylib = 0xC;
+    public const uint LoadDylib = 0xC;
     /// <summary>LC_ID_DYLIB.</summary>
-    internal const uint IdDylib = 0xD;
+    public const uint IdDylib = 0xD;
     /// <summary>LC_LOAD_WEAK_DYLIB.</summary>
-    internal const uint LoadWeakDylib = 0x18 | ReqDyld;
+    public const uint LoadWeakDylib = 0x18 | ReqDyld;
     /// <summary>LC_SEGMENT_64.</summary>
     public const uint Segment64 = 0x19;
     /// <summary>LC_UUID.</summary>
@@ -156,25 +156,25 @@ public static class MachOLoadCommandType
     /// <summary>LC_CODE_SIGNATURE.</summary>
     public const uint CodeSignature = 0x1D;
     /// <summary>LC_REEXPORT_DYLIB.</summary>
-    internal const uint ReexportDylib = 0x1F | ReqDyld;
+    public const uint ReexportDylib = 0x1F | ReqDyld;
     /// <summary>LC_LAZY_LOAD_DYLIB.</summary>
-    internal const uint LazyLoadDylib = 0x20;
+    public const uint LazyLoadDylib = 0x20;
     /// <summary>LC_VERSION_MIN_MACOSX.</summary>
-    internal const uint VersionMinMacOSX = 0x24;
+    public const uint VersionMinMacOSX = 0x24;
     /// <summary>LC_VERSION_MIN_IPHONEOS.</summary>
-    internal const uint VersionMinIPhoneOS = 0x25;
+    public const uint VersionMinIPhoneOS = 0x25;
     /// <summary>LC_LOAD_UPWARD_DYLIB.</summary>
-    internal const uint LoadUpwardDylib = 0x23 | ReqDyld;
+    public const uint LoadUpwardDylib = 0x23 | ReqDyld;
     /// <summary>LC_VERSION_MIN_TVOS.</summary>
-    internal const uint VersionMinTvOS = 0x2F;
+    public const uint VersionMinTvOS = 0x2F;
     /// <summary>LC_VERSION_MIN_WATCHOS.</summary>
-    internal const uint VersionMinWatchOS = 0x30;
+    public const uint VersionMinWatchOS = 0x30;
     /// <summary>LC_BUILD_VERSION.</summary>
     public const uint BuildVersion = 0x32;
     /// <summary>LC_DYLD_EXPORTS_TRIE.</summary>
-    internal const uint DyldExportsTrie = 0x33 | ReqDyld;
+    public const uint DyldExportsTrie = 0x33 | ReqDyld;
     /// <summary>LC_DYLD_CHAINED_FIXUPS.</summary>
-    internal const uint DyldChainedFixups = 0x34 | ReqDyld;
+    public const uint DyldChainedFixups = 0x34 | ReqDyld;
     /// <summary>LC_FILESET_ENTRY.</summary>
     public const uint FilesetEntry = 0x35 | ReqDyld;
 }
