@@ -54,7 +54,8 @@ public class BootBenchmarks
         File.WriteAllBytes(Path.Combine(_root, "sep", SecureEnclave.NonceFileName), update.Nonce.SealedBytes.ToArray());
         _sep.ReloadLocalPolicyNonce();
         _auxKc = build.AuxKc.Bytes.ToArray();
-        _inputs = IbootInputs.For(_sep, update.ToBytes()) with { AuxKcImage4 = signed.Image4Bytes, AuxKc = _auxKc, Receipt = build.ReceiptBytes(), Uakl = _request.Uakl.ToBytes() };
+        var uaklInput = new UaklInput(_request.Uakl.ToBytes());
+        _inputs = IbootInputs.For(_sep, update.ToBytes()) with { AuxKcImage4 = signed.Image4Bytes, AuxKc = _auxKc, Receipt = build.ReceiptBytes(), Uakl = () => uaklInput };
         var check = Iboot.Boot(_inputs);
         if (!check.ThirdPartyKextsLoaded)
         {

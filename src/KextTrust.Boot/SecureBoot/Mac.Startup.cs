@@ -110,12 +110,11 @@ public sealed partial class Mac
                 Receipt = ReadOptional(SecureBootLayout.Receipt(p)),
                 AuxKcName = Store.PathOf(SecureBootLayout.AuxKc(p)),
                 ReceiptName = Store.PathOf(SecureBootLayout.Receipt(p)),
-                Uakl = BuildUakl().ToBytes(),
-                // With consent not in force (csrutil disable sets CSR_ALLOW_UNAPPROVED_KEXTS) the list names every
-                // installed kext, which is no tampering: say so.
-                UaklChangeCause = UserConsentNotInForce is { } off
+                // Derived only if iBoot gets that far. With consent not in force (csrutil disable sets
+                // CSR_ALLOW_UNAPPROVED_KEXTS) the list names every installed kext, which is no tampering: say so.
+                Uakl = () => new UaklInput(BuildUakl().ToBytes(), UserConsentNotInForce is { } off
                     ? $"user consent is not in force ({off}), so the list now names every installed kext"
-                    : null,
+                    : null),
             };
             var boot = Iboot.Boot(inputs);
             trace.AddRange(boot.Trace);

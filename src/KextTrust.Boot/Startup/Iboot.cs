@@ -12,6 +12,13 @@ using KextTrust.Kexts.Trust;
 
 namespace KextTrust.Boot.Startup;
 
+/// <summary>
+/// The user-approved kext list for iBoot's last step: its bytes (<see cref="Consent.Policy.UserApprovedKextList.ToBytes"/>)
+/// and, when it may have changed for a reason that is no tampering (e.g. user consent no longer in force), that reason, named
+/// in the refusal; null for the usual causes (an approval or removal, a change of SIP or kext consent, an edit by hand).
+/// </summary>
+internal sealed record UaklInput(ReadOnlyMemory<byte> Bytes, string? ChangeCause = null);
+
 /// <summary>What iBoot is given at startup: the files it reads and this Mac's Secure Enclave identity.</summary>
 internal sealed record IbootInputs
 {
@@ -49,16 +56,11 @@ internal sealed record IbootInputs
     public string ReceiptName { get; init; } = "kext receipt";
 
     /// <summary>
-    /// The user-approved kext list as it is now (<see cref="Consent.Policy.UserApprovedKextList.ToBytes"/>), or null when
-    /// there is none: with an AuxKC, its SHA-384 must be the LocalPolicy's <c>auxp</c>, or no third-party kext loads.
+    /// Reads the user-approved kext list as it is now, or gives null when there is none: with an AuxKC, its SHA-384 must be
+    /// the LocalPolicy's <c>auxp</c>, or no third-party kext loads. Called only when iBoot reaches that step (its last, after
+    /// the AuxKC and the receipt verified), so a startup without an AuxKC to load never derives the list.
     /// </summary>
-    public ReadOnlyMemory<byte>? Uakl { get; init; }
-
-    /// <summary>
-    /// What most likely changed the UAKL, named in the refusal when it is not the one <c>auxp</c> names (e.g. user consent
-    /// no longer in force); null for the usual causes (an approval or removal, a change of SIP or kext consent, an edit by hand).
-    /// </summary>
-    public string? UaklChangeCause { get; init; }
+    public Func<UaklInput?>? Uakl { get; init; }
 
     /// <summary>Inputs with the identity (public key, ECID, current nonce hash) of <paramref name="secureEnclave"/>.</summary>
     public static IbootInputs For(SecureEnclave secureEnclave, ReadOnlyMemory<byte> localPolicy)
@@ -368,14 +370,14 @@ internal static class Iboot
         {
             trace.Add(new(TrustStep.UserApprovedKextList, TrustOutcome.Skipped, null, "the LocalPolicy names no user-approved kext list (no auxp)"));
         }
-        else if (inputs.Uakl is not { } uakl)
+        else if (inputs.Uakl?.Invoke() is not { } uakl)
         {
             Fail(TrustStep.UserApprovedKextList, TrustCode.UaklMissing, "the LocalPolicy names a user-approved kext list (auxp) but there is none");
             return (null, null);
         }
-        else if (Sha384Digest.Compute(uakl.Span) is var uaklHash && uaklHash != auxp)
+        else if (Sha384Digest.Compute(uakl.Bytes.Span) is var uaklHash && uaklHash != auxp)
         {
-            var cause = inputs.UaklChangeCause
+            var cause = uakl.ChangeCause
                 ?? "it changed since the last authorized kmd rebuild: an approval or removal, a change of SIP or kext consent, or an edit by hand";
             Fail(TrustStep.UserApprovedKextList, TrustCode.UaklModified,
                 $"auxp mismatch: the user-authorized kext list on disk (SHA-384 {uaklHash}) is not the one the LocalPolicy names ({auxp}): {cause}; no third-party kext loads until an administrator runs kmutil create");

@@ -171,6 +171,32 @@ public sealed class IbootTests
     }
 
     [Fact]
+    public void TheUaklIsDerivedOnlyWhenIbootReachesItsStep()
+    {
+        using var mac = new MacWithKexts();
+        var files = mac.Rebuild();
+        var reads = 0;
+        var inputs = mac.Inputs(files) with
+        {
+            Uakl = () =>
+            {
+                reads++;
+                return new UaklInput(files.Uakl);
+            },
+        };
+        var receipt = (byte[])files.Receipt.Clone();
+        receipt[^1] ^= 1;
+        // Refused before the UAKL step (a modified receipt): the list is never derived.
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { Receipt = receipt }), TrustCode.ReceiptModified);
+        Assert.Equal(0, reads);
+        // A good startup reads it once, at iBoot's last step.
+        var loaded = Iboot.Boot(inputs);
+        Assert.True(loaded.ThirdPartyKextsLoaded);
+        Assert.Equal(TrustStep.UserApprovedKextList, loaded.Trace[^1].Step);
+        Assert.Equal(1, reads);
+    }
+
+    [Fact]
     public void TheUaklIsOneOfIbootsStepsAnEditedOrMissingListLoadsNoKexts()
     {
         using var mac = new MacWithKexts();
@@ -179,7 +205,7 @@ public sealed class IbootTests
         // One more entry, as an edit by hand would add: no longer the list auxp names.
         var uakl = UserApprovedKextList.Parse(files.Uakl, "UAKL");
         var edited = UserApprovedKextList.Create([.. uakl.Entries, new UaklEntry("EVILTEAM01", "", ConsentSource.User, null)]).ToBytes();
-        var refused = Iboot.Boot(inputs with { Uakl = edited, UaklChangeCause = "edited for the test" });
+        var refused = Iboot.Boot(inputs with { Uakl = () => new UaklInput(edited, "edited for the test") });
         AssertRefusedWithoutKexts(refused, TrustCode.UaklModified);
         var check = refused.Failures.Single();
         Assert.Equal(TrustStep.UserApprovedKextList, check.Step);
@@ -187,7 +213,7 @@ public sealed class IbootTests
         Assert.Contains("edited for the test", check.Detail);
         // Every check before it passed: the AuxKC itself is good.
         Assert.All(refused.Trace.SkipLast(1), c => Assert.Equal(TrustOutcome.Passed, c.Outcome));
-        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { Uakl = null }), TrustCode.UaklMissing);
+        AssertRefusedWithoutKexts(Iboot.Boot(inputs with { Uakl = () => null }), TrustCode.UaklMissing);
         Assert.Equal(TrustOutcome.Passed, mac.Boot(files).Trace[^1].Outcome);
     }
 

@@ -48,7 +48,7 @@ internal sealed class MacWithKexts : IDisposable
         AuxKcImage4 = files.AuxKcImage4,
         AuxKc = files.AuxKc,
         Receipt = files.Receipt,
-        Uakl = files.Uakl,
+        Uakl = () => new UaklInput(files.Uakl),
     };
 
     public BootResult Boot(BootFiles files) => Iboot.Boot(Inputs(files));
