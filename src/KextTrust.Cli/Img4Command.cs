@@ -135,10 +135,10 @@ internal static class Img4Command
             foreach (var (source, manifest) in loaded.Manifests)
             {
                 var v = loaded.Document?.Image is { } image && source == "IMG4 [0]" ? Image4Verifier.Verify(image, root) : Image4Verifier.Verify(manifest, root);
-                verdicts.Add(new(source, v.Valid, v.SignatureAlgorithm, Kebab(v.Anchor.ToString()),
+                verdicts.Add(new(source, v.Valid, v.SignatureAlgorithm, MachineOption.Kebab(v.Anchor),
                     [.. v.Chain.Select(c => new Img4CertificateJson(c.Subject, c.Issuer, c.Sha256, c.NotBefore, c.NotAfter))],
                     [.. v.Constraints.Select(c => $"{c.Group} {c.FourCC} {(c.RequiredValue is null ? "any" : Value(c.RequiredValue).Value)}")],
-                    [.. v.Problems.Select(p => new Img4ProblemJson(Kebab(p.Code.ToString()), p.Detail))]));
+                    [.. v.Problems.Select(p => new Img4ProblemJson(MachineOption.Kebab(p.Code), p.Detail))]));
             }
             if (verdicts.Count == 0)
             {
@@ -217,7 +217,7 @@ internal static class Img4Command
             }
             var target = r.GetValue(outPath)!;
             File.WriteAllBytes(target, bytes);
-            var result = new Img4ExtractJson(path, target, payload.Type, Kebab((r.GetValue(raw) ? Im4PayloadEncoding.Raw : encoding).ToString()),
+            var result = new Img4ExtractJson(path, target, payload.Type, MachineOption.Kebab(r.GetValue(raw) ? Im4PayloadEncoding.Raw : encoding),
                 bytes.Length, Convert.ToHexStringLower(SHA256.HashData(bytes)));
             if (asJson)
             {
@@ -247,7 +247,7 @@ internal static class Img4Command
                 Im4Kind.Img4 => new List<(string, Im4Manifest)> { ("IMG4 [0]", doc.Image!.Manifest) },
                 _ => [],
             };
-            return new(path, Kebab(doc.Kind.ToString()), doc, manifests);
+            return new(path, MachineOption.Kebab(doc.Kind), doc, manifests);
         }
         // An SHSH/SHSH2 blob: a property list whose ApImg4Ticket (and that of nested dictionaries such as updateInstall,
         // noNonce) holds a DER IM4M.
@@ -288,7 +288,7 @@ internal static class Img4Command
     }
 
     private static Img4PayloadJson DescribePayload(Im4Payload p) => new(
-        p.Type, p.Description, p.Data.Length, Kebab(Im4PayloadData.EncodingOf(p).ToString()),
+        p.Type, p.Description, p.Data.Length, MachineOption.Kebab(Im4PayloadData.EncodingOf(p)),
         p.Compression is { } c ? checked((long)c.UncompressedSize) : null,
         p.Keybags is { } k ? Keybags(k) : null,
         p.Properties is { } props ? Properties(props) : null,
@@ -433,5 +433,4 @@ internal static class Img4Command
     }
 
     /// <summary>PascalCase → kebab-case (AppleSecureBootRootCaG2 → apple-secure-boot-root-ca-g2).</summary>
-    private static string Kebab(string name) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(name);
 }

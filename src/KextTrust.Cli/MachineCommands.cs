@@ -187,8 +187,8 @@ internal static partial class MachineCommands
             var d = mac.Description;
             var kexts = mac.InstalledKexts().Select(k => new InstalledKextJson(k.BundleId, k.Version, "/" + k.RelativePath,
                 Directory.Exists(mac.Store.PathOf(MachineLayout.StagedPathOf(k.RelativePath))))).ToArray();
-            var show = new MachineShowJson(mac.Store.Root, d.Platform.Name(), d.MacOSVersion, d.OSHistory, Kebab(d.RunningOS.ToString()),
-                SipName(d.CsrActiveConfig), d.CsrActiveConfig.ToHex(), Kebab(d.Mdm.ToString()), d.Clock.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+            var show = new MachineShowJson(mac.Store.Root, d.Platform.Name(), d.MacOSVersion, d.OSHistory, MachineOption.Kebab(d.RunningOS),
+                SipName(d.CsrActiveConfig), d.CsrActiveConfig.ToHex(), MachineOption.Kebab(d.Mdm), d.Clock.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 d.BootSessionUuid, d.Users.Select(u => new MachineUserJson(u.Name, u.IsAdmin)).ToArray(), kexts, mac.BuildUakl().Sha384);
             if (r.GetValue(json))
             {
@@ -229,7 +229,6 @@ internal static partial class MachineCommands
         return cmd;
     }
 
-    private static string Kebab(string name) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(name);
 
     // ------------------------------------------------------------------ clock
 
@@ -326,7 +325,7 @@ internal static partial class MachineCommands
     // ------------------------------------------------------------------ startup
 
     /// <summary>The running OS as <c>--json</c> writes it: mac-os, recovery-os, one-true-recovery.</summary>
-    public static string RunningKebab(MachineDescription d) => Kebab(d.RunningOS.ToString());
+    public static string RunningKebab(MachineDescription d) => MachineOption.Kebab(d.RunningOS);
 
     private static Command Startup(CliOutput output)
     {

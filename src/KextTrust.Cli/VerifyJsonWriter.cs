@@ -95,7 +95,7 @@ internal static class VerifyJsonWriter
     private static void WriteProblem(Utf8JsonWriter w, VerifyProblemJson p)
     {
         w.WriteStartObject();
-        w.WriteString("code", JsonNamingPolicy.KebabCaseLower.ConvertName(p.Code.ToString()));
+        w.WriteString("code", MachineOption.Kebab(p.Code));
         w.WriteString("message", p.Message);
         w.WriteString("arch", p.Arch);
         if (p.Offset is { } offset)

@@ -57,9 +57,8 @@ internal static class WhyCommand
     }
 
     /// <summary>The consent source as a stable kebab-case name ("user", "mdm", "spctl", "grandfathered", …).</summary>
-    public static string SourceName(ConsentSource s) => Kebab(s.ToString());
+    public static string SourceName(ConsentSource s) => MachineOption.Kebab(s);
 
-    private static string Kebab(string name) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(name);
 
     /// <summary>The JSON shape of a decision.</summary>
     public static WhyJson ToJson(KextDecision d) => new(d.BundleId, d.Version, d.Path, d.Allowed, d.Code?.Name(), d.Code?.KMErrorCode(), d.Reason,

@@ -205,7 +205,7 @@ public sealed record KextSignatureRefusal(string Code, string Message, int? Page
     }
 
     /// <summary>The kebab-case name of a code or status (<c>code-page-hash-mismatch</c>, <c>ad-hoc</c>).</summary>
-    public static string CodeName<T>(T code) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(code.ToString());
+    public static string CodeName<T>(T code) where T : struct, Enum => Trust.TrustCodes.Kebab(code);
 
     /// <summary>"code-page-hash-mismatch (page 3, arm64e): message".</summary>
     public override string ToString()

@@ -185,6 +185,6 @@ public static class TrustCodes
             : (TrustOutcome.Passed, null);
     }
 
-    /// <summary>An enum value's kebab-case name.</summary>
+    /// <summary>An enum value's kebab-case name (the one spelling of codes, steps and statuses in this library).</summary>
     internal static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 }
